@@ -1,0 +1,147 @@
+//! The command line. Only this module knows clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgm",
+    version,
+    about = "Runs the life of a PostgreSQL schema: migrations at deploy time, partitions from cron",
+    long_about = "Runs the life of a PostgreSQL schema: applies migrations at deploy time and keeps \
+                  time-partitioned tables healthy from cron, without ever queueing DDL in front of live \
+                  traffic.\n\nExit codes: 0 success · 1 failure · 2 changes pending (with \
+                  --detailed-exitcode / --exit-code) · 64 usage or configuration error."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Connection string, URL (postgres://user@host:port/db?sslmode=…) or key=value form.
+    /// Unset: the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
+    /// PGCONNECT_TIMEOUT and the password file (PGPASSFILE or ~/.pgpass).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// The partition policy file.
+    #[arg(long, env = "PGM_CONFIG", default_value = "partman.toml", global = true, value_name = "PATH")]
+    pub config: PathBuf,
+
+    /// The migrations directory.
+    #[arg(long, env = "PGM_MIGRATIONS", default_value = "migrations", global = true, value_name = "DIR")]
+    pub migrations: PathBuf,
+
+    /// More log output on stderr (-v debug, -vv trace).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less log output on stderr (-q warnings only, -qq errors only).
+    #[arg(short, long, action = ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Sql,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations (each in one transaction with its history row).
+    Migrate(MigrateArgs),
+    /// Plan and maintain time-partitioned tables from the policy file.
+    #[command(subcommand)]
+    Partitions(PartitionsCommand),
+    /// Check the connection: connect with the resolved settings and describe the server.
+    Ping,
+    /// Run the whole story on a throwaway cluster: migrate, plan, maintain, retention.
+    Demo,
+    /// Write a commented policy file and an empty migrations directory.
+    Init,
+    /// Lint migrations for statements that lock or break production.
+    Lint {
+        /// Files to lint (default: every migration).
+        files: Vec<PathBuf>,
+    },
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct MigrateArgs {
+    #[command(subcommand)]
+    pub command: Option<MigrateCommand>,
+    /// Print the exact SQL that would run, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Migrate up to this version.
+    #[arg(long, value_name = "N")]
+    pub target: Option<u32>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Applied, pending, divergent and missing migrations.
+    Status {
+        /// Exit 2 when migrations are pending.
+        #[arg(long)]
+        exit_code: bool,
+    },
+    /// Record migrations 1..=N as applied without running them.
+    Baseline { version: u32 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartitionsCommand {
+    /// Show what maintenance would do, as exact SQL with locks.
+    Plan {
+        /// Plan as if now were this instant (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Exit 2 when the plan has steps.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Create, retire and index partitions as the policy says.
+    Maintain {
+        /// Print the plan and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Act as if now were this instant (RFC 3339); acts on the real database.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+        /// Only these tables (schema-qualified).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+    },
+    /// Partitions per managed table, with bounds, sizes and coverage.
+    Status,
+    /// Exit non-zero with one line per problem (for monitoring).
+    Check,
+}

@@ -1,0 +1,210 @@
+//! Opening a session: one attempt is built from the resolved settings; failures
+//! that may pass (server starting, refused, timed out) are retried with
+//! jittered backoff until the connect timeout; the rest fail at once with the
+//! reason and what to do.
+
+use std::time::{Duration, Instant};
+
+use postgres::config::SslMode as ClientSslMode;
+use postgres::{Client, NoTls};
+use thiserror::Error;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::settings::{ConnectionSettings, Host, PasswordSource, SslMode};
+use super::tls::{self, TlsSetupError};
+
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    #[error("cannot connect to {target}{}: {reason}{}", attempts_text(*.attempts, *.elapsed), hints_text(.hints))]
+    Failed { target: String, reason: String, sqlstate: Option<String>, attempts: u32, elapsed: Duration, hints: Vec<String> },
+}
+
+impl ConnectError {
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            ConnectError::Failed { sqlstate, .. } => sqlstate.as_deref(),
+            ConnectError::Tls(_) => None,
+        }
+    }
+}
+
+fn attempts_text(attempts: u32, elapsed: Duration) -> String {
+    match attempts {
+        0 | 1 => String::new(),
+        n => format!(" (gave up after {n} attempts in {:.1}s)", elapsed.as_secs_f64()),
+    }
+}
+
+fn hints_text(hints: &[String]) -> String {
+    hints.iter().map(|hint| format!("\n  hint: {hint}")).collect()
+}
+
+/// Connects, retrying what may pass until the settings' connect timeout.
+pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
+    let tls = tls::client_config(settings)?.map(MakeRustlsConnect::new);
+    let started = Instant::now();
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let remaining = settings.connect_timeout.saturating_sub(started.elapsed());
+        let config = client_config(settings, remaining);
+        let result = match &tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
+        };
+        let error = match result {
+            Ok(client) => {
+                tracing::debug!(target_db = %settings, attempts, "connected");
+                return Ok(client);
+            }
+            Err(error) => error,
+        };
+        let failure = Failure::classify(&error, settings);
+        let remaining = settings.connect_timeout.saturating_sub(started.elapsed());
+        if !failure.transient || remaining.is_zero() {
+            return Err(ConnectError::Failed {
+                target: settings.to_string(),
+                reason: failure.reason,
+                sqlstate: error.code().map(|code| code.code().to_owned()),
+                attempts,
+                elapsed: started.elapsed(),
+                hints: failure.hints,
+            });
+        }
+        let jittered = delay.mul_f64(0.5 + fastrand::f64());
+        let pause = jittered.min(remaining);
+        tracing::info!(target_db = %settings, attempts, "cannot connect yet ({}); retrying in {} ms", failure.reason, pause.as_millis());
+        std::thread::sleep(pause);
+        delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
+fn client_config(settings: &ConnectionSettings, attempt_timeout: Duration) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    match &settings.host {
+        Host::Tcp(name) => config.host(name),
+        Host::Socket(dir) => config.host_path(dir),
+    };
+    config
+        .port(settings.port)
+        .user(&settings.user)
+        .dbname(&settings.dbname)
+        .application_name(&settings.application_name)
+        .ssl_mode(client_ssl_mode(settings));
+    if attempt_timeout < Duration::from_secs(u32::MAX.into()) {
+        // Below a second the client would treat it as "no timeout".
+        config.connect_timeout(attempt_timeout.max(Duration::from_secs(1)));
+    }
+    if let Some((password, _)) = &settings.password {
+        config.password(password.expose());
+    }
+    if let Some(options) = &settings.options {
+        config.options(options);
+    }
+    config
+}
+
+/// As libpq, TLS is never attempted over a Unix socket: the server refuses it
+/// there, and the socket is local anyway.
+fn client_ssl_mode(settings: &ConnectionSettings) -> ClientSslMode {
+    match (&settings.host, settings.sslmode) {
+        (Host::Socket(_), _) | (_, SslMode::Disable) => ClientSslMode::Disable,
+        (_, SslMode::Prefer) => ClientSslMode::Prefer,
+        (_, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull) => ClientSslMode::Require,
+    }
+}
+
+struct Failure {
+    reason: String,
+    transient: bool,
+    hints: Vec<String>,
+}
+
+impl Failure {
+    fn classify(error: &postgres::Error, settings: &ConnectionSettings) -> Failure {
+        if let Some(db) = error.as_db_error() {
+            let code = db.code().code();
+            let mut reason = db.message().to_owned();
+            if let Some(detail) = db.detail() {
+                reason.push_str(&format!(" ({detail})"));
+            }
+            let mut hints: Vec<String> = db.hint().map(str::to_owned).into_iter().collect();
+            // 57P03: starting up or shutting down; 53300: too many connections.
+            let transient = matches!(code, "57P03" | "53300");
+            if code.starts_with("28") {
+                hints.push(password_hint(settings));
+                hints.extend(settings.notes.iter().cloned());
+            }
+            if code == "3D000" {
+                hints.push("create the database first, or name an existing one in the URL or PGDATABASE".into());
+            }
+            return Failure { reason, transient, hints };
+        }
+        let reason = error_chain(error);
+        let top = error.to_string();
+        if top.starts_with("error performing TLS handshake") {
+            return Failure { hints: tls_hints(&reason, settings), reason, transient: false };
+        }
+        if top.starts_with("authentication error") || top.starts_with("invalid configuration") {
+            let mut hints = vec![password_hint(settings)];
+            hints.extend(settings.notes.iter().cloned());
+            return Failure { reason, transient: false, hints };
+        }
+        let mut hints = Vec::new();
+        if let Host::Socket(dir) = &settings.host {
+            hints.push(format!(
+                "no server answered on the Unix socket {}/.s.PGSQL.{}; set PGHOST/PGPORT or a URL if the server is elsewhere",
+                dir.display(),
+                settings.port
+            ));
+        }
+        Failure { reason, transient: true, hints }
+    }
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn password_hint(settings: &ConnectionSettings) -> String {
+    match &settings.password {
+        Some((_, source @ PasswordSource::Passfile { .. })) => format!("the password came from {source}"),
+        Some((_, source)) => format!("the password came from {source}"),
+        None => "no password was given: put one in the URL, PGPASSWORD or a ~/.pgpass line (chmod 0600)".into(),
+    }
+}
+
+fn tls_hints(reason: &str, settings: &ConnectionSettings) -> Vec<String> {
+    if reason.contains("server does not support TLS") {
+        return vec![format!(
+            "the server does not offer TLS but sslmode={} requires it: enable ssl on the server, or use sslmode=prefer or disable",
+            settings.sslmode.name()
+        )];
+    }
+    if reason.contains("NotValidForName") {
+        return vec![format!(
+            "the server's certificate does not name \"{}\": connect with the host name written in the certificate, or use sslmode=verify-ca",
+            settings.host
+        )];
+    }
+    if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
+        return vec!["the server's certificate is not signed by a trusted root: check sslrootcert (or PGSSLROOTCERT)".into()];
+    }
+    if reason.contains("Expired") || reason.contains("NotValidYet") {
+        return vec!["the server's certificate is outside its validity period".into()];
+    }
+    Vec::new()
+}

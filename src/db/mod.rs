@@ -1,0 +1,12 @@
+//! Everything that touches a server connection.
+
+pub mod connect;
+pub mod conninfo;
+pub mod ident;
+pub mod passfile;
+pub mod settings;
+pub mod tls;
+
+pub use connect::{ConnectError, connect};
+pub use ident::quote_ident;
+pub use settings::{ConnectionSettings, Environment, SettingsError, resolve};

@@ -1,0 +1,425 @@
+//! Connection settings, resolved in one place with libpq's precedence: a value
+//! in the connection string wins over the PG* environment variable, which wins
+//! over the default; a password comes from the string, then PGPASSWORD, then
+//! the password file.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::conninfo::{self, ConninfoError, Parameters};
+use super::passfile::{self, PassfileLookup};
+
+pub const DEFAULT_APPLICATION_NAME: &str = "pgm";
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const DEFAULT_PORT: u16 = 5432;
+const SOCKET_DIRECTORIES: &[&str] = &["/var/run/postgresql", "/tmp"];
+
+/// The process environment, captured once so that resolution is a pure
+/// function (and tests can hand in their own).
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: HashMap<String, String>,
+    home: Option<PathBuf>,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .or_else(|| crate::os::current_account().map(|account| account.home));
+        Environment { vars: std::env::vars().collect(), home }
+    }
+
+    pub fn with_vars<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>, home: Option<&Path>) -> Self {
+        Environment {
+            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            home: home.map(Path::to_path_buf),
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|value| !value.is_empty())
+    }
+
+    pub fn home(&self) -> Option<&Path> {
+        self.home.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Tcp(String),
+    Socket(PathBuf),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Tcp(name) if name.contains(':') => write!(f, "[{name}]"),
+            Host::Tcp(name) => f.write_str(name),
+            Host::Socket(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub const NAMES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    fn parse(text: &str) -> Result<Self, SettingsError> {
+        Ok(match text {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            "allow" => return Err(SettingsError::SslModeAllow),
+            other => {
+                return Err(SettingsError::InvalidValue {
+                    name: "sslmode",
+                    value: other.to_owned(),
+                    expected: "one of disable, prefer, require, verify-ca, verify-full",
+                });
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Where the root certificates for server verification come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCertificates {
+    File(PathBuf),
+    /// `sslrootcert=system`: the operating system's trust store.
+    System,
+}
+
+/// A password that cannot be printed by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    ConnectionString,
+    Environment,
+    Passfile { path: PathBuf, line: usize },
+}
+
+impl fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordSource::ConnectionString => f.write_str("the connection string"),
+            PasswordSource::Environment => f.write_str("PGPASSWORD"),
+            PasswordSource::Passfile { path, line } => write!(f, "{} line {line}", path.display()),
+        }
+    }
+}
+
+/// Everything needed to open a session. Its `Display` is the redacted target,
+/// safe for logs and errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub host: Host,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    pub password: Option<(Password, PasswordSource)>,
+    pub sslmode: SslMode,
+    pub root_certificates: Option<RootCertificates>,
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
+    pub connect_timeout: Duration,
+    pub application_name: String,
+    pub options: Option<String>,
+    /// Things resolution noticed that the user should hear about when the
+    /// connection fails (a password file ignored for its permissions, say).
+    pub notes: Vec<String>,
+}
+
+impl fmt::Display for ConnectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+}
+
+impl ConnectionSettings {
+    /// The same target with another database, for tools that create databases.
+    pub fn with_dbname(&self, dbname: &str) -> Self {
+        ConnectionSettings { dbname: dbname.to_owned(), ..self.clone() }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Conninfo(#[from] ConninfoError),
+    #[error("invalid {name} \"{value}\": expected {expected}")]
+    InvalidValue { name: &'static str, value: String, expected: &'static str },
+    #[error("sslmode=allow is not supported: use prefer (TLS when the server offers it) or disable")]
+    SslModeAllow,
+    #[error("no user name given and the current OS user cannot be found: set PGUSER or put a user in the URL")]
+    NoUser,
+    #[error("{parameter} is set but the file {} cannot be read: {source}", path.display())]
+    UnreadableFile { parameter: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("sslcert and sslkey must be given together")]
+    HalfClientCertificate,
+}
+
+/// Resolves the settings from an optional connection string (flag or
+/// DATABASE_URL) and the environment.
+pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<ConnectionSettings, SettingsError> {
+    let params = match connection_string.filter(|text| !text.trim().is_empty()) {
+        Some(text) => conninfo::parse(text)?,
+        None => Parameters::new(),
+    };
+    let pick = |name: &str, var: &str| params.get(name).map(String::as_str).or_else(|| env.var(var));
+
+    let port = match pick("port", "PGPORT") {
+        Some(text) => text.parse::<u16>().ok().filter(|port| *port > 0).ok_or_else(|| {
+            SettingsError::InvalidValue { name: "port", value: text.to_owned(), expected: "a number from 1 to 65535" }
+        })?,
+        None => DEFAULT_PORT,
+    };
+    let host = match pick("host", "PGHOST") {
+        Some(text) if text.starts_with('/') => Host::Socket(PathBuf::from(text)),
+        Some(text) => Host::Tcp(text.to_owned()),
+        None => Host::Socket(default_socket_directory(port)),
+    };
+    let user = match pick("user", "PGUSER") {
+        Some(user) => user.to_owned(),
+        None => crate::os::current_account().map(|account| account.name).ok_or(SettingsError::NoUser)?,
+    };
+    let dbname = pick("dbname", "PGDATABASE").unwrap_or(&user).to_owned();
+    let sslmode = SslMode::parse(pick("sslmode", "PGSSLMODE").unwrap_or("prefer"))?;
+    let connect_timeout = match pick("connect_timeout", "PGCONNECT_TIMEOUT") {
+        Some(text) => parse_connect_timeout(text)?,
+        None => DEFAULT_CONNECT_TIMEOUT,
+    };
+    let application_name = params
+        .get("application_name")
+        .map(String::as_str)
+        .or_else(|| env.var("PGAPPNAME"))
+        .or_else(|| params.get("fallback_application_name").map(String::as_str))
+        .unwrap_or(DEFAULT_APPLICATION_NAME)
+        .to_owned();
+    let options = pick("options", "PGOPTIONS").map(str::to_owned);
+    let root_certificates = resolve_root_certificates(pick("sslrootcert", "PGSSLROOTCERT"), sslmode, env);
+    let client_certificate = match (pick("sslcert", "PGSSLCERT"), pick("sslkey", "PGSSLKEY")) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        _ => return Err(SettingsError::HalfClientCertificate),
+    };
+
+    let mut notes = Vec::new();
+    let password = if let Some(password) = params.get("password") {
+        Some((Password(password.clone()), PasswordSource::ConnectionString))
+    } else if let Some(password) = env.var("PGPASSWORD") {
+        Some((Password(password.to_owned()), PasswordSource::Environment))
+    } else {
+        let passfile_path = params
+            .get("passfile")
+            .map(PathBuf::from)
+            .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
+            .or_else(|| env.home().map(|home| home.join(".pgpass")));
+        let lookup = match passfile_path {
+            Some(path) => passfile::lookup(&path, &passfile_hosts(&host), port, &dbname, &user),
+            None => PassfileLookup::Absent,
+        };
+        match lookup {
+            PassfileLookup::Found { password, path, line } => {
+                Some((Password(password), PasswordSource::Passfile { path, line }))
+            }
+            PassfileLookup::Ignored(reason) => {
+                tracing::warn!("{reason}");
+                notes.push(reason);
+                None
+            }
+            PassfileLookup::Absent | PassfileLookup::NoMatch => None,
+        }
+    };
+
+    Ok(ConnectionSettings {
+        host,
+        port,
+        user,
+        dbname,
+        password,
+        sslmode,
+        root_certificates,
+        client_certificate,
+        connect_timeout,
+        application_name,
+        options,
+        notes,
+    })
+}
+
+/// libpq: a timeout of zero (or less) means "wait forever"; below 2 s it uses 2 s.
+fn parse_connect_timeout(text: &str) -> Result<Duration, SettingsError> {
+    let seconds: i64 = text.trim().parse().map_err(|_| SettingsError::InvalidValue {
+        name: "connect_timeout",
+        value: text.to_owned(),
+        expected: "a whole number of seconds",
+    })?;
+    Ok(match seconds {
+        ..=0 => Duration::MAX,
+        1 => Duration::from_secs(2),
+        n => Duration::from_secs(n.unsigned_abs()),
+    })
+}
+
+fn resolve_root_certificates(
+    explicit: Option<&str>,
+    sslmode: SslMode,
+    env: &Environment,
+) -> Option<RootCertificates> {
+    match explicit {
+        Some("system") => Some(RootCertificates::System),
+        Some(path) => Some(RootCertificates::File(PathBuf::from(path))),
+        None => {
+            let default = env.home()?.join(".postgresql").join("root.crt");
+            // As libpq: the default file is used when it exists, and demanded
+            // by the verify modes (the connector says so if it is missing).
+            let wanted = matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+            (wanted || default.is_file()).then_some(RootCertificates::File(default))
+        }
+    }
+}
+
+fn default_socket_directory(port: u16) -> PathBuf {
+    let socket_name = format!(".s.PGSQL.{port}");
+    SOCKET_DIRECTORIES
+        .iter()
+        .map(Path::new)
+        .find(|dir| dir.join(&socket_name).exists())
+        .or_else(|| SOCKET_DIRECTORIES.iter().map(Path::new).find(|dir| dir.is_dir()))
+        .unwrap_or(Path::new(SOCKET_DIRECTORIES[0]))
+        .to_path_buf()
+}
+
+/// The host names a password-file line may use for this host: the host as
+/// given, and `localhost` for a connection over the default socket directory.
+fn passfile_hosts(host: &Host) -> Vec<String> {
+    match host {
+        Host::Tcp(name) => vec![name.clone()],
+        Host::Socket(dir) => {
+            let mut names = vec![dir.display().to_string()];
+            if SOCKET_DIRECTORIES.iter().any(|default| Path::new(default) == dir) {
+                names.push("localhost".to_owned());
+            }
+            names
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> Environment {
+        Environment::with_vars(vars.iter().copied(), None)
+    }
+
+    #[test]
+    fn connection_string_wins_over_environment_which_wins_over_defaults() {
+        let environment = env(&[("PGHOST", "envhost"), ("PGPORT", "6000"), ("PGUSER", "envuser"), ("PGDATABASE", "envdb")]);
+        let settings = resolve(Some("postgres://urluser@urlhost/urldb"), &environment).unwrap();
+        assert_eq!(settings.host, Host::Tcp("urlhost".into()));
+        assert_eq!(settings.port, 6000, "unset in the URL, so from PGPORT");
+        assert_eq!(settings.user, "urluser");
+        assert_eq!(settings.dbname, "urldb");
+
+        let settings = resolve(None, &environment).unwrap();
+        assert_eq!(settings.to_string(), "envuser@envhost:6000/envdb");
+    }
+
+    #[test]
+    fn database_defaults_to_user_and_application_name_to_pgm() {
+        let settings = resolve(Some("host=h user=alice"), &env(&[])).unwrap();
+        assert_eq!(settings.dbname, "alice");
+        assert_eq!(settings.application_name, "pgm");
+        assert_eq!(settings.sslmode, SslMode::Prefer);
+        assert_eq!(settings.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+    }
+
+    #[test]
+    fn password_precedence_string_then_pgpassword() {
+        let environment = env(&[("PGPASSWORD", "from-env")]);
+        let settings = resolve(Some("postgres://u:from-url@h/db"), &environment).unwrap();
+        let (password, source) = settings.password.unwrap();
+        assert_eq!((password.expose(), source), ("from-url", PasswordSource::ConnectionString));
+        let settings = resolve(Some("postgres://u@h/db"), &environment).unwrap();
+        let (password, source) = settings.password.unwrap();
+        assert_eq!((password.expose(), source), ("from-env", PasswordSource::Environment));
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_password() {
+        let settings = resolve(Some("postgres://u:sekrit-value@h/db"), &env(&[])).unwrap();
+        assert!(!format!("{settings:?}").contains("sekrit-value"));
+        assert!(!settings.to_string().contains("sekrit-value"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = resolve(Some("postgres://h:99999/db"), &env(&[])).unwrap_err();
+        assert_eq!(err.to_string(), "invalid port \"99999\": expected a number from 1 to 65535");
+        let err = resolve(None, &env(&[("PGSSLMODE", "verify")])).unwrap_err();
+        assert!(err.to_string().starts_with("invalid sslmode \"verify\""));
+        let err = resolve(Some("host=h connect_timeout=soon"), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("connect_timeout"));
+        assert!(resolve(Some("host=h sslcert=/c"), &env(&[])).is_err());
+    }
+
+    #[test]
+    fn connect_timeout_follows_libpq() {
+        assert_eq!(parse_connect_timeout("0").unwrap(), Duration::MAX);
+        assert_eq!(parse_connect_timeout("1").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_connect_timeout("30").unwrap(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn verify_modes_want_the_default_root_file_even_when_missing() {
+        let home = Path::new("/nonexistent-home");
+        let environment = Environment::with_vars([], Some(home));
+        let settings = resolve(Some("host=h sslmode=verify-full"), &environment).unwrap();
+        assert_eq!(
+            settings.root_certificates,
+            Some(RootCertificates::File(home.join(".postgresql/root.crt")))
+        );
+        let settings = resolve(Some("host=h sslmode=require"), &environment).unwrap();
+        assert_eq!(settings.root_certificates, None);
+    }
+}

@@ -1,0 +1,13 @@
+//! pgm: migrations at deploy time and time-partitioned tables from cron, on
+//! production PostgreSQL, without queueing DDL in front of live traffic.
+
+pub mod cli;
+mod commands;
+pub mod db;
+pub mod exit;
+pub mod logging;
+pub mod os;
+pub mod sandbox;
+pub mod suggest;
+
+pub use commands::run;

@@ -1,0 +1,192 @@
+//! Test harness: one PostgreSQL server per test binary (a throwaway sandbox,
+//! or the server named by PGM_TEST_DATABASE_URL), a fresh database per test
+//! so tests run in parallel, and a builder for the `pgm` binary.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pgm::db::{self, ConnectionSettings, Environment, quote_ident};
+use pgm::sandbox::Sandbox;
+
+const TEMPLATE: &str = "pgm_test_template";
+
+pub struct Server {
+    /// Settings for a role that may create databases, on its maintenance database.
+    admin: ConnectionSettings,
+    /// Connection string of that role, with `{db}` where the database name goes.
+    url_pattern: UrlPattern,
+    pub sandbox: Option<&'static Sandbox>,
+}
+
+enum UrlPattern {
+    Sandbox(&'static Sandbox),
+    External(String),
+}
+
+/// The server of this test binary, started on first use.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        let server = match std::env::var("PGM_TEST_DATABASE_URL").ok().filter(|url| !url.is_empty()) {
+            Some(url) => {
+                let admin = db::resolve(Some(&url), &Environment::from_process())
+                    .map_err(|e| format!("PGM_TEST_DATABASE_URL is not usable: {e}"))?;
+                Server { admin, url_pattern: UrlPattern::External(url), sandbox: None }
+            }
+            None => {
+                let sandbox = Sandbox::start_for_process().map_err(|e| {
+                    format!(
+                        "the tests need a PostgreSQL server and none could be started: {e}\n\
+                         (or point PGM_TEST_DATABASE_URL at a server where this role may create databases)"
+                    )
+                })?;
+                Server {
+                    admin: sandbox.settings("postgres"),
+                    url_pattern: UrlPattern::Sandbox(sandbox),
+                    sandbox: Some(sandbox),
+                }
+            }
+        };
+        create_template(&server.admin)?;
+        Ok(server)
+    });
+    match server {
+        Ok(server) => server,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn create_template(admin: &ConnectionSettings) -> Result<(), String> {
+    let mut client = db::connect(admin).map_err(|e| e.to_string())?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&TEMPLATE])
+        .map_err(|e| e.to_string())?
+        .is_some();
+    if !exists {
+        let sql = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(TEMPLATE));
+        match client.batch_execute(&sql) {
+            Ok(()) => {}
+            // Another test binary on the same server made it first.
+            Err(e) if e.code().is_some_and(|code| code.code() == "42P04") => {}
+            Err(e) => return Err(format!("creating the template database: {e}")),
+        }
+    }
+    Ok(())
+}
+
+impl Server {
+    pub fn url(&self, dbname: &str) -> String {
+        match &self.url_pattern {
+            UrlPattern::Sandbox(sandbox) => sandbox.url(dbname),
+            UrlPattern::External(url) => with_dbname(url, dbname),
+        }
+    }
+
+    pub fn settings(&self, dbname: &str) -> ConnectionSettings {
+        self.admin.with_dbname(dbname)
+    }
+
+    pub fn admin(&self) -> postgres::Client {
+        db::connect(&self.admin).expect("connecting to the test server")
+    }
+}
+
+/// Replaces (or adds) the database of a connection string in either form.
+fn with_dbname(url: &str, dbname: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+        let scheme_end = base.find("://").unwrap() + 3;
+        let authority_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+        let mut out = format!("{}/{dbname}", &base[..authority_end]);
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        out
+    } else {
+        format!("{url} dbname={dbname}")
+    }
+}
+
+/// A fresh database for one test, dropped at the end of a passing test
+/// (kept after a failure, for a look).
+pub struct TestDb {
+    pub name: String,
+    pub server: &'static Server,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let server = server();
+        let test_name: String = std::thread::current()
+            .name()
+            .unwrap_or("test")
+            .rsplit("::")
+            .next()
+            .unwrap_or("test")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .collect();
+        let mut name = format!(
+            "t{}_{}_{test_name}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        name.truncate(63);
+        let sql = format!("CREATE DATABASE {} TEMPLATE {}", quote_ident(&name), quote_ident(TEMPLATE));
+        server.admin().batch_execute(&sql).expect("creating a test database");
+        TestDb { name, server }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url(&self.name)
+    }
+
+    pub fn settings(&self) -> ConnectionSettings {
+        self.server.settings(&self.name)
+    }
+
+    pub fn connect(&self) -> postgres::Client {
+        db::connect(&self.settings()).expect("connecting to the test database")
+    }
+
+    /// `pgm` with DATABASE_URL pointing at this database.
+    pub fn pgm(&self) -> assert_cmd::Command {
+        let mut command = pgm();
+        command.env("DATABASE_URL", self.url());
+        command
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the database {} of the failed test", self.name);
+            return;
+        }
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&self.name));
+        let _ = self.server.admin().batch_execute(&sql);
+    }
+}
+
+/// The `pgm` binary with an environment of its own: no PG* variables, no
+/// DATABASE_URL, and a HOME without a password file.
+pub fn pgm() -> assert_cmd::Command {
+    static EMPTY_HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let home = EMPTY_HOME.get_or_init(|| tempfile::tempdir().expect("creating an empty HOME"));
+    let mut command = assert_cmd::Command::cargo_bin("pgm").expect("the pgm binary is built");
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("HOME", home.path());
+    command
+}
+
+/// Standard output and error of a finished command, as text.
+pub fn output_text(output: &std::process::Output) -> (String, String) {
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
