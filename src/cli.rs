@@ -26,15 +26,33 @@ pub struct GlobalArgs {
     /// Connection string, URL (postgres://user@host:port/db?sslmode=…) or key=value form.
     /// Unset: the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
     /// PGCONNECT_TIMEOUT and the password file (PGPASSFILE or ~/.pgpass).
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
 
     /// The partition policy file.
-    #[arg(long, env = "PGM_CONFIG", default_value = "partman.toml", global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        env = "PGM_CONFIG",
+        default_value = "partman.toml",
+        global = true,
+        value_name = "PATH"
+    )]
     pub config: PathBuf,
 
     /// The migrations directory.
-    #[arg(long, env = "PGM_MIGRATIONS", default_value = "migrations", global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        env = "PGM_MIGRATIONS",
+        default_value = "migrations",
+        global = true,
+        value_name = "DIR"
+    )]
     pub migrations: PathBuf,
 
     /// More log output on stderr (-v debug, -vv trace).

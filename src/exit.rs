@@ -41,5 +41,9 @@ impl std::error::Error for UsageError {}
 /// The exit code for an error that ended a command.
 pub fn code_for(error: &anyhow::Error) -> u8 {
     // anyhow looks through every context layer for the marker.
-    if error.downcast_ref::<UsageError>().is_some() { EXIT_USAGE } else { EXIT_FAILURE }
+    if error.downcast_ref::<UsageError>().is_some() {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
+    }
 }

@@ -76,3 +76,17 @@ pub fn send_signal(pid: u32, signal: libc::c_int) {
 pub fn chown(path: &std::path::Path, account: &Account) -> std::io::Result<()> {
     std::os::unix::fs::chown(path, Some(account.uid), Some(account.gid))
 }
+
+/// Free bytes for unprivileged writers on the file system holding `path`,
+/// when the directory is writable by us.
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: c_path is a valid C string; statvfs is plain old data.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    let writable = unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0;
+    if !writable || unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}

@@ -37,12 +37,21 @@ pub enum SandboxError {
     NoBinaries { searched: String },
     #[error("PGM_PG_BINDIR={} holds no initdb and postgres: {INSTALL_HINT}", .0.display())]
     BadBinDir(PathBuf),
-    #[error("running as root needs a non-root account to run PostgreSQL, and neither \"postgres\" nor \"nobody\" exists: create one (useradd --system postgres)")]
+    #[error(
+        "running as root needs a non-root account to run PostgreSQL, and neither \"postgres\" nor \"nobody\" exists: create one (useradd --system postgres)"
+    )]
     NoServerAccount,
     #[error("{action} failed: {source}")]
-    Io { action: String, source: std::io::Error },
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
     #[error("{program} failed ({status}); its output ends with:\n{log_tail}")]
-    CommandFailed { program: String, status: String, log_tail: String },
+    CommandFailed {
+        program: String,
+        status: String,
+        log_tail: String,
+    },
     #[error("the sandbox server did not become ready within {}s; its log ends with:\n{log_tail}", READY_TIMEOUT.as_secs())]
     NotReady { log_tail: String },
     #[error("the sandbox server exited at startup ({status}); its log ends with:\n{log_tail}")]
@@ -100,19 +109,28 @@ impl ServerBinaries {
             None => "pg_config (not found)".to_owned(),
         });
         searched.push("/usr/lib/postgresql/*/bin".to_owned());
-        Err(SandboxError::NoBinaries { searched: searched.join(", ") })
+        Err(SandboxError::NoBinaries {
+            searched: searched.join(", "),
+        })
     }
 
     fn at(dir: &Path) -> Option<Self> {
         if !dir.join("initdb").is_file() || !dir.join("postgres").is_file() {
             return None;
         }
-        let output = Command::new(dir.join("postgres")).arg("--version").output().ok()?;
+        let output = Command::new(dir.join("postgres"))
+            .arg("--version")
+            .output()
+            .ok()?;
         let text = String::from_utf8_lossy(&output.stdout);
         // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"
         let version = text.split_whitespace().nth(2)?.to_owned();
         let major = version.split(['.', 'b', 'r']).next()?.parse().ok()?;
-        Some(ServerBinaries { bindir: dir.to_path_buf(), version, major })
+        Some(ServerBinaries {
+            bindir: dir.to_path_buf(),
+            version,
+            major,
+        })
     }
 }
 
@@ -173,7 +191,11 @@ impl Sandbox {
                         server_exit: Mutex::new(Some(server_exit)),
                         startup: started.elapsed(),
                     };
-                    tracing::debug!(port, startup_ms = sandbox.startup.as_millis(), "sandbox ready");
+                    tracing::debug!(
+                        port,
+                        startup_ms = sandbox.startup.as_millis(),
+                        "sandbox ready"
+                    );
                     return Ok(sandbox);
                 }
                 Err(LaunchError::PortTaken) => continue,
@@ -190,8 +212,8 @@ impl Sandbox {
     /// sharing one server between its tests. It is stopped and removed at
     /// normal exit (and at exit after failed tests); if the process is killed
     /// the server dies with it and the next start sweeps its directory.
-    pub fn start_for_process() -> Result<&'static Sandbox, SandboxError> {
-        let sandbox: &'static Sandbox = Box::leak(Box::new(Sandbox::start()?));
+    pub fn start_for_process(options: &SandboxOptions) -> Result<&'static Sandbox, SandboxError> {
+        let sandbox: &'static Sandbox = Box::leak(Box::new(Sandbox::start_with(options)?));
         static AT_EXIT: OnceLock<Mutex<Vec<&'static Sandbox>>> = OnceLock::new();
         extern "C" fn stop_all() {
             let _ = std::panic::catch_unwind(|| {
@@ -206,7 +228,9 @@ impl Sandbox {
             unsafe { libc::atexit(stop_all) };
             Mutex::new(Vec::new())
         });
-        list.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(sandbox);
+        list.lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(sandbox);
         Ok(sandbox)
     }
 
@@ -256,13 +280,21 @@ impl Sandbox {
     /// A connection string for the superuser over the Unix socket, in the
     /// key=value form (no escaping needed for the socket path).
     pub fn url(&self, dbname: &str) -> String {
-        format!("host={} port={} user={SUPERUSER} dbname={dbname}", self.root.display(), self.port)
+        format!(
+            "host={} port={} user={SUPERUSER} dbname={dbname}",
+            self.root.display(),
+            self.port
+        )
     }
 
     /// Stops the server (fast shutdown, then harder) and removes the
     /// directory. Safe to call more than once.
     pub fn stop(&self) {
-        let receiver = self.server_exit.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let receiver = self
+            .server_exit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         let Some(receiver) = receiver else {
             return;
         };
@@ -274,7 +306,10 @@ impl Sandbox {
             }
         }
         if let Err(error) = fs::remove_dir_all(&self.root) {
-            tracing::warn!("could not remove the sandbox directory {}: {error}", self.root.display());
+            tracing::warn!(
+                "could not remove the sandbox directory {}: {error}",
+                self.root.display()
+            );
         }
     }
 }
@@ -307,9 +342,19 @@ fn server_account() -> Result<Option<Account>, SandboxError> {
         .ok_or(SandboxError::NoServerAccount)
 }
 
-/// Root's TMPDIR may be private to root, and socket paths are limited to
-/// about 100 bytes: fall back to /tmp in both cases.
-fn temp_root() -> PathBuf {
+/// Where sandbox directories go: PGM_SANDBOX_DIR when set; else /dev/shm
+/// when it is a roomy memory file system (initdb there takes a third of the
+/// time it takes on disk); else the temporary directory. Root's TMPDIR may be
+/// private to root and socket paths are limited to about 100 bytes, so those
+/// cases use /tmp.
+pub fn temp_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PGM_SANDBOX_DIR").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && os::free_bytes(shm).is_some_and(|free| free > 2 << 30) {
+        return shm.to_path_buf();
+    }
     let candidate = std::env::temp_dir();
     if os::is_root() || candidate.as_os_str().len() > 60 {
         PathBuf::from("/tmp")
@@ -322,12 +367,21 @@ fn create_root(temp_root: &Path, run_as: Option<&Account>) -> Result<PathBuf, Sa
     let dir = tempfile::Builder::new()
         .prefix(&format!("{DIR_PREFIX}{}-", std::process::id()))
         .tempdir_in(temp_root)
-        .map_err(io_error(format!("creating a directory in {}", temp_root.display())))?
+        .map_err(io_error(format!(
+            "creating a directory in {}",
+            temp_root.display()
+        )))?
         .keep();
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-        .map_err(io_error(format!("setting permissions of {}", dir.display())))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_error(format!(
+        "setting permissions of {}",
+        dir.display()
+    )))?;
     if let Some(account) = run_as {
-        os::chown(&dir, account).map_err(io_error(format!("handing {} to {}", dir.display(), account.name)))?;
+        os::chown(&dir, account).map_err(io_error(format!(
+            "handing {} to {}",
+            dir.display(),
+            account.name
+        )))?;
     }
     Ok(dir)
 }
@@ -353,7 +407,11 @@ pub fn sweep_stale(temp_root: &Path) {
         }
         let postmaster_pid = fs::read_to_string(entry.path().join("data/postmaster.pid"))
             .ok()
-            .and_then(|text| text.lines().next().and_then(|line| line.trim().parse::<u32>().ok()));
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .and_then(|line| line.trim().parse::<u32>().ok())
+            });
         if postmaster_pid.is_some_and(os::process_alive) {
             continue;
         }
@@ -361,25 +419,48 @@ pub fn sweep_stale(temp_root: &Path) {
     }
 }
 
-fn server_command(binaries: &ServerBinaries, program: &str, root: &Path, run_as: Option<&Account>) -> Command {
+fn server_command(
+    binaries: &ServerBinaries,
+    program: &str,
+    root: &Path,
+    run_as: Option<&Account>,
+) -> Command {
     let mut command = Command::new(binaries.bindir.join(program));
-    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("LC_ALL", "C").current_dir(root);
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LC_ALL", "C")
+        .current_dir(root);
     if let Some(account) = run_as {
         command.uid(account.uid).gid(account.gid).env("HOME", root);
     }
     command
 }
 
-fn initdb(binaries: &ServerBinaries, root: &Path, run_as: Option<&Account>) -> Result<(), SandboxError> {
+fn initdb(
+    binaries: &ServerBinaries,
+    root: &Path,
+    run_as: Option<&Account>,
+) -> Result<(), SandboxError> {
     let log_path = root.join("initdb.log");
     let log = fs::File::create(&log_path).map_err(io_error("creating initdb.log"))?;
     let status = server_command(binaries, "initdb", root, run_as)
-        .args(["-D", "data", "-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256"])
+        .args([
+            "-D",
+            "data",
+            "-U",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ])
         .args(["--encoding=UTF8", "--locale=C", "--no-sync"])
         .stdout(log.try_clone().map_err(io_error("opening initdb.log"))?)
         .stderr(log)
         .status()
-        .map_err(io_error(format!("running {}", binaries.bindir.join("initdb").display())))?;
+        .map_err(io_error(format!(
+            "running {}",
+            binaries.bindir.join("initdb").display()
+        )))?;
     if !status.success() {
         return Err(SandboxError::CommandFailed {
             program: "initdb".into(),
@@ -390,22 +471,38 @@ fn initdb(binaries: &ServerBinaries, root: &Path, run_as: Option<&Account>) -> R
     Ok(())
 }
 
-fn write_server_tls(root: &Path, tls: &ServerTls, run_as: Option<&Account>) -> Result<(), SandboxError> {
-    for (name, contents) in [("server.crt", &tls.certificate_pem), ("server.key", &tls.key_pem)] {
+fn write_server_tls(
+    root: &Path,
+    tls: &ServerTls,
+    run_as: Option<&Account>,
+) -> Result<(), SandboxError> {
+    for (name, contents) in [
+        ("server.crt", &tls.certificate_pem),
+        ("server.key", &tls.key_pem),
+    ] {
         let path = root.join("data").join(name);
         fs::write(&path, contents).map_err(io_error(format!("writing {}", path.display())))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
-            .map_err(io_error(format!("setting permissions of {}", path.display())))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_error(
+            format!("setting permissions of {}", path.display()),
+        ))?;
         if let Some(account) = run_as {
-            os::chown(&path, account).map_err(io_error(format!("handing {} to {}", path.display(), account.name)))?;
+            os::chown(&path, account).map_err(io_error(format!(
+                "handing {} to {}",
+                path.display(),
+                account.name
+            )))?;
         }
     }
     Ok(())
 }
 
 fn free_port() -> Result<u16, SandboxError> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("finding a free port"))?;
-    Ok(listener.local_addr().map_err(io_error("finding a free port"))?.port())
+    let listener =
+        std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(io_error("finding a free port"))?
+        .port())
 }
 
 enum LaunchError {
@@ -425,8 +522,13 @@ fn launch(
 ) -> Result<(u32, Receiver<ExitStatus>), LaunchError> {
     let log_path = root.join("server.log");
     let fail = |error| LaunchError::Failed(error);
-    let log = fs::File::create(&log_path).map_err(io_error("creating server.log")).map_err(fail)?;
-    let stderr = log.try_clone().map_err(io_error("opening server.log")).map_err(fail)?;
+    let log = fs::File::create(&log_path)
+        .map_err(io_error("creating server.log"))
+        .map_err(fail)?;
+    let stderr = log
+        .try_clone()
+        .map_err(io_error("opening server.log"))
+        .map_err(fail)?;
     let mut command = server_command(binaries, "postgres", root, run_as);
     command.args(["-D", "data", "-p", &port.to_string()]);
     command.arg("-k").arg(root);
@@ -449,7 +551,11 @@ fn launch(
     for (name, value) in &settings {
         command.arg("-c").arg(format!("{name}={value}"));
     }
-    command.stdin(Stdio::null()).stdout(log).stderr(stderr).process_group(0);
+    command
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(stderr)
+        .process_group(0);
     let parent_pid = std::process::id();
     // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
     unsafe {
@@ -484,13 +590,26 @@ fn launch(
         .map_err(fail)?;
     let pid = pid_receiver
         .recv()
-        .map_err(|_| fail(SandboxError::ServerExited { status: "keeper thread died".into(), log_tail: String::new() }))?
-        .map_err(io_error(format!("running {}", binaries.bindir.join("postgres").display())))
+        .map_err(|_| {
+            fail(SandboxError::ServerExited {
+                status: "keeper thread died".into(),
+                log_tail: String::new(),
+            })
+        })?
+        .map_err(io_error(format!(
+            "running {}",
+            binaries.bindir.join("postgres").display()
+        )))
         .map_err(fail)?;
 
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut probe = postgres::Config::new();
-    probe.host_path(root).port(port).user(SUPERUSER).dbname("postgres").connect_timeout(Duration::from_secs(2));
+    probe
+        .host_path(root)
+        .port(port)
+        .user(SUPERUSER)
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(2));
     loop {
         match exit_receiver.try_recv() {
             Ok(status) => {
@@ -498,7 +617,10 @@ fn launch(
                 if tail.contains("could not bind") || tail.contains("Address already in use") {
                     return Err(LaunchError::PortTaken);
                 }
-                return Err(fail(SandboxError::ServerExited { status: status.to_string(), log_tail: tail }));
+                return Err(fail(SandboxError::ServerExited {
+                    status: status.to_string(),
+                    log_tail: tail,
+                }));
             }
             Err(mpsc::TryRecvError::Disconnected) => {
                 return Err(fail(SandboxError::ServerExited {
@@ -513,7 +635,9 @@ fn launch(
         }
         if Instant::now() > deadline {
             os::send_signal(pid, libc::SIGKILL);
-            return Err(fail(SandboxError::NotReady { log_tail: log_tail(&log_path) }));
+            return Err(fail(SandboxError::NotReady {
+                log_tail: log_tail(&log_path),
+            }));
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -13,36 +13,55 @@ use crate::exit::{Outcome, UsageError};
 pub fn run(cli: Cli) -> Result<Outcome> {
     match &cli.command {
         Command::Ping => ping::run(&connection_settings(&cli)?),
-        Command::Migrate(_) => not_built("pgm migrate", "apply migrations transactionally with a run lock"),
-        Command::Partitions(PartitionsCommand::Plan { .. }) => {
-            not_built("pgm partitions plan", "print the exact SQL maintenance would run, with locks")
-        }
-        Command::Partitions(PartitionsCommand::Maintain { .. }) => {
-            not_built("pgm partitions maintain", "create, retire and index partitions under lock_timeout")
-        }
-        Command::Partitions(PartitionsCommand::Status) => {
-            not_built("pgm partitions status", "list partitions with bounds, sizes and coverage")
-        }
-        Command::Partitions(PartitionsCommand::Check) => {
-            not_built("pgm partitions check", "report coverage, default-partition rows and invalid indexes")
-        }
+        Command::Migrate(_) => not_built(
+            "pgm migrate",
+            "apply migrations transactionally with a run lock",
+        ),
+        Command::Partitions(PartitionsCommand::Plan { .. }) => not_built(
+            "pgm partitions plan",
+            "print the exact SQL maintenance would run, with locks",
+        ),
+        Command::Partitions(PartitionsCommand::Maintain { .. }) => not_built(
+            "pgm partitions maintain",
+            "create, retire and index partitions under lock_timeout",
+        ),
+        Command::Partitions(PartitionsCommand::Status) => not_built(
+            "pgm partitions status",
+            "list partitions with bounds, sizes and coverage",
+        ),
+        Command::Partitions(PartitionsCommand::Check) => not_built(
+            "pgm partitions check",
+            "report coverage, default-partition rows and invalid indexes",
+        ),
         Command::Demo => not_built(
             "pgm demo",
             "start a throwaway cluster, apply the bundled migrations, plan and run partition maintenance, \
              move the clock a year on to show retention, and remove the cluster",
         ),
-        Command::Init => not_built("pgm init", "write a commented partman.toml and an empty migrations/"),
-        Command::Lint { .. } => not_built("pgm lint", "lint migrations for locking and breaking statements"),
+        Command::Init => not_built(
+            "pgm init",
+            "write a commented partman.toml and an empty migrations/",
+        ),
+        Command::Lint { .. } => not_built(
+            "pgm lint",
+            "lint migrations for locking and breaking statements",
+        ),
         Command::Completions { .. } => not_built("pgm completions", "print shell completions"),
     }
 }
 
 fn not_built(command: &str, purpose: &str) -> Result<Outcome> {
-    Err(UsageError(format!("{command} is not built yet; when it is, it will {purpose}")).into())
+    Err(UsageError(format!(
+        "{command} is not built yet; when it is, it will {purpose}"
+    ))
+    .into())
 }
 
 /// The one place connection settings are resolved for every command.
 fn connection_settings(cli: &Cli) -> Result<ConnectionSettings> {
-    db::resolve(cli.global.database_url.as_deref(), &Environment::from_process())
-        .context(UsageError("invalid connection settings".into()))
+    db::resolve(
+        cli.global.database_url.as_deref(),
+        &Environment::from_process(),
+    )
+    .context(UsageError("invalid connection settings".into()))
 }

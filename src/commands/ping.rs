@@ -25,7 +25,14 @@ pub fn run(settings: &ConnectionSettings) -> Result<Outcome> {
     println!("server: PostgreSQL {version}");
     println!("user: {user}");
     println!("database: {database}");
-    println!("role: {}", if in_recovery { "read-only replica (in recovery)" } else { "primary" });
+    println!(
+        "role: {}",
+        if in_recovery {
+            "read-only replica (in recovery)"
+        } else {
+            "primary"
+        }
+    );
     println!("tls: {tls}");
     println!("application_name: {application_name}");
     Ok(Outcome::Success)

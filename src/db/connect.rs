@@ -21,7 +21,14 @@ pub enum ConnectError {
     #[error(transparent)]
     Tls(#[from] TlsSetupError),
     #[error("cannot connect to {target}{}: {reason}{}", attempts_text(*.attempts, *.elapsed), hints_text(.hints))]
-    Failed { target: String, reason: String, sqlstate: Option<String>, attempts: u32, elapsed: Duration, hints: Vec<String> },
+    Failed {
+        target: String,
+        reason: String,
+        sqlstate: Option<String>,
+        attempts: u32,
+        elapsed: Duration,
+        hints: Vec<String>,
+    },
 }
 
 impl ConnectError {
@@ -36,17 +43,28 @@ impl ConnectError {
 fn attempts_text(attempts: u32, elapsed: Duration) -> String {
     match attempts {
         0 | 1 => String::new(),
-        n => format!(" (gave up after {n} attempts in {:.1}s)", elapsed.as_secs_f64()),
+        n => format!(
+            " (gave up after {n} attempts in {:.1}s)",
+            elapsed.as_secs_f64()
+        ),
     }
 }
 
 fn hints_text(hints: &[String]) -> String {
-    hints.iter().map(|hint| format!("\n  hint: {hint}")).collect()
+    hints
+        .iter()
+        .map(|hint| format!("\n  hint: {hint}"))
+        .collect()
 }
 
 /// Connects, retrying what may pass until the settings' connect timeout.
 pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
-    let tls = tls::client_config(settings)?.map(MakeRustlsConnect::new);
+    let tls = match settings.host {
+        // As libpq, TLS is never attempted over a Unix socket: the server
+        // refuses it there, and the socket is local anyway.
+        Host::Socket(_) => None,
+        Host::Tcp(_) => tls::client_config(settings)?.map(MakeRustlsConnect::new),
+    };
     let started = Instant::now();
     let mut delay = FIRST_RETRY_DELAY;
     let mut attempts = 0;
@@ -79,9 +97,30 @@ pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
         }
         let jittered = delay.mul_f64(0.5 + fastrand::f64());
         let pause = jittered.min(remaining);
-        tracing::info!(target_db = %settings, attempts, "cannot connect yet ({}); retrying in {} ms", failure.reason, pause.as_millis());
+        if attempts == 1 {
+            tracing::info!(
+                "waiting for {settings} ({}); retrying for up to {}",
+                failure.reason,
+                describe_timeout(settings.connect_timeout)
+            );
+        } else {
+            tracing::debug!(
+                attempts,
+                "still cannot connect ({}); next try in {} ms",
+                failure.reason,
+                pause.as_millis()
+            );
+        }
         std::thread::sleep(pause);
         delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
+fn describe_timeout(timeout: Duration) -> String {
+    if timeout == Duration::MAX {
+        "ever (connect_timeout=0)".to_owned()
+    } else {
+        format!("{}s", timeout.as_secs())
     }
 }
 
@@ -110,8 +149,6 @@ fn client_config(settings: &ConnectionSettings, attempt_timeout: Duration) -> po
     config
 }
 
-/// As libpq, TLS is never attempted over a Unix socket: the server refuses it
-/// there, and the socket is local anyway.
 fn client_ssl_mode(settings: &ConnectionSettings) -> ClientSslMode {
     match (&settings.host, settings.sslmode) {
         (Host::Socket(_), _) | (_, SslMode::Disable) => ClientSslMode::Disable,
@@ -142,19 +179,34 @@ impl Failure {
                 hints.extend(settings.notes.iter().cloned());
             }
             if code == "3D000" {
-                hints.push("create the database first, or name an existing one in the URL or PGDATABASE".into());
+                hints.push(
+                    "create the database first, or name an existing one in the URL or PGDATABASE"
+                        .into(),
+                );
             }
-            return Failure { reason, transient, hints };
+            return Failure {
+                reason,
+                transient,
+                hints,
+            };
         }
         let reason = error_chain(error);
         let top = error.to_string();
         if top.starts_with("error performing TLS handshake") {
-            return Failure { hints: tls_hints(&reason, settings), reason, transient: false };
+            return Failure {
+                hints: tls_hints(error, &reason, settings),
+                reason,
+                transient: false,
+            };
         }
         if top.starts_with("authentication error") || top.starts_with("invalid configuration") {
             let mut hints = vec![password_hint(settings)];
             hints.extend(settings.notes.iter().cloned());
-            return Failure { reason, transient: false, hints };
+            return Failure {
+                reason,
+                transient: false,
+                hints,
+            };
         }
         let mut hints = Vec::new();
         if let Host::Socket(dir) = &settings.host {
@@ -164,7 +216,11 @@ impl Failure {
                 settings.port
             ));
         }
-        Failure { reason, transient: true, hints }
+        Failure {
+            reason,
+            transient: true,
+            hints,
+        }
     }
 }
 
@@ -181,30 +237,58 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 fn password_hint(settings: &ConnectionSettings) -> String {
     match &settings.password {
-        Some((_, source @ PasswordSource::Passfile { .. })) => format!("the password came from {source}"),
+        Some((_, source @ PasswordSource::Passfile { .. })) => {
+            format!("the password came from {source}")
+        }
         Some((_, source)) => format!("the password came from {source}"),
-        None => "no password was given: put one in the URL, PGPASSWORD or a ~/.pgpass line (chmod 0600)".into(),
+        None => {
+            "no password was given: put one in the URL, PGPASSWORD or a ~/.pgpass line (chmod 0600)"
+                .into()
+        }
     }
 }
 
-fn tls_hints(reason: &str, settings: &ConnectionSettings) -> Vec<String> {
+fn tls_hints(error: &postgres::Error, reason: &str, settings: &ConnectionSettings) -> Vec<String> {
+    use rustls::CertificateError as Cert;
     if reason.contains("server does not support TLS") {
         return vec![format!(
             "the server does not offer TLS but sslmode={} requires it: enable ssl on the server, or use sslmode=prefer or disable",
             settings.sslmode.name()
         )];
     }
-    if reason.contains("NotValidForName") {
-        return vec![format!(
-            "the server's certificate does not name \"{}\": connect with the host name written in the certificate, or use sslmode=verify-ca",
-            settings.host
-        )];
+    let hint = match rustls_error(error) {
+        Some(rustls::Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. })) => {
+            format!(
+                "the server's certificate does not name \"{}\": connect with the host name written in the certificate, or use sslmode=verify-ca",
+                settings.host
+            )
+        }
+        Some(rustls::Error::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature)) => {
+            "the server's certificate is not signed by a trusted root: check sslrootcert (or PGSSLROOTCERT)".into()
+        }
+        Some(rustls::Error::InvalidCertificate(
+            Cert::Expired | Cert::ExpiredContext { .. } | Cert::NotValidYet | Cert::NotValidYetContext { .. },
+        )) => "the server's certificate is outside its validity period".into(),
+        _ => return Vec::new(),
+    };
+    vec![hint]
+}
+
+/// The rustls error behind a failed handshake; tokio-rustls wraps it in an
+/// io::Error, whose own `source` skips it.
+fn rustls_error(error: &postgres::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(found) = current.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(found) = inner.and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            return Some(found);
+        }
+        cause = current.source();
     }
-    if reason.contains("UnknownIssuer") || reason.contains("BadSignature") {
-        return vec!["the server's certificate is not signed by a trusted root: check sslrootcert (or PGSSLROOTCERT)".into()];
-    }
-    if reason.contains("Expired") || reason.contains("NotValidYet") {
-        return vec!["the server's certificate is outside its validity period".into()];
-    }
-    Vec::new()
+    None
 }

@@ -33,7 +33,10 @@ pub enum ConninfoError {
     #[error("the connection string has an invalid %-escape")]
     BadPercentEscape,
     #[error("unknown connection parameter \"{name}\"{}", suggestion_text(.suggestion))]
-    UnknownParameter { name: String, suggestion: Option<String> },
+    UnknownParameter {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("the connection parameter \"{0}\" is given twice")]
     Duplicate(String),
     #[error(
@@ -127,7 +130,11 @@ fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
     if let Some(path) = path.filter(|path| !path.is_empty()) {
         insert(&mut params, "dbname", percent_decode(path)?)?;
     }
-    for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+    for pair in query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter(|p| !p.is_empty())
+    {
         let Some((name, value)) = pair.split_once('=') else {
             return Err(ConninfoError::MalformedUrl(
                 "a query parameter has no '=' (expected name=value)",
@@ -149,7 +156,9 @@ fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
 fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), ConninfoError> {
     if let Some(bracketed) = hostport.strip_prefix('[') {
         let Some((host, after)) = bracketed.split_once(']') else {
-            return Err(ConninfoError::MalformedUrl("an IPv6 address lacks its closing ']'"));
+            return Err(ConninfoError::MalformedUrl(
+                "an IPv6 address lacks its closing ']'",
+            ));
         };
         return match after {
             "" => Ok((host, None)),
@@ -173,7 +182,9 @@ fn percent_decode(text: &str) -> Result<String, ConninfoError> {
     let mut index = 0;
     while index < bytes.len() {
         if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3).ok_or(ConninfoError::BadPercentEscape)?;
+            let hex = text
+                .get(index + 1..index + 3)
+                .ok_or(ConninfoError::BadPercentEscape)?;
             let byte = u8::from_str_radix(hex, 16).map_err(|_| ConninfoError::BadPercentEscape)?;
             out.push(byte);
             index += 3;
@@ -275,7 +286,8 @@ mod tests {
 
     #[test]
     fn key_values_with_quotes_and_escapes() {
-        let p = parse(r"host=/tmp  port = 5432 user='my user' password='it\'s' dbname=a\ b").unwrap();
+        let p =
+            parse(r"host=/tmp  port = 5432 user='my user' password='it\'s' dbname=a\ b").unwrap();
         assert_eq!(get(&p, "host"), Some("/tmp"));
         assert_eq!(get(&p, "port"), Some("5432"));
         assert_eq!(get(&p, "user"), Some("my user"));

@@ -12,10 +12,20 @@ pub enum PassfileLookup {
     NoMatch,
     /// The file exists but was not used; the text says why and how to fix it.
     Ignored(String),
-    Found { password: String, path: PathBuf, line: usize },
+    Found {
+        password: String,
+        path: PathBuf,
+        line: usize,
+    },
 }
 
-pub fn lookup(path: &Path, hosts: &[String], port: u16, dbname: &str, user: &str) -> PassfileLookup {
+pub fn lookup(
+    path: &Path,
+    hosts: &[String],
+    port: u16,
+    dbname: &str,
+    user: &str,
+) -> PassfileLookup {
     let Ok(metadata) = std::fs::metadata(path) else {
         return PassfileLookup::Absent;
     };
@@ -95,7 +105,13 @@ mod tests {
         file
     }
 
-    fn find(file: &tempfile::NamedTempFile, host: &str, port: u16, db: &str, user: &str) -> PassfileLookup {
+    fn find(
+        file: &tempfile::NamedTempFile,
+        host: &str,
+        port: u16,
+        db: &str,
+        user: &str,
+    ) -> PassfileLookup {
         lookup(file.path(), &[host.to_owned()], port, db, user)
     }
 
@@ -115,22 +131,40 @@ mod tests {
              *:*:*:*:fallback\n",
             0o600,
         );
-        assert_eq!(password(find(&file, "db1", 5432, "app", "alice")), Some(("first".into(), 2)));
-        assert_eq!(password(find(&file, "db2", 5432, "other", "alice")), Some(("second".into(), 3)));
-        assert_eq!(password(find(&file, "db2", 6432, "app", "bob")), Some(("fallback".into(), 4)));
+        assert_eq!(
+            password(find(&file, "db1", 5432, "app", "alice")),
+            Some(("first".into(), 2))
+        );
+        assert_eq!(
+            password(find(&file, "db2", 5432, "other", "alice")),
+            Some(("second".into(), 3))
+        );
+        assert_eq!(
+            password(find(&file, "db2", 6432, "app", "bob")),
+            Some(("fallback".into(), 4))
+        );
     }
 
     #[test]
     fn escapes_and_colons_in_password() {
         let file = write("h\\:x:5432:db:u:pa\\:ss:w\\\\rd\n", 0o600);
-        assert_eq!(password(find(&file, "h:x", 5432, "db", "u")), Some(("pa:ss:w\\rd".into(), 1)));
+        assert_eq!(
+            password(find(&file, "h:x", 5432, "db", "u")),
+            Some(("pa:ss:w\\rd".into(), 1))
+        );
     }
 
     #[test]
     fn no_match_and_malformed_lines() {
         let file = write("only:three:fields\nh:5432:db:u:pw\n", 0o600);
-        assert_eq!(find(&file, "other", 5432, "db", "u"), PassfileLookup::NoMatch);
-        assert_eq!(password(find(&file, "h", 5432, "db", "u")), Some(("pw".into(), 2)));
+        assert_eq!(
+            find(&file, "other", 5432, "db", "u"),
+            PassfileLookup::NoMatch
+        );
+        assert_eq!(
+            password(find(&file, "h", 5432, "db", "u")),
+            Some(("pw".into(), 2))
+        );
     }
 
     #[test]
@@ -139,7 +173,10 @@ mod tests {
         let PassfileLookup::Ignored(reason) = find(&file, "h", 5432, "db", "u") else {
             panic!("expected the file to be ignored");
         };
-        assert!(reason.contains("group or world access (mode 0644)"), "{reason}");
+        assert!(
+            reason.contains("group or world access (mode 0644)"),
+            "{reason}"
+        );
         assert!(reason.contains("chmod 0600"), "{reason}");
         assert!(!reason.contains("pw\n"));
     }
@@ -147,6 +184,9 @@ mod tests {
     #[test]
     fn missing_file_is_absent() {
         let missing = Path::new("/nonexistent/pgpass");
-        assert_eq!(lookup(missing, &["h".into()], 5432, "d", "u"), PassfileLookup::Absent);
+        assert_eq!(
+            lookup(missing, &["h".into()], 5432, "d", "u"),
+            PassfileLookup::Absent
+        );
     }
 }

@@ -31,18 +31,30 @@ impl Environment {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .or_else(|| crate::os::current_account().map(|account| account.home));
-        Environment { vars: std::env::vars().collect(), home }
+        Environment {
+            vars: std::env::vars().collect(),
+            home,
+        }
     }
 
-    pub fn with_vars<'a>(vars: impl IntoIterator<Item = (&'a str, &'a str)>, home: Option<&Path>) -> Self {
+    pub fn with_vars<'a>(
+        vars: impl IntoIterator<Item = (&'a str, &'a str)>,
+        home: Option<&Path>,
+    ) -> Self {
         Environment {
-            vars: vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+            vars: vars
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
             home: home.map(Path::to_path_buf),
         }
     }
 
     pub fn var(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|value| !value.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
     }
 
     pub fn home(&self) -> Option<&Path> {
@@ -170,14 +182,21 @@ pub struct ConnectionSettings {
 
 impl fmt::Display for ConnectionSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+        write!(
+            f,
+            "{}@{}:{}/{}",
+            self.user, self.host, self.port, self.dbname
+        )
     }
 }
 
 impl ConnectionSettings {
     /// The same target with another database, for tools that create databases.
     pub fn with_dbname(&self, dbname: &str) -> Self {
-        ConnectionSettings { dbname: dbname.to_owned(), ..self.clone() }
+        ConnectionSettings {
+            dbname: dbname.to_owned(),
+            ..self.clone()
+        }
     }
 }
 
@@ -186,30 +205,56 @@ pub enum SettingsError {
     #[error(transparent)]
     Conninfo(#[from] ConninfoError),
     #[error("invalid {name} \"{value}\": expected {expected}")]
-    InvalidValue { name: &'static str, value: String, expected: &'static str },
-    #[error("sslmode=allow is not supported: use prefer (TLS when the server offers it) or disable")]
+    InvalidValue {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error(
+        "sslmode=allow is not supported: use prefer (TLS when the server offers it) or disable"
+    )]
     SslModeAllow,
-    #[error("no user name given and the current OS user cannot be found: set PGUSER or put a user in the URL")]
+    #[error(
+        "no user name given and the current OS user cannot be found: set PGUSER or put a user in the URL"
+    )]
     NoUser,
     #[error("{parameter} is set but the file {} cannot be read: {source}", path.display())]
-    UnreadableFile { parameter: &'static str, path: PathBuf, source: std::io::Error },
+    UnreadableFile {
+        parameter: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("sslcert and sslkey must be given together")]
     HalfClientCertificate,
 }
 
 /// Resolves the settings from an optional connection string (flag or
 /// DATABASE_URL) and the environment.
-pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<ConnectionSettings, SettingsError> {
+pub fn resolve(
+    connection_string: Option<&str>,
+    env: &Environment,
+) -> Result<ConnectionSettings, SettingsError> {
     let params = match connection_string.filter(|text| !text.trim().is_empty()) {
         Some(text) => conninfo::parse(text)?,
         None => Parameters::new(),
     };
-    let pick = |name: &str, var: &str| params.get(name).map(String::as_str).or_else(|| env.var(var));
+    let pick = |name: &str, var: &str| {
+        params
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| env.var(var))
+    };
 
     let port = match pick("port", "PGPORT") {
-        Some(text) => text.parse::<u16>().ok().filter(|port| *port > 0).ok_or_else(|| {
-            SettingsError::InvalidValue { name: "port", value: text.to_owned(), expected: "a number from 1 to 65535" }
-        })?,
+        Some(text) => text
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| SettingsError::InvalidValue {
+                name: "port",
+                value: text.to_owned(),
+                expected: "a number from 1 to 65535",
+            })?,
         None => DEFAULT_PORT,
     };
     let host = match pick("host", "PGHOST") {
@@ -219,7 +264,9 @@ pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<Con
     };
     let user = match pick("user", "PGUSER") {
         Some(user) => user.to_owned(),
-        None => crate::os::current_account().map(|account| account.name).ok_or(SettingsError::NoUser)?,
+        None => crate::os::current_account()
+            .map(|account| account.name)
+            .ok_or(SettingsError::NoUser)?,
     };
     let dbname = pick("dbname", "PGDATABASE").unwrap_or(&user).to_owned();
     let sslmode = SslMode::parse(pick("sslmode", "PGSSLMODE").unwrap_or("prefer"))?;
@@ -235,7 +282,8 @@ pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<Con
         .unwrap_or(DEFAULT_APPLICATION_NAME)
         .to_owned();
     let options = pick("options", "PGOPTIONS").map(str::to_owned);
-    let root_certificates = resolve_root_certificates(pick("sslrootcert", "PGSSLROOTCERT"), sslmode, env);
+    let root_certificates =
+        resolve_root_certificates(pick("sslrootcert", "PGSSLROOTCERT"), sslmode, env);
     let client_certificate = match (pick("sslcert", "PGSSLCERT"), pick("sslkey", "PGSSLKEY")) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
         (None, None) => None,
@@ -258,9 +306,11 @@ pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<Con
             None => PassfileLookup::Absent,
         };
         match lookup {
-            PassfileLookup::Found { password, path, line } => {
-                Some((Password(password), PasswordSource::Passfile { path, line }))
-            }
+            PassfileLookup::Found {
+                password,
+                path,
+                line,
+            } => Some((Password(password), PasswordSource::Passfile { path, line })),
             PassfileLookup::Ignored(reason) => {
                 tracing::warn!("{reason}");
                 notes.push(reason);
@@ -288,11 +338,14 @@ pub fn resolve(connection_string: Option<&str>, env: &Environment) -> Result<Con
 
 /// libpq: a timeout of zero (or less) means "wait forever"; below 2 s it uses 2 s.
 fn parse_connect_timeout(text: &str) -> Result<Duration, SettingsError> {
-    let seconds: i64 = text.trim().parse().map_err(|_| SettingsError::InvalidValue {
-        name: "connect_timeout",
-        value: text.to_owned(),
-        expected: "a whole number of seconds",
-    })?;
+    let seconds: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| SettingsError::InvalidValue {
+            name: "connect_timeout",
+            value: text.to_owned(),
+            expected: "a whole number of seconds",
+        })?;
     Ok(match seconds {
         ..=0 => Duration::MAX,
         1 => Duration::from_secs(2),
@@ -324,7 +377,12 @@ fn default_socket_directory(port: u16) -> PathBuf {
         .iter()
         .map(Path::new)
         .find(|dir| dir.join(&socket_name).exists())
-        .or_else(|| SOCKET_DIRECTORIES.iter().map(Path::new).find(|dir| dir.is_dir()))
+        .or_else(|| {
+            SOCKET_DIRECTORIES
+                .iter()
+                .map(Path::new)
+                .find(|dir| dir.is_dir())
+        })
         .unwrap_or(Path::new(SOCKET_DIRECTORIES[0]))
         .to_path_buf()
 }
@@ -336,7 +394,10 @@ fn passfile_hosts(host: &Host) -> Vec<String> {
         Host::Tcp(name) => vec![name.clone()],
         Host::Socket(dir) => {
             let mut names = vec![dir.display().to_string()];
-            if SOCKET_DIRECTORIES.iter().any(|default| Path::new(default) == dir) {
+            if SOCKET_DIRECTORIES
+                .iter()
+                .any(|default| Path::new(default) == dir)
+            {
                 names.push("localhost".to_owned());
             }
             names
@@ -354,7 +415,12 @@ mod tests {
 
     #[test]
     fn connection_string_wins_over_environment_which_wins_over_defaults() {
-        let environment = env(&[("PGHOST", "envhost"), ("PGPORT", "6000"), ("PGUSER", "envuser"), ("PGDATABASE", "envdb")]);
+        let environment = env(&[
+            ("PGHOST", "envhost"),
+            ("PGPORT", "6000"),
+            ("PGUSER", "envuser"),
+            ("PGDATABASE", "envdb"),
+        ]);
         let settings = resolve(Some("postgres://urluser@urlhost/urldb"), &environment).unwrap();
         assert_eq!(settings.host, Host::Tcp("urlhost".into()));
         assert_eq!(settings.port, 6000, "unset in the URL, so from PGPORT");
@@ -379,10 +445,16 @@ mod tests {
         let environment = env(&[("PGPASSWORD", "from-env")]);
         let settings = resolve(Some("postgres://u:from-url@h/db"), &environment).unwrap();
         let (password, source) = settings.password.unwrap();
-        assert_eq!((password.expose(), source), ("from-url", PasswordSource::ConnectionString));
+        assert_eq!(
+            (password.expose(), source),
+            ("from-url", PasswordSource::ConnectionString)
+        );
         let settings = resolve(Some("postgres://u@h/db"), &environment).unwrap();
         let (password, source) = settings.password.unwrap();
-        assert_eq!((password.expose(), source), ("from-env", PasswordSource::Environment));
+        assert_eq!(
+            (password.expose(), source),
+            ("from-env", PasswordSource::Environment)
+        );
     }
 
     #[test]
@@ -395,7 +467,10 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let err = resolve(Some("postgres://h:99999/db"), &env(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "invalid port \"99999\": expected a number from 1 to 65535");
+        assert_eq!(
+            err.to_string(),
+            "invalid port \"99999\": expected a number from 1 to 65535"
+        );
         let err = resolve(None, &env(&[("PGSSLMODE", "verify")])).unwrap_err();
         assert!(err.to_string().starts_with("invalid sslmode \"verify\""));
         let err = resolve(Some("host=h connect_timeout=soon"), &env(&[])).unwrap_err();
@@ -407,7 +482,10 @@ mod tests {
     fn connect_timeout_follows_libpq() {
         assert_eq!(parse_connect_timeout("0").unwrap(), Duration::MAX);
         assert_eq!(parse_connect_timeout("1").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_connect_timeout("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(
+            parse_connect_timeout("30").unwrap(),
+            Duration::from_secs(30)
+        );
     }
 
     #[test]

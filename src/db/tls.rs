@@ -11,7 +11,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use thiserror::Error;
 
 use super::settings::{ConnectionSettings, RootCertificates, SslMode};
@@ -36,19 +38,22 @@ pub enum TlsSetupError {
 /// The client TLS configuration for these settings; `None` when TLS is off.
 pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfig>, TlsSetupError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match (settings.sslmode, &settings.root_certificates) {
-        (SslMode::Disable, _) => return Ok(None),
-        (SslMode::Prefer, _) | (SslMode::Require, None) => {
-            Arc::new(AcceptAnyCertificate { provider: provider.clone() })
-        }
-        (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
-            inner: webpki_verifier(settings.sslmode, roots, &provider)?,
-        }),
-        (SslMode::VerifyFull, Some(roots)) => webpki_verifier(settings.sslmode, roots, &provider)?,
-        (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-            unreachable!("settings resolution always names a root file for the verify modes")
-        }
-    };
+    let verifier: Arc<dyn ServerCertVerifier> =
+        match (settings.sslmode, &settings.root_certificates) {
+            (SslMode::Disable, _) => return Ok(None),
+            (SslMode::Prefer, _) | (SslMode::Require, None) => Arc::new(AcceptAnyCertificate {
+                provider: provider.clone(),
+            }),
+            (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
+                inner: webpki_verifier(settings.sslmode, roots, &provider)?,
+            }),
+            (SslMode::VerifyFull, Some(roots)) => {
+                webpki_verifier(settings.sslmode, roots, &provider)?
+            }
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                unreachable!("settings resolution always names a root file for the verify modes")
+            }
+        };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
@@ -56,8 +61,11 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
     let config = match &settings.client_certificate {
         Some((cert_path, key_path)) => {
             let chain = read_certificates(cert_path)?;
-            let key = PrivateKeyDer::from_pem_file(key_path)
-                .map_err(|err| TlsSetupError::BadPem { path: key_path.clone(), reason: err.to_string() })?;
+            let key =
+                PrivateKeyDer::from_pem_file(key_path).map_err(|err| TlsSetupError::BadPem {
+                    path: key_path.clone(),
+                    reason: err.to_string(),
+                })?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
@@ -74,7 +82,10 @@ fn webpki_verifier(
     match roots {
         RootCertificates::File(path) => {
             if !path.exists() {
-                return Err(TlsSetupError::MissingRootFile { mode: mode.name(), path: path.clone() });
+                return Err(TlsSetupError::MissingRootFile {
+                    mode: mode.name(),
+                    path: path.clone(),
+                });
             }
             for certificate in read_certificates(path)? {
                 store.add(certificate)?;
@@ -90,11 +101,17 @@ fn webpki_verifier(
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
         .build()
-        .map_err(|err| TlsSetupError::BadPem { path: PathBuf::from("(root certificates)"), reason: err.to_string() })
+        .map_err(|err| TlsSetupError::BadPem {
+            path: PathBuf::from("(root certificates)"),
+            reason: err.to_string(),
+        })
 }
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let bad = |reason: String| TlsSetupError::BadPem { path: path.to_path_buf(), reason };
+    let bad = |reason: String| TlsSetupError::BadPem {
+        path: path.to_path_buf(),
+        reason,
+    };
     let certificates = CertificateDer::pem_file_iter(path)
         .map_err(|err| bad(err.to_string()))?
         .collect::<Result<Vec<_>, _>>()
@@ -131,7 +148,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -140,11 +162,18 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -165,7 +194,13 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

@@ -36,7 +36,7 @@ pub fn server() -> &'static Server {
                 Server { admin, url_pattern: UrlPattern::External(url), sandbox: None }
             }
             None => {
-                let sandbox = Sandbox::start_for_process().map_err(|e| {
+                let sandbox = Sandbox::start_for_process(&Default::default()).map_err(|e| {
                     format!(
                         "the tests need a PostgreSQL server and none could be started: {e}\n\
                          (or point PGM_TEST_DATABASE_URL at a server where this role may create databases)"
@@ -65,7 +65,10 @@ fn create_template(admin: &ConnectionSettings) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .is_some();
     if !exists {
-        let sql = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(TEMPLATE));
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE template0",
+            quote_ident(TEMPLATE)
+        );
         match client.batch_execute(&sql) {
             Ok(()) => {}
             // Another test binary on the same server made it first.
@@ -96,9 +99,13 @@ impl Server {
 /// Replaces (or adds) the database of a connection string in either form.
 fn with_dbname(url: &str, dbname: &str) -> String {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+        let (base, query) = url
+            .split_once('?')
+            .map_or((url, None), |(b, q)| (b, Some(q)));
         let scheme_end = base.find("://").unwrap() + 3;
-        let authority_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+        let authority_end = base[scheme_end..]
+            .find('/')
+            .map_or(base.len(), |i| scheme_end + i);
         let mut out = format!("{}/{dbname}", &base[..authority_end]);
         if let Some(query) = query {
             out.push('?');
@@ -128,7 +135,13 @@ impl TestDb {
             .next()
             .unwrap_or("test")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let mut name = format!(
             "t{}_{}_{test_name}",
@@ -136,8 +149,15 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         name.truncate(63);
-        let sql = format!("CREATE DATABASE {} TEMPLATE {}", quote_ident(&name), quote_ident(TEMPLATE));
-        server.admin().batch_execute(&sql).expect("creating a test database");
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(TEMPLATE)
+        );
+        server
+            .admin()
+            .batch_execute(&sql)
+            .expect("creating a test database");
         TestDb { name, server }
     }
 
@@ -167,7 +187,10 @@ impl Drop for TestDb {
             eprintln!("kept the database {} of the failed test", self.name);
             return;
         }
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&self.name));
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(&self.name)
+        );
         let _ = self.server.admin().batch_execute(&sql);
     }
 }
@@ -178,13 +201,19 @@ pub fn pgm() -> assert_cmd::Command {
     static EMPTY_HOME: OnceLock<tempfile::TempDir> = OnceLock::new();
     let home = EMPTY_HOME.get_or_init(|| tempfile::tempdir().expect("creating an empty HOME"));
     let mut command = assert_cmd::Command::cargo_bin("pgm").expect("the pgm binary is built");
-    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("HOME", home.path());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path());
     command
 }
 
 /// Standard output and error of a finished command, as text.
 pub fn output_text(output: &std::process::Output) -> (String, String) {
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 pub fn path_str(path: &Path) -> &str {
