@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::duration::Timeout;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pgm",
@@ -111,26 +113,61 @@ pub enum Command {
 pub struct MigrateArgs {
     #[command(subcommand)]
     pub command: Option<MigrateCommand>,
-    /// Print the exact SQL that would run, and run nothing.
+    /// Print the exact SQL that would run (transactions and history rows included), and run nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Migrate up to this version.
+    /// Migrate up to this version (inclusive).
     #[arg(long, value_name = "N")]
-    pub target: Option<u32>,
+    pub target: Option<i32>,
+    /// Output format; `sql` goes with --dry-run.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Apply a new migration whose version is below the highest applied one.
+    #[arg(long)]
+    pub allow_out_of_order: bool,
+    #[command(flatten)]
+    pub locks: MigrateLockArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateLockArgs {
+    /// How long any statement may wait for a lock before it is cancelled (and retried).
+    #[arg(long, env = "PGM_LOCK_TIMEOUT", default_value = "2s", value_name = "DURATION")]
+    pub lock_timeout: Timeout,
+    /// Retries of a migration (or of a statement outside a transaction) cancelled by lock_timeout.
+    #[arg(long, env = "PGM_LOCK_RETRIES", default_value_t = 5, value_name = "N")]
+    pub lock_retries: u32,
+    /// How long a statement of a transactional migration may run (0: no limit).
+    #[arg(long, env = "PGM_STATEMENT_TIMEOUT", default_value = "5min", value_name = "DURATION")]
+    pub statement_timeout: Timeout,
+    /// How long to wait for another pgm migrate to finish before giving up.
+    #[arg(long, env = "PGM_LOCK_WAIT", default_value = "5min", value_name = "DURATION")]
+    pub lock_wait: Timeout,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
-    /// Applied, pending, divergent and missing migrations.
+    /// Applied (with time and duration), pending, divergent and missing migrations.
     Status {
         /// Exit 2 when migrations are pending.
         #[arg(long)]
         exit_code: bool,
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
-    /// Record migrations 1..=N as applied without running them.
-    Baseline { version: u32 },
+    /// Record the migrations up to version N as applied without running them (for an existing database).
+    Baseline {
+        version: i32,
+        /// How long to wait for another pgm migrate to finish.
+        #[arg(long, env = "PGM_LOCK_WAIT", default_value = "5min", value_name = "DURATION")]
+        lock_wait: Timeout,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

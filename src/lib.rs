@@ -4,8 +4,10 @@
 pub mod cli;
 mod commands;
 pub mod db;
+pub mod duration;
 pub mod exit;
 pub mod logging;
+pub mod migrate;
 pub mod os;
 pub mod sandbox;
 pub mod suggest;

@@ -1,6 +1,7 @@
 //! The glue between the command line and the core: resolves settings, calls
 //! the core, prints results to stdout. Errors get their context here.
 
+mod migrate;
 mod ping;
 
 use anyhow::{Context, Result};
@@ -13,10 +14,7 @@ use crate::exit::{Outcome, UsageError};
 pub fn run(cli: Cli) -> Result<Outcome> {
     match &cli.command {
         Command::Ping => ping::run(&connection_settings(&cli)?),
-        Command::Migrate(_) => not_built(
-            "pgm migrate",
-            "apply migrations transactionally with a run lock",
-        ),
+        Command::Migrate(args) => migrate::run(&cli.global, args, || connection_settings(&cli)),
         Command::Partitions(PartitionsCommand::Plan { .. }) => not_built(
             "pgm partitions plan",
             "print the exact SQL maintenance would run, with locks",

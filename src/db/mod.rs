@@ -1,9 +1,12 @@
 //! Everything that touches a server connection.
 
+pub mod blocking;
 pub mod connect;
 pub mod conninfo;
 pub mod ident;
+pub mod lock;
 pub mod passfile;
+pub mod retry;
 pub mod settings;
 pub mod tls;
 

@@ -1,0 +1,380 @@
+//! Runs a migration plan step by step on the session that holds the run
+//! lock. A transactional migration is retried whole when a lock wait times
+//! out; a statement of a no-transaction migration is retried alone, after
+//! dropping the INVALID index an interrupted concurrent build left.
+
+use std::time::Instant;
+
+use postgres::Client;
+use postgres::error::ErrorPosition;
+use postgres::types::ToSql;
+use thiserror::Error;
+
+use crate::db::blocking::{Blocker, BlockingWatcher};
+use crate::db::retry::{backoff, is_lock_timeout};
+use crate::db::{ConnectionSettings, quote_ident};
+
+use super::history::{self, HistoryError};
+use super::location::Location;
+use super::plan::{DatabaseState, ExistingIndex, Param, PlannedMigration, Role, Step};
+use super::source::SourceMigration;
+use super::sql::{LineIndex, Mode};
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("{what}: {source}")]
+    Query { what: String, source: postgres::Error },
+    #[error("{0}")]
+    Failed(Box<MigrationFailure>),
+}
+
+/// A migration that failed, with everything needed to act on it.
+#[derive(Debug)]
+pub struct MigrationFailure {
+    pub file: String,
+    pub location: Option<Location>,
+    pub snippet: String,
+    pub sqlstate: Option<String>,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub attempts: u32,
+    pub blocker: Option<Blocker>,
+    /// What the failure left behind, in words.
+    pub aftermath: String,
+}
+
+impl std::fmt::Display for MigrationFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed", self.file)?;
+        if self.attempts > 1 {
+            write!(f, " after {} attempts", self.attempts)?;
+        }
+        write!(f, "; {}", self.aftermath)?;
+        if let Some(location) = &self.location {
+            write!(f, "\n  --> {location}\n{}", self.snippet)?;
+        }
+        match &self.sqlstate {
+            Some(code) => write!(f, "\n  = {code}: {}", self.message)?,
+            None => write!(f, "\n  = {}", self.message)?,
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, "\n  = detail: {detail}")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  = hint: {hint}")?;
+        }
+        if let Some(blocker) = &self.blocker {
+            write!(f, "\n  = lock: {blocker}")?;
+        }
+        if self.sqlstate.as_deref() == Some(crate::db::retry::LOCK_NOT_AVAILABLE) {
+            write!(
+                f,
+                "\n  = help: another session held a lock this migration needs for longer than lock_timeout; \
+                 run again when it is done, or raise --lock-timeout / --lock-retries"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads everything the plan depends on.
+pub fn read_state(client: &mut Client, sources: &[SourceMigration]) -> Result<DatabaseState, RunError> {
+    let query = |what: &str| {
+        let what = what.to_owned();
+        move |source| RunError::Query { what, source }
+    };
+    let present = history::tables_present(client).map_err(query("reading the migration tables"))?;
+    let applied = history::read_applied(client, present)?;
+    let progress = history::read_progress(client, present)?;
+    let names: Vec<String> = sources
+        .iter()
+        .filter(|source| source.parsed.mode == Mode::NoTransaction)
+        .filter(|source| !applied.iter().any(|a| a.version == source.version))
+        .flat_map(|source| source.parsed.statements.iter().filter_map(|s| s.concurrent_index.clone()))
+        .collect();
+    let indexes = if names.is_empty() {
+        Vec::new()
+    } else {
+        client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, i.indisvalid \
+                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = ANY($1) AND n.nspname = ANY(current_schemas(false))",
+                &[&names],
+            )
+            .map_err(query("looking for indexes of interrupted builds"))?
+            .iter()
+            .map(|row| ExistingIndex { schema: row.get(0), name: row.get(1), valid: row.get(2) })
+            .collect()
+    };
+    Ok(DatabaseState { setup: history::create_statements(present), applied, progress, indexes })
+}
+
+pub struct Runner<'a> {
+    pub client: &'a mut Client,
+    /// To open the watcher session that explains lock timeouts.
+    pub settings: &'a ConnectionSettings,
+    pub lock_retries: u32,
+}
+
+/// One applied migration, for the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AppliedReport {
+    pub version: i32,
+    pub name: String,
+    pub file: String,
+    pub mode: Mode,
+    pub statements: usize,
+    pub resumed_at: usize,
+    pub attempts: u32,
+    pub duration_ms: u128,
+}
+
+struct StepFailure {
+    role: Role,
+    error: postgres::Error,
+}
+
+impl Runner<'_> {
+    pub fn run_setup(&mut self, steps: &[Step]) -> Result<(), RunError> {
+        for step in steps {
+            execute(self.client, step)
+                .map_err(|source| RunError::Query { what: "creating the migration tables".into(), source })?;
+        }
+        Ok(())
+    }
+
+    pub fn run(&mut self, planned: &PlannedMigration<'_>) -> Result<AppliedReport, RunError> {
+        let source = planned.source;
+        let started = Instant::now();
+        tracing::info!(
+            "applying {} ({}, {} statements{})",
+            source.file_name(),
+            source.parsed.mode,
+            source.parsed.statements.len(),
+            if planned.resume_at > 0 { format!(", resuming at statement {}", planned.resume_at + 1) } else { String::new() }
+        );
+        for (index, why) in &planned.skipped {
+            tracing::info!("{}: statement {} is already done: {why}", source.file_name(), index + 1);
+        }
+        let attempts = match source.parsed.mode {
+            Mode::Transaction => self.run_transaction(planned)?,
+            Mode::NoTransaction => self.run_statements(planned)?,
+        };
+        let duration = started.elapsed();
+        tracing::info!("applied {} in {} ms", source.file_name(), duration.as_millis());
+        Ok(AppliedReport {
+            version: source.version,
+            name: source.name.clone(),
+            file: source.file_name(),
+            mode: source.parsed.mode,
+            statements: source.parsed.statements.len(),
+            resumed_at: planned.resume_at,
+            attempts,
+            duration_ms: duration.as_millis(),
+        })
+    }
+
+    fn run_transaction(&mut self, planned: &PlannedMigration<'_>) -> Result<u32, RunError> {
+        let mut watcher: Option<BlockingWatcher> = None;
+        let mut attempt = 1;
+        loop {
+            let result = planned.steps.iter().try_for_each(|step| run_watched(self.client, step, watcher.as_ref()));
+            let Err(failure) = result else {
+                return Ok(attempt);
+            };
+            let _ = self.client.batch_execute("ROLLBACK");
+            let _ = self.client.batch_execute("RESET ALL");
+            if is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
+                let pause = backoff(attempt);
+                tracing::warn!(
+                    "{}: lock timeout (attempt {attempt} of {}); rolled back, retrying in {} ms",
+                    planned.source.file_name(),
+                    self.lock_retries + 1,
+                    pause.as_millis()
+                );
+                watcher = watcher.or_else(|| self.start_watcher());
+                std::thread::sleep(pause);
+                attempt += 1;
+                continue;
+            }
+            let blocker = watcher.as_ref().and_then(BlockingWatcher::last_blocker);
+            return Err(failure_error(
+                planned.source,
+                &failure,
+                attempt,
+                blocker,
+                "it was rolled back: nothing of it is applied".into(),
+            ));
+        }
+    }
+
+    fn run_statements(&mut self, planned: &PlannedMigration<'_>) -> Result<u32, RunError> {
+        let source = planned.source;
+        let mut watcher: Option<BlockingWatcher> = None;
+        let mut most_attempts = 1;
+        let mut completed = planned.resume_at;
+        for step in &planned.steps {
+            let mut attempt = 1;
+            loop {
+                let Err(failure) = run_watched(self.client, step, watcher.as_ref()) else {
+                    break;
+                };
+                if step.role == Role::Commit || matches!(step.role, Role::History) {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                }
+                let retryable = matches!(step.role, Role::Statement(_) | Role::DropLeftover(_));
+                if retryable && is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
+                    let pause = backoff(attempt);
+                    tracing::warn!(
+                        "{}: lock timeout in statement {} (attempt {attempt} of {}); retrying in {} ms",
+                        source.file_name(),
+                        completed + 1,
+                        self.lock_retries + 1,
+                        pause.as_millis()
+                    );
+                    watcher = watcher.or_else(|| self.start_watcher());
+                    std::thread::sleep(pause);
+                    if let Role::Statement(index) = step.role {
+                        self.drop_invalid_leftover(source, index)?;
+                    }
+                    attempt += 1;
+                    continue;
+                }
+                let _ = self.client.batch_execute("RESET ALL");
+                let next = source.parsed.statements.get(completed);
+                let aftermath = match next {
+                    Some(statement) if completed > 0 => format!(
+                        "statements 1 to {completed} of {} are applied and journaled; the next run resumes at statement {} (line {})",
+                        source.parsed.statements.len(),
+                        completed + 1,
+                        statement.line
+                    ),
+                    _ => format!(
+                        "no statement of it completed; the next run starts it again{}",
+                        if source.parsed.statements.iter().any(|s| s.concurrent_index.is_some()) {
+                            ", dropping any INVALID index the failed build left"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
+                let blocker = watcher.as_ref().and_then(BlockingWatcher::last_blocker);
+                return Err(failure_error(source, &failure, attempt, blocker, aftermath));
+            }
+            most_attempts = most_attempts.max(attempt);
+            if let Role::Journal(index) = step.role {
+                completed = index + 1;
+            }
+        }
+        Ok(most_attempts)
+    }
+
+    /// A concurrent build cancelled by lock_timeout leaves an INVALID index
+    /// under the statement's name; it must go before the retry.
+    fn drop_invalid_leftover(&mut self, source: &SourceMigration, index: usize) -> Result<(), RunError> {
+        let Some(name) = &source.parsed.statements[index].concurrent_index else {
+            return Ok(());
+        };
+        let rows = self
+            .client
+            .query(
+                "SELECT n.nspname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $1 AND NOT i.indisvalid AND n.nspname = ANY(current_schemas(false))",
+                &[name],
+            )
+            .map_err(|source| RunError::Query { what: format!("looking for an INVALID index {name}"), source })?;
+        for row in rows {
+            let schema: String = row.get(0);
+            let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {}.{}", quote_ident(&schema), quote_ident(name));
+            tracing::info!("dropping the INVALID index left by the cancelled build: {sql}");
+            self.client
+                .batch_execute(&sql)
+                .map_err(|source| RunError::Query { what: format!("dropping the INVALID index {name}"), source })?;
+        }
+        Ok(())
+    }
+
+    fn start_watcher(&mut self) -> Option<BlockingWatcher> {
+        let pid: i32 = self.client.query_one("SELECT pg_backend_pid()", &[]).ok()?.get(0);
+        BlockingWatcher::start(self.settings, pid)
+    }
+}
+
+fn run_watched(client: &mut Client, step: &Step, watcher: Option<&BlockingWatcher>) -> Result<(), StepFailure> {
+    if let Some(watcher) = watcher {
+        watcher.set_in_flight(true);
+    }
+    let result = execute(client, step);
+    if let Some(watcher) = watcher {
+        watcher.set_in_flight(false);
+    }
+    result.map_err(|error| StepFailure { role: step.role, error })
+}
+
+/// Runs one step: without parameters over the simple protocol (a file's
+/// statement may be anything psql would accept), with them as a prepared
+/// statement.
+pub fn execute(client: &mut Client, step: &Step) -> Result<(), postgres::Error> {
+    if step.params.is_empty() {
+        return client.batch_execute(&step.sql);
+    }
+    let params: Vec<&(dyn ToSql + Sync)> = step
+        .params
+        .iter()
+        .map(|param| match param {
+            Param::Int(value) => value as &(dyn ToSql + Sync),
+            Param::Text(value) => value as &(dyn ToSql + Sync),
+        })
+        .collect();
+    client.execute(&step.sql, &params).map(|_| ())
+}
+
+fn failure_error(
+    source: &SourceMigration,
+    failure: &StepFailure,
+    attempts: u32,
+    blocker: Option<Blocker>,
+    aftermath: String,
+) -> RunError {
+    let db = failure.error.as_db_error();
+    let statement = match failure.role {
+        Role::Statement(index) | Role::DropLeftover(index) => source.parsed.statements.get(index),
+        _ => None,
+    };
+    let (location, snippet) = match statement {
+        Some(statement) => {
+            let text = source.parsed.statement_text(statement);
+            let offset_in_statement = match db.and_then(|db| db.position()) {
+                Some(ErrorPosition::Original(position)) => {
+                    text.char_indices().nth((*position as usize).saturating_sub(1)).map_or(0, |(offset, _)| offset)
+                }
+                _ => 0,
+            };
+            let location = LineIndex::new(source.text()).location(&source.path, statement.start + offset_in_statement);
+            let snippet = location.snippet(source.text());
+            (Some(location), snippet)
+        }
+        None => (None, String::new()),
+    };
+    let message = match (db, failure.role) {
+        (Some(db), _) => db.message().to_owned(),
+        (None, role) => format!("{} (while running the {role:?} step)", failure.error),
+    };
+    RunError::Failed(Box::new(MigrationFailure {
+        file: source.path.display().to_string(),
+        location,
+        snippet,
+        sqlstate: db.map(|db| db.code().code().to_owned()),
+        message,
+        detail: db.and_then(|db| db.detail()).map(str::to_owned),
+        hint: db.and_then(|db| db.hint()).map(str::to_owned),
+        attempts,
+        blocker,
+        aftermath,
+    }))
+}

@@ -1,0 +1,175 @@
+//! Migration files on disk: refinery's naming (`V{n}__{name}.sql`,
+//! `U{n}__{name}.sql`) and checksums, with every file that looks like a
+//! migration but is not a valid one reported instead of skipped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use refinery::Migration;
+use thiserror::Error;
+
+use super::sql::{self, ParsedFile, SqlError};
+
+pub type Version = i32;
+
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("the migrations directory {} cannot be read: {source}", path.display())]
+    UnreadableDirectory { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{}: not a migration name; migrations are named V{{version}}__{{name}}.sql (or U… for \
+         unversioned), with a whole-number version and a name of letters, digits and underscores, \
+         e.g. V7__add_orders.sql",
+        path.display()
+    )]
+    BadName { path: PathBuf },
+    #[error("{}: the version does not fit a 32-bit integer, as the history table stores it", path.display())]
+    VersionTooLarge { path: PathBuf },
+    #[error("{} and {} both have version {version}: give one of them the next free version", first.display(), second.display())]
+    DuplicateVersion { version: Version, first: PathBuf, second: PathBuf },
+    #[error("{}: cannot be read: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("{}: is not UTF-8 (first invalid byte at offset {offset}, line {line}); save it as UTF-8", path.display())]
+    NotUtf8 { path: PathBuf, offset: usize, line: usize },
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Applied in version order; a new one below the highest applied version is out of order.
+    Versioned,
+    /// May be applied whenever it is new, whatever the order.
+    Unversioned,
+}
+
+/// One migration file, read and parsed.
+#[derive(Debug, Clone)]
+pub struct SourceMigration {
+    pub version: Version,
+    pub name: String,
+    pub kind: Kind,
+    pub path: PathBuf,
+    /// refinery's checksum of name, version and text.
+    pub checksum: u64,
+    pub parsed: ParsedFile,
+}
+
+impl SourceMigration {
+    pub fn file_name(&self) -> String {
+        self.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    pub fn text(&self) -> &str {
+        &self.parsed.text
+    }
+}
+
+/// Reads every migration below `dir` (sorted by version). Files whose name
+/// starts like a migration, or ends in `.sql`, must be valid migrations;
+/// other files (a README, say) are left alone.
+pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)?;
+    files.sort();
+    let mut by_version: BTreeMap<Version, SourceMigration> = BTreeMap::new();
+    for path in files {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if !looks_like_migration(&file_name) {
+            continue;
+        }
+        let stem = file_name.strip_suffix(".sql").ok_or_else(|| SourceError::BadName { path: path.clone() })?;
+        if !is_valid_stem(stem) {
+            return Err(SourceError::BadName { path });
+        }
+        let bytes = std::fs::read(&path).map_err(|source| SourceError::Unreadable { path: path.clone(), source })?;
+        let text = String::from_utf8(bytes).map_err(|error| {
+            let offset = error.utf8_error().valid_up_to();
+            let line = error.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
+            SourceError::NotUtf8 { path: path.clone(), offset, line }
+        })?;
+        let migration = Migration::unapplied(stem, &text).map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
+        // refinery does not export its prefix type; its Display is the prefix letter.
+        let kind = if migration.prefix().to_string() == "U" { Kind::Unversioned } else { Kind::Versioned };
+        let parsed = sql::parse_file(&path, text)?;
+        let source = SourceMigration {
+            version: migration.version(),
+            name: migration.name().to_owned(),
+            kind,
+            path,
+            checksum: migration.checksum(),
+            parsed,
+        };
+        if let Some(existing) = by_version.get(&source.version) {
+            return Err(SourceError::DuplicateVersion {
+                version: source.version,
+                first: existing.path.clone(),
+                second: source.path,
+            });
+        }
+        by_version.insert(source.version, source);
+    }
+    Ok(by_version.into_values().collect())
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|source| SourceError::UnreadableDirectory { path: dir.to_path_buf(), source })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| SourceError::UnreadableDirectory { path: dir.to_path_buf(), source })?;
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A `.sql` file, or a file named like `V3…`/`U3…`, is meant as a migration.
+fn looks_like_migration(file_name: &str) -> bool {
+    let mut chars = file_name.chars();
+    let prefixed = matches!(chars.next(), Some('V' | 'U' | 'v' | 'u')) && chars.next().is_some_and(|c| c.is_ascii_digit());
+    prefixed || file_name.to_ascii_lowercase().ends_with(".sql")
+}
+
+/// `V` or `U`, digits, `__`, then one or more word characters: refinery's
+/// naming, matched whole (refinery matches a prefix and skips the rest).
+fn is_valid_stem(stem: &str) -> bool {
+    let Some(rest) = stem.strip_prefix('V').or_else(|| stem.strip_prefix('U')) else {
+        return false;
+    };
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let Some(name) = rest[digits..].strip_prefix("__") else {
+        return false;
+    };
+    digits > 0 && !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_matched_whole() {
+        assert!(is_valid_stem("V1__init"));
+        assert!(is_valid_stem("U12__refresh_views"));
+        assert!(!is_valid_stem("V1_init"));
+        assert!(!is_valid_stem("V1__add-users"));
+        assert!(!is_valid_stem("V1.5__x"));
+        assert!(!is_valid_stem("V__x"));
+        assert!(!is_valid_stem("v1__x"));
+        assert!(!is_valid_stem("V1__"));
+    }
+
+    #[test]
+    fn what_counts_as_meant_to_be_a_migration() {
+        assert!(looks_like_migration("V1__x.sql"));
+        assert!(looks_like_migration("create_users.sql"));
+        assert!(looks_like_migration("V2__x.sq"));
+        assert!(looks_like_migration("v2__x.sql"));
+        assert!(!looks_like_migration("README.md"));
+        assert!(!looks_like_migration(".gitkeep"));
+    }
+}

@@ -1,0 +1,341 @@
+//! Splitting a migration file into statements and classifying them, with
+//! squawk's parser (dollar quotes, nested comments and E-strings included),
+//! to decide whether the file runs in one transaction or statement by
+//! statement outside any.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use squawk_syntax::ast::{self, AstNode};
+use squawk_syntax::{SyntaxKind, SyntaxNode};
+use thiserror::Error;
+
+use super::location::Location;
+
+/// The header that makes a file run outside a transaction whatever it holds.
+pub const NO_TRANSACTION_HEADER: &str = "-- pgm:no-transaction";
+
+#[derive(Debug, Error)]
+pub enum SqlError {
+    #[error("{location}: cannot parse this SQL: {message}\n{snippet}")]
+    Syntax { location: Location, message: String, snippet: String },
+    #[error(
+        "{location}: {statement} is not allowed in a migration: pgm runs each migration in its own \
+         transaction (or, for files that need it, outside any), so remove it\n{snippet}"
+    )]
+    TransactionControl { location: Location, statement: String, snippet: String },
+    #[error(
+        "{}: mixes statements that cannot run inside a transaction with statements that should: \
+         {} at line {} cannot run in a transaction, {} at line {} should run in one.\n  \
+         Split the file: keep the transactional statements here and move the others ({}) to a \
+         new migration with the next version, or put `{NO_TRANSACTION_HEADER}` on the first line \
+         to run every statement on its own, without atomicity",
+        path.display(), outside.0, outside.1, inside.0, inside.1, outside_lines
+    )]
+    MixedModes { path: PathBuf, outside: (String, usize), inside: (String, usize), outside_lines: String },
+}
+
+/// How a statement relates to transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatementClass {
+    /// PostgreSQL refuses it inside a transaction block.
+    OutsideTransaction,
+    /// DDL and DML: should run atomically.
+    Transactional,
+    /// Runs either way (SET, ANALYZE, SELECT…).
+    Neutral,
+}
+
+#[derive(Debug, Clone)]
+pub struct Statement {
+    /// Byte range in the file.
+    pub start: usize,
+    pub end: usize,
+    pub line: usize,
+    pub column: usize,
+    /// A short label: "CREATE INDEX CONCURRENTLY", "ALTER TABLE"…
+    pub label: String,
+    pub class: StatementClass,
+    /// For CREATE INDEX CONCURRENTLY: the index name, so a rerun can find an
+    /// INVALID leftover of an interrupted build.
+    pub concurrent_index: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// One transaction: the statements and the history row commit together.
+    Transaction,
+    /// Statement by statement, each committing on its own, progress journaled.
+    NoTransaction,
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Mode::Transaction => "transaction",
+            Mode::NoTransaction => "no-transaction",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ParsedFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub statements: Vec<Statement>,
+    pub mode: Mode,
+    /// Why the mode was chosen, for plans and logs.
+    pub mode_reason: String,
+}
+
+impl ParsedFile {
+    pub fn statement_text(&self, statement: &Statement) -> &str {
+        &self.text[statement.start..statement.end]
+    }
+}
+
+pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
+    let parse = ast::SourceFile::parse(&text);
+    let lines = LineIndex::new(&text);
+    if let Some(error) = parse.errors().first() {
+        let offset = usize::from(error.range().start());
+        let location = lines.location(path, offset);
+        return Err(SqlError::Syntax {
+            snippet: location.snippet(&text),
+            location,
+            message: error.message().to_owned(),
+        });
+    }
+    let mut statements = Vec::new();
+    for stmt in parse.tree().stmts() {
+        let range = stmt.syntax().text_range();
+        let start = usize::from(range.start());
+        let (line, column) = lines.line_column(start);
+        let Some((label, class)) = classify(&stmt) else {
+            let location = lines.location(path, start);
+            return Err(SqlError::TransactionControl {
+                snippet: location.snippet(&text),
+                location,
+                statement: first_words(&text[start..usize::from(range.end())]),
+            });
+        };
+        statements.push(Statement {
+            start,
+            end: usize::from(range.end()),
+            line,
+            column,
+            concurrent_index: concurrent_index_name(&stmt),
+            label,
+            class,
+        });
+    }
+    let forced = text.lines().take_while(|line| line.trim_start().starts_with("--") || line.trim().is_empty())
+        .any(|line| line.trim() == NO_TRANSACTION_HEADER);
+    let outside = statements.iter().find(|s| s.class == StatementClass::OutsideTransaction);
+    let inside = statements.iter().find(|s| s.class == StatementClass::Transactional);
+    let (mode, mode_reason) = match (forced, outside, inside) {
+        (true, _, _) => (Mode::NoTransaction, format!("the file starts with `{NO_TRANSACTION_HEADER}`")),
+        (false, Some(outside), Some(inside)) => {
+            let outside_lines = statements
+                .iter()
+                .filter(|s| s.class == StatementClass::OutsideTransaction)
+                .map(|s| format!("line {}", s.line))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(SqlError::MixedModes {
+                path: path.to_path_buf(),
+                outside: (outside.label.clone(), outside.line),
+                inside: (inside.label.clone(), inside.line),
+                outside_lines,
+            });
+        }
+        (false, Some(outside), None) => (
+            Mode::NoTransaction,
+            format!("{} (line {}) cannot run inside a transaction", outside.label, outside.line),
+        ),
+        (false, None, _) => (Mode::Transaction, "every statement can run in one transaction".to_owned()),
+    };
+    Ok(ParsedFile { path: path.to_path_buf(), text, statements, mode, mode_reason })
+}
+
+fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
+    node.descendants_with_tokens().any(|element| element.kind() == kind)
+}
+
+/// The statement's label and class; `None` for transaction control, which
+/// has no place in a migration.
+fn classify(stmt: &ast::Stmt) -> Option<(String, StatementClass)> {
+    use StatementClass::{Neutral, OutsideTransaction, Transactional};
+    let node = stmt.syntax();
+    let concurrently = has_token(node, SyntaxKind::CONCURRENTLY_KW);
+    let (label, class) = match stmt {
+        ast::Stmt::CreateIndex(_) if concurrently => ("CREATE INDEX CONCURRENTLY", OutsideTransaction),
+        ast::Stmt::DropIndex(_) if concurrently => ("DROP INDEX CONCURRENTLY", OutsideTransaction),
+        ast::Stmt::Reindex(_) if concurrently => ("REINDEX CONCURRENTLY", OutsideTransaction),
+        ast::Stmt::Reindex(_) if has_token(node, SyntaxKind::DATABASE_KW) || has_token(node, SyntaxKind::SYSTEM_KW) => {
+            ("REINDEX DATABASE/SYSTEM", OutsideTransaction)
+        }
+        ast::Stmt::AlterTable(_) if concurrently && has_token(node, SyntaxKind::DETACH_KW) => {
+            ("DETACH PARTITION CONCURRENTLY", OutsideTransaction)
+        }
+        ast::Stmt::Vacuum(_) => ("VACUUM", OutsideTransaction),
+        ast::Stmt::AlterSystem(_) => ("ALTER SYSTEM", OutsideTransaction),
+        ast::Stmt::CreateDatabase(_) => ("CREATE DATABASE", OutsideTransaction),
+        ast::Stmt::DropDatabase(_) => ("DROP DATABASE", OutsideTransaction),
+        ast::Stmt::AlterDatabase(_) if has_token(node, SyntaxKind::TABLESPACE_KW) => {
+            ("ALTER DATABASE SET TABLESPACE", OutsideTransaction)
+        }
+        ast::Stmt::CreateTablespace(_) => ("CREATE TABLESPACE", OutsideTransaction),
+        ast::Stmt::DropTablespace(_) => ("DROP TABLESPACE", OutsideTransaction),
+        ast::Stmt::CreateSubscription(_) => ("CREATE SUBSCRIPTION", OutsideTransaction),
+        ast::Stmt::AlterSubscription(_) => ("ALTER SUBSCRIPTION", OutsideTransaction),
+        ast::Stmt::DropSubscription(_) => ("DROP SUBSCRIPTION", OutsideTransaction),
+        ast::Stmt::Begin(_)
+        | ast::Stmt::Commit(_)
+        | ast::Stmt::Rollback(_)
+        | ast::Stmt::PrepareTransaction(_) => return None,
+        ast::Stmt::Set(_)
+        | ast::Stmt::Reset(_)
+        | ast::Stmt::Show(_)
+        | ast::Stmt::Analyze(_)
+        | ast::Stmt::Select(_)
+        | ast::Stmt::Checkpoint(_) => return Some((kind_label(node), Neutral)),
+        _ => return Some((kind_label(node), Transactional)),
+    };
+    Some((label.to_owned(), class))
+}
+
+/// "CREATE_TABLE" → "CREATE TABLE".
+fn kind_label(node: &SyntaxNode) -> String {
+    format!("{:?}", node.kind()).replace('_', " ")
+}
+
+fn concurrent_index_name(stmt: &ast::Stmt) -> Option<String> {
+    let ast::Stmt::CreateIndex(create) = stmt else {
+        return None;
+    };
+    if !has_token(create.syntax(), SyntaxKind::CONCURRENTLY_KW) {
+        return None;
+    }
+    let name = create.index()?;
+    Some(unquote_identifier(&name.syntax().text().to_string()))
+}
+
+/// An identifier as PostgreSQL stores it: quoted names verbatim, others
+/// folded to lower case.
+fn unquote_identifier(text: &str) -> String {
+    let text = text.trim();
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => text.to_lowercase(),
+    }
+}
+
+fn first_words(text: &str) -> String {
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").trim_end_matches(';').to_uppercase()
+}
+
+/// Byte offsets to 1-based lines and columns (columns count characters).
+pub struct LineIndex<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        LineIndex { text, starts }
+    }
+
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|start| *start <= offset);
+        let line_start = self.starts[line - 1];
+        let column = self.text[line_start..offset.min(self.text.len())].chars().count() + 1;
+        (line, column)
+    }
+
+    pub fn location(&self, path: &Path, offset: usize) -> Location {
+        let (line, column) = self.line_column(offset);
+        Location { path: path.to_path_buf(), line, column }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ParsedFile, SqlError> {
+        parse_file(Path::new("V1__t.sql"), text.to_owned())
+    }
+
+    #[test]
+    fn splits_with_dollar_quotes_comments_and_e_strings() {
+        let file = parse(
+            "/* a /* nested */ comment; */\n\
+             CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN NEW.x := 'a;b'; RETURN NEW; END $$ LANGUAGE plpgsql;\n\
+             SELECT E'it\\'s; fine';\n\
+             CREATE TABLE t (id int);",
+        )
+        .unwrap();
+        let labels: Vec<_> = file.statements.iter().map(|s| (s.label.as_str(), s.line)).collect();
+        assert_eq!(labels, [("CREATE FUNCTION", 2), ("SELECT", 3), ("CREATE TABLE", 4)]);
+        assert_eq!(file.mode, Mode::Transaction);
+    }
+
+    #[test]
+    fn concurrent_statements_need_no_transaction() {
+        let file = parse("CREATE INDEX CONCURRENTLY \"Idx\" ON t (a);\nANALYZE t;\n").unwrap();
+        assert_eq!(file.mode, Mode::NoTransaction);
+        assert_eq!(file.statements[0].concurrent_index.as_deref(), Some("Idx"));
+        let file = parse("create index concurrently if not exists My_Idx on t (a);").unwrap();
+        assert_eq!(file.statements[0].concurrent_index.as_deref(), Some("my_idx"));
+        for text in [
+            "DROP INDEX CONCURRENTLY i;",
+            "REINDEX INDEX CONCURRENTLY i;",
+            "ALTER TABLE p DETACH PARTITION c CONCURRENTLY;",
+            "VACUUM (ANALYZE) t;",
+            "ALTER SYSTEM SET work_mem = '4MB';",
+        ] {
+            assert_eq!(parse(text).unwrap().mode, Mode::NoTransaction, "{text}");
+        }
+        assert_eq!(parse("ALTER TABLE p DETACH PARTITION c FINALIZE;").unwrap().mode, Mode::Transaction);
+    }
+
+    #[test]
+    fn mixing_is_refused_with_how_to_split() {
+        let err = parse("CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("CREATE INDEX CONCURRENTLY at line 2 cannot run in a transaction"), "{text}");
+        assert!(text.contains("CREATE TABLE at line 1 should run in one"), "{text}");
+        assert!(text.contains("move the others (line 2) to a new migration"), "{text}");
+    }
+
+    #[test]
+    fn the_header_forces_no_transaction() {
+        let file = parse("-- pgm:no-transaction\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);").unwrap();
+        assert_eq!(file.mode, Mode::NoTransaction);
+        assert!(file.mode_reason.contains("pgm:no-transaction"));
+    }
+
+    #[test]
+    fn transaction_control_is_refused_with_its_location() {
+        let err = parse("CREATE TABLE t (a int);\n  COMMIT;\n").unwrap_err();
+        assert!(err.to_string().starts_with("V1__t.sql:2:3: COMMIT is not allowed in a migration"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_place() {
+        let err = parse("CREATE TABLE t (a int);\nCREATE TABEL u (b int);\n").unwrap_err();
+        assert!(err.to_string().starts_with("V1__t.sql:2:"), "{err}");
+    }
+
+    #[test]
+    fn line_index_counts_characters() {
+        let index = LineIndex::new("ab\nçd\n");
+        assert_eq!(index.line_column(0), (1, 1));
+        assert_eq!(index.line_column(3), (2, 1));
+        assert_eq!(index.line_column(5), (2, 2));
+    }
+}
