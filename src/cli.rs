@@ -132,16 +132,31 @@ pub struct MigrateArgs {
 #[derive(Debug, Args)]
 pub struct MigrateLockArgs {
     /// How long any statement may wait for a lock before it is cancelled (and retried).
-    #[arg(long, env = "PGM_LOCK_TIMEOUT", default_value = "2s", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "PGM_LOCK_TIMEOUT",
+        default_value = "2s",
+        value_name = "DURATION"
+    )]
     pub lock_timeout: Timeout,
     /// Retries of a migration (or of a statement outside a transaction) cancelled by lock_timeout.
     #[arg(long, env = "PGM_LOCK_RETRIES", default_value_t = 5, value_name = "N")]
     pub lock_retries: u32,
     /// How long a statement of a transactional migration may run (0: no limit).
-    #[arg(long, env = "PGM_STATEMENT_TIMEOUT", default_value = "5min", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "PGM_STATEMENT_TIMEOUT",
+        default_value = "5min",
+        value_name = "DURATION"
+    )]
     pub statement_timeout: Timeout,
     /// How long to wait for another pgm migrate to finish before giving up.
-    #[arg(long, env = "PGM_LOCK_WAIT", default_value = "5min", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "PGM_LOCK_WAIT",
+        default_value = "5min",
+        value_name = "DURATION"
+    )]
     pub lock_wait: Timeout,
 }
 
@@ -159,7 +174,12 @@ pub enum MigrateCommand {
     Baseline {
         version: i32,
         /// How long to wait for another pgm migrate to finish.
-        #[arg(long, env = "PGM_LOCK_WAIT", default_value = "5min", value_name = "DURATION")]
+        #[arg(
+            long,
+            env = "PGM_LOCK_WAIT",
+            default_value = "5min",
+            value_name = "DURATION"
+        )]
         lock_wait: Timeout,
     },
 }

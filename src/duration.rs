@@ -38,7 +38,9 @@ impl FromStr for Timeout {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
         let number: u64 = number
             .parse()
@@ -49,7 +51,11 @@ impl FromStr for Timeout {
             "s" | "sec" | "secs" | "seconds" => 1000,
             "m" | "min" | "mins" | "minutes" => 60_000,
             "h" | "hour" | "hours" => 3_600_000,
-            other => return Err(format!("\"{other}\" is not a duration unit: use ms, s, min or h")),
+            other => {
+                return Err(format!(
+                    "\"{other}\" is not a duration unit: use ms, s, min or h"
+                ));
+            }
         };
         Ok(Timeout::from_millis(number.saturating_mul(ms_per_unit)))
     }
@@ -61,7 +67,15 @@ mod tests {
 
     #[test]
     fn parses_and_prints_round_trip() {
-        for (text, shown) in [("2s", "2s"), ("500ms", "500ms"), ("5min", "5min"), ("90s", "90s"), ("120s", "2min"), ("1h", "1h"), ("0", "0")] {
+        for (text, shown) in [
+            ("2s", "2s"),
+            ("500ms", "500ms"),
+            ("5min", "5min"),
+            ("90s", "90s"),
+            ("120s", "2min"),
+            ("1h", "1h"),
+            ("0", "0"),
+        ] {
             assert_eq!(text.parse::<Timeout>().unwrap().to_string(), shown);
         }
         assert!("2 weeks".parse::<Timeout>().is_err());

@@ -47,3 +47,12 @@ pub fn code_for(error: &anyhow::Error) -> u8 {
         EXIT_FAILURE
     }
 }
+
+/// True when the error is stdout closing under us.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -15,6 +15,8 @@ fn main() -> ExitCode {
     pgm::logging::init(&cli.global);
     match pgm::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
+        // A reader that stopped reading (`pgm … | head`) is not a failure.
+        Err(error) if exit::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             let mut report = format!("error: {error}");
             for cause in error.chain().skip(1) {

@@ -16,11 +16,17 @@ use crate::migrate::{history, render};
 /// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
 pub const MIGRATE_LOCK_KEY: i64 = 0x0070_676d_206d_6967;
 
-pub fn run(global: &GlobalArgs, args: &MigrateArgs, settings: impl FnOnce() -> Result<ConnectionSettings>) -> Result<Outcome> {
+pub fn run(
+    global: &GlobalArgs,
+    args: &MigrateArgs,
+    settings: impl FnOnce() -> Result<ConnectionSettings>,
+) -> Result<Outcome> {
     let sources = load_sources(global)?;
     match &args.command {
         None => apply(args, &sources, &settings()?),
-        Some(MigrateCommand::Status { exit_code, format }) => status(&sources, &settings()?, *exit_code, *format),
+        Some(MigrateCommand::Status { exit_code, format }) => {
+            status(&sources, &settings()?, *exit_code, *format)
+        }
         Some(MigrateCommand::Baseline { version, lock_wait }) => {
             baseline(&sources, &settings()?, *version, lock_wait.0)
         }
@@ -28,12 +34,18 @@ pub fn run(global: &GlobalArgs, args: &MigrateArgs, settings: impl FnOnce() -> R
 }
 
 fn load_sources(global: &GlobalArgs) -> Result<Vec<SourceMigration>> {
-    source::load(&global.migrations).context(UsageError("invalid migrations".into()))
+    source::load(&global.migrations).context(UsageError("invalid migration files".into()))
 }
 
-fn apply(args: &MigrateArgs, sources: &[SourceMigration], settings: &ConnectionSettings) -> Result<Outcome> {
+fn apply(
+    args: &MigrateArgs,
+    sources: &[SourceMigration],
+    settings: &ConnectionSettings,
+) -> Result<Outcome> {
     if args.format == OutputFormat::Sql && !args.dry_run {
-        bail!(UsageError("--format sql prints a plan: use it with --dry-run".into()));
+        bail!(UsageError(
+            "--format sql prints a plan: use it with --dry-run".into()
+        ));
     }
     let options = Options {
         lock_timeout: args.locks.lock_timeout,
@@ -59,17 +71,31 @@ fn apply(args: &MigrateArgs, sources: &[SourceMigration], settings: &ConnectionS
         return Ok(Outcome::Success);
     }
     refuse_replica(&mut client)?;
-    let mut lock = SessionLock::acquire(client, MIGRATE_LOCK_KEY, "the migration lock", args.locks.lock_wait.0, |holder, waited| {
-        match holder {
-            Some(holder) => tracing::info!("waiting for the migration lock ({}s so far): held by {holder}", waited.as_secs()),
-            None => tracing::info!("waiting for the migration lock ({}s so far)", waited.as_secs()),
-        }
-    })?;
+    let mut lock = SessionLock::acquire(
+        client,
+        MIGRATE_LOCK_KEY,
+        "the migration lock",
+        args.locks.lock_wait.0,
+        |holder, waited| match holder {
+            Some(holder) => tracing::info!(
+                "waiting for the migration lock ({}s so far): held by {holder}",
+                waited.as_secs()
+            ),
+            None => tracing::info!(
+                "waiting for the migration lock ({}s so far)",
+                waited.as_secs()
+            ),
+        },
+    )?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     // Check the history against the files before creating anything.
     let planned = plan::plan(sources, &state, &options)?;
-    let mut runner = Runner { client, settings, lock_retries: args.locks.lock_retries };
+    let mut runner = Runner {
+        client,
+        settings,
+        lock_retries: args.locks.lock_retries,
+    };
     runner.run_setup(&planned.setup)?;
     let already = state.applied.len();
     let mut reports = Vec::new();
@@ -88,12 +114,19 @@ fn apply(args: &MigrateArgs, sources: &[SourceMigration], settings: &ConnectionS
 fn refuse_replica(client: &mut postgres::Client) -> Result<()> {
     let in_recovery: bool = client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);
     if in_recovery {
-        bail!("this server is a read-only replica (in recovery): point DATABASE_URL at the primary");
+        bail!(
+            "this server is a read-only replica (in recovery): point DATABASE_URL at the primary"
+        );
     }
     Ok(())
 }
 
-fn status(sources: &[SourceMigration], settings: &ConnectionSettings, exit_code: bool, format: StatusFormat) -> Result<Outcome> {
+fn status(
+    sources: &[SourceMigration],
+    settings: &ConnectionSettings,
+    exit_code: bool,
+    format: StatusFormat,
+) -> Result<Outcome> {
     let mut client = db::connect(settings)?;
     let state = runner::read_state(&mut client, sources)?;
     let entries = plan::reconcile(sources, &state);
@@ -109,49 +142,84 @@ fn status(sources: &[SourceMigration], settings: &ConnectionSettings, exit_code:
         .map(|e| format!("V{}__{}", e.version, e.name))
         .collect();
     if !broken.is_empty() {
-        bail!("divergent or missing migrations: {} (run pgm migrate for what to do)", broken.join(", "));
+        bail!(
+            "divergent or missing migrations: {} (run pgm migrate for what to do)",
+            broken.join(", ")
+        );
     }
-    let pending = entries.iter().any(|e| matches!(e.state, State::Pending | State::PartlyApplied | State::OutOfOrder));
-    Ok(if exit_code && pending { Outcome::Pending } else { Outcome::Success })
+    let pending = entries.iter().any(|e| {
+        matches!(
+            e.state,
+            State::Pending | State::PartlyApplied | State::OutOfOrder
+        )
+    });
+    Ok(if exit_code && pending {
+        Outcome::Pending
+    } else {
+        Outcome::Success
+    })
 }
 
-fn baseline(sources: &[SourceMigration], settings: &ConnectionSettings, version: i32, lock_wait: std::time::Duration) -> Result<Outcome> {
+fn baseline(
+    sources: &[SourceMigration],
+    settings: &ConnectionSettings,
+    version: i32,
+    lock_wait: std::time::Duration,
+) -> Result<Outcome> {
     let mut client = db::connect(settings)?;
     refuse_replica(&mut client)?;
-    let mut lock = SessionLock::acquire(client, MIGRATE_LOCK_KEY, "the migration lock", lock_wait, |_, _| {
-        tracing::info!("waiting for the migration lock");
-    })?;
+    let mut lock = SessionLock::acquire(
+        client,
+        MIGRATE_LOCK_KEY,
+        "the migration lock",
+        lock_wait,
+        |_, _| {
+            tracing::info!("waiting for the migration lock");
+        },
+    )?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     if !state.applied.is_empty() {
         bail!(
             "the history already holds {} migration(s), up to version {}: baseline is for a database pgm has not migrated yet",
             state.applied.len(),
-            state.applied.iter().map(|a| a.version).max().unwrap_or_default()
+            state
+                .applied
+                .iter()
+                .map(|a| a.version)
+                .max()
+                .unwrap_or_default()
         );
     }
     let covered: Vec<&SourceMigration> = sources.iter().filter(|s| s.version <= version).collect();
     if covered.is_empty() {
-        bail!(UsageError(format!("no migration has a version at or below {version}: nothing to baseline")));
+        bail!(UsageError(format!(
+            "no migration has a version at or below {version}: nothing to baseline"
+        )));
     }
-    let present = history::tables_present(client)?;
+    let tables = &state.tables;
+    let present = history::tables_present(client, tables)?;
     let mut transaction = client.transaction()?;
-    for statement in history::create_statements(present) {
+    for statement in history::create_statements(tables, present) {
         transaction.batch_execute(&statement)?;
     }
     let insert = format!(
         "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, \
          to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)",
-        db::quote_ident(history::HISTORY_TABLE)
+        tables.history()
     );
     for source in &covered {
-        transaction.execute(&insert, &[&source.version, &source.name, &source.checksum.to_string()])?;
+        transaction.execute(
+            &insert,
+            &[&source.version, &source.name, &source.checksum.to_string()],
+        )?;
     }
     transaction.commit().context("recording the baseline")?;
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "baseline: recorded {} migration(s) up to version {} as applied, without running them",
         covered.len(),
         covered.last().map(|s| s.version).unwrap_or(version)
-    );
+    )?;
     Ok(Outcome::Success)
 }

@@ -1,6 +1,8 @@
 //! `pgm ping`: connect and describe the server, for deploy scripts that wait
 //! for a database and for checking which settings pgm really uses.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 
 use crate::db::{self, ConnectionSettings};
@@ -21,19 +23,17 @@ pub fn run(settings: &ConnectionSettings) -> Result<Outcome> {
     let in_recovery: bool = row.get(3);
     let tls: String = row.get(4);
     let application_name: String = row.get(5);
-    println!("connected: {settings}");
-    println!("server: PostgreSQL {version}");
-    println!("user: {user}");
-    println!("database: {database}");
-    println!(
-        "role: {}",
-        if in_recovery {
-            "read-only replica (in recovery)"
-        } else {
-            "primary"
-        }
-    );
-    println!("tls: {tls}");
-    println!("application_name: {application_name}");
+    let role = if in_recovery {
+        "read-only replica (in recovery)"
+    } else {
+        "primary"
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "connected: {settings}\nserver: PostgreSQL {version}\nuser: {user}\ndatabase: {database}\n\
+         role: {role}\ntls: {tls}\napplication_name: {application_name}"
+    )?;
+    out.flush()?;
     Ok(Outcome::Success)
 }

@@ -22,7 +22,11 @@ pub struct Blocker {
 
 impl std::fmt::Display for Blocker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "it waited for {}, held by pid {} ({})", self.lock, self.holder_pid, self.holder)
+        write!(
+            f,
+            "it waited for {}, held by pid {} ({})",
+            self.lock, self.holder_pid, self.holder
+        )
     }
 }
 
@@ -49,7 +53,10 @@ impl BlockingWatcher {
             .name("pgm-blocking-watcher".into())
             .spawn(move || watch(&mut client, pid, &thread_shared))
             .ok()?;
-        Some(BlockingWatcher { shared, thread: Some(thread) })
+        Some(BlockingWatcher {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     /// Marks a statement of ours as running (or done).
@@ -59,7 +66,11 @@ impl BlockingWatcher {
     }
 
     pub fn last_blocker(&self) -> Option<Blocker> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner()).last_seen.clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_seen
+            .clone()
     }
 }
 
@@ -80,7 +91,9 @@ fn watch(client: &mut Client, pid: i32, shared: &Mutex<Shared>) {
             if shared.stop {
                 return;
             }
-            shared.in_flight_since.is_some_and(|since| since.elapsed() >= POLL)
+            shared
+                .in_flight_since
+                .is_some_and(|since| since.elapsed() >= POLL)
         };
         if !running {
             continue;
@@ -107,5 +120,9 @@ pub fn blocker_of(client: &mut Client, pid: i32) -> Result<Option<Blocker>, post
          LIMIT 1",
         &[&pid],
     )?;
-    Ok(row.map(|row| Blocker { lock: row.get(0), holder_pid: row.get(1), holder: row.get(2) }))
+    Ok(row.map(|row| Blocker {
+        lock: row.get(0),
+        holder_pid: row.get(1),
+        holder: row.get(2),
+    }))
 }

@@ -143,9 +143,15 @@ fn client_config(settings: &ConnectionSettings, attempt_timeout: Duration) -> po
     if let Some((password, _)) = &settings.password {
         config.password(password.expose());
     }
-    if let Some(options) = &settings.options {
-        config.options(options);
-    }
+    // A backend whose client has gone (pgm killed mid-statement) notices it
+    // within a second and rolls back, instead of holding its locks until the
+    // statement ends on its own. A startup option, so RESET ALL keeps it.
+    let check = "-c client_connection_check_interval=1000";
+    let options = match &settings.options {
+        Some(options) => format!("{options} {check}"),
+        None => check.to_owned(),
+    };
+    config.options(&options);
     config
 }
 

@@ -17,8 +17,18 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = if self.application_name.is_empty() { "no application_name" } else { &self.application_name };
-        write!(f, "pid {} ({name}, connected {}s ago, {})", self.pid, self.connected_for.as_secs(), self.state)
+        let name = if self.application_name.is_empty() {
+            "no application_name"
+        } else {
+            &self.application_name
+        };
+        write!(
+            f,
+            "pid {} ({name}, connected {}s ago, {})",
+            self.pid,
+            self.connected_for.as_secs(),
+            self.state
+        )
     }
 }
 
@@ -26,9 +36,16 @@ impl std::fmt::Display for Holder {
 pub enum LockError {
     #[error("{what} is held by another session{}; gave up after waiting {}s (raise the wait with --lock-wait)",
         holder.as_ref().map(|h| format!(", {h}")).unwrap_or_default(), waited.as_secs())]
-    Busy { what: String, holder: Option<Holder>, waited: Duration },
+    Busy {
+        what: String,
+        holder: Option<Holder>,
+        waited: Duration,
+    },
     #[error("taking {what}: {source}")]
-    Query { what: String, source: postgres::Error },
+    Query {
+        what: String,
+        source: postgres::Error,
+    },
 }
 
 /// A held session advisory lock and the session that holds it.
@@ -52,24 +69,36 @@ impl SessionLock {
         let started = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
-            if try_lock(&mut client, key).map_err(|source| LockError::Query { what: what.to_owned(), source })? {
+            if try_lock(&mut client, key).map_err(|source| LockError::Query {
+                what: what.to_owned(),
+                source,
+            })? {
                 return Ok(SessionLock { client, key });
             }
             let holder = holder(&mut client, key).ok().flatten();
             let waited = started.elapsed();
             if waited >= wait {
-                return Err(LockError::Busy { what: what.to_owned(), holder, waited });
+                return Err(LockError::Busy {
+                    what: what.to_owned(),
+                    holder,
+                    waited,
+                });
             }
             if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(5)) {
                 on_wait(holder.as_ref(), waited);
                 last_report = Some(Instant::now());
             }
-            std::thread::sleep(Duration::from_millis(250 + fastrand::u64(0..250)).min(wait - waited));
+            std::thread::sleep(
+                Duration::from_millis(250 + fastrand::u64(0..250)).min(wait - waited),
+            );
         }
     }
 
     /// Tries once; `None` when another session holds the lock.
-    pub fn try_acquire(mut client: Client, key: i64) -> Result<Option<SessionLock>, postgres::Error> {
+    pub fn try_acquire(
+        mut client: Client,
+        key: i64,
+    ) -> Result<Option<SessionLock>, postgres::Error> {
         Ok(try_lock(&mut client, key)?.then_some(SessionLock { client, key }))
     }
 
@@ -82,12 +111,16 @@ impl Drop for SessionLock {
     fn drop(&mut self) {
         // Closing the session would release it too; unlocking first keeps
         // the release prompt even if the connection lingers.
-        let _ = self.client.execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
+        let _ = self
+            .client
+            .execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
     }
 }
 
 fn try_lock(client: &mut Client, key: i64) -> Result<bool, postgres::Error> {
-    Ok(client.query_one("SELECT pg_try_advisory_lock($1)", &[&key])?.get(0))
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+        .get(0))
 }
 
 /// The session holding advisory lock `key` in this database, if any.

@@ -6,7 +6,9 @@ use std::time::Duration;
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 pub fn is_lock_timeout(error: &postgres::Error) -> bool {
-    error.code().is_some_and(|code| code.code() == LOCK_NOT_AVAILABLE)
+    error
+        .code()
+        .is_some_and(|code| code.code() == LOCK_NOT_AVAILABLE)
 }
 
 /// The pause before retry number `attempt` (1-based): 200 ms doubling up to
@@ -14,7 +16,8 @@ pub fn is_lock_timeout(error: &postgres::Error) -> bool {
 /// runners do not retry in step.
 pub fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(200).saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    base.min(Duration::from_secs(10)).mul_f64(0.5 + fastrand::f64())
+    base.min(Duration::from_secs(10))
+        .mul_f64(0.5 + fastrand::f64())
 }
 
 #[cfg(test)]
@@ -25,7 +28,9 @@ mod tests {
     #[test]
     fn grows_and_is_capped() {
         for _ in 0..100 {
-            assert!(backoff(1) >= Duration::from_millis(100) && backoff(1) < Duration::from_millis(300));
+            assert!(
+                backoff(1) >= Duration::from_millis(100) && backoff(1) < Duration::from_millis(300)
+            );
             assert!(backoff(20) <= Duration::from_secs(15));
         }
     }

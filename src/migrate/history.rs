@@ -16,8 +16,13 @@ pub const JOURNAL_TABLE: &str = "pgm_migration_journal";
 #[derive(Debug, Error)]
 pub enum HistoryError {
     #[error("reading {table}: {source}")]
-    Query { table: &'static str, source: postgres::Error },
-    #[error("{HISTORY_TABLE} row for version {version} has a checksum that is not a number ({checksum:?}); was the table edited by hand?")]
+    Query {
+        table: &'static str,
+        source: postgres::Error,
+    },
+    #[error(
+        "{HISTORY_TABLE} row for version {version} has a checksum that is not a number ({checksum:?}); was the table edited by hand?"
+    )]
     BadChecksum { version: Version, checksum: String },
 }
 
@@ -32,7 +37,43 @@ pub struct Applied {
     pub duration_ms: Option<i64>,
 }
 
-/// Which of the three tables exist (in the schema the search path resolves to).
+/// Where the tables live: the schema holding the history table when it
+/// exists (as refinery finds it through the search path), else the current
+/// schema. Resolved once per run and written schema-qualified, so that a
+/// migration changing search_path cannot move them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub schema: String,
+}
+
+impl Tables {
+    pub fn locate(client: &mut Client) -> Result<Tables, postgres::Error> {
+        let row = client.query_one(
+            "SELECT coalesce((SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                              WHERE c.oid = to_regclass($1)), current_schema()::text, 'public')",
+            &[&quote_ident(HISTORY_TABLE)],
+        )?;
+        Ok(Tables { schema: row.get(0) })
+    }
+
+    pub fn history(&self) -> String {
+        self.qualified(HISTORY_TABLE)
+    }
+
+    pub fn runs(&self) -> String {
+        self.qualified(RUNS_TABLE)
+    }
+
+    pub fn journal(&self) -> String {
+        self.qualified(JOURNAL_TABLE)
+    }
+
+    fn qualified(&self, table: &str) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
+    }
+}
+
+/// Which of the three tables exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TablesPresent {
     pub history: bool,
@@ -46,29 +87,36 @@ impl TablesPresent {
     }
 }
 
-pub fn tables_present(client: &mut Client) -> Result<TablesPresent, postgres::Error> {
+pub fn tables_present(
+    client: &mut Client,
+    tables: &Tables,
+) -> Result<TablesPresent, postgres::Error> {
     let row = client.query_one(
         "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL",
-        &[&quote_ident(HISTORY_TABLE), &quote_ident(RUNS_TABLE), &quote_ident(JOURNAL_TABLE)],
+        &[&tables.history(), &tables.runs(), &tables.journal()],
     )?;
-    Ok(TablesPresent { history: row.get(0), runs: row.get(1), journal: row.get(2) })
+    Ok(TablesPresent {
+        history: row.get(0),
+        runs: row.get(1),
+        journal: row.get(2),
+    })
 }
 
 /// The statements that create whatever is missing.
-pub fn create_statements(present: TablesPresent) -> Vec<String> {
+pub fn create_statements(tables: &Tables, present: TablesPresent) -> Vec<String> {
     let mut statements = Vec::new();
     if !present.history {
         statements.push(format!(
             "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, name varchar(255), \
              applied_on varchar(255), checksum varchar(255))",
-            quote_ident(HISTORY_TABLE)
+            tables.history()
         ));
     }
     if !present.runs {
         statements.push(format!(
             "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, started_at timestamptz NOT NULL, \
              finished_at timestamptz NOT NULL, mode text NOT NULL)",
-            quote_ident(RUNS_TABLE)
+            tables.runs()
         ));
     }
     if !present.journal {
@@ -76,20 +124,24 @@ pub fn create_statements(present: TablesPresent) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS {} (version int4 NOT NULL, checksum text NOT NULL, \
              statement int4 NOT NULL, completed_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
              PRIMARY KEY (version, statement))",
-            quote_ident(JOURNAL_TABLE)
+            tables.journal()
         ));
     }
     statements
 }
 
-pub fn read_applied(client: &mut Client, present: TablesPresent) -> Result<Vec<Applied>, HistoryError> {
+pub fn read_applied(
+    client: &mut Client,
+    tables: &Tables,
+    present: TablesPresent,
+) -> Result<Vec<Applied>, HistoryError> {
     if !present.history {
         return Ok(Vec::new());
     }
     let duration = if present.runs {
         format!(
             "(SELECT (extract(epoch FROM r.finished_at - r.started_at) * 1000)::int8 FROM {} r WHERE r.version = h.version)",
-            quote_ident(RUNS_TABLE)
+            tables.runs()
         )
     } else {
         "NULL::int8".to_owned()
@@ -97,9 +149,14 @@ pub fn read_applied(client: &mut Client, present: TablesPresent) -> Result<Vec<A
     let sql = format!(
         "SELECT h.version, coalesce(h.name, ''), coalesce(h.applied_on, ''), coalesce(h.checksum, ''), {duration} \
          FROM {} h ORDER BY h.version",
-        quote_ident(HISTORY_TABLE)
+        tables.history()
     );
-    let rows = client.query(&sql, &[]).map_err(|source| HistoryError::Query { table: HISTORY_TABLE, source })?;
+    let rows = client
+        .query(&sql, &[])
+        .map_err(|source| HistoryError::Query {
+            table: HISTORY_TABLE,
+            source,
+        })?;
     rows.iter()
         .map(|row| {
             let version: Version = row.get(0);
@@ -108,7 +165,10 @@ pub fn read_applied(client: &mut Client, present: TablesPresent) -> Result<Vec<A
                 version,
                 name: row.get(1),
                 applied_on: row.get(2),
-                checksum: checksum.parse().map_err(|_| HistoryError::BadChecksum { version, checksum: checksum.clone() })?,
+                checksum: checksum.parse().map_err(|_| HistoryError::BadChecksum {
+                    version,
+                    checksum: checksum.clone(),
+                })?,
                 duration_ms: row.get(4),
             })
         })
@@ -123,15 +183,24 @@ pub struct Progress {
     pub completed: usize,
 }
 
-pub fn read_progress(client: &mut Client, present: TablesPresent) -> Result<Vec<(Version, Progress)>, HistoryError> {
+pub fn read_progress(
+    client: &mut Client,
+    tables: &Tables,
+    present: TablesPresent,
+) -> Result<Vec<(Version, Progress)>, HistoryError> {
     if !present.journal {
         return Ok(Vec::new());
     }
     let sql = format!(
         "SELECT version, min(checksum), count(*) FILTER (WHERE statement > 0) FROM {} GROUP BY version ORDER BY version",
-        quote_ident(JOURNAL_TABLE)
+        tables.journal()
     );
-    let rows = client.query(&sql, &[]).map_err(|source| HistoryError::Query { table: JOURNAL_TABLE, source })?;
+    let rows = client
+        .query(&sql, &[])
+        .map_err(|source| HistoryError::Query {
+            table: JOURNAL_TABLE,
+            source,
+        })?;
     rows.iter()
         .map(|row| {
             let version: Version = row.get(0);
@@ -140,7 +209,10 @@ pub fn read_progress(client: &mut Client, present: TablesPresent) -> Result<Vec<
             Ok((
                 version,
                 Progress {
-                    checksum: checksum.parse().map_err(|_| HistoryError::BadChecksum { version, checksum: checksum.clone() })?,
+                    checksum: checksum.parse().map_err(|_| HistoryError::BadChecksum {
+                        version,
+                        checksum: checksum.clone(),
+                    })?,
                     completed: completed as usize,
                 },
             ))

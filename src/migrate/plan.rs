@@ -9,7 +9,7 @@ use thiserror::Error;
 use crate::db::quote_ident;
 use crate::duration::Timeout;
 
-use super::history::{Applied, HISTORY_TABLE, JOURNAL_TABLE, Progress, RUNS_TABLE};
+use super::history::{Applied, Progress, Tables};
 use super::source::{Kind, SourceMigration, Version};
 use super::sql::Mode;
 
@@ -58,11 +58,19 @@ pub struct Step {
 
 impl Step {
     fn new(role: Role, sql: impl Into<String>) -> Step {
-        Step { role, sql: sql.into(), params: Vec::new() }
+        Step {
+            role,
+            sql: sql.into(),
+            params: Vec::new(),
+        }
     }
 
     fn with(role: Role, sql: impl Into<String>, params: Vec<Param>) -> Step {
-        Step { role, sql: sql.into(), params }
+        Step {
+            role,
+            sql: sql.into(),
+            params,
+        }
     }
 }
 
@@ -92,8 +100,9 @@ pub struct ExistingIndex {
 }
 
 /// Everything read from the database that the plan depends on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DatabaseState {
+    pub tables: Tables,
     pub setup: Vec<String>,
     pub applied: Vec<Applied>,
     pub progress: Vec<(Version, Progress)>,
@@ -127,24 +136,30 @@ pub struct Entry<'a> {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("{}", problems.join("\n"))]
+    #[error("the migrations do not match the history of this database:{}", problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
     Inconsistent { problems: Vec<String> },
 }
 
 /// Every migration, from the files and the history, with its state.
 pub fn reconcile<'a>(sources: &'a [SourceMigration], state: &DatabaseState) -> Vec<Entry<'a>> {
-    let applied: BTreeMap<Version, &Applied> = state.applied.iter().map(|a| (a.version, a)).collect();
-    let progress: BTreeMap<Version, &Progress> = state.progress.iter().map(|(v, p)| (*v, p)).collect();
+    let applied: BTreeMap<Version, &Applied> =
+        state.applied.iter().map(|a| (a.version, a)).collect();
+    let progress: BTreeMap<Version, &Progress> =
+        state.progress.iter().map(|(v, p)| (*v, p)).collect();
     let highest_applied = state.applied.iter().map(|a| a.version).max();
     let mut entries: Vec<Entry<'a>> = sources
         .iter()
         .map(|source| {
             let applied_row = applied.get(&source.version).copied();
             let state = match applied_row {
-                Some(row) if row.checksum == source.checksum && row.name == source.name => State::Applied,
+                Some(row) if row.checksum == source.checksum && row.name == source.name => {
+                    State::Applied
+                }
                 Some(_) => State::Divergent,
                 None if progress.contains_key(&source.version) => State::PartlyApplied,
-                None if source.kind == Kind::Versioned && highest_applied.is_some_and(|h| h > source.version) => {
+                None if source.kind == Kind::Versioned
+                    && highest_applied.is_some_and(|h| h > source.version) =>
+                {
                     State::OutOfOrder
                 }
                 None => State::Pending,
@@ -175,7 +190,11 @@ pub fn reconcile<'a>(sources: &'a [SourceMigration], state: &DatabaseState) -> V
     entries
 }
 
-pub fn plan<'a>(sources: &'a [SourceMigration], state: &DatabaseState, options: &Options) -> Result<Plan<'a>, PlanError> {
+pub fn plan<'a>(
+    sources: &'a [SourceMigration],
+    state: &DatabaseState,
+    options: &Options,
+) -> Result<Plan<'a>, PlanError> {
     let entries = reconcile(sources, state);
     let mut problems = Vec::new();
     for entry in &entries {
@@ -221,30 +240,43 @@ pub fn plan<'a>(sources: &'a [SourceMigration], state: &DatabaseState, options: 
     if !problems.is_empty() {
         return Err(PlanError::Inconsistent { problems });
     }
-    let setup = state.setup.iter().map(|sql| Step::new(Role::Setup, sql.clone())).collect();
+    let setup = state
+        .setup
+        .iter()
+        .map(|sql| Step::new(Role::Setup, sql.clone()))
+        .collect();
     let migrations = entries
         .iter()
-        .filter(|entry| matches!(entry.state, State::Pending | State::PartlyApplied | State::OutOfOrder))
+        .filter(|entry| {
+            matches!(
+                entry.state,
+                State::Pending | State::PartlyApplied | State::OutOfOrder
+            )
+        })
         .filter(|entry| options.target.is_none_or(|target| entry.version <= target))
         .map(|entry| {
             let source = entry.source.expect("pending entries have a file");
             let resume_at = entry.progress.as_ref().map_or(0, |p| p.completed);
-            plan_migration(source, resume_at, &state.indexes, options)
+            plan_migration(source, resume_at, state, options)
         })
         .collect();
     Ok(Plan { setup, migrations })
 }
 
-fn history_steps(source: &SourceMigration, started_at: &str) -> Vec<Step> {
+fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) -> Vec<Step> {
     vec![
         Step::with(
             Role::History,
             format!(
                 "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, \
                  to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)",
-                quote_ident(HISTORY_TABLE)
+                tables.history()
             ),
-            vec![Param::Int(source.version), Param::Text(source.name.clone()), Param::Text(source.checksum.to_string())],
+            vec![
+                Param::Int(source.version),
+                Param::Text(source.name.clone()),
+                Param::Text(source.checksum.to_string()),
+            ],
         ),
         Step::with(
             Role::History,
@@ -252,9 +284,12 @@ fn history_steps(source: &SourceMigration, started_at: &str) -> Vec<Step> {
                 "INSERT INTO {} (version, started_at, finished_at, mode) VALUES ($1, {started_at}, clock_timestamp(), $2) \
                  ON CONFLICT (version) DO UPDATE SET started_at = EXCLUDED.started_at, \
                  finished_at = EXCLUDED.finished_at, mode = EXCLUDED.mode",
-                quote_ident(RUNS_TABLE)
+                tables.runs()
             ),
-            vec![Param::Int(source.version), Param::Text(source.parsed.mode.to_string())],
+            vec![
+                Param::Int(source.version),
+                Param::Text(source.parsed.mode.to_string()),
+            ],
         ),
     ]
 }
@@ -262,33 +297,50 @@ fn history_steps(source: &SourceMigration, started_at: &str) -> Vec<Step> {
 fn plan_migration<'a>(
     source: &'a SourceMigration,
     resume_at: usize,
-    indexes: &[ExistingIndex],
+    state: &DatabaseState,
     options: &Options,
 ) -> PlannedMigration<'a> {
+    let indexes = &state.indexes;
+    let tables = &state.tables;
     let file = &source.parsed;
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
     match file.mode {
         Mode::Transaction => {
             steps.push(Step::new(Role::Begin, "BEGIN"));
-            steps.push(Step::new(Role::Setting, format!("SET LOCAL lock_timeout = '{}'", options.lock_timeout.setting())));
             steps.push(Step::new(
                 Role::Setting,
-                format!("SET LOCAL statement_timeout = '{}'", options.statement_timeout.setting()),
+                format!(
+                    "SET LOCAL lock_timeout = '{}'",
+                    options.lock_timeout.setting()
+                ),
+            ));
+            steps.push(Step::new(
+                Role::Setting,
+                format!(
+                    "SET LOCAL statement_timeout = '{}'",
+                    options.statement_timeout.setting()
+                ),
             ));
             for (index, statement) in file.statements.iter().enumerate() {
-                steps.push(Step::new(Role::Statement(index), file.statement_text(statement)));
+                steps.push(Step::new(
+                    Role::Statement(index),
+                    file.statement_text(statement),
+                ));
             }
-            steps.extend(history_steps(source, "transaction_timestamp()"));
+            steps.extend(history_steps(source, tables, "transaction_timestamp()"));
             steps.push(Step::new(Role::Commit, "COMMIT"));
         }
         Mode::NoTransaction => {
             // Concurrent builds may run for long and block no reads or writes:
             // only the lock wait is bounded, a statement timeout would only
             // leave INVALID indexes behind.
-            steps.push(Step::new(Role::Setting, format!("SET lock_timeout = '{}'", options.lock_timeout.setting())));
+            steps.push(Step::new(
+                Role::Setting,
+                format!("SET lock_timeout = '{}'", options.lock_timeout.setting()),
+            ));
             steps.push(Step::new(Role::Setting, "SET statement_timeout = 0"));
-            let journal = quote_ident(JOURNAL_TABLE);
+            let journal = tables.journal();
             if resume_at == 0 {
                 steps.push(Step::with(
                     Role::StartJournal,
@@ -297,7 +349,10 @@ fn plan_migration<'a>(
                 ));
             }
             for (index, statement) in file.statements.iter().enumerate().skip(resume_at) {
-                let existing = statement.concurrent_index.as_ref().and_then(|name| indexes.iter().find(|i| &i.name == name));
+                let existing = statement
+                    .concurrent_index
+                    .as_ref()
+                    .and_then(|name| indexes.iter().find(|i| &i.name == name));
                 match existing {
                     Some(index_row) if !index_row.valid => steps.push(Step::new(
                         Role::DropLeftover(index),
@@ -315,20 +370,23 @@ fn plan_migration<'a>(
                                 index_row.schema, index_row.name
                             ),
                         ));
-                        steps.push(journal_step(source, index));
+                        steps.push(journal_step(source, tables, index));
                         continue;
                     }
                     None => {}
                 }
-                steps.push(Step::new(Role::Statement(index), file.statement_text(statement)));
-                steps.push(journal_step(source, index));
+                steps.push(Step::new(
+                    Role::Statement(index),
+                    file.statement_text(statement),
+                ));
+                steps.push(journal_step(source, tables, index));
             }
             steps.push(Step::new(Role::Begin, "BEGIN"));
             let started_at = format!(
                 "coalesce((SELECT completed_at FROM {journal} WHERE version = {} AND statement = 0), transaction_timestamp())",
                 source.version
             );
-            steps.extend(history_steps(source, &started_at));
+            steps.extend(history_steps(source, tables, &started_at));
             steps.push(Step::with(
                 Role::History,
                 format!("DELETE FROM {journal} WHERE version = $1"),
@@ -339,13 +397,25 @@ fn plan_migration<'a>(
     }
     // A SET in one migration must not leak into the next.
     steps.push(Step::new(Role::Reset, "RESET ALL"));
-    PlannedMigration { source, resume_at, skipped, steps }
+    PlannedMigration {
+        source,
+        resume_at,
+        skipped,
+        steps,
+    }
 }
 
-fn journal_step(source: &SourceMigration, index: usize) -> Step {
+fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step {
     Step::with(
         Role::Journal(index),
-        format!("INSERT INTO {} (version, checksum, statement) VALUES ($1, $2, $3)", quote_ident(JOURNAL_TABLE)),
-        vec![Param::Int(source.version), Param::Text(source.checksum.to_string()), Param::Int(index as i32 + 1)],
+        format!(
+            "INSERT INTO {} (version, checksum, statement) VALUES ($1, $2, $3)",
+            tables.journal()
+        ),
+        vec![
+            Param::Int(source.version),
+            Param::Text(source.checksum.to_string()),
+            Param::Int(index as i32 + 1),
+        ],
     )
 }

@@ -24,14 +24,21 @@ pub fn inline_params(step: &Step) -> String {
 
 fn terminated(sql: &str) -> String {
     let trimmed = sql.trim_end();
-    if trimmed.ends_with(';') { trimmed.to_owned() } else { format!("{trimmed};") }
+    if trimmed.ends_with(';') {
+        trimmed.to_owned()
+    } else {
+        format!("{trimmed};")
+    }
 }
 
 fn mode_words(migration: &PlannedMigration<'_>) -> String {
     let file = &migration.source.parsed;
     match file.mode {
         Mode::Transaction => format!("in one transaction ({})", file.mode_reason),
-        Mode::NoTransaction => format!("outside a transaction, statement by statement ({})", file.mode_reason),
+        Mode::NoTransaction => format!(
+            "outside a transaction, statement by statement ({})",
+            file.mode_reason
+        ),
     }
 }
 
@@ -47,7 +54,12 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
         writeln!(out)?;
     }
     for migration in &plan.migrations {
-        writeln!(out, "-- {}: {}", migration.source.file_name(), mode_words(migration))?;
+        writeln!(
+            out,
+            "-- {}: {}",
+            migration.source.file_name(),
+            mode_words(migration)
+        )?;
         if migration.resume_at > 0 {
             writeln!(
                 out,
@@ -57,10 +69,17 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
         }
         for step in &migration.steps {
             if let Role::DropLeftover(index) = step.role {
-                writeln!(out, "-- statement {} was interrupted and left an INVALID index:", index + 1)?;
+                writeln!(
+                    out,
+                    "-- statement {} was interrupted and left an INVALID index:",
+                    index + 1
+                )?;
             }
             if let Some((_, why)) = match step.role {
-                Role::Journal(index) => migration.skipped.iter().find(|(skipped, _)| *skipped == index),
+                Role::Journal(index) => migration
+                    .skipped
+                    .iter()
+                    .find(|(skipped, _)| *skipped == index),
                 _ => None,
             } {
                 writeln!(out, "-- statement already done: {why}")?;
@@ -76,7 +95,11 @@ pub fn write_text(out: &mut dyn Write, plan: &Plan<'_>, settings_line: &str) -> 
     match plan.migrations.len() {
         0 => writeln!(out, "nothing to apply: the database is up to date")?,
         n => {
-            writeln!(out, "{n} migration{} to apply ({settings_line}):", if n == 1 { "" } else { "s" })?;
+            writeln!(
+                out,
+                "{n} migration{} to apply ({settings_line}):",
+                if n == 1 { "" } else { "s" }
+            )?;
             for migration in &plan.migrations {
                 let file = &migration.source.parsed;
                 let resume = if migration.resume_at > 0 {
@@ -140,9 +163,17 @@ pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
     writeln!(out)
 }
 
-pub fn write_report_text(out: &mut dyn Write, applied: &[AppliedReport], already: usize) -> io::Result<()> {
+pub fn write_report_text(
+    out: &mut dyn Write,
+    applied: &[AppliedReport],
+    already: usize,
+) -> io::Result<()> {
     if applied.is_empty() {
-        return writeln!(out, "nothing to apply: {already} migration{} already applied", if already == 1 { "" } else { "s" });
+        return writeln!(
+            out,
+            "nothing to apply: {already} migration{} already applied",
+            if already == 1 { "" } else { "s" }
+        );
     }
     for report in applied {
         let mut extra = String::new();
@@ -152,7 +183,11 @@ pub fn write_report_text(out: &mut dyn Write, applied: &[AppliedReport], already
         if report.attempts > 1 {
             extra.push_str(&format!(", {} attempts", report.attempts));
         }
-        writeln!(out, "applied {} ({}, {} ms{extra})", report.file, report.mode, report.duration_ms)?;
+        writeln!(
+            out,
+            "applied {} ({}, {} ms{extra})",
+            report.file, report.mode, report.duration_ms
+        )?;
     }
     Ok(())
 }
@@ -194,8 +229,17 @@ pub fn write_status_text(out: &mut dyn Write, entries: &[Entry<'_>]) -> io::Resu
     if entries.is_empty() {
         return writeln!(out, "no migrations found and none applied");
     }
-    let name_width = entries.iter().map(|e| e.name.len()).max().unwrap_or(4).max(4);
-    writeln!(out, "{:>7}  {:<name_width$}  {:<13}  {:<27}  duration", "version", "name", "state", "applied on")?;
+    let name_width = entries
+        .iter()
+        .map(|e| e.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        out,
+        "{:>7}  {:<name_width$}  {:<14}  {:<27}  duration",
+        "version", "name", "state", "applied on"
+    )?;
     for entry in entries {
         let state = match entry.state {
             State::Applied => "applied",
@@ -207,11 +251,18 @@ pub fn write_status_text(out: &mut dyn Write, entries: &[Entry<'_>]) -> io::Resu
         };
         let applied_on = entry.applied.as_ref().map_or("", |a| a.applied_on.as_str());
         let duration = match (&entry.applied, &entry.progress) {
-            (Some(applied), _) => applied.duration_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
+            (Some(applied), _) => applied
+                .duration_ms
+                .map(|ms| format!("{ms} ms"))
+                .unwrap_or_default(),
             (None, Some(progress)) => format!("{} statements done", progress.completed),
             _ => String::new(),
         };
-        writeln!(out, "{:>7}  {:<name_width$}  {:<13}  {:<27}  {duration}", entry.version, entry.name, state, applied_on)?;
+        writeln!(
+            out,
+            "{:>7}  {:<name_width$}  {:<14}  {:<27}  {duration}",
+            entry.version, entry.name, state, applied_on
+        )?;
     }
     let count = |state: State| entries.iter().filter(|e| e.state == state).count();
     let mut summary = vec![format!("{} applied", count(State::Applied))];

@@ -25,7 +25,10 @@ pub enum RunError {
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error("{what}: {source}")]
-    Query { what: String, source: postgres::Error },
+    Query {
+        what: String,
+        source: postgres::Error,
+    },
     #[error("{0}")]
     Failed(Box<MigrationFailure>),
 }
@@ -81,19 +84,30 @@ impl std::fmt::Display for MigrationFailure {
 }
 
 /// Reads everything the plan depends on.
-pub fn read_state(client: &mut Client, sources: &[SourceMigration]) -> Result<DatabaseState, RunError> {
+pub fn read_state(
+    client: &mut Client,
+    sources: &[SourceMigration],
+) -> Result<DatabaseState, RunError> {
     let query = |what: &str| {
         let what = what.to_owned();
         move |source| RunError::Query { what, source }
     };
-    let present = history::tables_present(client).map_err(query("reading the migration tables"))?;
-    let applied = history::read_applied(client, present)?;
-    let progress = history::read_progress(client, present)?;
+    let tables = history::Tables::locate(client).map_err(query("locating the migration tables"))?;
+    let present =
+        history::tables_present(client, &tables).map_err(query("reading the migration tables"))?;
+    let applied = history::read_applied(client, &tables, present)?;
+    let progress = history::read_progress(client, &tables, present)?;
     let names: Vec<String> = sources
         .iter()
         .filter(|source| source.parsed.mode == Mode::NoTransaction)
         .filter(|source| !applied.iter().any(|a| a.version == source.version))
-        .flat_map(|source| source.parsed.statements.iter().filter_map(|s| s.concurrent_index.clone()))
+        .flat_map(|source| {
+            source
+                .parsed
+                .statements
+                .iter()
+                .filter_map(|s| s.concurrent_index.clone())
+        })
         .collect();
     let indexes = if names.is_empty() {
         Vec::new()
@@ -110,7 +124,13 @@ pub fn read_state(client: &mut Client, sources: &[SourceMigration]) -> Result<Da
             .map(|row| ExistingIndex { schema: row.get(0), name: row.get(1), valid: row.get(2) })
             .collect()
     };
-    Ok(DatabaseState { setup: history::create_statements(present), applied, progress, indexes })
+    Ok(DatabaseState {
+        setup: history::create_statements(&tables, present),
+        tables,
+        applied,
+        progress,
+        indexes,
+    })
 }
 
 pub struct Runner<'a> {
@@ -141,8 +161,10 @@ struct StepFailure {
 impl Runner<'_> {
     pub fn run_setup(&mut self, steps: &[Step]) -> Result<(), RunError> {
         for step in steps {
-            execute(self.client, step)
-                .map_err(|source| RunError::Query { what: "creating the migration tables".into(), source })?;
+            execute(self.client, step).map_err(|source| RunError::Query {
+                what: "creating the migration tables".into(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -151,21 +173,33 @@ impl Runner<'_> {
         let source = planned.source;
         let started = Instant::now();
         tracing::info!(
-            "applying {} ({}, {} statements{})",
+            "applying {} ({}, {}{})",
             source.file_name(),
             source.parsed.mode,
-            source.parsed.statements.len(),
-            if planned.resume_at > 0 { format!(", resuming at statement {}", planned.resume_at + 1) } else { String::new() }
+            plural(source.parsed.statements.len(), "statement"),
+            if planned.resume_at > 0 {
+                format!(", resuming at statement {}", planned.resume_at + 1)
+            } else {
+                String::new()
+            }
         );
         for (index, why) in &planned.skipped {
-            tracing::info!("{}: statement {} is already done: {why}", source.file_name(), index + 1);
+            tracing::info!(
+                "{}: statement {} is already done: {why}",
+                source.file_name(),
+                index + 1
+            );
         }
         let attempts = match source.parsed.mode {
             Mode::Transaction => self.run_transaction(planned)?,
             Mode::NoTransaction => self.run_statements(planned)?,
         };
         let duration = started.elapsed();
-        tracing::info!("applied {} in {} ms", source.file_name(), duration.as_millis());
+        tracing::debug!(
+            "applied {} in {} ms",
+            source.file_name(),
+            duration.as_millis()
+        );
         Ok(AppliedReport {
             version: source.version,
             name: source.name.clone(),
@@ -182,7 +216,10 @@ impl Runner<'_> {
         let mut watcher: Option<BlockingWatcher> = None;
         let mut attempt = 1;
         loop {
-            let result = planned.steps.iter().try_for_each(|step| run_watched(self.client, step, watcher.as_ref()));
+            let result = planned
+                .steps
+                .iter()
+                .try_for_each(|step| run_watched(self.client, step, watcher.as_ref()));
             let Err(failure) = result else {
                 return Ok(attempt);
             };
@@ -220,10 +257,18 @@ impl Runner<'_> {
         for step in &planned.steps {
             let mut attempt = 1;
             loop {
-                let Err(failure) = run_watched(self.client, step, watcher.as_ref()) else {
+                // A retry of a concurrent build first drops what the
+                // cancelled build left; that drop waits for locks too.
+                let result = match step.role {
+                    Role::Statement(index) if attempt > 1 => self
+                        .drop_invalid_leftover(source, index)
+                        .and_then(|()| run_watched(self.client, step, watcher.as_ref())),
+                    _ => run_watched(self.client, step, watcher.as_ref()),
+                };
+                let Err(failure) = result else {
                     break;
                 };
-                if step.role == Role::Commit || matches!(step.role, Role::History) {
+                if matches!(step.role, Role::Commit | Role::History) {
                     let _ = self.client.batch_execute("ROLLBACK");
                 }
                 let retryable = matches!(step.role, Role::Statement(_) | Role::DropLeftover(_));
@@ -238,9 +283,6 @@ impl Runner<'_> {
                     );
                     watcher = watcher.or_else(|| self.start_watcher());
                     std::thread::sleep(pause);
-                    if let Role::Statement(index) = step.role {
-                        self.drop_invalid_leftover(source, index)?;
-                    }
                     attempt += 1;
                     continue;
                 }
@@ -255,7 +297,12 @@ impl Runner<'_> {
                     ),
                     _ => format!(
                         "no statement of it completed; the next run starts it again{}",
-                        if source.parsed.statements.iter().any(|s| s.concurrent_index.is_some()) {
+                        if source
+                            .parsed
+                            .statements
+                            .iter()
+                            .any(|s| s.concurrent_index.is_some())
+                        {
                             ", dropping any INVALID index the failed build left"
                         } else {
                             ""
@@ -275,7 +322,11 @@ impl Runner<'_> {
 
     /// A concurrent build cancelled by lock_timeout leaves an INVALID index
     /// under the statement's name; it must go before the retry.
-    fn drop_invalid_leftover(&mut self, source: &SourceMigration, index: usize) -> Result<(), RunError> {
+    fn drop_invalid_leftover(
+        &mut self,
+        source: &SourceMigration,
+        index: usize,
+    ) -> Result<(), StepFailure> {
         let Some(name) = &source.parsed.statements[index].concurrent_index else {
             return Ok(());
         };
@@ -287,25 +338,48 @@ impl Runner<'_> {
                  WHERE c.relname = $1 AND NOT i.indisvalid AND n.nspname = ANY(current_schemas(false))",
                 &[name],
             )
-            .map_err(|source| RunError::Query { what: format!("looking for an INVALID index {name}"), source })?;
+            .map_err(|error| StepFailure { role: Role::DropLeftover(index), error })?;
         for row in rows {
             let schema: String = row.get(0);
-            let sql = format!("DROP INDEX CONCURRENTLY IF EXISTS {}.{}", quote_ident(&schema), quote_ident(name));
+            let sql = format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+                quote_ident(&schema),
+                quote_ident(name)
+            );
             tracing::info!("dropping the INVALID index left by the cancelled build: {sql}");
             self.client
                 .batch_execute(&sql)
-                .map_err(|source| RunError::Query { what: format!("dropping the INVALID index {name}"), source })?;
+                .map_err(|error| StepFailure {
+                    role: Role::DropLeftover(index),
+                    error,
+                })?;
         }
         Ok(())
     }
 
     fn start_watcher(&mut self) -> Option<BlockingWatcher> {
-        let pid: i32 = self.client.query_one("SELECT pg_backend_pid()", &[]).ok()?.get(0);
+        let pid: i32 = self
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .ok()?
+            .get(0);
         BlockingWatcher::start(self.settings, pid)
     }
 }
 
-fn run_watched(client: &mut Client, step: &Step, watcher: Option<&BlockingWatcher>) -> Result<(), StepFailure> {
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn run_watched(
+    client: &mut Client,
+    step: &Step,
+    watcher: Option<&BlockingWatcher>,
+) -> Result<(), StepFailure> {
     if let Some(watcher) = watcher {
         watcher.set_in_flight(true);
     }
@@ -313,7 +387,10 @@ fn run_watched(client: &mut Client, step: &Step, watcher: Option<&BlockingWatche
     if let Some(watcher) = watcher {
         watcher.set_in_flight(false);
     }
-    result.map_err(|error| StepFailure { role: step.role, error })
+    result.map_err(|error| StepFailure {
+        role: step.role,
+        error,
+    })
 }
 
 /// Runs one step: without parameters over the simple protocol (a file's
@@ -350,18 +427,21 @@ fn failure_error(
         Some(statement) => {
             let text = source.parsed.statement_text(statement);
             let offset_in_statement = match db.and_then(|db| db.position()) {
-                Some(ErrorPosition::Original(position)) => {
-                    text.char_indices().nth((*position as usize).saturating_sub(1)).map_or(0, |(offset, _)| offset)
-                }
+                Some(ErrorPosition::Original(position)) => text
+                    .char_indices()
+                    .nth((*position as usize).saturating_sub(1))
+                    .map_or(0, |(offset, _)| offset),
                 _ => 0,
             };
-            let location = LineIndex::new(source.text()).location(&source.path, statement.start + offset_in_statement);
+            let location = LineIndex::new(source.text())
+                .location(&source.path, statement.start + offset_in_statement);
             let snippet = location.snippet(source.text());
             (Some(location), snippet)
         }
         None => (None, String::new()),
     };
     let message = match (db, failure.role) {
+        (Some(db), Role::History) => format!("while recording the history row: {}", db.message()),
         (Some(db), _) => db.message().to_owned(),
         (None, role) => format!("{} (while running the {role:?} step)", failure.error),
     };

@@ -15,7 +15,10 @@ pub type Version = i32;
 #[derive(Debug, Error)]
 pub enum SourceError {
     #[error("the migrations directory {} cannot be read: {source}", path.display())]
-    UnreadableDirectory { path: PathBuf, source: std::io::Error },
+    UnreadableDirectory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{}: not a migration name; migrations are named V{{version}}__{{name}}.sql (or U… for \
          unversioned), with a whole-number version and a name of letters, digits and underscores, \
@@ -26,11 +29,22 @@ pub enum SourceError {
     #[error("{}: the version does not fit a 32-bit integer, as the history table stores it", path.display())]
     VersionTooLarge { path: PathBuf },
     #[error("{} and {} both have version {version}: give one of them the next free version", first.display(), second.display())]
-    DuplicateVersion { version: Version, first: PathBuf, second: PathBuf },
+    DuplicateVersion {
+        version: Version,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("{}: cannot be read: {source}", path.display())]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{}: is not UTF-8 (first invalid byte at offset {offset}, line {line}); save it as UTF-8", path.display())]
-    NotUtf8 { path: PathBuf, offset: usize, line: usize },
+    NotUtf8 {
+        path: PathBuf,
+        offset: usize,
+        line: usize,
+    },
     #[error(transparent)]
     Sql(#[from] SqlError),
 }
@@ -57,7 +71,10 @@ pub struct SourceMigration {
 
 impl SourceMigration {
     pub fn file_name(&self) -> String {
-        self.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+        self.path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     pub fn text(&self) -> &str {
@@ -74,23 +91,44 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
     files.sort();
     let mut by_version: BTreeMap<Version, SourceMigration> = BTreeMap::new();
     for path in files {
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !looks_like_migration(&file_name) {
             continue;
         }
-        let stem = file_name.strip_suffix(".sql").ok_or_else(|| SourceError::BadName { path: path.clone() })?;
+        let stem = file_name
+            .strip_suffix(".sql")
+            .ok_or_else(|| SourceError::BadName { path: path.clone() })?;
         if !is_valid_stem(stem) {
             return Err(SourceError::BadName { path });
         }
-        let bytes = std::fs::read(&path).map_err(|source| SourceError::Unreadable { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| SourceError::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
         let text = String::from_utf8(bytes).map_err(|error| {
             let offset = error.utf8_error().valid_up_to();
-            let line = error.as_bytes()[..offset].iter().filter(|b| **b == b'\n').count() + 1;
-            SourceError::NotUtf8 { path: path.clone(), offset, line }
+            let line = error.as_bytes()[..offset]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            SourceError::NotUtf8 {
+                path: path.clone(),
+                offset,
+                line,
+            }
         })?;
-        let migration = Migration::unapplied(stem, &text).map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
+        let migration = Migration::unapplied(stem, &text)
+            .map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
         // refinery does not export its prefix type; its Display is the prefix letter.
-        let kind = if migration.prefix().to_string() == "U" { Kind::Unversioned } else { Kind::Versioned };
+        let kind = if migration.prefix().to_string() == "U" {
+            Kind::Unversioned
+        } else {
+            Kind::Versioned
+        };
         let parsed = sql::parse_file(&path, text)?;
         let source = SourceMigration {
             version: migration.version(),
@@ -113,10 +151,15 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|source| SourceError::UnreadableDirectory { path: dir.to_path_buf(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| SourceError::UnreadableDirectory {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| SourceError::UnreadableDirectory { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| SourceError::UnreadableDirectory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
         if path.is_dir() {
             collect_files(&path, files)?;
@@ -130,7 +173,8 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError
 /// A `.sql` file, or a file named like `V3…`/`U3…`, is meant as a migration.
 fn looks_like_migration(file_name: &str) -> bool {
     let mut chars = file_name.chars();
-    let prefixed = matches!(chars.next(), Some('V' | 'U' | 'v' | 'u')) && chars.next().is_some_and(|c| c.is_ascii_digit());
+    let prefixed = matches!(chars.next(), Some('V' | 'U' | 'v' | 'u'))
+        && chars.next().is_some_and(|c| c.is_ascii_digit());
     prefixed || file_name.to_ascii_lowercase().ends_with(".sql")
 }
 

@@ -18,12 +18,20 @@ pub const NO_TRANSACTION_HEADER: &str = "-- pgm:no-transaction";
 #[derive(Debug, Error)]
 pub enum SqlError {
     #[error("{location}: cannot parse this SQL: {message}\n{snippet}")]
-    Syntax { location: Location, message: String, snippet: String },
+    Syntax {
+        location: Location,
+        message: String,
+        snippet: String,
+    },
     #[error(
         "{location}: {statement} is not allowed in a migration: pgm runs each migration in its own \
          transaction (or, for files that need it, outside any), so remove it\n{snippet}"
     )]
-    TransactionControl { location: Location, statement: String, snippet: String },
+    TransactionControl {
+        location: Location,
+        statement: String,
+        snippet: String,
+    },
     #[error(
         "{}: mixes statements that cannot run inside a transaction with statements that should: \
          {} at line {} cannot run in a transaction, {} at line {} should run in one.\n  \
@@ -32,7 +40,12 @@ pub enum SqlError {
          to run every statement on its own, without atomicity",
         path.display(), outside.0, outside.1, inside.0, inside.1, outside_lines
     )]
-    MixedModes { path: PathBuf, outside: (String, usize), inside: (String, usize), outside_lines: String },
+    MixedModes {
+        path: PathBuf,
+        outside: (String, usize),
+        inside: (String, usize),
+        outside_lines: String,
+    },
 }
 
 /// How a statement relates to transactions.
@@ -131,12 +144,21 @@ pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
             class,
         });
     }
-    let forced = text.lines().take_while(|line| line.trim_start().starts_with("--") || line.trim().is_empty())
+    let forced = text
+        .lines()
+        .take_while(|line| line.trim_start().starts_with("--") || line.trim().is_empty())
         .any(|line| line.trim() == NO_TRANSACTION_HEADER);
-    let outside = statements.iter().find(|s| s.class == StatementClass::OutsideTransaction);
-    let inside = statements.iter().find(|s| s.class == StatementClass::Transactional);
+    let outside = statements
+        .iter()
+        .find(|s| s.class == StatementClass::OutsideTransaction);
+    let inside = statements
+        .iter()
+        .find(|s| s.class == StatementClass::Transactional);
     let (mode, mode_reason) = match (forced, outside, inside) {
-        (true, _, _) => (Mode::NoTransaction, format!("the file starts with `{NO_TRANSACTION_HEADER}`")),
+        (true, _, _) => (
+            Mode::NoTransaction,
+            format!("the file starts with `{NO_TRANSACTION_HEADER}`"),
+        ),
         (false, Some(outside), Some(inside)) => {
             let outside_lines = statements
                 .iter()
@@ -153,15 +175,28 @@ pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
         }
         (false, Some(outside), None) => (
             Mode::NoTransaction,
-            format!("{} (line {}) cannot run inside a transaction", outside.label, outside.line),
+            format!(
+                "{} (line {}) cannot run inside a transaction",
+                outside.label, outside.line
+            ),
         ),
-        (false, None, _) => (Mode::Transaction, "every statement can run in one transaction".to_owned()),
+        (false, None, _) => (
+            Mode::Transaction,
+            "every statement can run in one transaction".to_owned(),
+        ),
     };
-    Ok(ParsedFile { path: path.to_path_buf(), text, statements, mode, mode_reason })
+    Ok(ParsedFile {
+        path: path.to_path_buf(),
+        text,
+        statements,
+        mode,
+        mode_reason,
+    })
 }
 
 fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
-    node.descendants_with_tokens().any(|element| element.kind() == kind)
+    node.descendants_with_tokens()
+        .any(|element| element.kind() == kind)
 }
 
 /// The statement's label and class; `None` for transaction control, which
@@ -171,10 +206,15 @@ fn classify(stmt: &ast::Stmt) -> Option<(String, StatementClass)> {
     let node = stmt.syntax();
     let concurrently = has_token(node, SyntaxKind::CONCURRENTLY_KW);
     let (label, class) = match stmt {
-        ast::Stmt::CreateIndex(_) if concurrently => ("CREATE INDEX CONCURRENTLY", OutsideTransaction),
+        ast::Stmt::CreateIndex(_) if concurrently => {
+            ("CREATE INDEX CONCURRENTLY", OutsideTransaction)
+        }
         ast::Stmt::DropIndex(_) if concurrently => ("DROP INDEX CONCURRENTLY", OutsideTransaction),
         ast::Stmt::Reindex(_) if concurrently => ("REINDEX CONCURRENTLY", OutsideTransaction),
-        ast::Stmt::Reindex(_) if has_token(node, SyntaxKind::DATABASE_KW) || has_token(node, SyntaxKind::SYSTEM_KW) => {
+        ast::Stmt::Reindex(_)
+            if has_token(node, SyntaxKind::DATABASE_KW)
+                || has_token(node, SyntaxKind::SYSTEM_KW) =>
+        {
             ("REINDEX DATABASE/SYSTEM", OutsideTransaction)
         }
         ast::Stmt::AlterTable(_) if concurrently && has_token(node, SyntaxKind::DETACH_KW) => {
@@ -234,7 +274,12 @@ fn unquote_identifier(text: &str) -> String {
 }
 
 fn first_words(text: &str) -> String {
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ").trim_end_matches(';').to_uppercase()
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(';')
+        .to_uppercase()
 }
 
 /// Byte offsets to 1-based lines and columns (columns count characters).
@@ -245,20 +290,29 @@ pub struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     pub fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         LineIndex { text, starts }
     }
 
     pub fn line_column(&self, offset: usize) -> (usize, usize) {
         let line = self.starts.partition_point(|start| *start <= offset);
         let line_start = self.starts[line - 1];
-        let column = self.text[line_start..offset.min(self.text.len())].chars().count() + 1;
+        let column = self.text[line_start..offset.min(self.text.len())]
+            .chars()
+            .count()
+            + 1;
         (line, column)
     }
 
     pub fn location(&self, path: &Path, offset: usize) -> Location {
         let (line, column) = self.line_column(offset);
-        Location { path: path.to_path_buf(), line, column }
+        Location {
+            path: path.to_path_buf(),
+            line,
+            column,
+        }
     }
 }
 
@@ -279,8 +333,15 @@ mod tests {
              CREATE TABLE t (id int);",
         )
         .unwrap();
-        let labels: Vec<_> = file.statements.iter().map(|s| (s.label.as_str(), s.line)).collect();
-        assert_eq!(labels, [("CREATE FUNCTION", 2), ("SELECT", 3), ("CREATE TABLE", 4)]);
+        let labels: Vec<_> = file
+            .statements
+            .iter()
+            .map(|s| (s.label.as_str(), s.line))
+            .collect();
+        assert_eq!(
+            labels,
+            [("CREATE FUNCTION", 2), ("SELECT", 3), ("CREATE TABLE", 4)]
+        );
         assert_eq!(file.mode, Mode::Transaction);
     }
 
@@ -290,7 +351,10 @@ mod tests {
         assert_eq!(file.mode, Mode::NoTransaction);
         assert_eq!(file.statements[0].concurrent_index.as_deref(), Some("Idx"));
         let file = parse("create index concurrently if not exists My_Idx on t (a);").unwrap();
-        assert_eq!(file.statements[0].concurrent_index.as_deref(), Some("my_idx"));
+        assert_eq!(
+            file.statements[0].concurrent_index.as_deref(),
+            Some("my_idx")
+        );
         for text in [
             "DROP INDEX CONCURRENTLY i;",
             "REINDEX INDEX CONCURRENTLY i;",
@@ -300,21 +364,38 @@ mod tests {
         ] {
             assert_eq!(parse(text).unwrap().mode, Mode::NoTransaction, "{text}");
         }
-        assert_eq!(parse("ALTER TABLE p DETACH PARTITION c FINALIZE;").unwrap().mode, Mode::Transaction);
+        assert_eq!(
+            parse("ALTER TABLE p DETACH PARTITION c FINALIZE;")
+                .unwrap()
+                .mode,
+            Mode::Transaction
+        );
     }
 
     #[test]
     fn mixing_is_refused_with_how_to_split() {
-        let err = parse("CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n").unwrap_err();
+        let err =
+            parse("CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("CREATE INDEX CONCURRENTLY at line 2 cannot run in a transaction"), "{text}");
-        assert!(text.contains("CREATE TABLE at line 1 should run in one"), "{text}");
-        assert!(text.contains("move the others (line 2) to a new migration"), "{text}");
+        assert!(
+            text.contains("CREATE INDEX CONCURRENTLY at line 2 cannot run in a transaction"),
+            "{text}"
+        );
+        assert!(
+            text.contains("CREATE TABLE at line 1 should run in one"),
+            "{text}"
+        );
+        assert!(
+            text.contains("move the others (line 2) to a new migration"),
+            "{text}"
+        );
     }
 
     #[test]
     fn the_header_forces_no_transaction() {
-        let file = parse("-- pgm:no-transaction\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);").unwrap();
+        let file =
+            parse("-- pgm:no-transaction\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);")
+                .unwrap();
         assert_eq!(file.mode, Mode::NoTransaction);
         assert!(file.mode_reason.contains("pgm:no-transaction"));
     }
@@ -322,7 +403,11 @@ mod tests {
     #[test]
     fn transaction_control_is_refused_with_its_location() {
         let err = parse("CREATE TABLE t (a int);\n  COMMIT;\n").unwrap_err();
-        assert!(err.to_string().starts_with("V1__t.sql:2:3: COMMIT is not allowed in a migration"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("V1__t.sql:2:3: COMMIT is not allowed in a migration"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -87,8 +87,12 @@ impl Server {
         }
     }
 
+    /// Settings of the test's own sessions, named so that tests watching
+    /// pg_stat_activity for pgm's sessions do not see their own.
     pub fn settings(&self, dbname: &str) -> ConnectionSettings {
-        self.admin.with_dbname(dbname)
+        let mut settings = self.admin.with_dbname(dbname);
+        settings.application_name = "pgm-test".to_owned();
+        settings
     }
 
     pub fn admin(&self) -> postgres::Client {
@@ -218,4 +222,106 @@ pub fn output_text(output: &std::process::Output) -> (String, String) {
 
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
+}
+
+/// A project directory with a `migrations/` folder, for running `pgm` the
+/// way a user does: from the project root, with relative paths in messages.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("creating a project directory");
+        std::fs::create_dir(dir.path().join("migrations")).unwrap();
+        Project { dir }
+    }
+
+    /// A project holding the migrations bundled with pgm.
+    pub fn bundled() -> Self {
+        let project = Project::new();
+        let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(bundled).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                project.migration_path(&entry.file_name().to_string_lossy()),
+            )
+            .unwrap();
+        }
+        project
+    }
+
+    pub fn migration_path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join("migrations").join(name)
+    }
+
+    pub fn write(&self, name: &str, sql: &str) -> &Self {
+        std::fs::write(self.migration_path(name), sql).unwrap();
+        self
+    }
+
+    pub fn remove(&self, name: &str) -> &Self {
+        std::fs::remove_file(self.migration_path(name)).unwrap();
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `pgm` run from the project root against `db`.
+    pub fn pgm(&self, db: &TestDb) -> assert_cmd::Command {
+        let mut command = db.pgm();
+        command.current_dir(self.dir.path());
+        command
+    }
+}
+
+/// Runs a query and returns the first column of every row as text.
+pub fn column(client: &mut postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .simple_query(sql)
+        .expect("query")
+        .into_iter()
+        .filter_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("NULL").to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Project {
+    /// `pgm` started in the background, for tests that kill it or race it.
+    pub fn spawn(&self, db: &TestDb, args: &[&str]) -> std::process::Child {
+        let home = tempfile::tempdir().unwrap().keep();
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("pgm"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("DATABASE_URL", db.url())
+            .current_dir(self.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting pgm")
+    }
+}
+
+/// Polls `sql` (a query returning one boolean) until it is true; false if it
+/// never was within `seconds`.
+pub fn wait_for(client: &mut postgres::Client, sql: &str, seconds: u64) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if client
+            .query_one(sql, &[])
+            .map(|row| row.get::<_, bool>(0))
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
 }

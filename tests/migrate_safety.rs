@@ -1,0 +1,504 @@
+//! `pgm migrate` under the conditions of a real deploy: a lock held by live
+//! traffic, a process killed mid-migration, eight pods at once, and a
+//! database refinery migrated before.
+
+mod support;
+
+use std::io::Read;
+use std::time::Duration;
+
+use support::{Project, TestDb, column, output_text, wait_for};
+
+fn history(db: &TestDb) -> Vec<String> {
+    column(
+        &mut db.connect(),
+        "SELECT version || ' ' || name FROM refinery_schema_history ORDER BY version",
+    )
+}
+
+fn finish(child: std::process::Child) -> (Option<i32>, String, String) {
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = output_text(&output);
+    (output.status.code(), stdout, stderr)
+}
+
+fn kill(mut child: std::process::Child) -> String {
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
+#[test]
+fn a_lock_held_by_traffic_makes_the_migration_retry_then_fail_cleanly_then_succeed() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__orders.sql",
+        "CREATE TABLE orders (id int);\nINSERT INTO orders VALUES (1);",
+    );
+    assert_eq!(
+        project
+            .pgm(&db)
+            .arg("migrate")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    project.write(
+        "V2__orders_total.sql",
+        "CREATE TABLE order_totals (id int);\nALTER TABLE orders ADD COLUMN total numeric;\n",
+    );
+
+    // A report transaction that read orders and stays open.
+    let mut reader = db.connect();
+    reader
+        .batch_execute("BEGIN; SELECT * FROM orders;")
+        .unwrap();
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--lock-timeout", "200ms", "--lock-retries", "2"])
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("lock timeout (attempt 1 of 3); rolled back, retrying in"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("error: migrations/V2__orders_total.sql failed after 3 attempts; it was rolled back: nothing of it is applied"), "{stderr}");
+    assert!(
+        stderr.contains("  --> migrations/V2__orders_total.sql:2:1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("= 55P03: canceling statement due to lock timeout"),
+        "{stderr}"
+    );
+    assert!(
+        stderr
+            .contains("= lock: it waited for AccessExclusiveLock on relation orders, held by pid "),
+        "the error names the lock and its holder: {stderr}"
+    );
+    assert!(stderr.contains("idle in transaction"), "{stderr}");
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT to_regclass('order_totals')::text"
+        ),
+        ["NULL"],
+        "nothing half-applied"
+    );
+    assert_eq!(history(&db), ["1 orders"]);
+
+    reader.batch_execute("COMMIT").unwrap();
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--lock-timeout", "200ms"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+    assert_eq!(history(&db), ["1 orders", "2 orders_total"]);
+}
+
+#[test]
+fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
+    let (db, project) = (TestDb::new(), Project::new());
+    // Sleeps until the test creates go_fast, so the rerun does not wait.
+    project.write(
+        "V1__slow.sql",
+        "CREATE TABLE marker (id int);\nINSERT INTO marker VALUES (1);\n\
+         SELECT pg_sleep(CASE WHEN to_regclass('go_fast') IS NULL THEN 60 ELSE 0 END);\n",
+    );
+    let child = project.spawn(&db, &["migrate"]);
+    let mut watcher = db.connect();
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        30
+    ));
+    kill(child);
+    // The server notices the vanished client within a second and rolls back,
+    // releasing the run lock with the session.
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        30
+    ));
+    assert_eq!(
+        column(&mut watcher, "SELECT to_regclass('marker')::text"),
+        ["NULL"],
+        "rolled back whole"
+    );
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM refinery_schema_history"),
+        ["0"]
+    );
+
+    watcher.batch_execute("CREATE TABLE go_fast ()").unwrap();
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+    assert_eq!(history(&db), ["1 slow"]);
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM marker"),
+        ["1"],
+        "applied exactly once"
+    );
+}
+
+#[test]
+fn killed_between_statements_outside_a_transaction_the_next_run_resumes() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__t.sql",
+        "CREATE TABLE t (a int, b int);\nCREATE TABLE go_on (id int);\n",
+    );
+    assert_eq!(
+        project
+            .pgm(&db)
+            .arg("migrate")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    // Sleeps until the test creates go_fast, so the rerun does not wait.
+    project.write(
+        "V2__t_indexes.sql",
+        "CREATE INDEX CONCURRENTLY t_a ON t (a);\n\
+         SELECT pg_sleep(CASE WHEN to_regclass('go_fast') IS NULL THEN 60 ELSE 0 END);\n\
+         CREATE INDEX CONCURRENTLY t_b ON t (b);\n",
+    );
+    let child = project.spawn(&db, &["migrate"]);
+    let mut watcher = db.connect();
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        30
+    ));
+    kill(child);
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        30
+    ));
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT count(*) FROM pgm_migration_journal WHERE version = 2 AND statement > 0"
+        ),
+        ["1"]
+    );
+
+    watcher.batch_execute("CREATE TABLE go_fast ()").unwrap();
+    let (code, stdout, _) = {
+        let output = project
+            .pgm(&db)
+            .args(["migrate", "--dry-run", "--format", "sql"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = output_text(&output);
+        (output.status.code(), stdout, stderr)
+    };
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("-- resuming an interrupted run: statements 1 to 1 are done"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("CREATE INDEX CONCURRENTLY t_a"),
+        "the done statement is not planned again: {stdout}"
+    );
+
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("applied V2__t_indexes.sql (no-transaction, ")
+            && stdout.contains("resumed at statement 2"),
+        "{stdout}"
+    );
+    assert_eq!(history(&db), ["1 t", "2 t_indexes"]);
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT c.relname || ' ' || i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 't'::regclass ORDER BY 1"
+        ),
+        ["t_a true", "t_b true"]
+    );
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM pgm_migration_journal"),
+        ["0"]
+    );
+}
+
+#[test]
+fn killed_during_a_concurrent_index_build_the_next_run_drops_the_invalid_index_and_rebuilds() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__t.sql",
+        "CREATE TABLE t (a int);\nINSERT INTO t SELECT generate_series(1, 1000);\n",
+    );
+    assert_eq!(
+        project
+            .pgm(&db)
+            .arg("migrate")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    project.write(
+        "V2__t_a.sql",
+        "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n",
+    );
+
+    // A writer with an open transaction makes the build wait after it has
+    // created the (still INVALID) index.
+    let mut writer = db.connect();
+    writer
+        .batch_execute("BEGIN; INSERT INTO t VALUES (0);")
+        .unwrap();
+    let child = project.spawn(&db, &["migrate", "--lock-timeout", "60s"]);
+    let mut watcher = db.connect();
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('t_a_idx') AND NOT indisvalid) \
+         AND EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND wait_event_type = 'Lock')",
+        30
+    ));
+    kill(child);
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        30
+    ));
+    writer.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 't_a_idx'::regclass"
+        ),
+        ["false"]
+    );
+
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "sql"])
+        .output()
+        .unwrap();
+    let (stdout, _) = output_text(&output);
+    assert!(stdout.contains("-- statement 1 was interrupted and left an INVALID index:\nDROP INDEX CONCURRENTLY IF EXISTS \"public\".\"t_a_idx\";"), "{stdout}");
+
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 't_a_idx'::regclass"
+        ),
+        ["true"]
+    );
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        ),
+        ["0"]
+    );
+    assert_eq!(history(&db), ["1 t", "2 t_a"]);
+}
+
+#[test]
+fn a_concurrent_build_cancelled_by_lock_timeout_is_dropped_and_retried() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__t.sql", "CREATE TABLE t (a int);\n");
+    assert_eq!(
+        project
+            .pgm(&db)
+            .arg("migrate")
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
+    project.write(
+        "V2__t_a.sql",
+        "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n",
+    );
+    let mut writer = db.connect();
+    writer
+        .batch_execute("BEGIN; INSERT INTO t VALUES (0);")
+        .unwrap();
+    let child = project.spawn(
+        &db,
+        &["migrate", "--lock-timeout", "300ms", "--lock-retries", "20"],
+    );
+    let mut watcher = db.connect();
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('t_a_idx'))",
+        30
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    writer.batch_execute("COMMIT").unwrap();
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("dropping the INVALID index left by the cancelled build"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("attempts)"), "{stdout}");
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
+fn eight_runners_at_once_apply_each_migration_exactly_once() {
+    let (db, project) = (TestDb::new(), Project::bundled());
+    for n in 8..=20 {
+        project.write(
+            &format!("V{n}__table_{n}.sql"),
+            &format!("CREATE TABLE table_{n} (id int PRIMARY KEY, note text);\nINSERT INTO table_{n} VALUES (1, 'once');\n"),
+        );
+    }
+    let children: Vec<_> = (0..8).map(|_| project.spawn(&db, &["migrate"])).collect();
+    let results: Vec<_> = children.into_iter().map(finish).collect();
+    for (code, _, stderr) in &results {
+        assert_eq!(*code, Some(0), "{stderr}");
+        assert!(!stderr.contains("deadlock"), "{stderr}");
+    }
+    let applied_lines: usize = results
+        .iter()
+        .map(|(_, stdout, _)| stdout.lines().filter(|l| l.starts_with("applied ")).count())
+        .sum();
+    assert_eq!(
+        applied_lines, 20,
+        "each migration applied by exactly one runner"
+    );
+    let mut client = db.connect();
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT count(*) || ' ' || count(DISTINCT version) FROM refinery_schema_history"
+        ),
+        ["20 20"]
+    );
+    for n in 8..=20 {
+        assert_eq!(
+            column(&mut client, &format!("SELECT count(*) FROM table_{n}")),
+            ["1"]
+        );
+    }
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
+fn a_runner_waits_for_the_lock_and_says_who_holds_it() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let mut holder = db.connect();
+    holder
+        .batch_execute("SET application_name = 'other-deploy'")
+        .unwrap();
+    let key: i64 = 0x0070_676d_206d_6967;
+    holder
+        .query_one("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--lock-wait", "1s"])
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("waiting for the migration lock (0s so far): held by pid "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(other-deploy, connected "), "{stderr}");
+    assert!(
+        stderr.contains("error: the migration lock is held by another session, pid "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("raise the wait with --lock-wait"),
+        "{stderr}"
+    );
+    assert_eq!(
+        column(&mut db.connect(), "SELECT to_regclass('a')::text"),
+        ["NULL"]
+    );
+
+    let child = project.spawn(&db, &["migrate", "--lock-wait", "30s"]);
+    std::thread::sleep(Duration::from_millis(700));
+    holder
+        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+        .unwrap();
+    let (code, _, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(history(&db), ["1 a"]);
+}
+
+#[test]
+fn refinery_and_pgm_read_each_others_history() {
+    let (db, project) = (TestDb::new(), Project::bundled());
+    // refinery runs every file in a transaction, so it gets the six that allow one.
+    project.remove("V7__users_last_login_idx.sql");
+    let migrations = refinery::load_sql_migrations(project.path().join("migrations")).unwrap();
+    let mut client = db.connect();
+    refinery::Runner::new(&migrations).run(&mut client).unwrap();
+
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "status", "--exit-code"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "nothing pending after refinery: {stdout}{stderr}"
+    );
+    assert!(stdout.ends_with("6 applied\n"), "{stdout}");
+
+    let bundled = Project::bundled();
+    let output = bundled.pgm(&db).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+    let all = refinery::load_sql_migrations(bundled.path().join("migrations")).unwrap();
+    let applied = refinery::Runner::new(&all)
+        .get_applied_migrations(&mut client)
+        .unwrap();
+    assert_eq!(applied.len(), 7);
+    for (applied, file) in applied.iter().zip(&all) {
+        assert_eq!(
+            (applied.version(), applied.name(), applied.checksum()),
+            (file.version(), file.name(), file.checksum())
+        );
+        assert!(applied.applied_on().is_some());
+    }
+    // refinery's own verification accepts pgm's rows: nothing to run, no divergence.
+    let report = refinery::Runner::new(&all).run(&mut client).unwrap();
+    assert!(report.applied_migrations().is_empty());
+}
