@@ -6,9 +6,11 @@ mod commands;
 pub mod db;
 pub mod duration;
 pub mod exit;
+pub mod location;
 pub mod logging;
 pub mod migrate;
 pub mod os;
+pub mod partition;
 pub mod sandbox;
 pub mod suggest;
 

@@ -3,7 +3,6 @@
 //! a transaction run one by one and journaled.
 
 pub mod history;
-pub mod location;
 pub mod plan;
 pub mod render;
 pub mod runner;

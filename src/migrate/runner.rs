@@ -15,10 +15,11 @@ use crate::db::retry::{backoff, is_lock_timeout};
 use crate::db::{ConnectionSettings, quote_ident};
 
 use super::history::{self, HistoryError};
-use super::location::Location;
 use super::plan::{DatabaseState, ExistingIndex, Param, PlannedMigration, Role, Step};
 use super::source::SourceMigration;
-use super::sql::{LineIndex, Mode};
+use super::sql::Mode;
+use crate::location::LineIndex;
+use crate::location::Location;
 
 #[derive(Debug, Error)]
 pub enum RunError {

@@ -10,7 +10,7 @@ use squawk_syntax::ast::{self, AstNode};
 use squawk_syntax::{SyntaxKind, SyntaxNode};
 use thiserror::Error;
 
-use super::location::Location;
+use crate::location::{LineIndex, Location};
 
 /// The header that makes a file run outside a transaction whatever it holds.
 pub const NO_TRANSACTION_HEADER: &str = "-- pgm:no-transaction";
@@ -282,40 +282,6 @@ fn first_words(text: &str) -> String {
         .to_uppercase()
 }
 
-/// Byte offsets to 1-based lines and columns (columns count characters).
-pub struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    pub fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { text, starts }
-    }
-
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|start| *start <= offset);
-        let line_start = self.starts[line - 1];
-        let column = self.text[line_start..offset.min(self.text.len())]
-            .chars()
-            .count()
-            + 1;
-        (line, column)
-    }
-
-    pub fn location(&self, path: &Path, offset: usize) -> Location {
-        let (line, column) = self.line_column(offset);
-        Location {
-            path: path.to_path_buf(),
-            line,
-            column,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,13 +380,5 @@ mod tests {
     fn syntax_errors_point_at_the_place() {
         let err = parse("CREATE TABLE t (a int);\nCREATE TABEL u (b int);\n").unwrap_err();
         assert!(err.to_string().starts_with("V1__t.sql:2:"), "{err}");
-    }
-
-    #[test]
-    fn line_index_counts_characters() {
-        let index = LineIndex::new("ab\nçd\n");
-        assert_eq!(index.line_column(0), (1, 1));
-        assert_eq!(index.line_column(3), (2, 1));
-        assert_eq!(index.line_column(5), (2, 2));
     }
 }

@@ -1,0 +1,326 @@
+//! Partition boundaries: periods aligned to the calendar of a time zone
+//! (months on the 1st, quarters in Jan/Apr/Jul/Oct, ISO weeks on Monday),
+//! and their values in the partition key's type.
+//!
+//! Bounds are compared as integers in a per-type key space: microseconds
+//! since the epoch for `timestamptz` (an instant) and `timestamp` (a wall
+//! clock reading), days for `date`, the value itself for an integer key
+//! holding epoch seconds.
+
+use std::fmt;
+
+use chrono::{
+    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Daily,
+    Weekly,
+    Monthly,
+    Quarterly,
+    Yearly,
+}
+
+impl Interval {
+    pub const NAMES: &[&str] = &["daily", "weekly", "monthly", "quarterly", "yearly"];
+
+    pub fn parse(text: &str) -> Option<Interval> {
+        Some(match text {
+            "daily" => Interval::Daily,
+            "weekly" => Interval::Weekly,
+            "monthly" => Interval::Monthly,
+            "quarterly" => Interval::Quarterly,
+            "yearly" => Interval::Yearly,
+            _ => return None,
+        })
+    }
+
+    /// The first day of the period holding `date`.
+    pub fn floor(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Daily => date,
+            Interval::Weekly => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
+            Interval::Monthly => date.with_day(1).expect("day 1 exists"),
+            Interval::Quarterly => {
+                NaiveDate::from_ymd_opt(date.year(), (date.month0() / 3) * 3 + 1, 1)
+                    .expect("quarter start exists")
+            }
+            Interval::Yearly => {
+                NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("January 1st exists")
+            }
+        }
+    }
+
+    /// The first day of the next period, given the first day of one.
+    pub fn next(self, start: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Daily => start + Days::new(1),
+            Interval::Weekly => start + Days::new(7),
+            Interval::Monthly => start + Months::new(1),
+            Interval::Quarterly => start + Months::new(3),
+            Interval::Yearly => start + Months::new(12),
+        }
+    }
+
+    pub fn previous(self, start: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Daily => start - Days::new(1),
+            Interval::Weekly => start - Days::new(7),
+            Interval::Monthly => start - Months::new(1),
+            Interval::Quarterly => start - Months::new(3),
+            Interval::Yearly => start - Months::new(12),
+        }
+    }
+
+    /// Roughly how many days a period has, to compare with a retention.
+    pub fn approximate_days(self) -> i64 {
+        match self {
+            Interval::Daily => 1,
+            Interval::Weekly => 7,
+            Interval::Monthly => 28,
+            Interval::Quarterly => 90,
+            Interval::Yearly => 365,
+        }
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(Interval::NAMES[*self as usize])
+    }
+}
+
+/// The partition key types pgm manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyType {
+    TimestampTz,
+    Timestamp,
+    Date,
+    /// integer or bigint holding seconds since the epoch.
+    EpochSeconds,
+}
+
+impl KeyType {
+    /// From `format_type` of the key column.
+    pub fn from_sql_type(name: &str) -> Option<KeyType> {
+        Some(match name {
+            "timestamp with time zone" => KeyType::TimestampTz,
+            "timestamp without time zone" => KeyType::Timestamp,
+            "date" => KeyType::Date,
+            "integer" | "bigint" => KeyType::EpochSeconds,
+            _ => return None,
+        })
+    }
+}
+
+/// A bound in key space; `MIN`/`MAX` stand for MINVALUE/MAXVALUE.
+pub type KeyValue = i64;
+
+/// The instant a local calendar day starts in `zone`. Where midnight does not
+/// exist (a DST jump at midnight) the day starts at the first instant that
+/// does; where it happens twice, at the first.
+pub fn start_of_day(date: NaiveDate, zone: Tz) -> DateTime<Tz> {
+    let mut local = date.and_time(NaiveTime::MIN);
+    for _ in 0..48 {
+        if let Some(instant) = zone.from_local_datetime(&local).earliest() {
+            return instant;
+        }
+        local += chrono::Duration::minutes(30);
+    }
+    // No zone skips a whole day at midnight for longer than the loop covers,
+    // save Samoa's skipped 2011-12-30: then the day starts with the next one.
+    zone.from_utc_datetime(&local)
+}
+
+/// The bound of a period starting on `date`, in key space.
+pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
+    match key {
+        KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
+        KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
+        KeyType::Date => i64::from(date.num_days_from_ce()),
+        KeyType::EpochSeconds => start_of_day(date, zone).timestamp(),
+    }
+}
+
+/// The SQL literal of a bound, as written in `FOR VALUES FROM (…) TO (…)`:
+/// with an explicit offset for `timestamptz`, naive for `timestamp`, a plain
+/// date, or a number.
+pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
+    match key {
+        KeyType::TimestampTz => format!(
+            "'{}'",
+            start_of_day(date, zone).format("%Y-%m-%d %H:%M:%S%:z")
+        ),
+        KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
+        KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
+        KeyType::EpochSeconds => start_of_day(date, zone).timestamp().to_string(),
+    }
+}
+
+/// A bound as PostgreSQL prints it in `pg_get_expr(relpartbound)` (with the
+/// session in UTC and ISO dates), in key space.
+pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
+    let text = text.trim();
+    match text {
+        "MINVALUE" => return Some(KeyValue::MIN),
+        "MAXVALUE" => return Some(KeyValue::MAX),
+        _ => {}
+    }
+    let unquoted = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .unwrap_or(text);
+    match key {
+        KeyType::TimestampTz => {
+            // "2026-01-01 00:00:00+00", possibly with fractions or "+05:30".
+            let with_minutes = match unquoted.rfind(['+', '-']) {
+                Some(at) if unquoted[at..].len() == 3 => format!("{unquoted}:00"),
+                _ => unquoted.to_owned(),
+            };
+            DateTime::parse_from_str(&with_minutes, "%Y-%m-%d %H:%M:%S%.f%:z")
+                .ok()
+                .map(|t| t.timestamp_micros())
+        }
+        KeyType::Timestamp => NaiveDateTime::parse_from_str(unquoted, "%Y-%m-%d %H:%M:%S%.f")
+            .ok()
+            .map(|t| t.and_utc().timestamp_micros()),
+        KeyType::Date => NaiveDate::parse_from_str(unquoted, "%Y-%m-%d")
+            .ok()
+            .map(|d| i64::from(d.num_days_from_ce())),
+        KeyType::EpochSeconds => unquoted.parse().ok(),
+    }
+}
+
+/// The local calendar date of an instant in `zone`.
+pub fn local_date(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    now.with_timezone(&zone).date_naive()
+}
+
+/// "now" in key space, to compare with bounds.
+pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
+    match key {
+        KeyType::TimestampTz => now.timestamp_micros(),
+        KeyType::Timestamp => now
+            .with_timezone(&zone)
+            .naive_local()
+            .and_utc()
+            .timestamp_micros(),
+        KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
+        KeyType::EpochSeconds => now.timestamp(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn periods_are_aligned() {
+        assert_eq!(
+            Interval::Monthly.floor(date(2026, 11, 22)),
+            date(2026, 11, 1)
+        );
+        assert_eq!(
+            Interval::Quarterly.floor(date(2026, 11, 22)),
+            date(2026, 10, 1)
+        );
+        assert_eq!(
+            Interval::Quarterly.floor(date(2026, 3, 31)),
+            date(2026, 1, 1)
+        );
+        assert_eq!(
+            Interval::Weekly.floor(date(2026, 11, 22)),
+            date(2026, 11, 16),
+            "a Sunday belongs to the week of the Monday before"
+        );
+        assert_eq!(Interval::Yearly.floor(date(2026, 11, 22)), date(2026, 1, 1));
+        assert_eq!(Interval::Monthly.next(date(2026, 12, 1)), date(2027, 1, 1));
+        assert_eq!(
+            Interval::Quarterly.next(date(2026, 10, 1)),
+            date(2027, 1, 1)
+        );
+        assert_eq!(
+            Interval::Quarterly.previous(date(2026, 1, 1)),
+            date(2025, 10, 1)
+        );
+    }
+
+    #[test]
+    fn timestamptz_literals_carry_the_zone_offset_across_dst() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            literal(KeyType::TimestampTz, date(2026, 11, 1), ny),
+            "'2026-11-01 00:00:00-04:00'"
+        );
+        assert_eq!(
+            literal(KeyType::TimestampTz, date(2026, 12, 1), ny),
+            "'2026-12-01 00:00:00-05:00'"
+        );
+        let lord_howe: Tz = "Australia/Lord_Howe".parse().unwrap();
+        assert_eq!(
+            literal(KeyType::TimestampTz, date(2026, 10, 1), lord_howe),
+            "'2026-10-01 00:00:00+10:30'"
+        );
+        assert_eq!(
+            literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe),
+            "'2026-11-01 00:00:00+11:00'"
+        );
+        assert_eq!(
+            literal(KeyType::Timestamp, date(2026, 11, 1), ny),
+            "'2026-11-01 00:00:00'"
+        );
+        assert_eq!(
+            literal(KeyType::Date, date(2026, 11, 1), ny),
+            "'2026-11-01'"
+        );
+        assert_eq!(
+            literal(KeyType::EpochSeconds, date(2026, 11, 1), Tz::UTC),
+            "1793491200"
+        );
+    }
+
+    #[test]
+    fn a_missing_midnight_starts_the_day_at_the_first_real_instant() {
+        // Santiago skips from 00:00 to 01:00 on the first Sunday of September 2026.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let start = start_of_day(date(2026, 9, 6), santiago);
+        assert_eq!(start.format("%H:%M %:z").to_string(), "01:00 -03:00");
+    }
+
+    #[test]
+    fn bounds_printed_by_postgresql_parse_back() {
+        let ny: Tz = "America/New_York".parse().unwrap();
+        let value = key_value(KeyType::TimestampTz, date(2026, 11, 1), ny);
+        assert_eq!(
+            parse_bound(KeyType::TimestampTz, "'2026-11-01 04:00:00+00'"),
+            Some(value)
+        );
+        assert_eq!(
+            parse_bound(KeyType::TimestampTz, "'2026-11-01 09:30:00+05:30'"),
+            Some(value)
+        );
+        assert_eq!(
+            parse_bound(KeyType::Timestamp, "'2026-11-01 00:00:00'"),
+            Some(key_value(KeyType::Timestamp, date(2026, 11, 1), ny))
+        );
+        assert_eq!(
+            parse_bound(KeyType::Date, "'2026-11-01'"),
+            Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
+        );
+        assert_eq!(
+            parse_bound(KeyType::EpochSeconds, "1793491200"),
+            Some(1_793_491_200)
+        );
+        assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
+        assert_eq!(parse_bound(KeyType::Date, "'yesterday'"), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! Time-partitioned tables: the policy, the catalog as it is, the calendar,
+//! and the planner that turns the three into exact steps.
+
+pub mod calendar;
+pub mod policy;

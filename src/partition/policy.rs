@@ -1,0 +1,859 @@
+//! The partition policy (`partman.toml`): defaults plus one entry per managed
+//! table. Every problem is reported with file:line:col — unknown keys with a
+//! did-you-mean, and semantic mistakes (a naming template that can collide, a
+//! name over 63 bytes, a retention shorter than a partition…) with the fix.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use thiserror::Error;
+use toml::Spanned;
+
+use super::calendar::Interval;
+use crate::duration::Timeout;
+use crate::location::{LineIndex, Location};
+
+/// PostgreSQL truncates identifiers longer than this many bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+#[derive(Debug, Error)]
+#[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct PolicyError {
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub location: Location,
+    pub message: String,
+    pub snippet: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)?;
+        if !self.snippet.is_empty() {
+            write!(f, "\n{}", self.snippet)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionUnit {
+    Days,
+    Weeks,
+    Months,
+    Quarters,
+    Years,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetentionAction {
+    /// Detach and keep the table.
+    Detach,
+    /// Detach and drop.
+    Drop,
+    /// Detach and move to this schema.
+    Archive { schema: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub amount: u32,
+    pub unit: RetentionUnit,
+    pub action: RetentionAction,
+    /// As written, for plans ("12 months").
+    pub text: String,
+}
+
+impl Retention {
+    /// The first day of data kept: `today` minus the retention.
+    pub fn cutoff(&self, today: NaiveDate) -> NaiveDate {
+        use chrono::{Days, Months};
+        let n = self.amount;
+        match self.unit {
+            RetentionUnit::Days => today - Days::new(u64::from(n)),
+            RetentionUnit::Weeks => today - Days::new(7 * u64::from(n)),
+            RetentionUnit::Months => today - Months::new(n),
+            RetentionUnit::Quarters => today - Months::new(3 * n),
+            RetentionUnit::Years => today - Months::new(12 * n),
+        }
+    }
+
+    fn approximate_days(&self) -> i64 {
+        let per_unit = match self.unit {
+            RetentionUnit::Days => 1,
+            RetentionUnit::Weeks => 7,
+            RetentionUnit::Months => 30,
+            RetentionUnit::Quarters => 91,
+            RetentionUnit::Years => 365,
+        };
+        i64::from(self.amount) * per_unit
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPolicy {
+    pub name: String,
+    /// Column names or expressions, each with optional ASC/DESC/NULLS, as SQL.
+    pub columns: Vec<String>,
+    pub method: String,
+    pub include: Vec<String>,
+    pub predicate: Option<String>,
+    pub unique: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablePolicy {
+    pub schema: String,
+    pub name: String,
+    pub interval: Interval,
+    pub premake: u32,
+    pub retention: Option<Retention>,
+    pub default_partition: bool,
+    pub move_default_rows: bool,
+    pub naming: String,
+    pub time_zone: Tz,
+    pub lock_timeout: Timeout,
+    pub lock_retries: u32,
+    pub max_drops_per_run: u32,
+    pub indexes: Vec<IndexPolicy>,
+    /// Where the entry starts in the file.
+    pub location: Location,
+}
+
+impl TablePolicy {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// The name of the partition for the period starting on `start`.
+    pub fn partition_name(&self, start: NaiveDate) -> String {
+        expand(&self.naming, &self.name, start)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub path: PathBuf,
+    pub tables: Vec<TablePolicy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default, rename = "table")]
+    tables: Vec<Spanned<RawTable>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    premake: Option<Spanned<u32>>,
+    retention_action: Option<Spanned<String>>,
+    retention_schema: Option<Spanned<String>>,
+    default_partition: Option<bool>,
+    move_default_rows: Option<bool>,
+    time_zone: Option<Spanned<String>>,
+    lock_timeout: Option<Spanned<String>>,
+    lock_retries: Option<u32>,
+    max_drops_per_run: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Spanned<String>,
+    interval: Spanned<String>,
+    premake: Option<Spanned<u32>>,
+    retention: Option<Spanned<String>>,
+    retention_action: Option<Spanned<String>>,
+    retention_schema: Option<Spanned<String>>,
+    default_partition: Option<bool>,
+    move_default_rows: Option<bool>,
+    naming: Option<Spanned<String>>,
+    time_zone: Option<Spanned<String>>,
+    lock_timeout: Option<Spanned<String>>,
+    lock_retries: Option<u32>,
+    max_drops_per_run: Option<Spanned<u32>>,
+    #[serde(default, rename = "index")]
+    indexes: Vec<Spanned<RawIndex>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndex {
+    name: Spanned<String>,
+    columns: Spanned<Vec<String>>,
+    method: Option<String>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(rename = "where")]
+    predicate: Option<String>,
+    #[serde(default)]
+    unique: bool,
+}
+
+pub const DEFAULT_PREMAKE: u32 = 3;
+pub const DEFAULT_MAX_DROPS: u32 = 5;
+pub const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout(std::time::Duration::from_secs(2));
+pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+
+pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
+        problems: vec![Problem {
+            location: Location {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+            },
+            message: format!(
+                "cannot read the policy file: {error} (give another with --config PATH)"
+            ),
+            snippet: String::new(),
+        }],
+    })?;
+    parse(path, &text)
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+    lines: LineIndex<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let location = self.lines.location(self.path, span.start);
+        let snippet = location.snippet(self.text);
+        self.problems.push(Problem {
+            location,
+            message: message.into(),
+            snippet,
+        });
+    }
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+    let mut checker = Checker {
+        path,
+        text,
+        lines: LineIndex::new(text),
+        problems: Vec::new(),
+    };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(error) => {
+            checker.problem(
+                error.span().unwrap_or(0..0),
+                describe_toml_error(error.message()),
+            );
+            return Err(PolicyError {
+                problems: checker.problems,
+            });
+        }
+    };
+    let defaults = &raw.defaults;
+    let mut seen = HashSet::new();
+    let mut tables = Vec::new();
+    for entry in &raw.tables {
+        if let Some(table) = check_table(&mut checker, defaults, entry) {
+            if !seen.insert(table.qualified_name()) {
+                checker.problem(
+                    entry.get_ref().name.span(),
+                    format!("{} has two entries: keep one", table.qualified_name()),
+                );
+            }
+            tables.push(table);
+        }
+    }
+    if checker.problems.is_empty() {
+        Ok(Policy {
+            path: path.to_path_buf(),
+            tables,
+        })
+    } else {
+        Err(PolicyError {
+            problems: checker.problems,
+        })
+    }
+}
+
+/// toml's "unknown field `x`, expected one of `a`, `b`" with a did-you-mean.
+fn describe_toml_error(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    match crate::suggest::did_you_mean(field, &known) {
+        Some(near) => format!("unknown key \"{field}\" (did you mean \"{near}\"?)"),
+        None => format!(
+            "unknown key \"{field}\"; the keys here are: {}",
+            known.join(", ")
+        ),
+    }
+}
+
+fn check_table(
+    checker: &mut Checker<'_>,
+    defaults: &RawDefaults,
+    entry: &Spanned<RawTable>,
+) -> Option<TablePolicy> {
+    let raw = entry.get_ref();
+    let errors_before = checker.problems.len();
+    let location = checker.lines.location(checker.path, entry.span().start);
+
+    let name_span = raw.name.span();
+    let (schema, name) = match split_qualified(raw.name.get_ref()) {
+        Some(parts) => parts,
+        None => {
+            checker.problem(
+                name_span.clone(),
+                format!(
+                    "table name \"{}\" must be schema-qualified, like \"public.{}\"",
+                    raw.name.get_ref(),
+                    raw.name.get_ref()
+                ),
+            );
+            (String::new(), raw.name.get_ref().clone())
+        }
+    };
+
+    let interval = Interval::parse(raw.interval.get_ref()).or_else(|| {
+        let suggestion = crate::suggest::did_you_mean(raw.interval.get_ref(), Interval::NAMES)
+            .map(|near| format!(" (did you mean \"{near}\"?)"))
+            .unwrap_or_default();
+        checker.problem(
+            raw.interval.span(),
+            format!(
+                "unknown interval \"{}\"{suggestion}: use one of {}",
+                raw.interval.get_ref(),
+                Interval::NAMES.join(", ")
+            ),
+        );
+        None
+    });
+
+    let time_zone_raw = raw.time_zone.as_ref().or(defaults.time_zone.as_ref());
+    let time_zone = match time_zone_raw {
+        None => Tz::UTC,
+        Some(zone) => zone.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+            let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+            let suggestion = crate::suggest::did_you_mean(zone.get_ref(), &names)
+                .map(|near| format!(" (did you mean \"{near}\"?)"))
+                .unwrap_or_default();
+            checker.problem(
+                zone.span(),
+                format!("unknown time zone \"{}\"{suggestion}: use an IANA name like \"UTC\" or \"Europe/Berlin\"", zone.get_ref()),
+            );
+            Tz::UTC
+        }),
+    };
+
+    let lock_timeout = match raw.lock_timeout.as_ref().or(defaults.lock_timeout.as_ref()) {
+        None => DEFAULT_LOCK_TIMEOUT,
+        Some(text) => match text.get_ref().parse::<Timeout>() {
+            Ok(timeout) if timeout.0.is_zero() => {
+                checker.problem(text.span(), "lock_timeout = 0 would let DDL wait in the lock queue forever: use a short timeout like \"2s\"");
+                DEFAULT_LOCK_TIMEOUT
+            }
+            Ok(timeout) => timeout,
+            Err(message) => {
+                checker.problem(text.span(), format!("invalid lock_timeout: {message}"));
+                DEFAULT_LOCK_TIMEOUT
+            }
+        },
+    };
+    let lock_retries = raw
+        .lock_retries
+        .or(defaults.lock_retries)
+        .unwrap_or(DEFAULT_LOCK_RETRIES);
+    let premake_raw = raw.premake.as_ref().or(defaults.premake.as_ref());
+    let premake = premake_raw.map_or(DEFAULT_PREMAKE, |p| *p.get_ref());
+    let default_partition = raw
+        .default_partition
+        .or(defaults.default_partition)
+        .unwrap_or(false);
+    let move_default_rows = raw
+        .move_default_rows
+        .or(defaults.move_default_rows)
+        .unwrap_or(false);
+    if premake == 0 && !default_partition {
+        checker.problem(
+            premake_raw.map_or(entry.span(), Spanned::span),
+            "premake = 0 leaves no partition ready for the next period: inserts at the turn of the period fail \
+             until maintenance runs; set premake to 1 or more, or default_partition = true",
+        );
+    }
+    let max_drops_raw = raw
+        .max_drops_per_run
+        .as_ref()
+        .or(defaults.max_drops_per_run.as_ref());
+    let max_drops_per_run = max_drops_raw.map_or(DEFAULT_MAX_DROPS, |m| *m.get_ref());
+    if max_drops_per_run == 0 {
+        checker.problem(
+            max_drops_raw.map_or(entry.span(), Spanned::span),
+            "max_drops_per_run = 0 would select expired partitions and never retire them: remove `retention` to keep \
+             everything, or allow at least 1",
+        );
+    }
+
+    let retention = check_retention(checker, defaults, raw, interval);
+
+    let naming_default = interval
+        .map(default_naming)
+        .unwrap_or("{parent}_p{YYYY}_{MM}");
+    let naming = raw
+        .naming
+        .as_ref()
+        .map_or(naming_default.to_owned(), |n| n.get_ref().clone());
+    if let Some(interval) = interval {
+        let span = raw.naming.as_ref().map_or(entry.span(), Spanned::span);
+        if let Err(message) = check_naming(&naming, interval, &name) {
+            checker.problem(span, message);
+        }
+    }
+
+    let mut index_names = HashSet::new();
+    let mut indexes = Vec::new();
+    for index in &raw.indexes {
+        let raw_index = index.get_ref();
+        if raw_index.columns.get_ref().is_empty() {
+            checker.problem(
+                raw_index.columns.span(),
+                format!("index {} lists no columns", raw_index.name.get_ref()),
+            );
+        }
+        if raw_index.name.get_ref().len() > MAX_IDENTIFIER_BYTES {
+            checker.problem(
+                raw_index.name.span(),
+                format!(
+                    "index name is {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: shorten it",
+                    raw_index.name.get_ref().len()
+                ),
+            );
+        }
+        if !index_names.insert(raw_index.name.get_ref().clone()) {
+            checker.problem(
+                raw_index.name.span(),
+                format!("index {} is declared twice", raw_index.name.get_ref()),
+            );
+        }
+        indexes.push(IndexPolicy {
+            name: raw_index.name.get_ref().clone(),
+            columns: raw_index.columns.get_ref().clone(),
+            method: raw_index
+                .method
+                .clone()
+                .unwrap_or_else(|| "btree".to_owned()),
+            include: raw_index.include.clone(),
+            predicate: raw_index.predicate.clone(),
+            unique: raw_index.unique,
+        });
+    }
+
+    if checker.problems.len() > errors_before {
+        return None;
+    }
+    Some(TablePolicy {
+        schema,
+        name,
+        interval: interval?,
+        premake,
+        retention,
+        default_partition,
+        move_default_rows,
+        naming,
+        time_zone,
+        lock_timeout,
+        lock_retries,
+        max_drops_per_run,
+        indexes,
+        location,
+    })
+}
+
+fn check_retention(
+    checker: &mut Checker<'_>,
+    defaults: &RawDefaults,
+    raw: &RawTable,
+    interval: Option<Interval>,
+) -> Option<Retention> {
+    let action_raw = raw
+        .retention_action
+        .as_ref()
+        .or(defaults.retention_action.as_ref());
+    let schema_raw = raw
+        .retention_schema
+        .as_ref()
+        .or(defaults.retention_schema.as_ref());
+    let Some(retention_raw) = &raw.retention else {
+        if let Some(action) = &raw.retention_action {
+            checker.problem(action.span(), "retention_action without retention: say how long to keep data, like retention = \"12 months\"");
+        }
+        return None;
+    };
+    let (amount, unit) = match parse_retention(retention_raw.get_ref()) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            checker.problem(retention_raw.span(), message);
+            return None;
+        }
+    };
+    let action = match action_raw.map(|a| a.get_ref().as_str()) {
+        None | Some("drop") => RetentionAction::Drop,
+        Some("detach") => RetentionAction::Detach,
+        Some("archive") => match schema_raw {
+            Some(schema) => RetentionAction::Archive {
+                schema: schema.get_ref().clone(),
+            },
+            None => {
+                checker.problem(
+                    action_raw.map_or(retention_raw.span(), Spanned::span),
+                    "retention_action = \"archive\" needs retention_schema, the schema expired partitions move to",
+                );
+                return None;
+            }
+        },
+        Some(other) => {
+            let near = crate::suggest::did_you_mean(other, &["detach", "drop", "archive"])
+                .map(|near| format!(" (did you mean \"{near}\"?)"))
+                .unwrap_or_default();
+            checker.problem(
+                action_raw.map_or(retention_raw.span(), Spanned::span),
+                format!("unknown retention_action \"{other}\"{near}: use detach, drop or archive"),
+            );
+            return None;
+        }
+    };
+    if let (Some(schema), false) = (
+        &raw.retention_schema,
+        matches!(action, RetentionAction::Archive { .. }),
+    ) {
+        checker.problem(
+            schema.span(),
+            "retention_schema is only used with retention_action = \"archive\"",
+        );
+    }
+    let retention = Retention {
+        amount,
+        unit,
+        action,
+        text: retention_raw.get_ref().clone(),
+    };
+    if let Some(interval) = interval
+        && retention.approximate_days() < interval.approximate_days()
+    {
+        checker.problem(
+            retention_raw.span(),
+            format!(
+                "retention \"{}\" is shorter than one {interval} partition: a partition would expire before it \
+                 is complete; keep at least one interval (e.g. \"{}\")",
+                retention.text,
+                match interval {
+                    Interval::Daily => "1 day",
+                    Interval::Weekly => "1 week",
+                    Interval::Monthly => "1 month",
+                    Interval::Quarterly => "1 quarter",
+                    Interval::Yearly => "1 year",
+                }
+            ),
+        );
+    }
+    Some(retention)
+}
+
+/// "12 months", "90 days", "2 quarters", "1 year", "6 weeks".
+pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
+    let mut words = text.split_whitespace();
+    let (Some(number), Some(unit), None) = (words.next(), words.next(), words.next()) else {
+        return Err(format!(
+            "retention \"{text}\" is not a duration: write a number and a unit, like \"12 months\" or \"90 days\""
+        ));
+    };
+    let amount: u32 = number
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("retention \"{text}\" needs a whole number above 0"))?;
+    let unit = match unit.trim_end_matches('s') {
+        "day" => RetentionUnit::Days,
+        "week" => RetentionUnit::Weeks,
+        "month" => RetentionUnit::Months,
+        "quarter" => RetentionUnit::Quarters,
+        "year" => RetentionUnit::Years,
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" in retention \"{text}\": use days, weeks, months, quarters or years"
+            ));
+        }
+    };
+    Ok((amount, unit))
+}
+
+fn default_naming(interval: Interval) -> &'static str {
+    match interval {
+        Interval::Daily => "{parent}_p{YYYY}_{MM}_{DD}",
+        Interval::Weekly => "{parent}_p{IYYY}w{WW}",
+        Interval::Monthly => "{parent}_p{YYYY}_{MM}",
+        Interval::Quarterly => "{parent}_p{YYYY}q{Q}",
+        Interval::Yearly => "{parent}_p{YYYY}",
+    }
+}
+
+const PLACEHOLDERS: &[&str] = &["parent", "YYYY", "MM", "DD", "Q", "IYYY", "WW"];
+
+fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return Err(format!(
+                "naming template \"{template}\" has an unclosed '{{'"
+            ));
+        };
+        let name = &rest[open + 1..open + close];
+        if !PLACEHOLDERS.contains(&name) {
+            let near = crate::suggest::did_you_mean(name, PLACEHOLDERS)
+                .map(|near| format!(" (did you mean {{{near}}}?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{Q}}, {{IYYY}}, {{WW}}"
+            ));
+        }
+        found.push(name);
+        rest = &rest[open + close + 1..];
+    }
+    Ok(found)
+}
+
+fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), String> {
+    let found = placeholders(template)?;
+    let has = |name: &str| found.contains(&name);
+    let distinct = match interval {
+        Interval::Daily => has("YYYY") && has("MM") && has("DD"),
+        Interval::Weekly => (has("IYYY") && has("WW")) || (has("YYYY") && has("MM") && has("DD")),
+        Interval::Monthly => has("YYYY") && has("MM"),
+        Interval::Quarterly => has("YYYY") && (has("Q") || has("MM")),
+        Interval::Yearly => has("YYYY"),
+    };
+    if !distinct {
+        let needed = match interval {
+            Interval::Daily => "{YYYY}, {MM} and {DD}",
+            Interval::Weekly => "{IYYY} and {WW} (ISO year and week)",
+            Interval::Monthly => "{YYYY} and {MM}",
+            Interval::Quarterly => "{YYYY} and {Q}",
+            Interval::Yearly => "{YYYY}",
+        };
+        return Err(format!(
+            "naming template \"{template}\" can give two {interval} partitions the same name: it needs {needed}"
+        ));
+    }
+    let sample = expand(
+        template,
+        parent,
+        NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid date"),
+    );
+    if sample.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: set a shorter \
+             naming template (e.g. without {{parent}}: \"ev_p{{YYYY}}_{{MM}}\")",
+            sample.len()
+        ));
+    }
+    Ok(())
+}
+
+fn expand(template: &str, parent: &str, start: NaiveDate) -> String {
+    use chrono::Datelike;
+    let iso = start.iso_week();
+    template
+        .replace("{parent}", parent)
+        .replace("{IYYY}", &format!("{:04}", iso.year()))
+        .replace("{WW}", &format!("{:02}", iso.week()))
+        .replace("{YYYY}", &format!("{:04}", start.year()))
+        .replace("{MM}", &format!("{:02}", start.month()))
+        .replace("{DD}", &format!("{:02}", start.day()))
+        .replace("{Q}", &(start.month0() / 3 + 1).to_string())
+}
+
+/// "public.events" or "\"My Schema\".\"Events\"" into (schema, table), as
+/// PostgreSQL resolves them: quoted parts verbatim, unquoted folded to lower case.
+pub fn split_qualified(text: &str) -> Option<(String, String)> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            loop {
+                match chars.next()? {
+                    '"' if chars.next_if_eq(&'"').is_some() => part.push('"'),
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| *c != '.') {
+                part.push(c.to_ascii_lowercase());
+            }
+            if part.is_empty() {
+                return None;
+            }
+        }
+        parts.push(part);
+        match chars.next() {
+            None => break,
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+    match <[String; 2]>::try_from(parts) {
+        Ok([schema, table]) => Some((schema, table)),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> String {
+        parse(Path::new("partman.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_minimal_entry_gets_the_defaults() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        assert_eq!(
+            (table.schema.as_str(), table.name.as_str()),
+            ("public", "events")
+        );
+        assert_eq!(table.premake, DEFAULT_PREMAKE);
+        assert_eq!(table.naming, "{parent}_p{YYYY}_{MM}");
+        assert_eq!(
+            table.partition_name(NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()),
+            "events_p2026_03"
+        );
+        assert_eq!(table.time_zone, Tz::UTC);
+        assert!(table.retention.is_none());
+        assert_eq!(table.location.line, 1);
+    }
+
+    #[test]
+    fn unknown_keys_point_at_the_key_with_a_suggestion() {
+        let text =
+            problems("[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\npremkae = 3\n");
+        assert_eq!(
+            text,
+            "partman.toml:4:1: unknown key \"premkae\" (did you mean \"premake\"?)\n    |\n  4 | premkae = 3\n    | ^"
+        );
+        let text = problems("[defaults]\ntimezone = \"UTC\"\n");
+        assert!(
+            text.starts_with(
+                "partman.toml:2:1: unknown key \"timezone\" (did you mean \"time_zone\"?)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported_with_their_place() {
+        let text = problems(
+            "[[table]]\nname = \"events\"\ninterval = \"montly\"\n\n\
+             [[table]]\nname = \"public.audit\"\ninterval = \"quarterly\"\nretention = \"2 months\"\nnaming = \"{parent}_{YYYY}\"\n\n\
+             [[table]]\nname = \"public.t\"\ninterval = \"daily\"\npremake = 0\ntime_zone = \"Europe/Berln\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:2:8: table name \"events\" must be schema-qualified, like \"public.events\"",
+                "partman.toml:3:12: unknown interval \"montly\" (did you mean \"monthly\"?): use one of daily, weekly, monthly, quarterly, yearly",
+                "partman.toml:8:13: retention \"2 months\" is shorter than one quarterly partition: a partition would expire before it is complete; keep at least one interval (e.g. \"1 quarter\")",
+                "partman.toml:9:10: naming template \"{parent}_{YYYY}\" can give two quarterly partitions the same name: it needs {YYYY} and {Q}",
+                "partman.toml:15:13: unknown time zone \"Europe/Berln\" (did you mean \"Europe/Berlin\"?): use an IANA name like \"UTC\" or \"Europe/Berlin\"",
+                "partman.toml:14:11: premake = 0 leaves no partition ready for the next period: inserts at the turn of the period fail until maintenance runs; set premake to 1 or more, or default_partition = true",
+            ]
+        );
+    }
+
+    #[test]
+    fn names_over_63_bytes_are_refused_with_the_example() {
+        let long = "a".repeat(55);
+        let text = problems(&format!(
+            "[[table]]\nname = \"public.{long}\"\ninterval = \"monthly\"\n"
+        ));
+        assert!(
+            text.contains(&format!(
+                "partition names like \"{long}_p2026_12\" are 64 bytes, over PostgreSQL's 63"
+            )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn retention_parses_and_cuts_off_by_calendar() {
+        assert_eq!(
+            parse_retention("12 months"),
+            Ok((12, RetentionUnit::Months))
+        );
+        assert_eq!(parse_retention("1 year"), Ok((1, RetentionUnit::Years)));
+        assert!(parse_retention("12").is_err());
+        assert!(parse_retention("0 days").is_err());
+        assert!(parse_retention("3 fortnights").is_err());
+        let retention = Retention {
+            amount: 1,
+            unit: RetentionUnit::Months,
+            action: RetentionAction::Drop,
+            text: "1 month".into(),
+        };
+        let d = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        assert_eq!(retention.cutoff(d(2026, 3, 31)), d(2026, 2, 28));
+    }
+
+    #[test]
+    fn qualified_names_follow_postgresql_folding() {
+        assert_eq!(
+            split_qualified("public.Events"),
+            Some(("public".into(), "events".into()))
+        );
+        assert_eq!(
+            split_qualified("\"My Schema\".\"Ev\"\"ents\""),
+            Some(("My Schema".into(), "Ev\"ents".into()))
+        );
+        assert_eq!(split_qualified("events"), None);
+        assert_eq!(split_qualified("a.b.c"), None);
+    }
+
+    #[test]
+    fn archive_needs_a_schema() {
+        let text = problems(
+            "[[table]]\nname = \"public.e\"\ninterval = \"monthly\"\nretention = \"3 months\"\nretention_action = \"archive\"\n",
+        );
+        assert!(
+            text.contains("retention_action = \"archive\" needs retention_schema"),
+            "{text}"
+        );
+    }
+}
