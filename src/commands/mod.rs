@@ -2,6 +2,7 @@
 //! the core, prints results to stdout. Errors get their context here.
 
 mod migrate;
+mod partitions;
 mod ping;
 
 use anyhow::{Context, Result};
@@ -15,9 +16,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match &cli.command {
         Command::Ping => ping::run(&connection_settings(&cli)?),
         Command::Migrate(args) => migrate::run(&cli.global, args, || connection_settings(&cli)),
-        Command::Partitions(PartitionsCommand::Plan { .. }) => not_built(
-            "pgm partitions plan",
-            "print the exact SQL maintenance would run, with locks",
+        Command::Partitions(PartitionsCommand::Plan {
+            at,
+            format,
+            detailed_exitcode,
+        }) => partitions::plan(
+            &cli.global,
+            || connection_settings(&cli),
+            at.as_deref(),
+            *format,
+            *detailed_exitcode,
         ),
         Command::Partitions(PartitionsCommand::Maintain { .. }) => not_built(
             "pgm partitions maintain",

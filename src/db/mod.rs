@@ -11,5 +11,5 @@ pub mod settings;
 pub mod tls;
 
 pub use connect::{ConnectError, connect};
-pub use ident::quote_ident;
+pub use ident::{quote_ident, quote_literal};
 pub use settings::{ConnectionSettings, Environment, SettingsError, resolve};

@@ -15,7 +15,7 @@ pub fn inline_params(step: &Step) -> String {
     for (index, param) in step.params.iter().enumerate().rev() {
         let literal = match param {
             Param::Int(value) => value.to_string(),
-            Param::Text(value) => format!("'{}'", value.replace('\'', "''")),
+            Param::Text(value) => crate::db::quote_literal(value),
         };
         sql = sql.replace(&format!("${}", index + 1), &literal);
     }

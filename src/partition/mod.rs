@@ -2,4 +2,7 @@
 //! and the planner that turns the three into exact steps.
 
 pub mod calendar;
+pub mod catalog;
+pub mod planner;
 pub mod policy;
+pub mod render;

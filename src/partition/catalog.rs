@@ -1,0 +1,310 @@
+//! The catalog as the planner sees it, read in a constant number of queries
+//! whatever the number of tables and partitions, inside one read-only
+//! repeatable-read transaction (one consistent picture), with the session
+//! in UTC so partition bounds print the same way everywhere.
+
+use postgres::Client;
+use serde::Serialize;
+
+use crate::db::quote_ident;
+
+/// Marks a table pgm created for a period and has not attached yet, so a
+/// run killed between the two steps is finished by the next one.
+pub const PENDING_COMMENT_PREFIX: &str = "pgm: pending partition of ";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Bound {
+    Default,
+    /// The FROM and TO values as PostgreSQL prints them.
+    Range {
+        from: String,
+        to: String,
+    },
+    /// List or hash bounds, or a multi-column range: not pgm's business.
+    Other(String),
+}
+
+impl Bound {
+    pub fn parse(expression: &str) -> Bound {
+        if expression == "DEFAULT" {
+            return Bound::Default;
+        }
+        let range = expression
+            .strip_prefix("FOR VALUES FROM (")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .and_then(|rest| rest.split_once(") TO ("));
+        match range {
+            Some((from, to)) if !from.contains(", ") && !to.contains(", ") => Bound::Range {
+                from: from.to_owned(),
+                to: to.to_owned(),
+            },
+            _ => Bound::Other(expression.to_owned()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Index {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub valid: bool,
+    /// The partitioned index this one is attached to, if any.
+    pub attached_to: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    pub bound: Bound,
+    pub detach_pending: bool,
+    /// -1 when never analyzed.
+    pub estimated_rows: i64,
+    pub estimated_bytes: i64,
+    pub indexes: Vec<Index>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionKey {
+    pub column: String,
+    /// As `format_type` prints it.
+    pub sql_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Parent {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// `p` partitioned, `r` plain table, and so on.
+    pub relkind: char,
+    /// `r` range, `l` list, `h` hash.
+    pub strategy: Option<char>,
+    /// The key when it is one plain column.
+    pub key: Option<PartitionKey>,
+    pub key_columns: i16,
+    pub owner: String,
+    pub tablespace: Option<String>,
+    pub unlogged: bool,
+    pub partitions: Vec<Partition>,
+    pub indexes: Vec<Index>,
+}
+
+/// A table pgm created for a period and did not attach (its run was stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingTable {
+    pub schema: String,
+    pub name: String,
+    /// The parent it is meant for, qualified and quoted.
+    pub parent: String,
+    /// The first day of its period, "YYYY-MM-DD".
+    pub period_start: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub server_version_num: i32,
+    /// One per requested name, in order; `None` when it does not exist.
+    pub parents: Vec<Option<Parent>>,
+    pub pending: Vec<PendingTable>,
+    /// How many catalog queries the snapshot took.
+    pub queries: usize,
+}
+
+/// The pending marker written on a created, not yet attached partition.
+pub fn pending_comment(parent: &str, period_start: &str) -> String {
+    format!("{PENDING_COMMENT_PREFIX}{parent} for {period_start}")
+}
+
+/// Reads the parents named (schema, table) with their partitions and indexes.
+pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot, postgres::Error> {
+    let qualified: Vec<String> = names
+        .iter()
+        .map(|(schema, table)| format!("{}.{}", quote_ident(schema), quote_ident(table)))
+        .collect();
+    let mut transaction = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    transaction.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'")?;
+    let mut snapshot = Snapshot::default();
+
+    snapshot.server_version_num = transaction
+        .query_one("SELECT current_setting('server_version_num')::int4", &[])?
+        .get(0);
+    snapshot.queries += 1;
+
+    let rows = transaction.query(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, pt.partstrat::text, \
+                coalesce(pt.partnatts, 0)::int2, \
+                CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN a.attname::text END, \
+                CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN format_type(a.atttypid, a.atttypmod) END, \
+                pg_get_userbyid(c.relowner)::text, ts.spcname::text, c.relpersistence = 'u' \
+         FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, ord) \
+         LEFT JOIN pg_class c ON c.oid = to_regclass(wanted.name) \
+         LEFT JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_partitioned_table pt ON pt.partrelid = c.oid \
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0] \
+         LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
+         ORDER BY wanted.ord",
+        &[&qualified],
+    )?;
+    snapshot.queries += 1;
+    snapshot.parents = rows
+        .iter()
+        .map(|row| {
+            let oid: Option<u32> = row.get(0);
+            oid.map(|oid| Parent {
+                oid,
+                schema: row.get(1),
+                name: row.get(2),
+                relkind: first_char(row.get(3)),
+                strategy: row.get::<_, Option<String>>(4).map(|s| first_char(Some(s))),
+                key_columns: row.get(5),
+                key: match (
+                    row.get::<_, Option<String>>(6),
+                    row.get::<_, Option<String>>(7),
+                ) {
+                    (Some(column), Some(sql_type)) => Some(PartitionKey { column, sql_type }),
+                    _ => None,
+                },
+                owner: row.get(8),
+                tablespace: row.get(9),
+                unlogged: row.get(10),
+                partitions: Vec::new(),
+                indexes: Vec::new(),
+            })
+        })
+        .collect();
+    let parent_oids: Vec<u32> = snapshot.parents.iter().flatten().map(|p| p.oid).collect();
+
+    let rows = transaction.query(
+        "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, c.oid), \
+                i.inhdetachpending, c.reltuples::int8, \
+                c.relpages::int8 * current_setting('block_size')::int8 \
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
+        &[&parent_oids],
+    )?;
+    snapshot.queries += 1;
+    for row in &rows {
+        let parent_oid: u32 = row.get(0);
+        let partition = Partition {
+            oid: row.get(1),
+            schema: row.get(2),
+            name: row.get(3),
+            bound: Bound::parse(&row.get::<_, Option<String>>(4).unwrap_or_default()),
+            detach_pending: row.get(5),
+            estimated_rows: row.get(6),
+            estimated_bytes: row.get(7),
+            indexes: Vec::new(),
+        };
+        if let Some(parent) = snapshot
+            .parents
+            .iter_mut()
+            .flatten()
+            .find(|p| p.oid == parent_oid)
+        {
+            parent.partitions.push(partition);
+        }
+    }
+    for parent in snapshot.parents.iter_mut().flatten() {
+        parent.partitions.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    let rows = transaction.query(
+        "SELECT x.indrelid, ic.oid, n.nspname::text, ic.relname::text, x.indisvalid, inh.inhparent \
+         FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
+         LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid \
+         WHERE x.indrelid = ANY($1::oid[]) \
+            OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1::oid[]))",
+        &[&parent_oids],
+    )?;
+    snapshot.queries += 1;
+    for row in &rows {
+        let table_oid: u32 = row.get(0);
+        let index = Index {
+            oid: row.get(1),
+            schema: row.get(2),
+            name: row.get(3),
+            valid: row.get(4),
+            attached_to: row.get(5),
+        };
+        for parent in snapshot.parents.iter_mut().flatten() {
+            if parent.oid == table_oid {
+                parent.indexes.push(index.clone());
+            } else if let Some(partition) =
+                parent.partitions.iter_mut().find(|p| p.oid == table_oid)
+            {
+                partition.indexes.push(index.clone());
+            }
+        }
+    }
+
+    let rows = transaction.query(
+        "SELECT n.nspname::text, c.relname::text, d.description \
+         FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE $1 \
+           AND NOT c.relispartition",
+        &[&format!("{PENDING_COMMENT_PREFIX}%")],
+    )?;
+    snapshot.queries += 1;
+    snapshot.pending = rows
+        .iter()
+        .filter_map(|row| {
+            let description: String = row.get(2);
+            let (parent, period_start) = description
+                .strip_prefix(PENDING_COMMENT_PREFIX)?
+                .rsplit_once(" for ")?;
+            Some(PendingTable {
+                schema: row.get(0),
+                name: row.get(1),
+                parent: parent.to_owned(),
+                period_start: period_start.to_owned(),
+            })
+        })
+        .collect();
+    transaction.commit()?;
+    Ok(snapshot)
+}
+
+fn first_char(text: Option<String>) -> char {
+    text.and_then(|t| t.chars().next()).unwrap_or('?')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Bound;
+
+    #[test]
+    fn bounds_parse() {
+        assert_eq!(Bound::parse("DEFAULT"), Bound::Default);
+        assert_eq!(
+            Bound::parse(
+                "FOR VALUES FROM ('2026-11-01 00:00:00+00') TO ('2026-12-01 00:00:00+00')"
+            ),
+            Bound::Range {
+                from: "'2026-11-01 00:00:00+00'".into(),
+                to: "'2026-12-01 00:00:00+00'".into()
+            }
+        );
+        assert_eq!(
+            Bound::parse("FOR VALUES FROM (MINVALUE) TO (100)"),
+            Bound::Range {
+                from: "MINVALUE".into(),
+                to: "100".into()
+            }
+        );
+        assert!(matches!(
+            Bound::parse("FOR VALUES IN (1, 2)"),
+            Bound::Other(_)
+        ));
+        assert!(matches!(
+            Bound::parse("FOR VALUES FROM (1, 2) TO (3, 4)"),
+            Bound::Other(_)
+        ));
+    }
+}

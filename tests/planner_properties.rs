@@ -1,0 +1,391 @@
+//! Properties of the planner on a simulated catalog, for random intervals,
+//! zones, key types and clocks around month, quarter, year and DST edges.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use proptest::prelude::*;
+
+use pgm::duration::Timeout;
+use pgm::location::Location;
+use pgm::partition::calendar::{self, Interval, KeyType};
+use pgm::partition::catalog::{Bound, Parent, Partition, PartitionKey, PendingTable, Snapshot};
+use pgm::partition::planner::{self, Action, Plan};
+use pgm::partition::policy::{Policy, Retention, RetentionAction, RetentionUnit, TablePolicy};
+
+const ZONES: &[&str] = &[
+    "UTC",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+];
+const INTERVALS: &[Interval] = &[
+    Interval::Daily,
+    Interval::Weekly,
+    Interval::Monthly,
+    Interval::Quarterly,
+    Interval::Yearly,
+];
+const KEYS: &[(KeyType, &str)] = &[
+    (KeyType::TimestampTz, "timestamp with time zone"),
+    (KeyType::Timestamp, "timestamp without time zone"),
+    (KeyType::Date, "date"),
+    (KeyType::EpochSeconds, "bigint"),
+];
+/// Month, quarter and year turns, and the DST changes of New York and Lord Howe.
+const EDGES: &[(i32, u32, u32)] = &[
+    (2026, 1, 1),
+    (2026, 3, 8),
+    (2026, 4, 1),
+    (2026, 4, 5),
+    (2026, 7, 1),
+    (2026, 10, 1),
+    (2026, 10, 4),
+    (2026, 11, 1),
+    (2026, 12, 31),
+    (2027, 3, 1),
+    (2028, 2, 29),
+];
+
+#[derive(Debug, Clone)]
+struct Case {
+    interval: Interval,
+    zone: Tz,
+    key: KeyType,
+    key_sql: &'static str,
+    premake: u32,
+    default_partition: bool,
+    retention: Option<(u32, RetentionUnit)>,
+    max_drops: u32,
+    now: DateTime<Utc>,
+    /// Offsets (in periods, from the period holding now) of existing partitions.
+    existing: Vec<i32>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        0..INTERVALS.len(),
+        0..ZONES.len(),
+        0..KEYS.len(),
+        0u32..6,
+        any::<bool>(),
+        proptest::option::of((1u32..30, 0usize..5)),
+        1u32..10,
+        0..EDGES.len(),
+        -36 * 60i64..36 * 60,
+        proptest::collection::btree_set(-40i32..8, 0..30),
+    )
+        .prop_map(
+            |(
+                interval,
+                zone,
+                key,
+                premake,
+                default_partition,
+                retention,
+                max_drops,
+                edge,
+                minutes,
+                existing,
+            )| {
+                let (y, m, d) = EDGES[edge];
+                let zone: Tz = ZONES[zone].parse().unwrap();
+                let local_midnight =
+                    calendar::start_of_day(NaiveDate::from_ymd_opt(y, m, d).unwrap(), zone);
+                let units = [
+                    RetentionUnit::Days,
+                    RetentionUnit::Weeks,
+                    RetentionUnit::Months,
+                    RetentionUnit::Quarters,
+                    RetentionUnit::Years,
+                ];
+                let interval = INTERVALS[interval];
+                Case {
+                    interval,
+                    zone,
+                    key: KEYS[key].0,
+                    key_sql: KEYS[key].1,
+                    premake,
+                    default_partition: default_partition || premake == 0,
+                    // Keep retention at least one period, as the policy check demands.
+                    retention: retention.map(|(n, unit)| {
+                        let unit = units[unit];
+                        let days = i64::from(n)
+                            * [1, 7, 30, 91, 365][units.iter().position(|u| *u == unit).unwrap()];
+                        if days < interval.approximate_days() {
+                            (1, RetentionUnit::Years)
+                        } else {
+                            (n, unit)
+                        }
+                    }),
+                    max_drops,
+                    now: local_midnight.with_timezone(&Utc) + Duration::minutes(minutes),
+                    existing: existing.into_iter().collect(),
+                }
+            },
+        )
+}
+
+fn table_policy(case: &Case) -> TablePolicy {
+    TablePolicy {
+        schema: "public".into(),
+        name: "t".into(),
+        interval: case.interval,
+        premake: case.premake,
+        retention: case.retention.map(|(amount, unit)| Retention {
+            amount,
+            unit,
+            action: RetentionAction::Drop,
+            text: format!("{amount} {unit:?}"),
+        }),
+        default_partition: case.default_partition,
+        move_default_rows: true,
+        naming: "{parent}_p{YYYY}_{MM}_{DD}".into(),
+        time_zone: case.zone,
+        lock_timeout: Timeout::from_millis(2000),
+        lock_retries: 5,
+        max_drops_per_run: case.max_drops,
+        indexes: Vec::new(),
+        location: Location {
+            path: "p.toml".into(),
+            line: 1,
+            column: 1,
+        },
+    }
+}
+
+fn period_start(case: &Case, offset: i32) -> NaiveDate {
+    let mut start = case
+        .interval
+        .floor(calendar::local_date(case.now, case.zone));
+    for _ in 0..offset.unsigned_abs() {
+        start = if offset > 0 {
+            case.interval.next(start)
+        } else {
+            case.interval.previous(start)
+        };
+    }
+    start
+}
+
+/// A bound as PostgreSQL would print it (in UTC for timestamptz).
+fn printed(case: &Case, date: NaiveDate) -> String {
+    match case.key {
+        KeyType::TimestampTz => format!(
+            "'{}'",
+            calendar::start_of_day(date, case.zone)
+                .with_timezone(&Utc)
+                .format("%Y-%m-%d %H:%M:%S+00")
+        ),
+        _ => calendar::literal(case.key, date, case.zone),
+    }
+}
+
+fn partition(case: &Case, oid: u32, start: NaiveDate) -> Partition {
+    Partition {
+        oid,
+        schema: "public".into(),
+        name: format!("t_p{}", start.format("%Y_%m_%d")),
+        bound: Bound::Range {
+            from: printed(case, start),
+            to: printed(case, case.interval.next(start)),
+        },
+        detach_pending: false,
+        estimated_rows: 10,
+        estimated_bytes: 8192,
+        indexes: Vec::new(),
+    }
+}
+
+fn snapshot(case: &Case) -> Snapshot {
+    let mut partitions: Vec<Partition> = case
+        .existing
+        .iter()
+        .enumerate()
+        .map(|(i, offset)| partition(case, 100 + i as u32, period_start(case, *offset)))
+        .collect();
+    if case.default_partition {
+        partitions.push(Partition {
+            bound: Bound::Default,
+            name: "t_default".into(),
+            ..partition(case, 99, period_start(case, 0))
+        });
+    }
+    Snapshot {
+        server_version_num: 170000,
+        parents: vec![Some(Parent {
+            oid: 1,
+            schema: "public".into(),
+            name: "t".into(),
+            relkind: 'p',
+            strategy: Some('r'),
+            key: Some(PartitionKey {
+                column: "created_at".into(),
+                sql_type: case.key_sql.into(),
+            }),
+            key_columns: 1,
+            owner: "app".into(),
+            tablespace: None,
+            unlogged: false,
+            partitions,
+            indexes: Vec::new(),
+        })],
+        pending: Vec::new(),
+        queries: 0,
+    }
+}
+
+/// The catalog after the plan ran.
+fn apply(case: &Case, snapshot: &Snapshot, plan: &Plan) -> Snapshot {
+    let mut after = snapshot.clone();
+    let parent = after.parents[0].as_mut().unwrap();
+    let mut next_oid = 10_000;
+    for step in &plan.steps {
+        let name = step
+            .partition
+            .as_deref()
+            .map(|p| p.trim_start_matches("public.").to_owned());
+        match step.action {
+            Action::CreatePartition => after.pending.push(PendingTable {
+                schema: "public".into(),
+                name: name.clone().unwrap(),
+                parent: "\"public\".\"t\"".into(),
+                period_start: String::new(),
+            }),
+            Action::AttachPartition | Action::MoveDefaultRows => {
+                let start =
+                    NaiveDate::parse_from_str(&name.clone().unwrap()[3..], "%Y_%m_%d").unwrap();
+                next_oid += 1;
+                parent.partitions.push(partition(case, next_oid, start));
+                after.pending.retain(|p| Some(&p.name) != name.as_ref());
+            }
+            Action::DetachPartition | Action::FinalizeDetach => {
+                parent.partitions.retain(|p| Some(&p.name) != name.as_ref())
+            }
+            _ => {}
+        }
+    }
+    after
+}
+
+fn range(case: &Case, p: &Partition) -> Option<(i64, i64)> {
+    match &p.bound {
+        Bound::Range { from, to } => Some((
+            calendar::parse_bound(case.key, from)?,
+            calendar::parse_bound(case.key, to)?,
+        )),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn planner_properties(case in case()) {
+        let policy = Policy { path: "p.toml".into(), tables: vec![table_policy(&case)] };
+        let before = snapshot(&case);
+        let plan = planner::plan(&policy, &before, case.now);
+        prop_assert!(!plan.has_errors(), "{:?}", plan.steps);
+        let after = apply(&case, &before, &plan);
+
+        // Idempotent: replanning the resulting catalog only goes on retiring
+        // what the drop cap held back, and then does nothing.
+        let mut settled = after.clone();
+        for round in 0.. {
+            let again = planner::plan(&policy, &settled, case.now);
+            if again.steps.is_empty() {
+                break;
+            }
+            prop_assert!(round < 60, "no fixed point");
+            prop_assert!(
+                again.steps.iter().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)),
+                "a later plan does more than the capped retention: {:#?}", again.steps
+            );
+            settled = apply(&case, &settled, &again);
+        }
+
+        // No overlaps among all partitions after the run.
+        let mut ranges: Vec<(i64, i64)> = after.parents[0].as_ref().unwrap().partitions.iter().filter_map(|p| range(&case, p)).collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            prop_assert!(pair[0].1 <= pair[1].0, "overlap: {:?}", pair);
+        }
+
+        // No gap from the period holding now to the premake horizon.
+        for offset in 0..=case.premake as i32 {
+            let start = period_start(&case, offset);
+            let lo = calendar::key_value(case.key, start, case.zone);
+            let hi = calendar::key_value(case.key, case.interval.next(start), case.zone);
+            prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && hi <= *b), "period {start} not covered");
+        }
+        let now_key = calendar::key_now(case.key, case.now, case.zone);
+        prop_assert!(ranges.iter().any(|(a, b)| *a <= now_key && now_key < *b), "now is not covered");
+
+        // Retention never takes a partition whose range reaches past the cutoff.
+        if let Some((amount, unit)) = case.retention {
+            let retention = Retention { amount, unit, action: RetentionAction::Drop, text: String::new() };
+            let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
+            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
+            let detached: Vec<_> = plan.steps.iter().filter(|s| s.action == Action::DetachPartition).collect();
+            prop_assert!(detached.len() <= case.max_drops as usize);
+            for step in detached {
+                let name = step.partition.as_deref().unwrap().trim_start_matches("public.");
+                let p = before.parents[0].as_ref().unwrap().partitions.iter().find(|p| p.name == name).unwrap();
+                let (_, hi) = range(&case, p).unwrap();
+                prop_assert!(hi <= cutoff_key, "{name} ends after the cutoff {cutoff}");
+                prop_assert!(p.bound != Bound::Default);
+            }
+        }
+    }
+}
+
+#[test]
+fn dst_zones_keep_midnight_bounds() {
+    let ny: Tz = "America/New_York".parse().unwrap();
+    let now = ny
+        .with_ymd_and_hms(2026, 11, 1, 1, 30, 0)
+        .earliest()
+        .unwrap()
+        .with_timezone(&Utc);
+    let case = Case {
+        interval: Interval::Daily,
+        zone: ny,
+        key: KeyType::TimestampTz,
+        key_sql: "timestamp with time zone",
+        premake: 2,
+        default_partition: false,
+        retention: None,
+        max_drops: 1,
+        now,
+        existing: Vec::new(),
+    };
+    let policy = Policy {
+        path: "p.toml".into(),
+        tables: vec![table_policy(&case)],
+    };
+    let plan = planner::plan(&policy, &snapshot(&case), now);
+    let bounds: Vec<(String, String)> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::AttachPartition)
+        .map(|s| (s.from.clone().unwrap(), s.to.clone().unwrap()))
+        .collect();
+    assert_eq!(
+        bounds,
+        [
+            (
+                "2026-11-01 00:00:00-04:00".to_owned(),
+                "2026-11-02 00:00:00-05:00".to_owned()
+            ),
+            (
+                "2026-11-02 00:00:00-05:00".to_owned(),
+                "2026-11-03 00:00:00-05:00".to_owned()
+            ),
+            (
+                "2026-11-03 00:00:00-05:00".to_owned(),
+                "2026-11-04 00:00:00-05:00".to_owned()
+            ),
+        ]
+    );
+}
