@@ -419,10 +419,13 @@ fn plan_retention(
         let partition = entry.partition;
         let display = context.display_name(&partition.schema, &partition.name);
         let (from, to) = bounds_text(context, *start);
+        let rows = match partition.estimated_rows {
+            ..0 => "row count unknown (never analyzed)".to_owned(),
+            n => format!("about {n} rows"),
+        };
         let mut reason = format!(
-            "whole range ends on or before the cutoff {cutoff} (retention {}); about {} rows, {}",
+            "whole range ends on or before the cutoff {cutoff} (retention {}); {rows}, {}",
             retention.text,
-            partition.estimated_rows.max(0),
             human_bytes(partition.estimated_bytes)
         );
         if waiting > 0 && position + 1 == expired.len() {
