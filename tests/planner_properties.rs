@@ -231,6 +231,7 @@ fn snapshot(case: &Case) -> Snapshot {
             indexes: Vec::new(),
         })],
         pending: Vec::new(),
+        retiring: Vec::new(),
         queries: 0,
     }
 }

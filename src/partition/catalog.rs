@@ -11,6 +11,9 @@ use crate::db::quote_ident;
 /// Marks a table pgm created for a period and has not attached yet, so a
 /// run killed between the two steps is finished by the next one.
 pub const PENDING_COMMENT_PREFIX: &str = "pgm: pending partition of ";
+/// Marks a partition pgm is retiring (detach, then drop or archive), so a run
+/// killed after the detach still drops or archives it next time.
+pub const RETIRING_COMMENT_PREFIX: &str = "pgm: retiring partition of ";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Bound {
@@ -103,12 +106,24 @@ pub struct PendingTable {
     pub period_start: String,
 }
 
+/// A table pgm began to retire: still a partition (detach not finished) or
+/// already detached (drop or archive not done).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RetiringTable {
+    pub schema: String,
+    pub name: String,
+    /// The parent it belonged to, qualified and quoted.
+    pub parent: String,
+    pub still_attached: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub server_version_num: i32,
     /// One per requested name, in order; `None` when it does not exist.
     pub parents: Vec<Option<Parent>>,
     pub pending: Vec<PendingTable>,
+    pub retiring: Vec<RetiringTable>,
     /// How many catalog queries the snapshot took.
     pub queries: usize,
 }
@@ -116,6 +131,11 @@ pub struct Snapshot {
 /// The pending marker written on a created, not yet attached partition.
 pub fn pending_comment(parent: &str, period_start: &str) -> String {
     format!("{PENDING_COMMENT_PREFIX}{parent} for {period_start}")
+}
+
+/// The marker written on a partition before it is detached for retention.
+pub fn retiring_comment(parent: &str) -> String {
+    format!("{RETIRING_COMMENT_PREFIX}{parent}")
 }
 
 /// Reads the parents named (schema, table) with their partitions and indexes.
@@ -268,11 +288,10 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
     }
 
     let rows = transaction.query(
-        "SELECT n.nspname::text, c.relname::text, d.description \
+        "SELECT n.nspname::text, c.relname::text, d.description, c.relispartition \
          FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE $1 \
-           AND NOT c.relispartition",
-        &[&format!("{PENDING_COMMENT_PREFIX}%")],
+         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE 'pgm: %' AND c.relkind = 'r'",
+        &[],
     )?;
     snapshot.queries += 1;
     tracing::debug!(
@@ -280,21 +299,28 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "catalog query done"
     );
-    snapshot.pending = rows
-        .iter()
-        .filter_map(|row| {
-            let description: String = row.get(2);
-            let (parent, period_start) = description
-                .strip_prefix(PENDING_COMMENT_PREFIX)?
-                .rsplit_once(" for ")?;
-            Some(PendingTable {
-                schema: row.get(0),
-                name: row.get(1),
+    for row in &rows {
+        let (schema, name, description, is_partition): (String, String, String, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        if let Some(rest) = description.strip_prefix(PENDING_COMMENT_PREFIX)
+            && let Some((parent, period_start)) = rest.rsplit_once(" for ")
+            && !is_partition
+        {
+            snapshot.pending.push(PendingTable {
+                schema,
+                name,
                 parent: parent.to_owned(),
                 period_start: period_start.to_owned(),
-            })
-        })
-        .collect();
+            });
+        } else if let Some(parent) = description.strip_prefix(RETIRING_COMMENT_PREFIX) {
+            snapshot.retiring.push(RetiringTable {
+                schema,
+                name,
+                parent: parent.to_owned(),
+                still_attached: is_partition,
+            });
+        }
+    }
     transaction.commit()?;
     Ok(snapshot)
 }

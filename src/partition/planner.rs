@@ -255,21 +255,53 @@ pub fn plan_table(
     let mut steps = Vec::new();
     let existing = classify(&context, &mut steps);
 
-    // 1. Detaches an interrupted run left pending.
+    // 1. Retirements an interrupted run left half done: a detach left
+    //    pending, or a detached partition not yet dropped or archived.
+    let cutoff = table
+        .retention
+        .as_ref()
+        .map(|r| r.cutoff(calendar::local_date(now, context.zone)));
     for entry in existing.iter().filter(|e| e.partition.detach_pending) {
+        let partition = entry.partition;
+        let display = context.display_name(&partition.schema, &partition.name);
         let mut step = Step::new(
             table,
             Action::FinalizeDetach,
             "an earlier DETACH … CONCURRENTLY was interrupted: finish it",
         );
-        step.partition = Some(context.display_name(&entry.partition.schema, &entry.partition.name));
+        step.partition = Some(display.clone());
         step.sql = vec![format!(
             "ALTER TABLE {} DETACH PARTITION {} FINALIZE",
             context.qualified_parent,
-            context.partition_ref(entry.partition)
+            context.partition_ref(partition)
         )];
         step.lock = Lock::ShareUpdateExclusive;
         steps.push(step);
+        let marked = snapshot
+            .retiring
+            .iter()
+            .any(|r| r.schema == partition.schema && r.name == partition.name);
+        let expired = matches!((entry.period, cutoff), (Some(start), Some(cutoff)) if table.interval.next(start) <= cutoff);
+        if marked || expired {
+            steps.extend(after_detach(
+                &context,
+                &partition.schema,
+                &partition.name,
+                "finishes the retirement of the interrupted run",
+            ));
+        }
+    }
+    for retiring in snapshot
+        .retiring
+        .iter()
+        .filter(|r| !r.still_attached && r.parent == context.qualified_parent)
+    {
+        steps.extend(after_detach(
+            &context,
+            &retiring.schema,
+            &retiring.name,
+            "detached by an interrupted run",
+        ));
     }
 
     // 2. Retention.
@@ -438,54 +470,96 @@ fn plan_retention(
         detach.partition = Some(display.clone());
         detach.from = Some(from.clone());
         detach.to = Some(to.clone());
+        // Marked first, so that a run killed after the detach still drops
+        // (or archives) it next time instead of forgetting it.
+        let marker = match retention.action {
+            RetentionAction::Detach => None,
+            _ => Some(format!(
+                "COMMENT ON TABLE {} IS {}",
+                context.partition_ref(partition),
+                quote_literal(&catalog::retiring_comment(&context.qualified_parent))
+            )),
+        };
+        detach.sql = marker.into_iter().collect();
         if concurrent {
-            detach.sql = vec![format!(
+            detach.sql.push(format!(
                 "ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY",
                 context.qualified_parent,
                 context.partition_ref(partition)
-            )];
+            ));
             detach.transactional = false;
             detach.lock = Lock::ShareUpdateExclusive;
         } else {
-            detach.sql = vec![format!(
+            detach.sql.push(format!(
                 "ALTER TABLE {} DETACH PARTITION {}",
                 context.qualified_parent,
                 context.partition_ref(partition)
-            )];
+            ));
             detach.lock = Lock::AccessExclusive;
             detach.reason.push_str("; plain DETACH under lock_timeout: CONCURRENTLY is refused while a default partition exists");
         }
         steps.push(detach);
-        match &retention.action {
-            RetentionAction::Detach => {}
-            RetentionAction::Drop => {
-                let mut drop = Step::new(table, Action::DropPartition, "retention_action = drop");
-                drop.partition = Some(display.clone());
-                drop.from = Some(from);
-                drop.to = Some(to);
-                drop.sql = vec![format!("DROP TABLE {}", context.partition_ref(partition))];
-                steps.push(drop);
-            }
-            RetentionAction::Archive { schema } => {
-                let mut archive = Step::new(
-                    table,
-                    Action::ArchivePartition,
-                    format!("retention_action = archive: moved to schema {schema}"),
-                );
-                archive.partition = Some(display.clone());
-                archive.from = Some(from);
-                archive.to = Some(to);
-                archive.sql = vec![format!(
-                    "ALTER TABLE {} SET SCHEMA {}",
-                    context.partition_ref(partition),
-                    quote_ident(schema)
-                )];
-                steps.push(archive);
-            }
+        if let Some(mut step) = after_detach(context, &partition.schema, &partition.name, "") {
+            step.from = Some(from.clone());
+            step.to = Some(to.clone());
+            steps.push(step);
         }
         retired.push(partition.oid);
     }
     retired
+}
+
+/// What follows the detach of a retired partition, as the policy says.
+fn after_detach(context: &Context<'_>, schema: &str, name: &str, why: &str) -> Option<Step> {
+    let table = context.table;
+    let qualified = context.qualified(schema, name);
+    let suffix = if why.is_empty() {
+        String::new()
+    } else {
+        format!("; {why}")
+    };
+    let mut step = match table.retention.as_ref().map(|r| &r.action) {
+        Some(RetentionAction::Drop) => {
+            let mut step = Step::new(
+                table,
+                Action::DropPartition,
+                format!("retention_action = drop{suffix}"),
+            );
+            step.sql = vec![format!("DROP TABLE {qualified}")];
+            step
+        }
+        Some(RetentionAction::Archive { schema: archive }) => {
+            let mut step = Step::new(
+                table,
+                Action::ArchivePartition,
+                format!("retention_action = archive: moved to schema {archive}{suffix}"),
+            );
+            step.sql = vec![
+                format!(
+                    "ALTER TABLE {qualified} SET SCHEMA {}",
+                    quote_ident(archive)
+                ),
+                format!(
+                    "COMMENT ON TABLE {} IS NULL",
+                    context.qualified(archive, name)
+                ),
+            ];
+            step
+        }
+        // The policy no longer retires: the detached table stays, unmarked.
+        Some(RetentionAction::Detach) | None if !why.is_empty() => {
+            let mut step = Step::new(
+                table,
+                Action::ArchivePartition,
+                format!("kept as a plain table{suffix}"),
+            );
+            step.sql = vec![format!("COMMENT ON TABLE {qualified} IS NULL")];
+            step
+        }
+        Some(RetentionAction::Detach) | None => return None,
+    };
+    step.partition = Some(context.display_name(schema, name));
+    Some(step)
 }
 
 fn plan_creation(
