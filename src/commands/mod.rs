@@ -27,9 +27,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             *format,
             *detailed_exitcode,
         ),
-        Command::Partitions(PartitionsCommand::Maintain { .. }) => not_built(
-            "pgm partitions maintain",
-            "create, retire and index partitions under lock_timeout",
+        Command::Partitions(PartitionsCommand::Maintain {
+            dry_run,
+            at,
+            tables,
+        }) => partitions::maintain(
+            &cli.global,
+            || connection_settings(&cli),
+            *dry_run,
+            at.as_deref(),
+            tables,
         ),
         Command::Partitions(PartitionsCommand::Status) => not_built(
             "pgm partitions status",

@@ -3,6 +3,8 @@
 
 pub mod calendar;
 pub mod catalog;
+pub mod executor;
 pub mod planner;
 pub mod policy;
+pub mod progress;
 pub mod render;

@@ -122,12 +122,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn has_errors(&self) -> bool {
-        self.steps.iter().any(|s| s.action == Action::Error)
+    /// Error entries that stop a table (drift is only reported).
+    pub fn failures(&self) -> impl Iterator<Item = &Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.action == Action::Error && !s.is_warning())
     }
 
     pub fn has_work(&self) -> bool {
         self.steps.iter().any(|s| s.action != Action::Error)
+    }
+}
+
+impl Step {
+    /// Drift is reported and left alone; it stops nothing.
+    pub fn is_warning(&self) -> bool {
+        self.action == Action::Error && self.reason == "drift"
     }
 }
 
@@ -305,7 +315,7 @@ pub fn plan_table(
     }
 
     // 2. Retention.
-    let retiring = plan_retention(&context, &existing, now, &mut steps);
+    let (retiring, retired_now) = plan_retention(&context, &existing, now, &mut steps);
 
     // 3. Indexes on the parent, before new partitions, so that attaching an
     //    (empty) partition builds its indexes at once.
@@ -346,6 +356,7 @@ pub fn plan_table(
         .filter(|i| unique_key_problem(&context, i).is_none())
     {
         let parent_index = parent.indexes.iter().find(|i| i.name == index.name);
+        let first_step_of_index = steps.len();
         for entry in existing
             .iter()
             .filter(|e| !e.partition.detach_pending && !retiring.contains(&e.partition.oid))
@@ -357,6 +368,44 @@ pub fn plan_table(
                 entry.partition,
                 &mut steps,
             );
+        }
+        if let Some(parent_index) = parent_index.filter(|i| !i.valid) {
+            let planned_here = steps[first_step_of_index..]
+                .iter()
+                .any(|s| s.action == Action::AttachIndex);
+            let staying = existing
+                .iter()
+                .filter(|e| !e.partition.detach_pending && !retired_now.contains(&e.partition.oid));
+            let attached: Vec<&catalog::Index> = staying
+                .clone()
+                .filter_map(|e| {
+                    e.partition
+                        .indexes
+                        .iter()
+                        .find(|i| i.attached_to == Some(parent_index.oid))
+                })
+                .collect();
+            if !planned_here && attached.len() == staying.count() && !attached.is_empty() {
+                // Every partition has the index now (the last ones lacking it
+                // were dropped): attaching one again makes PostgreSQL check
+                // and mark the parent index valid.
+                let child = attached[0];
+                let mut step = Step::new(
+                    table,
+                    Action::AttachIndex,
+                    format!("every partition has {} now: marks it valid", index.name),
+                );
+                step.index = Some(format!("{}.{}", child.schema, child.name));
+                step.sql = vec![format!(
+                    "ALTER INDEX {}.{} ATTACH PARTITION {}",
+                    quote_ident(&parent.schema),
+                    quote_ident(&index.name),
+                    context.qualified(&child.schema, &child.name)
+                )];
+                step.lock = Lock::AccessShare;
+                step.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
+                steps.push(step);
+            }
         }
     }
     steps
@@ -422,16 +471,16 @@ fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
 }
 
 /// Plans detaching (and dropping or archiving) expired partitions; returns
-/// the oids it retires.
+/// the oids of every expired partition, retired now or in a later run.
 fn plan_retention(
     context: &Context<'_>,
     existing: &[Existing<'_>],
     now: DateTime<Utc>,
     steps: &mut Vec<Step>,
-) -> Vec<u32> {
+) -> (Vec<u32>, Vec<u32>) {
     let table = context.table;
     let Some(retention) = &table.retention else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let cutoff = retention.cutoff(calendar::local_date(now, context.zone));
     let mut expired: Vec<(&Existing<'_>, NaiveDate)> = existing
@@ -444,9 +493,18 @@ fn plan_retention(
     let waiting = expired
         .len()
         .saturating_sub(table.max_drops_per_run as usize);
+    // Every expired partition is spared index work, also those the cap
+    // leaves for later runs.
+    let retired = expired
+        .iter()
+        .map(|(entry, _)| entry.partition.oid)
+        .collect();
     expired.truncate(table.max_drops_per_run as usize);
+    let retired_now = expired
+        .iter()
+        .map(|(entry, _)| entry.partition.oid)
+        .collect();
     let concurrent = context.default_partition.is_none();
-    let mut retired = Vec::new();
     for (position, (entry, start)) in expired.iter().enumerate() {
         let partition = entry.partition;
         let display = context.display_name(&partition.schema, &partition.name);
@@ -504,9 +562,8 @@ fn plan_retention(
             step.to = Some(to.clone());
             steps.push(step);
         }
-        retired.push(partition.oid);
     }
-    retired
+    (retired, retired_now)
 }
 
 /// What follows the detach of a retired partition, as the policy says.
