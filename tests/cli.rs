@@ -63,7 +63,6 @@ fn usage_errors_exit_64() {
 #[test]
 fn commands_not_built_yet_say_so_and_exit_64() {
     for args in [
-        &["partitions", "maintain"][..],
         &["partitions", "status"][..],
         &["partitions", "check"][..],
         &["demo"][..],

@@ -121,7 +121,7 @@ fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
     let mut watcher = db.connect();
     assert!(wait_for(
         &mut watcher,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
         30
     ));
     kill(child);
@@ -129,7 +129,7 @@ fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
     // releasing the run lock with the session.
     assert!(wait_for(
         &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
         30
     ));
     assert_eq!(
@@ -181,13 +181,13 @@ fn killed_between_statements_outside_a_transaction_the_next_run_resumes() {
     let mut watcher = db.connect();
     assert!(wait_for(
         &mut watcher,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
         30
     ));
     kill(child);
     assert!(wait_for(
         &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
         30
     ));
     assert_eq!(
@@ -273,13 +273,13 @@ fn killed_during_a_concurrent_index_build_the_next_run_drops_the_invalid_index_a
     assert!(wait_for(
         &mut watcher,
         "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('t_a_idx') AND NOT indisvalid) \
-         AND EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm' AND wait_event_type = 'Lock')",
+         AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND wait_event_type = 'Lock')",
         30
     ));
     kill(child);
     assert!(wait_for(
         &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'pgm')",
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
         30
     ));
     writer.batch_execute("COMMIT").unwrap();

@@ -68,6 +68,9 @@ impl Executor<'_> {
     pub fn run(&mut self, table: &TablePolicy, steps: &[Step], report: &mut TableReport) {
         let mut blocked_partitions: Vec<String> = Vec::new();
         let mut parent_index_failed = false;
+        // PostgreSQL allows one pending detach per parent: once one waits,
+        // the other detaches of the table wait for the next run too.
+        let mut pending_detach: Option<String> = None;
         for step in steps {
             if step.action == Action::Error {
                 let message = step.message.clone().unwrap_or_default();
@@ -90,6 +93,14 @@ impl Executor<'_> {
             {
                 continue;
             }
+            if let (Action::DetachPartition, Some(waiting)) = (step.action, &pending_detach) {
+                report.deferred.push(format!(
+                    "the detach of {} waits until the detach of {waiting} is finished",
+                    target(step)
+                ));
+                blocked_partitions.extend(step.partition.clone());
+                continue;
+            }
             let started = Instant::now();
             let result = self.run_step(table, step, report);
             match result {
@@ -106,6 +117,7 @@ impl Executor<'_> {
                     tracing::warn!("{}: {message}", report.table);
                     report.deferred.push(message);
                     blocked_partitions.extend(step.partition.clone());
+                    pending_detach = step.partition.clone();
                 }
                 Err(StepError::Refused(message)) => {
                     report.failures.push(message);

@@ -165,6 +165,24 @@ impl TestDb {
         TestDb { name, server }
     }
 
+    /// A fresh database that starts as a copy of `template` (which must
+    /// have no open session).
+    pub fn from_template(template: &TestDb) -> Self {
+        let db = TestDb::new();
+        let mut admin = db.server.admin();
+        admin
+            .batch_execute(&format!("DROP DATABASE {}", quote_ident(&db.name)))
+            .unwrap();
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote_ident(&db.name),
+                quote_ident(&template.name)
+            ))
+            .expect("copying the template database");
+        db
+    }
+
     pub fn url(&self) -> String {
         self.server.url(&self.name)
     }
