@@ -125,7 +125,7 @@ impl Executor<'_> {
                 }
                 Err(StepError::Failed(failure)) => {
                     let mut message =
-                        format!("{:?} {} failed", step.action, target(step)).to_lowercase();
+                        format!("{} {} failed", action_words(step.action), target(step));
                     if failure.attempts > 1 {
                         message.push_str(&format!(" after {} attempts", failure.attempts));
                     }
@@ -150,12 +150,24 @@ impl Executor<'_> {
         step: &Step,
         report: &mut TableReport,
     ) -> Result<(), StepError> {
-        tracing::info!(
-            "{}: {} {}",
-            report.table,
-            action_words(step.action),
-            target(step)
-        );
+        match (step.action, &step.from, &step.to) {
+            // Every drop is logged with what it removes.
+            (Action::DropPartition | Action::ArchivePartition, Some(from), Some(to)) => {
+                tracing::info!(
+                    "{}: {} {} [{from}, {to}): {}",
+                    report.table,
+                    action_words(step.action),
+                    target(step),
+                    step.reason
+                )
+            }
+            _ => tracing::info!(
+                "{}: {} {}",
+                report.table,
+                action_words(step.action),
+                target(step)
+            ),
+        }
         if step.transactional {
             self.run_transaction(table, step, report)
         } else {

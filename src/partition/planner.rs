@@ -560,6 +560,10 @@ fn plan_retention(
         if let Some(mut step) = after_detach(context, &partition.schema, &partition.name, "") {
             step.from = Some(from.clone());
             step.to = Some(to.clone());
+            step.reason.push_str(&format!(
+                "; {rows}, {}",
+                human_bytes(partition.estimated_bytes)
+            ));
             steps.push(step);
         }
     }
