@@ -146,6 +146,9 @@ pub struct SandboxOptions {
     pub tls: Option<ServerTls>,
     /// Extra `-c name=value` server settings.
     pub settings: Vec<(String, String)>,
+    /// Start as a hot standby (in recovery, read-only) with no primary: the
+    /// server a replica connection string leads to.
+    pub standby: bool,
 }
 
 /// A running throwaway cluster. Dropping it stops the server and removes its
@@ -177,6 +180,17 @@ impl Sandbox {
         initdb(&binaries, &root, run_as.as_ref())?;
         if let Some(tls) = &options.tls {
             write_server_tls(&root, tls, run_as.as_ref())?;
+        }
+        if options.standby {
+            let signal = root.join("data").join("standby.signal");
+            fs::write(&signal, "").map_err(io_error(format!("writing {}", signal.display())))?;
+            if let Some(account) = run_as.as_ref() {
+                os::chown(&signal, account).map_err(io_error(format!(
+                    "handing {} to {}",
+                    signal.display(),
+                    account.name
+                )))?;
+            }
         }
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port()?;

@@ -425,3 +425,40 @@ fn killed_at_random_points_the_next_run_converges_to_the_same_catalog() {
         full_run.as_millis()
     );
 }
+
+#[test]
+fn on_a_read_only_replica_nothing_is_done_and_it_says_why() {
+    let standby = pgm::sandbox::Sandbox::start_with(&pgm::sandbox::SandboxOptions {
+        standby: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let project = Project::bundled();
+    std::fs::write(project.path().join("partman.toml"), POLICY).unwrap();
+    let output = support::pgm()
+        .current_dir(project.path())
+        .env("DATABASE_URL", standby.url("postgres"))
+        .args(["partitions", "maintain"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        "this server is a read-only replica (in recovery): nothing to maintain here; run maintenance against the primary\n"
+    );
+    let output = support::pgm()
+        .current_dir(project.path())
+        .env("DATABASE_URL", standby.url("postgres"))
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains(
+            "this server is a read-only replica (in recovery): point DATABASE_URL at the primary"
+        ),
+        "{stderr}"
+    );
+}
