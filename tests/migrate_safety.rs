@@ -70,7 +70,9 @@ fn a_lock_held_by_traffic_makes_the_migration_retry_then_fail_cleanly_then_succe
     let (_, stderr) = output_text(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("lock timeout (attempt 1 of 3); rolled back, retrying in"),
+        stderr.contains(
+            "V2__orders_total.sql (rolled back): lock timeout (attempt 1 of 3); retrying in"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("error: migrations/V2__orders_total.sql failed after 3 attempts; it was rolled back: nothing of it is applied"), "{stderr}");

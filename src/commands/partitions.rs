@@ -26,6 +26,29 @@ pub fn parse_at(text: &str) -> Result<DateTime<Utc>> {
     )))
 }
 
+fn now_or(at: Option<&str>) -> Result<DateTime<Utc>> {
+    at.map_or_else(|| Ok(Utc::now()), parse_at)
+}
+
+fn load_policy(global: &GlobalArgs) -> Result<policy::Policy> {
+    policy::load(&global.config).context(UsageError("invalid partition policy".into()))
+}
+
+/// The catalog of every table of the policy and the plan for all of them.
+fn snapshot_and_plan(
+    client: &mut postgres::Client,
+    policy: &policy::Policy,
+    now: DateTime<Utc>,
+) -> Result<planner::Plan> {
+    let names: Vec<(String, String)> = policy
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    let snapshot = catalog::take(client, &names).context("reading the catalog")?;
+    Ok(planner::plan(policy, &snapshot, now))
+}
+
 pub fn plan(
     global: &GlobalArgs,
     settings: impl FnOnce() -> Result<ConnectionSettings>,
@@ -33,20 +56,10 @@ pub fn plan(
     format: OutputFormat,
     detailed_exitcode: bool,
 ) -> Result<Outcome> {
-    let now = match at {
-        Some(text) => parse_at(text)?,
-        None => Utc::now(),
-    };
-    let policy =
-        policy::load(&global.config).context(UsageError("invalid partition policy".into()))?;
+    let now = now_or(at)?;
+    let policy = load_policy(global)?;
     let mut client = db::connect(&settings()?)?;
-    let names: Vec<(String, String)> = policy
-        .tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    let snapshot = catalog::take(&mut client, &names).context("reading the catalog")?;
-    let plan = planner::plan(&policy, &snapshot, now);
+    let plan = snapshot_and_plan(&mut client, &policy, now)?;
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Text => render::write_text(&mut out, &policy, &plan)?,
@@ -86,12 +99,8 @@ pub fn maintain(
     at: Option<&str>,
     only: &[String],
 ) -> Result<Outcome> {
-    let now = match at {
-        Some(text) => parse_at(text)?,
-        None => Utc::now(),
-    };
-    let mut policy =
-        policy::load(&global.config).context(UsageError("invalid partition policy".into()))?;
+    let now = now_or(at)?;
+    let mut policy = load_policy(global)?;
     if !only.is_empty() {
         let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
         for name in only {
@@ -110,13 +119,7 @@ pub fn maintain(
     }
     let settings = settings()?;
     let mut client = db::connect(&settings)?;
-    let names: Vec<(String, String)> = policy
-        .tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    let snapshot = catalog::take(&mut client, &names).context("reading the catalog")?;
-    let plan = planner::plan(&policy, &snapshot, now);
+    let plan = snapshot_and_plan(&mut client, &policy, now)?;
     if dry_run {
         let mut out = std::io::stdout().lock();
         render::write_text(&mut out, &policy, &plan)?;
@@ -132,7 +135,7 @@ pub fn maintain(
         return Ok(Outcome::Success);
     }
     let mut reports = Vec::new();
-    for (position, table) in policy.tables.iter().enumerate() {
+    for table in &policy.tables {
         let name = table.qualified_name();
         let mut report = executor::TableReport::new(&name);
         if !plan.steps.iter().any(|s| s.table == name) {
@@ -150,10 +153,12 @@ pub fn maintain(
             continue;
         }
         // Plan again under the lock: the first plan may predate another run's work.
-        let result = catalog::take(&mut client, &names[position..=position]).map(|fresh| {
-            let parent = fresh.parents.first().and_then(Option::as_ref);
-            planner::plan_table(table, parent, &fresh, now)
-        });
+        let result = catalog::take(&mut client, &[(table.schema.clone(), table.name.clone())]).map(
+            |fresh| {
+                let parent = fresh.parents.first().and_then(Option::as_ref);
+                planner::plan_table(table, parent, &fresh, now)
+            },
+        );
         match result {
             Ok(steps) => executor::Executor {
                 client: &mut client,

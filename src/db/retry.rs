@@ -20,6 +20,18 @@ pub fn backoff(attempt: u32) -> Duration {
         .mul_f64(0.5 + fastrand::f64())
 }
 
+/// Says that `what` hit a lock timeout and sleeps the backoff before
+/// attempt `attempt + 1` of `retries + 1`.
+pub fn pause_before_retry(what: &str, attempt: u32, retries: u32) {
+    let pause = backoff(attempt);
+    tracing::warn!(
+        "{what}: lock timeout (attempt {attempt} of {}); retrying in {} ms",
+        retries + 1,
+        pause.as_millis()
+    );
+    std::thread::sleep(pause);
+}
+
 #[cfg(test)]
 mod tests {
     use super::backoff;

@@ -11,7 +11,7 @@ use postgres::types::ToSql;
 use thiserror::Error;
 
 use crate::db::blocking::{Blocker, BlockingWatcher};
-use crate::db::retry::{backoff, is_lock_timeout};
+use crate::db::retry::{is_lock_timeout, pause_before_retry};
 use crate::db::{ConnectionSettings, quote_ident};
 
 use super::history::{self, HistoryError};
@@ -227,15 +227,9 @@ impl Runner<'_> {
             let _ = self.client.batch_execute("ROLLBACK");
             let _ = self.client.batch_execute("RESET ALL");
             if is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
-                let pause = backoff(attempt);
-                tracing::warn!(
-                    "{}: lock timeout (attempt {attempt} of {}); rolled back, retrying in {} ms",
-                    planned.source.file_name(),
-                    self.lock_retries + 1,
-                    pause.as_millis()
-                );
                 watcher = watcher.or_else(|| self.start_watcher());
-                std::thread::sleep(pause);
+                let what = format!("{} (rolled back)", planned.source.file_name());
+                pause_before_retry(&what, attempt, self.lock_retries);
                 attempt += 1;
                 continue;
             }
@@ -274,16 +268,9 @@ impl Runner<'_> {
                 }
                 let retryable = matches!(step.role, Role::Statement(_) | Role::DropLeftover(_));
                 if retryable && is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
-                    let pause = backoff(attempt);
-                    tracing::warn!(
-                        "{}: lock timeout in statement {} (attempt {attempt} of {}); retrying in {} ms",
-                        source.file_name(),
-                        completed + 1,
-                        self.lock_retries + 1,
-                        pause.as_millis()
-                    );
                     watcher = watcher.or_else(|| self.start_watcher());
-                    std::thread::sleep(pause);
+                    let what = format!("{} statement {}", source.file_name(), completed + 1);
+                    pause_before_retry(&what, attempt, self.lock_retries);
                     attempt += 1;
                     continue;
                 }

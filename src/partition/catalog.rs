@@ -3,6 +3,8 @@
 //! repeatable-read transaction (one consistent picture), with the session
 //! in UTC so partition bounds print the same way everywhere.
 
+use std::collections::HashMap;
+
 use postgres::Client;
 use serde::Serialize;
 
@@ -163,7 +165,10 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         "catalog query done"
     );
 
-    let rows = transaction.query(
+    let rows = counted_query(
+        &mut transaction,
+        &mut snapshot,
+        started,
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, pt.partstrat::text, \
                 coalesce(pt.partnatts, 0)::int2, \
                 CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN a.attname::text END, \
@@ -178,12 +183,6 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
          ORDER BY wanted.ord",
         &[&qualified],
     )?;
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
     snapshot.parents = rows
         .iter()
         .map(|row| {
@@ -211,8 +210,19 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         })
         .collect();
     let parent_oids: Vec<u32> = snapshot.parents.iter().flatten().map(|p| p.oid).collect();
+    // Rows are matched to their table by maps: with thousands of tables and
+    // tens of thousands of partitions a scan per row would be quadratic.
+    let parent_position: HashMap<u32, usize> = snapshot
+        .parents
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.as_ref().map(|p| (p.oid, i)))
+        .collect();
 
-    let rows = transaction.query(
+    let rows = counted_query(
+        &mut transaction,
+        &mut snapshot,
+        started,
         // With relation 0, pg_get_expr prints the bound without opening (and
         // locking) each partition: five times faster, and no lock to wait for.
         "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, 0), \
@@ -222,12 +232,6 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
          WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
         &[&parent_oids],
     )?;
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
     for row in &rows {
         let parent_oid: u32 = row.get(0);
         let partition = Partition {
@@ -240,11 +244,9 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
             estimated_bytes: row.get(7),
             indexes: Vec::new(),
         };
-        if let Some(parent) = snapshot
-            .parents
-            .iter_mut()
-            .flatten()
-            .find(|p| p.oid == parent_oid)
+        if let Some(parent) = parent_position
+            .get(&parent_oid)
+            .and_then(|i| snapshot.parents[*i].as_mut())
         {
             parent.partitions.push(partition);
         }
@@ -252,8 +254,21 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
     for parent in snapshot.parents.iter_mut().flatten() {
         parent.partitions.sort_by(|a, b| a.name.cmp(&b.name));
     }
+    // Table oid → (parent position, partition position or none for the parent).
+    let mut table_position: HashMap<u32, (usize, Option<usize>)> = HashMap::new();
+    for (i, parent) in snapshot.parents.iter().enumerate() {
+        if let Some(parent) = parent {
+            table_position.insert(parent.oid, (i, None));
+            for (j, partition) in parent.partitions.iter().enumerate() {
+                table_position.insert(partition.oid, (i, Some(j)));
+            }
+        }
+    }
 
-    let rows = transaction.query(
+    let rows = counted_query(
+        &mut transaction,
+        &mut snapshot,
+        started,
         "SELECT x.indrelid, ic.oid, n.nspname::text, ic.relname::text, x.indisvalid, inh.inhparent \
          FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
          LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid \
@@ -261,12 +276,6 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
             OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1::oid[]))",
         &[&parent_oids],
     )?;
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
     for row in &rows {
         let table_oid: u32 = row.get(0);
         let index = Index {
@@ -276,29 +285,27 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
             valid: row.get(4),
             attached_to: row.get(5),
         };
-        for parent in snapshot.parents.iter_mut().flatten() {
-            if parent.oid == table_oid {
-                parent.indexes.push(index.clone());
-            } else if let Some(partition) =
-                parent.partitions.iter_mut().find(|p| p.oid == table_oid)
-            {
-                partition.indexes.push(index.clone());
-            }
+        let Some(&(i, partition)) = table_position.get(&table_oid) else {
+            continue;
+        };
+        let Some(parent) = snapshot.parents[i].as_mut() else {
+            continue;
+        };
+        match partition {
+            None => parent.indexes.push(index),
+            Some(j) => parent.partitions[j].indexes.push(index),
         }
     }
 
-    let rows = transaction.query(
+    let rows = counted_query(
+        &mut transaction,
+        &mut snapshot,
+        started,
         "SELECT n.nspname::text, c.relname::text, d.description, c.relispartition \
          FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE 'pgm: %' AND c.relkind = 'r'",
         &[],
     )?;
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
     for row in &rows {
         let (schema, name, description, is_partition): (String, String, String, bool) =
             (row.get(0), row.get(1), row.get(2), row.get(3));
@@ -323,6 +330,24 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
     }
     transaction.commit()?;
     Ok(snapshot)
+}
+
+/// Runs one catalog query, counting it and logging its time.
+fn counted_query(
+    transaction: &mut postgres::Transaction<'_>,
+    snapshot: &mut Snapshot,
+    started: std::time::Instant,
+    sql: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+) -> Result<Vec<postgres::Row>, postgres::Error> {
+    let rows = transaction.query(sql, params)?;
+    snapshot.queries += 1;
+    tracing::debug!(
+        queries = snapshot.queries,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "catalog query done"
+    );
+    Ok(rows)
 }
 
 fn first_char(text: Option<String>) -> char {

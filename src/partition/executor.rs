@@ -12,7 +12,7 @@ use super::policy::TablePolicy;
 use super::progress::BuildProgress;
 use crate::db::ConnectionSettings;
 use crate::db::blocking::{Blocker, BlockingWatcher};
-use crate::db::retry::{backoff, is_lock_timeout};
+use crate::db::retry::{is_lock_timeout, pause_before_retry};
 
 /// What happened to one table.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -205,16 +205,12 @@ impl Executor<'_> {
                 }
                 Err(AttemptError::Sql(error)) => {
                     if is_lock_timeout(&error) && attempt <= table.lock_retries {
-                        let pause = backoff(attempt);
-                        tracing::warn!(
-                            "{}: lock timeout on {} (attempt {attempt} of {}); retrying in {} ms",
-                            step.table,
-                            target(step),
-                            table.lock_retries + 1,
-                            pause.as_millis()
-                        );
                         watcher = watcher.or_else(|| self.start_watcher());
-                        std::thread::sleep(pause);
+                        pause_before_retry(
+                            &format!("{} {}", step.table, target(step)),
+                            attempt,
+                            table.lock_retries,
+                        );
                         attempt += 1;
                         continue;
                     }
@@ -323,16 +319,12 @@ impl Executor<'_> {
                         blocker,
                     }));
                 }
-                let pause = backoff(attempt);
-                tracing::warn!(
-                    "{}: lock timeout on {} (attempt {attempt} of {}); retrying in {} ms",
-                    step.table,
-                    target(step),
-                    table.lock_retries + 1,
-                    pause.as_millis()
-                );
                 watcher = watcher.or_else(|| self.start_watcher());
-                std::thread::sleep(pause);
+                pause_before_retry(
+                    &format!("{} {}", step.table, target(step)),
+                    attempt,
+                    table.lock_retries,
+                );
                 // A DETACH … CONCURRENTLY cancelled after its first
                 // transaction left the partition pending: from then on it can
                 // only be finished.
