@@ -1,0 +1,503 @@
+//! pgm against the tools it replaces, side by side in one run on one
+//! throwaway cluster, so that results are ratios taken under the same noise.
+//!
+//!   cargo bench --bench compare -- [--smoke] [--out FILE]
+//!
+//! Needs PostgreSQL 15 with pg_partman 4.7.2 (Debian: postgresql-15-partman),
+//! the refinery CLI and dbmate on PATH; `bench/run` installs them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pgm::db::{self, ConnectionSettings, quote_ident};
+use pgm::sandbox::Sandbox;
+
+struct Bench {
+    sandbox: Sandbox,
+    pgm: PathBuf,
+    work: tempfile::TempDir,
+    smoke: bool,
+    report: String,
+}
+
+impl Bench {
+    fn settings(&self, db: &str) -> ConnectionSettings {
+        let mut settings = self.sandbox.settings(db);
+        settings.application_name = "bench".into();
+        settings
+    }
+
+    fn client(&self, db: &str) -> postgres::Client {
+        db::connect(&self.settings(db)).expect("connect")
+    }
+
+    fn tcp_url(&self, db: &str) -> String {
+        format!("postgres://postgres:bench@127.0.0.1:{}/{db}?sslmode=disable", self.sandbox.port())
+    }
+
+    fn recreate(&self, db: &str, template: Option<&str>) {
+        let mut admin = self.client("postgres");
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db))).unwrap();
+        let template = template.map(|t| format!(" TEMPLATE {}", quote_ident(t))).unwrap_or_default();
+        admin.batch_execute(&format!("CREATE DATABASE {}{template}", quote_ident(db))).unwrap();
+    }
+
+    fn pgm(&self, db: &str, args: &[&str]) -> (Duration, std::process::Output) {
+        let started = Instant::now();
+        let output = Command::new(&self.pgm)
+            .env("DATABASE_URL", self.sandbox.url(db))
+            .current_dir(self.work.path())
+            .args(args)
+            .output()
+            .expect("run pgm");
+        (started.elapsed(), output)
+    }
+
+    fn line(&mut self, text: impl AsRef<str>) {
+        println!("{}", text.as_ref());
+        self.report.push_str(text.as_ref());
+        self.report.push('\n');
+    }
+}
+
+/// Latencies of a writer inserting at a steady rate, with their start times.
+struct Writer {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<(Instant, Duration, bool)>>,
+}
+
+impl Writer {
+    fn start(settings: ConnectionSettings, table: &str, per_second: u64) -> Writer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let sql = format!("INSERT INTO {} (payload) VALUES ('w')", quote_ident(table));
+        let thread = std::thread::spawn(move || {
+            let mut client = db::connect(&settings).unwrap();
+            let period = Duration::from_micros(1_000_000 / per_second);
+            let mut samples = Vec::new();
+            let mut next = Instant::now();
+            while !thread_stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let ok = client.batch_execute(&sql).is_ok();
+                samples.push((started, started.elapsed(), ok));
+                next += period;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            samples
+        });
+        Writer { stop, thread }
+    }
+
+    fn finish(self) -> Vec<(Instant, Duration, bool)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// (max ms, p99 ms, failed, count) of the samples that started in [from, to].
+fn latency(samples: &[(Instant, Duration, bool)], from: Instant, to: Instant) -> (f64, f64, usize, usize) {
+    let mut window: Vec<&(Instant, Duration, bool)> = samples.iter().filter(|(at, _, _)| *at >= from && *at <= to).collect();
+    window.sort_by_key(|(_, latency, _)| *latency);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let max = window.last().map_or(0.0, |s| ms(s.1));
+    let p99 = window.get(((window.len() as f64) * 0.99) as usize).or(window.last()).map_or(0.0, |s| ms(s.1));
+    (max, p99, window.iter().filter(|s| !s.2).count(), window.len())
+}
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let pgm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/pgm");
+    assert!(pgm.exists(), "build pgm first: cargo build --release");
+    let sandbox = Sandbox::start().expect("a throwaway cluster");
+    let mut bench = Bench { sandbox, pgm, work: tempfile::tempdir().unwrap(), smoke, report: String::new() };
+    bench.client("postgres").batch_execute("ALTER ROLE postgres PASSWORD 'bench'").unwrap();
+    header(&mut bench);
+    write_stall(&mut bench);
+    scale(&mut bench);
+    migrations(&mut bench);
+    index_rollout(&mut bench);
+    if let Some(out) = out {
+        std::fs::write(&out, &bench.report).unwrap();
+        println!("\nwritten to {}", out.display());
+    }
+}
+
+fn tool_version(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "not found".into())
+}
+
+fn header(bench: &mut Bench) {
+    let mut client = bench.client("postgres");
+    let server: String = client.query_one("SHOW server_version", &[]).unwrap().get(0);
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024))
+        .unwrap_or(0);
+    let pgm_version = tool_version(bench.pgm.to_str().unwrap(), &["--version"]);
+    bench.line(format!("# pgm benchmarks, {}", chrono::Utc::now().format("%Y-%m-%d")));
+    bench.line("");
+    bench.line(format!(
+        "Machine: {cpus} CPUs, {memory} GiB RAM, {}. Server: PostgreSQL {server} on a throwaway cluster \
+         (fsync off, as in the tests). {}; pg_partman 4.7.2; refinery CLI `{}`; dbmate `{}`.{}",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|k| format!("Linux {}", k.trim())).unwrap_or_default(),
+        pgm_version,
+        tool_version("refinery", &["--version"]),
+        tool_version("dbmate", &["--version"]),
+        if bench.smoke { " **Smoke mode: tiny sizes, numbers not meaningful.**" } else { "" }
+    ));
+    bench.line("");
+}
+
+/// Scenario 1: the writer's latency while each tool creates and retires the
+/// same partitions, with and without a long report open on the parent.
+fn write_stall(bench: &mut Bench) {
+    let rows_per_month = if bench.smoke { 200 } else { 20_000 };
+    let hold = if bench.smoke { Duration::from_secs(3) } else { Duration::from_secs(30) };
+    bench.recreate("stall_template", None);
+    let mut client = bench.client("stall_template");
+    client.batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;").unwrap();
+    for table in ["bench_pgm", "bench_partman"] {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz NOT NULL DEFAULT now(), \
+                 payload text) PARTITION BY RANGE (created_at); CREATE INDEX ON {table} (created_at);"
+            ))
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "SELECT partman.create_parent('public.bench_partman', 'created_at', 'native', 'monthly', p_premake := 4, \
+               p_start_partition := to_char(date_trunc('month', now()) - interval '24 months', 'YYYY-MM-DD HH24:MI:SS'));",
+        )
+        .unwrap();
+    // The same partitions for pgm, made by hand (pgm adopts them by their bounds).
+    client
+        .batch_execute(
+            "DO $$ DECLARE m timestamptz; BEGIN \
+               FOR m IN SELECT generate_series(date_trunc('month', now()) - interval '24 months', date_trunc('month', now()) + interval '4 months', '1 month') LOOP \
+                 EXECUTE format('CREATE TABLE bench_pgm_p%s PARTITION OF bench_pgm FOR VALUES FROM (%L) TO (%L)', \
+                   to_char(m, 'YYYY_MM'), m, m + interval '1 month'); \
+               END LOOP; END $$;",
+        )
+        .unwrap();
+    for table in ["bench_pgm", "bench_partman"] {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO {table} (created_at, payload) SELECT date_trunc('month', now()) - interval '24 months' \
+                 + (g * interval '24 months' / {}), 'history' FROM generate_series(1, {}) g; ANALYZE {table};",
+                rows_per_month * 24,
+                rows_per_month * 24
+            ))
+            .unwrap();
+    }
+    client
+        .batch_execute(
+            "UPDATE partman.part_config SET retention = '12 months', retention_keep_table = false, premake = 6 \
+             WHERE parent_table = 'public.bench_partman'",
+        )
+        .unwrap();
+    drop(client);
+    let policy = bench.work.path().join("stall.toml");
+    std::fs::write(
+        &policy,
+        "[[table]]\nname = \"public.bench_pgm\"\ninterval = \"monthly\"\npremake = 6\nretention = \"12 months\"\n\
+         max_drops_per_run = 20\nlock_timeout = \"500ms\"\nlock_retries = 3\n",
+    )
+    .unwrap();
+
+    bench.line("## 1. Write stall during maintenance (the headline)");
+    bench.line("");
+    bench.line(format!(
+        "Two identical monthly parents, 24 months of history ({} rows), retention 12 months, premake 4 → 6: each tool \
+         retires 12 partitions and creates 2. A writer inserts 100 rows/s into the parent; \"long reader\" is a \
+         transaction that read the parent and stays open {} s. pgm runs with lock_timeout 500 ms, 3 retries; \
+         pg_partman's `run_maintenance()` with its defaults (it keeps a default partition, so detaches are plain).",
+        rows_per_month * 24,
+        hold.as_secs()
+    ));
+    bench.line("");
+    bench.line("| long reader | tool | writer max | writer p99 | failed writes | maintenance wall time | outcome |");
+    bench.line("|---|---|---|---|---|---|---|");
+    let mut headline = Vec::new();
+    for reader in [true, false] {
+        for tool in ["pgm", "pg_partman"] {
+            bench.recreate("stall", Some("stall_template"));
+            let table = if tool == "pgm" { "bench_pgm" } else { "bench_partman" };
+            let writer = Writer::start(bench.settings("stall"), table, 100);
+            std::thread::sleep(Duration::from_secs(1));
+            let reader_thread = reader.then(|| {
+                let settings = bench.settings("stall");
+                let sql = format!("BEGIN; SELECT count(*) FROM {table};");
+                std::thread::spawn(move || {
+                    let mut client = db::connect(&settings).unwrap();
+                    client.batch_execute(&sql).unwrap();
+                    std::thread::sleep(hold);
+                    client.batch_execute("COMMIT").unwrap();
+                })
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            let started = Instant::now();
+            let outcome = if tool == "pgm" {
+                let (_, output) = bench.pgm("stall", &["-q", "partitions", "maintain", "--config", policy.to_str().unwrap()]);
+                let summary = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or("").to_owned();
+                format!("exit {}: {}", output.status.code().unwrap_or(-1), summary.trim_start_matches("summary: "))
+            } else {
+                let mut client = bench.client("stall");
+                match client.batch_execute("SELECT partman.run_maintenance('public.bench_partman')") {
+                    Ok(()) => "completed".to_owned(),
+                    Err(error) => format!("failed: {error}"),
+                }
+            };
+            let wall = started.elapsed();
+            let ended = Instant::now();
+            std::thread::sleep(Duration::from_millis(500));
+            let samples = writer.finish();
+            if let Some(thread) = reader_thread {
+                thread.join().unwrap();
+            }
+            let (max, p99, failed, count) = latency(&samples, started, ended);
+            let partitions: i64 = bench
+                .client("stall")
+                .query_one(&format!("SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass"), &[])
+                .unwrap()
+                .get(0);
+            bench.line(format!(
+                "| {} | {tool} | {max:.0} ms | {p99:.0} ms | {failed} of {count} | {} | {outcome}; {partitions} partitions after |",
+                if reader { "yes" } else { "no" },
+                ms(wall)
+            ));
+            headline.push((reader, tool, max));
+        }
+    }
+    bench.line("");
+    for reader in [true, false] {
+        let pgm_max = headline.iter().find(|h| h.0 == reader && h.1 == "pgm").map_or(0.0, |h| h.2);
+        let partman_max = headline.iter().find(|h| h.0 == reader && h.1 == "pg_partman").map_or(0.0, |h| h.2);
+        bench.line(format!(
+            "Writer max latency {} a long reader: pg_partman / pgm = **{:.1}×** ({partman_max:.0} ms vs {pgm_max:.0} ms).",
+            if reader { "with" } else { "without" },
+            partman_max / pgm_max.max(0.001)
+        ));
+    }
+    bench.line("");
+}
+
+/// Scenario 2: planning and no-op maintenance over many parents.
+fn scale(bench: &mut Bench) {
+    let parents = if bench.smoke { 10 } else { 1000 };
+    bench.recreate("scale", None);
+    let mut client = bench.client("scale");
+    client.batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;").unwrap();
+    let setup = Instant::now();
+    for i in 0..parents {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE s_pgm_{i} (id bigint, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at); \
+                 DO $$ DECLARE m timestamptz; BEGIN \
+                   FOR m IN SELECT generate_series(date_trunc('month', now()) - interval '55 months', date_trunc('month', now()) + interval '4 months', '1 month') LOOP \
+                     EXECUTE format('CREATE TABLE s_pgm_{i}_p%s PARTITION OF s_pgm_{i} FOR VALUES FROM (%L) TO (%L)', to_char(m, 'YYYY_MM'), m, m + interval '1 month'); \
+                   END LOOP; END $$; \
+                 CREATE TABLE s_partman_{i} (id bigint, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at); \
+                 SELECT partman.create_parent('public.s_partman_{i}', 'created_at', 'native', 'monthly', p_premake := 4, \
+                   p_start_partition := to_char(date_trunc('month', now()) - interval '55 months', 'YYYY-MM-DD HH24:MI:SS'));"
+            ))
+            .unwrap();
+    }
+    let setup = setup.elapsed();
+    drop(client);
+    let policy = bench.work.path().join("scale.toml");
+    let mut text = String::new();
+    for i in 0..parents {
+        writeln!(text, "[[table]]\nname = \"public.s_pgm_{i}\"\ninterval = \"monthly\"\npremake = 4\n").unwrap();
+    }
+    std::fs::write(&policy, text).unwrap();
+    let config = policy.to_str().unwrap();
+    let runs = if bench.smoke { 1 } else { 5 };
+    let plan = median((0..runs).map(|_| bench.pgm("scale", &["-q", "partitions", "plan", "--config", config]).0).collect());
+    let (_, output) = bench.pgm("scale", &["-v", "partitions", "plan", "--config", config]);
+    let queries = String::from_utf8_lossy(&output.stderr).matches("catalog query done").count();
+    let maintain = median((0..runs).map(|_| bench.pgm("scale", &["-q", "partitions", "maintain", "--config", config]).0).collect());
+    let partman = median(
+        (0..runs.min(3))
+            .map(|_| {
+                let mut client = bench.client("scale");
+                let started = Instant::now();
+                client.batch_execute("SELECT partman.run_maintenance()").unwrap();
+                started.elapsed()
+            })
+            .collect(),
+    );
+    bench.line(format!("## 2. Planning and no-op maintenance at scale: {parents} parents × 60 partitions"));
+    bench.line("");
+    bench.line(format!("Setup (both tools' parents and partitions): {}.", ms(setup)));
+    bench.line("");
+    bench.line("| what | median wall time |");
+    bench.line("|---|---|");
+    bench.line(format!("| `pgm partitions plan` (whole process) | {} |", ms(plan)));
+    bench.line(format!("| `pgm partitions maintain`, nothing to do (whole process) | {} |", ms(maintain)));
+    bench.line(format!("| pg_partman `run_maintenance()`, nothing to do | {} |", ms(partman)));
+    bench.line("");
+    bench.line(format!(
+        "pgm read the catalog in **{queries} queries** for {parents} parents; no-op maintenance: pg_partman / pgm = **{:.1}×**.",
+        partman.as_secs_f64() / maintain.as_secs_f64()
+    ));
+    bench.line("");
+}
+
+fn write_migrations(dir: &Path, count: usize, dbmate: bool) {
+    std::fs::create_dir_all(dir).unwrap();
+    for n in 1..=count {
+        let sql = format!("CREATE TABLE t_{n} (id int PRIMARY KEY, note text);\nINSERT INTO t_{n} VALUES (1, 'x');\n");
+        if dbmate {
+            std::fs::write(dir.join(format!("{n:014}_t_{n}.sql")), format!("-- migrate:up\n{sql}\n-- migrate:down\nDROP TABLE t_{n};\n")).unwrap();
+        } else {
+            std::fs::write(dir.join(format!("V{n}__t_{n}.sql")), sql).unwrap();
+        }
+    }
+}
+
+/// Scenario 3: many small migrations from empty, and a run with nothing to do.
+fn migrations(bench: &mut Bench) {
+    let count = if bench.smoke { 20 } else { 1000 };
+    let runs = if bench.smoke { 1 } else { 5 };
+    let plain = bench.work.path().join("migrations");
+    let dbmate_dir = bench.work.path().join("dbmate");
+    write_migrations(&plain, count, false);
+    write_migrations(&dbmate_dir, count, true);
+    let url = bench.tcp_url("mig");
+    let tools: Vec<(&str, Vec<String>)> = vec![
+        ("pgm", vec![bench.pgm.display().to_string(), "-q".into(), "migrate".into(), "--migrations".into(), plain.display().to_string()]),
+        ("refinery", vec!["refinery".into(), "migrate".into(), "-e".into(), "DATABASE_URL".into(), "-p".into(), plain.display().to_string()]),
+        (
+            "dbmate",
+            vec!["dbmate".into(), "--no-dump-schema".into(), "--migrations-dir".into(), dbmate_dir.display().to_string(), "up".into()],
+        ),
+    ];
+    bench.line(format!("## 3. Migrations: {count} small migrations"));
+    bench.line("");
+    bench.line(format!("Whole-process wall time, median of {runs} runs; each tool over TCP with a password."));
+    bench.line("");
+    bench.line("| tool | from empty | nothing to do |");
+    bench.line("|---|---|---|");
+    let mut results = Vec::new();
+    for (name, command) in &tools {
+        let run = |bench: &Bench| {
+            let started = Instant::now();
+            let output = Command::new(&command[0])
+                .args(&command[1..])
+                .env("DATABASE_URL", &url)
+                .current_dir(bench.work.path())
+                .output();
+            match output {
+                Ok(output) if output.status.success() => Some(started.elapsed()),
+                Ok(output) => {
+                    eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+                    None
+                }
+                Err(error) => {
+                    eprintln!("{name} did not start: {error}");
+                    None
+                }
+            }
+        };
+        let mut empty = Vec::new();
+        for _ in 0..runs {
+            bench.recreate("mig", None);
+            empty.extend(run(bench));
+        }
+        let noop: Vec<Duration> = (0..runs).filter_map(|_| run(bench)).collect();
+        let (empty, noop) = (
+            (!empty.is_empty()).then(|| median(empty)),
+            (!noop.is_empty()).then(|| median(noop)),
+        );
+        let show = |d: Option<Duration>| d.map_or("failed".to_owned(), ms);
+        bench.line(format!("| {name} | {} | {} |", show(empty), show(noop)));
+        results.push((*name, empty, noop));
+    }
+    bench.line("");
+    if let Some((_, Some(pgm_empty), Some(pgm_noop))) = results.first().cloned() {
+        for (name, empty, noop) in &results[1..] {
+            if let (Some(empty), Some(noop)) = (empty, noop) {
+                bench.line(format!(
+                    "{name} / pgm: from empty **{:.2}×**, nothing to do **{:.2}×**.",
+                    empty.as_secs_f64() / pgm_empty.as_secs_f64(),
+                    noop.as_secs_f64() / pgm_noop.as_secs_f64()
+                ));
+            }
+        }
+    }
+    bench.line("");
+}
+
+/// Scenario 4: rolling an index out to 24 partitions holding millions of rows.
+fn index_rollout(bench: &mut Bench) {
+    let rows: i64 = if bench.smoke { 24_000 } else { 3_000_000 };
+    bench.recreate("rollout", None);
+    let mut client = bench.client("rollout");
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE big (id bigint GENERATED ALWAYS AS IDENTITY, created_at timestamptz NOT NULL DEFAULT now(), payload text) \
+               PARTITION BY RANGE (created_at); \
+             DO $$ DECLARE m timestamptz; BEGIN \
+               FOR m IN SELECT generate_series(date_trunc('month', now()) - interval '20 months', date_trunc('month', now()) + interval '3 months', '1 month') LOOP \
+                 EXECUTE format('CREATE TABLE big_p%s PARTITION OF big FOR VALUES FROM (%L) TO (%L)', to_char(m, 'YYYY_MM'), m, m + interval '1 month'); \
+               END LOOP; END $$; \
+             INSERT INTO big (created_at, payload) SELECT date_trunc('month', now()) - interval '20 months' \
+               + (g * interval '20 months' / {rows}), md5(g::text) FROM generate_series(1, {rows}) g; \
+             ANALYZE big;"
+        ))
+        .unwrap();
+    drop(client);
+    let policy = bench.work.path().join("rollout.toml");
+    std::fs::write(
+        &policy,
+        "[[table]]\nname = \"public.big\"\ninterval = \"monthly\"\npremake = 3\n\n[[table.index]]\nname = \"big_payload_idx\"\ncolumns = [\"payload\"]\n",
+    )
+    .unwrap();
+    let writer = Writer::start(bench.settings("rollout"), "big", 100);
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (wall, output) = bench.pgm("rollout", &["-q", "partitions", "maintain", "--config", policy.to_str().unwrap()]);
+    let ended = Instant::now();
+    let samples = writer.finish();
+    let (max, p99, failed, count) = latency(&samples, started, ended);
+    let valid: bool = bench
+        .client("rollout")
+        .query_one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_payload_idx'::regclass", &[])
+        .map(|row| row.get(0))
+        .unwrap_or(false);
+    bench.line(format!("## 4. Index rollout: 24 partitions, {rows} rows"));
+    bench.line("");
+    bench.line(format!(
+        "`pgm partitions maintain` built `big_payload_idx` CONCURRENTLY on every partition and attached it in **{}** \
+         (exit {}, parent index valid: {valid}). Writer at 100 rows/s meanwhile: max {max:.0} ms, p99 {p99:.0} ms, \
+         {failed} of {count} failed.",
+        ms(wall),
+        output.status.code().unwrap_or(-1)
+    ));
+    bench.line("");
+}
