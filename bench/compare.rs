@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use pgm::db::{self, ConnectionSettings, quote_ident};
 use pgm::sandbox::Sandbox;
 
+type Scenario = fn(&mut Bench);
+
 struct Bench {
     sandbox: Sandbox,
     pgm: PathBuf,
@@ -36,14 +38,26 @@ impl Bench {
     }
 
     fn tcp_url(&self, db: &str) -> String {
-        format!("postgres://postgres:bench@127.0.0.1:{}/{db}?sslmode=disable", self.sandbox.port())
+        format!(
+            "postgres://postgres:bench@127.0.0.1:{}/{db}?sslmode=disable",
+            self.sandbox.port()
+        )
     }
 
     fn recreate(&self, db: &str, template: Option<&str>) {
         let mut admin = self.client("postgres");
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(db))).unwrap();
-        let template = template.map(|t| format!(" TEMPLATE {}", quote_ident(t))).unwrap_or_default();
-        admin.batch_execute(&format!("CREATE DATABASE {}{template}", quote_ident(db))).unwrap();
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(db)
+            ))
+            .unwrap();
+        let template = template
+            .map(|t| format!(" TEMPLATE {}", quote_ident(t)))
+            .unwrap_or_default();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}{template}", quote_ident(db)))
+            .unwrap();
     }
 
     fn pgm(&self, db: &str, args: &[&str]) -> (Duration, std::process::Output) {
@@ -101,13 +115,28 @@ impl Writer {
 }
 
 /// (max ms, p99 ms, failed, count) of the samples that started in [from, to].
-fn latency(samples: &[(Instant, Duration, bool)], from: Instant, to: Instant) -> (f64, f64, usize, usize) {
-    let mut window: Vec<&(Instant, Duration, bool)> = samples.iter().filter(|(at, _, _)| *at >= from && *at <= to).collect();
+fn latency(
+    samples: &[(Instant, Duration, bool)],
+    from: Instant,
+    to: Instant,
+) -> (f64, f64, usize, usize) {
+    let mut window: Vec<&(Instant, Duration, bool)> = samples
+        .iter()
+        .filter(|(at, _, _)| *at >= from && *at <= to)
+        .collect();
     window.sort_by_key(|(_, latency, _)| *latency);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let max = window.last().map_or(0.0, |s| ms(s.1));
-    let p99 = window.get(((window.len() as f64) * 0.99) as usize).or(window.last()).map_or(0.0, |s| ms(s.1));
-    (max, p99, window.iter().filter(|s| !s.2).count(), window.len())
+    let p99 = window
+        .get(((window.len() as f64) * 0.99) as usize)
+        .or(window.last())
+        .map_or(0.0, |s| ms(s.1));
+    (
+        max,
+        p99,
+        window.iter().filter(|s| !s.2).count(),
+        window.len(),
+    )
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {
@@ -122,7 +151,18 @@ fn ms(d: Duration) -> String {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let out = args.iter().position(|a| a == "--out").and_then(|i| args.get(i + 1)).map(PathBuf::from);
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    // --only 1,3 runs those scenarios alone (for a quick look at one change).
+    let only: Option<Vec<u32>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect());
+    let wanted = |n: u32| only.as_ref().is_none_or(|list| list.contains(&n));
     let pgm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/pgm");
     assert!(pgm.exists(), "build pgm first: cargo build --release");
     // pg_partman's run_maintenance() locks every partition of every parent
@@ -133,13 +173,29 @@ fn main() {
         ..Default::default()
     };
     let sandbox = Sandbox::start_with(&options).expect("a throwaway cluster");
-    let mut bench = Bench { sandbox, pgm, work: tempfile::tempdir().unwrap(), smoke, report: String::new() };
-    bench.client("postgres").batch_execute("ALTER ROLE postgres PASSWORD 'bench'").unwrap();
+    let mut bench = Bench {
+        sandbox,
+        pgm,
+        work: tempfile::tempdir().unwrap(),
+        smoke,
+        report: String::new(),
+    };
+    bench
+        .client("postgres")
+        .batch_execute("ALTER ROLE postgres PASSWORD 'bench'")
+        .unwrap();
     header(&mut bench);
-    write_stall(&mut bench);
-    scale(&mut bench);
-    migrations(&mut bench);
-    index_rollout(&mut bench);
+    let scenarios: [(u32, Scenario); 4] = [
+        (1, write_stall),
+        (2, scale),
+        (3, migrations),
+        (4, index_rollout),
+    ];
+    for (number, scenario) in scenarios {
+        if wanted(number) {
+            scenario(&mut bench);
+        }
+    }
     if let Some(out) = out {
         std::fs::write(&out, &bench.report).unwrap();
         println!("\nwritten to {}", out.display());
@@ -151,7 +207,14 @@ fn tool_version(program: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_owned())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "not found".into())
 }
@@ -159,13 +222,28 @@ fn tool_version(program: &str, args: &[&str]) -> String {
 fn header(bench: &mut Bench) {
     let mut client = bench.client("postgres");
     let server: String = client.query_one("SHOW server_version", &[]).unwrap().get(0);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0) / 1024 / 1024))
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+                    / 1024
+                    / 1024
+            })
+        })
         .unwrap_or(0);
     let pgm_version = tool_version(bench.pgm.to_str().unwrap(), &["--version"]);
-    bench.line(format!("# pgm benchmarks, {}", chrono::Utc::now().format("%Y-%m-%d")));
+    bench.line(format!(
+        "# pgm benchmarks, {}",
+        chrono::Utc::now().format("%Y-%m-%d")
+    ));
     bench.line("");
     bench.line(format!(
         "Machine: {cpus} CPUs, {memory} GiB RAM, {}. Server: PostgreSQL {server} on a throwaway cluster \
@@ -183,10 +261,16 @@ fn header(bench: &mut Bench) {
 /// same partitions, with and without a long report open on the parent.
 fn write_stall(bench: &mut Bench) {
     let rows_per_month = if bench.smoke { 200 } else { 20_000 };
-    let hold = if bench.smoke { Duration::from_secs(3) } else { Duration::from_secs(30) };
+    let hold = if bench.smoke {
+        Duration::from_secs(3)
+    } else {
+        Duration::from_secs(30)
+    };
     bench.recreate("stall_template", None);
     let mut client = bench.client("stall_template");
-    client.batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;").unwrap();
+    client
+        .batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;")
+        .unwrap();
     for table in ["bench_pgm", "bench_partman"] {
         client
             .batch_execute(&format!(
@@ -253,7 +337,11 @@ fn write_stall(bench: &mut Bench) {
     for reader in [true, false] {
         for tool in ["pgm", "pg_partman"] {
             bench.recreate("stall", Some("stall_template"));
-            let table = if tool == "pgm" { "bench_pgm" } else { "bench_partman" };
+            let table = if tool == "pgm" {
+                "bench_pgm"
+            } else {
+                "bench_partman"
+            };
             let writer = Writer::start(bench.settings("stall"), table, 100);
             std::thread::sleep(Duration::from_secs(1));
             let reader_thread = reader.then(|| {
@@ -269,12 +357,30 @@ fn write_stall(bench: &mut Bench) {
             std::thread::sleep(Duration::from_millis(300));
             let started = Instant::now();
             let outcome = if tool == "pgm" {
-                let (_, output) = bench.pgm("stall", &["-q", "partitions", "maintain", "--config", policy.to_str().unwrap()]);
-                let summary = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or("").to_owned();
-                format!("exit {}: {}", output.status.code().unwrap_or(-1), summary.trim_start_matches("summary: "))
+                let (_, output) = bench.pgm(
+                    "stall",
+                    &[
+                        "-q",
+                        "partitions",
+                        "maintain",
+                        "--config",
+                        policy.to_str().unwrap(),
+                    ],
+                );
+                let summary = String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .to_owned();
+                format!(
+                    "exit {}: {}",
+                    output.status.code().unwrap_or(-1),
+                    summary.trim_start_matches("summary: ")
+                )
             } else {
                 let mut client = bench.client("stall");
-                match client.batch_execute("SELECT partman.run_maintenance('public.bench_partman')") {
+                match client.batch_execute("SELECT partman.run_maintenance('public.bench_partman')")
+                {
                     Ok(()) => "completed".to_owned(),
                     Err(error) => format!("failed: {error}"),
                 }
@@ -288,9 +394,21 @@ fn write_stall(bench: &mut Bench) {
                 thread.join().unwrap();
                 if tool == "pgm" {
                     // What the reader held back is finished by the next run.
-                    let (next, output) =
-                        bench.pgm("stall", &["-q", "partitions", "maintain", "--config", policy.to_str().unwrap()]);
-                    let summary = String::from_utf8_lossy(&output.stdout).lines().last().unwrap_or("").to_owned();
+                    let (next, output) = bench.pgm(
+                        "stall",
+                        &[
+                            "-q",
+                            "partitions",
+                            "maintain",
+                            "--config",
+                            policy.to_str().unwrap(),
+                        ],
+                    );
+                    let summary = String::from_utf8_lossy(&output.stdout)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .to_owned();
                     outcome.push_str(&format!(
                         "; the next run, after the reader: {} in {}",
                         summary.trim_start_matches("summary: "),
@@ -301,7 +419,12 @@ fn write_stall(bench: &mut Bench) {
             let (max, p99, failed, count) = latency(&samples, started, ended);
             let partitions: i64 = bench
                 .client("stall")
-                .query_one(&format!("SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass"), &[])
+                .query_one(
+                    &format!(
+                        "SELECT count(*) FROM pg_inherits WHERE inhparent = '{table}'::regclass"
+                    ),
+                    &[],
+                )
                 .unwrap()
                 .get(0);
             bench.line(format!(
@@ -314,8 +437,14 @@ fn write_stall(bench: &mut Bench) {
     }
     bench.line("");
     for reader in [true, false] {
-        let pgm_max = headline.iter().find(|h| h.0 == reader && h.1 == "pgm").map_or(0.0, |h| h.2);
-        let partman_max = headline.iter().find(|h| h.0 == reader && h.1 == "pg_partman").map_or(0.0, |h| h.2);
+        let pgm_max = headline
+            .iter()
+            .find(|h| h.0 == reader && h.1 == "pgm")
+            .map_or(0.0, |h| h.2);
+        let partman_max = headline
+            .iter()
+            .find(|h| h.0 == reader && h.1 == "pg_partman")
+            .map_or(0.0, |h| h.2);
         bench.line(format!(
             "Writer max latency {} a long reader: pg_partman / pgm = **{:.1}×** ({partman_max:.0} ms vs {pgm_max:.0} ms).",
             if reader { "with" } else { "without" },
@@ -330,7 +459,9 @@ fn scale(bench: &mut Bench) {
     let parents = if bench.smoke { 10 } else { 1000 };
     bench.recreate("scale", None);
     let mut client = bench.client("scale");
-    client.batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;").unwrap();
+    client
+        .batch_execute("CREATE SCHEMA partman; CREATE EXTENSION pg_partman SCHEMA partman;")
+        .unwrap();
     let setup = Instant::now();
     for i in 0..parents {
         client
@@ -351,26 +482,55 @@ fn scale(bench: &mut Bench) {
     let policy = bench.work.path().join("scale.toml");
     let mut text = String::new();
     for i in 0..parents {
-        writeln!(text, "[[table]]\nname = \"public.s_pgm_{i}\"\ninterval = \"monthly\"\npremake = 4\n").unwrap();
+        writeln!(
+            text,
+            "[[table]]\nname = \"public.s_pgm_{i}\"\ninterval = \"monthly\"\npremake = 4\n"
+        )
+        .unwrap();
     }
     std::fs::write(&policy, text).unwrap();
     let config = policy.to_str().unwrap();
     let runs = if bench.smoke { 1 } else { 5 };
-    let plan = median((0..runs).map(|_| bench.pgm("scale", &["-q", "partitions", "plan", "--config", config]).0).collect());
+    let plan = median(
+        (0..runs)
+            .map(|_| {
+                bench
+                    .pgm("scale", &["-q", "partitions", "plan", "--config", config])
+                    .0
+            })
+            .collect(),
+    );
     let (_, output) = bench.pgm("scale", &["-v", "partitions", "plan", "--config", config]);
-    let queries = String::from_utf8_lossy(&output.stderr).matches("catalog query done").count();
-    let maintain = median((0..runs).map(|_| bench.pgm("scale", &["-q", "partitions", "maintain", "--config", config]).0).collect());
+    let queries = String::from_utf8_lossy(&output.stderr)
+        .matches("catalog query done")
+        .count();
+    let maintain = median(
+        (0..runs)
+            .map(|_| {
+                bench
+                    .pgm(
+                        "scale",
+                        &["-q", "partitions", "maintain", "--config", config],
+                    )
+                    .0
+            })
+            .collect(),
+    );
     let partman = median(
         (0..runs.min(3))
             .map(|_| {
                 let mut client = bench.client("scale");
                 let started = Instant::now();
-                client.batch_execute("SELECT partman.run_maintenance()").expect("pg_partman run_maintenance()");
+                client
+                    .batch_execute("SELECT partman.run_maintenance()")
+                    .expect("pg_partman run_maintenance()");
                 started.elapsed()
             })
             .collect(),
     );
-    bench.line(format!("## 2. Planning and no-op maintenance at scale: {parents} parents × 60 partitions"));
+    bench.line(format!(
+        "## 2. Planning and no-op maintenance at scale: {parents} parents × 60 partitions"
+    ));
     bench.line("");
     bench.line(format!(
         "Setup (both tools' parents and partitions): {}. pg_partman's `run_maintenance()` locks every partition \
@@ -381,9 +541,18 @@ fn scale(bench: &mut Bench) {
     bench.line("");
     bench.line("| what | median wall time |");
     bench.line("|---|---|");
-    bench.line(format!("| `pgm partitions plan` (whole process) | {} |", ms(plan)));
-    bench.line(format!("| `pgm partitions maintain`, nothing to do (whole process) | {} |", ms(maintain)));
-    bench.line(format!("| pg_partman `run_maintenance()`, nothing to do | {} |", ms(partman)));
+    bench.line(format!(
+        "| `pgm partitions plan` (whole process) | {} |",
+        ms(plan)
+    ));
+    bench.line(format!(
+        "| `pgm partitions maintain`, nothing to do (whole process) | {} |",
+        ms(maintain)
+    ));
+    bench.line(format!(
+        "| pg_partman `run_maintenance()`, nothing to do | {} |",
+        ms(partman)
+    ));
     bench.line("");
     bench.line(format!(
         "pgm read the catalog in **{queries} queries** for {parents} parents; no-op maintenance: pg_partman / pgm = **{:.1}×**.",
@@ -395,9 +564,15 @@ fn scale(bench: &mut Bench) {
 fn write_migrations(dir: &Path, count: usize, dbmate: bool) {
     std::fs::create_dir_all(dir).unwrap();
     for n in 1..=count {
-        let sql = format!("CREATE TABLE t_{n} (id int PRIMARY KEY, note text);\nINSERT INTO t_{n} VALUES (1, 'x');\n");
+        let sql = format!(
+            "CREATE TABLE t_{n} (id int PRIMARY KEY, note text);\nINSERT INTO t_{n} VALUES (1, 'x');\n"
+        );
         if dbmate {
-            std::fs::write(dir.join(format!("{n:014}_t_{n}.sql")), format!("-- migrate:up\n{sql}\n-- migrate:down\nDROP TABLE t_{n};\n")).unwrap();
+            std::fs::write(
+                dir.join(format!("{n:014}_t_{n}.sql")),
+                format!("-- migrate:up\n{sql}\n-- migrate:down\nDROP TABLE t_{n};\n"),
+            )
+            .unwrap();
         } else {
             std::fs::write(dir.join(format!("V{n}__t_{n}.sql")), sql).unwrap();
         }
@@ -414,16 +589,43 @@ fn migrations(bench: &mut Bench) {
     write_migrations(&dbmate_dir, count, true);
     let url = bench.tcp_url("mig");
     let tools: Vec<(&str, Vec<String>)> = vec![
-        ("pgm", vec![bench.pgm.display().to_string(), "-q".into(), "migrate".into(), "--migrations".into(), plain.display().to_string()]),
-        ("refinery", vec!["refinery".into(), "migrate".into(), "-e".into(), "DATABASE_URL".into(), "-p".into(), plain.display().to_string()]),
+        (
+            "pgm",
+            vec![
+                bench.pgm.display().to_string(),
+                "-q".into(),
+                "migrate".into(),
+                "--migrations".into(),
+                plain.display().to_string(),
+            ],
+        ),
+        (
+            "refinery",
+            vec![
+                "refinery".into(),
+                "migrate".into(),
+                "-e".into(),
+                "DATABASE_URL".into(),
+                "-p".into(),
+                plain.display().to_string(),
+            ],
+        ),
         (
             "dbmate",
-            vec!["dbmate".into(), "--no-dump-schema".into(), "--migrations-dir".into(), dbmate_dir.display().to_string(), "up".into()],
+            vec![
+                "dbmate".into(),
+                "--no-dump-schema".into(),
+                "--migrations-dir".into(),
+                dbmate_dir.display().to_string(),
+                "up".into(),
+            ],
         ),
     ];
     bench.line(format!("## 3. Migrations: {count} small migrations"));
     bench.line("");
-    bench.line(format!("Whole-process wall time, median of {runs} runs; each tool over TCP with a password."));
+    bench.line(format!(
+        "Whole-process wall time, median of {runs} runs; each tool over TCP with a password."
+    ));
     bench.line("");
     bench.line("| tool | from empty | nothing to do |");
     bench.line("|---|---|---|");
@@ -505,13 +707,25 @@ fn index_rollout(bench: &mut Bench) {
     let writer = Writer::start(bench.settings("rollout"), "big", 100);
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
-    let (wall, output) = bench.pgm("rollout", &["-q", "partitions", "maintain", "--config", policy.to_str().unwrap()]);
+    let (wall, output) = bench.pgm(
+        "rollout",
+        &[
+            "-q",
+            "partitions",
+            "maintain",
+            "--config",
+            policy.to_str().unwrap(),
+        ],
+    );
     let ended = Instant::now();
     let samples = writer.finish();
     let (max, p99, failed, count) = latency(&samples, started, ended);
     let valid: bool = bench
         .client("rollout")
-        .query_one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_payload_idx'::regclass", &[])
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_payload_idx'::regclass",
+            &[],
+        )
         .map(|row| row.get(0))
         .unwrap_or(false);
     bench.line(format!("## 4. Index rollout: 24 partitions, {rows} rows"));

@@ -21,14 +21,14 @@ pub fn run(
     args: &MigrateArgs,
     settings: impl FnOnce() -> Result<ConnectionSettings>,
 ) -> Result<Outcome> {
-    let sources = load_sources(global)?;
+    let mut sources = load_sources(global)?;
     match &args.command {
-        None => apply(args, &sources, &settings()?),
+        None => apply(args, &mut sources, &settings()?),
         Some(MigrateCommand::Status { exit_code, format }) => {
-            status(&sources, &settings()?, *exit_code, *format)
+            status(&mut sources, &settings()?, *exit_code, *format)
         }
         Some(MigrateCommand::Baseline { version, lock_wait }) => {
-            baseline(&sources, &settings()?, *version, lock_wait.0)
+            baseline(&mut sources, &settings()?, *version, lock_wait.0)
         }
     }
 }
@@ -39,7 +39,7 @@ fn load_sources(global: &GlobalArgs) -> Result<Vec<SourceMigration>> {
 
 fn apply(
     args: &MigrateArgs,
-    sources: &[SourceMigration],
+    sources: &mut [SourceMigration],
     settings: &ConnectionSettings,
 ) -> Result<Outcome> {
     if args.format == OutputFormat::Sql && !args.dry_run {
@@ -55,7 +55,7 @@ fn apply(
     };
     let mut client = db::connect(settings)?;
     if args.dry_run {
-        let state = runner::read_state(&mut client, sources)?;
+        let state = read_state(&mut client, sources)?;
         let plan = plan::plan(sources, &state, &options)?;
         let mut out = std::io::stdout().lock();
         let settings_line = format!(
@@ -88,7 +88,7 @@ fn apply(
         },
     )?;
     let client = lock.client();
-    let state = runner::read_state(client, sources)?;
+    let state = read_state(client, sources)?;
     // Check the history against the files before creating anything.
     let planned = plan::plan(sources, &state, &options)?;
     let mut runner = Runner {
@@ -111,6 +111,20 @@ fn apply(
     Ok(Outcome::Success)
 }
 
+/// The database state, with a pending file that does not parse reported as
+/// the input error it is.
+fn read_state(
+    client: &mut postgres::Client,
+    sources: &mut [SourceMigration],
+) -> Result<plan::DatabaseState> {
+    runner::read_state(client, sources).map_err(|error| match error {
+        runner::RunError::InvalidFile(sql) => {
+            anyhow::Error::new(sql).context(UsageError("invalid migration files".into()))
+        }
+        other => other.into(),
+    })
+}
+
 fn refuse_replica(client: &mut postgres::Client) -> Result<()> {
     let in_recovery: bool = client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);
     if in_recovery {
@@ -122,13 +136,13 @@ fn refuse_replica(client: &mut postgres::Client) -> Result<()> {
 }
 
 fn status(
-    sources: &[SourceMigration],
+    sources: &mut [SourceMigration],
     settings: &ConnectionSettings,
     exit_code: bool,
     format: StatusFormat,
 ) -> Result<Outcome> {
     let mut client = db::connect(settings)?;
-    let state = runner::read_state(&mut client, sources)?;
+    let state = read_state(&mut client, sources)?;
     let entries = plan::reconcile(sources, &state);
     let mut out = std::io::stdout().lock();
     match format {
@@ -161,7 +175,7 @@ fn status(
 }
 
 fn baseline(
-    sources: &[SourceMigration],
+    sources: &mut [SourceMigration],
     settings: &ConnectionSettings,
     version: i32,
     lock_wait: std::time::Duration,
@@ -178,7 +192,7 @@ fn baseline(
         },
     )?;
     let client = lock.client();
-    let state = runner::read_state(client, sources)?;
+    let state = read_state(client, sources)?;
     if !state.applied.is_empty() {
         bail!(
             "the history already holds {} migration(s), up to version {}: baseline is for a database pgm has not migrated yet",

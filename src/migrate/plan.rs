@@ -288,7 +288,7 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
             ),
             vec![
                 Param::Int(source.version),
-                Param::Text(source.parsed.mode.to_string()),
+                Param::Text(source.parsed().mode.to_string()),
             ],
         ),
     ]
@@ -302,7 +302,7 @@ fn plan_migration<'a>(
 ) -> PlannedMigration<'a> {
     let indexes = &state.indexes;
     let tables = &state.tables;
-    let file = &source.parsed;
+    let file = source.parsed();
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
     match file.mode {

@@ -32,7 +32,7 @@ fn terminated(sql: &str) -> String {
 }
 
 fn mode_words(migration: &PlannedMigration<'_>) -> String {
-    let file = &migration.source.parsed;
+    let file = migration.source.parsed();
     match file.mode {
         Mode::Transaction => format!("in one transaction ({})", file.mode_reason),
         Mode::NoTransaction => format!(
@@ -101,7 +101,7 @@ pub fn write_text(out: &mut dyn Write, plan: &Plan<'_>, settings_line: &str) -> 
                 if n == 1 { "" } else { "s" }
             )?;
             for migration in &plan.migrations {
-                let file = &migration.source.parsed;
+                let file = migration.source.parsed();
                 let resume = if migration.resume_at > 0 {
                     format!(", resumes at statement {}", migration.resume_at + 1)
                 } else {
@@ -152,8 +152,8 @@ pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 version: m.source.version,
                 name: &m.source.name,
                 file: m.source.path.display().to_string(),
-                mode: m.source.parsed.mode,
-                mode_reason: &m.source.parsed.mode_reason,
+                mode: m.source.parsed().mode,
+                mode_reason: &m.source.parsed().mode_reason,
                 resume_at: m.resume_at,
                 steps: &m.steps,
             })

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use postgres::Client;
 use postgres::error::ErrorPosition;
-use postgres::types::ToSql;
+use postgres::types::{ToSql, Type};
 use thiserror::Error;
 
 use crate::db::blocking::{Blocker, BlockingWatcher};
@@ -17,12 +17,15 @@ use crate::db::{ConnectionSettings, quote_ident};
 use super::history::{self, HistoryError};
 use super::plan::{DatabaseState, ExistingIndex, Param, PlannedMigration, Role, Step};
 use super::source::SourceMigration;
-use super::sql::Mode;
+use super::sql::{Mode, SqlError};
 use crate::location::LineIndex;
 use crate::location::Location;
 
 #[derive(Debug, Error)]
 pub enum RunError {
+    /// A pending migration does not parse (or mixes modes): nothing ran.
+    #[error(transparent)]
+    InvalidFile(#[from] SqlError),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error("{what}: {source}")]
@@ -84,10 +87,10 @@ impl std::fmt::Display for MigrationFailure {
     }
 }
 
-/// Reads everything the plan depends on.
+/// Reads everything the plan depends on, and parses the pending files.
 pub fn read_state(
     client: &mut Client,
-    sources: &[SourceMigration],
+    sources: &mut [SourceMigration],
 ) -> Result<DatabaseState, RunError> {
     let query = |what: &str| {
         let what = what.to_owned();
@@ -98,13 +101,14 @@ pub fn read_state(
         history::tables_present(client, &tables).map_err(query("reading the migration tables"))?;
     let applied = history::read_applied(client, &tables, present)?;
     let progress = history::read_progress(client, &tables, present)?;
+    let applied_versions: Vec<_> = applied.iter().map(|a| a.version).collect();
+    super::source::parse_pending(sources, &applied_versions)?;
     let names: Vec<String> = sources
         .iter()
-        .filter(|source| source.parsed.mode == Mode::NoTransaction)
-        .filter(|source| !applied.iter().any(|a| a.version == source.version))
+        .filter(|source| source.is_parsed() && source.parsed().mode == Mode::NoTransaction)
         .flat_map(|source| {
             source
-                .parsed
+                .parsed()
                 .statements
                 .iter()
                 .filter_map(|s| s.concurrent_index.clone())
@@ -176,8 +180,8 @@ impl Runner<'_> {
         tracing::info!(
             "applying {} ({}, {}{})",
             source.file_name(),
-            source.parsed.mode,
-            plural(source.parsed.statements.len(), "statement"),
+            source.parsed().mode,
+            plural(source.parsed().statements.len(), "statement"),
             if planned.resume_at > 0 {
                 format!(", resuming at statement {}", planned.resume_at + 1)
             } else {
@@ -191,7 +195,7 @@ impl Runner<'_> {
                 index + 1
             );
         }
-        let attempts = match source.parsed.mode {
+        let attempts = match source.parsed().mode {
             Mode::Transaction => self.run_transaction(planned)?,
             Mode::NoTransaction => self.run_statements(planned)?,
         };
@@ -205,8 +209,8 @@ impl Runner<'_> {
             version: source.version,
             name: source.name.clone(),
             file: source.file_name(),
-            mode: source.parsed.mode,
-            statements: source.parsed.statements.len(),
+            mode: source.parsed().mode,
+            statements: source.parsed().statements.len(),
             resumed_at: planned.resume_at,
             attempts,
             duration_ms: duration.as_millis(),
@@ -217,10 +221,9 @@ impl Runner<'_> {
         let mut watcher: Option<BlockingWatcher> = None;
         let mut attempt = 1;
         loop {
-            let result = planned
-                .steps
-                .iter()
-                .try_for_each(|step| run_watched(self.client, step, watcher.as_ref()));
+            let result = round_trips(&planned.steps)
+                .into_iter()
+                .try_for_each(|group| run_group(self.client, group, watcher.as_ref()));
             let Err(failure) = result else {
                 return Ok(attempt);
             };
@@ -275,18 +278,18 @@ impl Runner<'_> {
                     continue;
                 }
                 let _ = self.client.batch_execute("RESET ALL");
-                let next = source.parsed.statements.get(completed);
+                let next = source.parsed().statements.get(completed);
                 let aftermath = match next {
                     Some(statement) if completed > 0 => format!(
                         "statements 1 to {completed} of {} are applied and journaled; the next run resumes at statement {} (line {})",
-                        source.parsed.statements.len(),
+                        source.parsed().statements.len(),
                         completed + 1,
                         statement.line
                     ),
                     _ => format!(
                         "no statement of it completed; the next run starts it again{}",
                         if source
-                            .parsed
+                            .parsed()
                             .statements
                             .iter()
                             .any(|s| s.concurrent_index.is_some())
@@ -315,7 +318,7 @@ impl Runner<'_> {
         source: &SourceMigration,
         index: usize,
     ) -> Result<(), StepFailure> {
-        let Some(name) = &source.parsed.statements[index].concurrent_index else {
+        let Some(name) = &source.parsed().statements[index].concurrent_index else {
             return Ok(());
         };
         let rows = self
@@ -388,15 +391,65 @@ pub fn execute(client: &mut Client, step: &Step) -> Result<(), postgres::Error> 
     if step.params.is_empty() {
         return client.batch_execute(&step.sql);
     }
-    let params: Vec<&(dyn ToSql + Sync)> = step
+    // Typed parameters go with the query in one round trip, without a
+    // separate prepare.
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = step
         .params
         .iter()
         .map(|param| match param {
-            Param::Int(value) => value as &(dyn ToSql + Sync),
-            Param::Text(value) => value as &(dyn ToSql + Sync),
+            Param::Int(value) => (value as &(dyn ToSql + Sync), Type::INT4),
+            Param::Text(value) => (value as &(dyn ToSql + Sync), Type::TEXT),
         })
         .collect();
-    client.execute(&step.sql, &params).map(|_| ())
+    client.execute_typed(&step.sql, &params).map(|_| ())
+}
+
+/// Splits the steps into runs to send at once: consecutive steps without
+/// parameters and without a statement of the file (BEGIN, the SET LOCALs,
+/// COMMIT, RESET ALL) share one round trip; every other step is alone, so a
+/// failure still points at its statement.
+fn round_trips(steps: &[Step]) -> Vec<&[Step]> {
+    let groupable = |step: &Step| {
+        step.params.is_empty()
+            && matches!(
+                step.role,
+                Role::Begin | Role::Setting | Role::Commit | Role::Reset
+            )
+    };
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < steps.len() {
+        let mut end = start + 1;
+        if groupable(&steps[start]) {
+            while end < steps.len() && groupable(&steps[end]) {
+                end += 1;
+            }
+        }
+        groups.push(&steps[start..end]);
+        start = end;
+    }
+    groups
+}
+
+fn run_group(
+    client: &mut Client,
+    group: &[Step],
+    watcher: Option<&BlockingWatcher>,
+) -> Result<(), StepFailure> {
+    match group {
+        [step] => run_watched(client, step, watcher),
+        _ => {
+            let sql = group
+                .iter()
+                .map(|step| step.sql.as_str())
+                .collect::<Vec<_>>()
+                .join(";\n");
+            client.batch_execute(&sql).map_err(|error| StepFailure {
+                role: group[0].role,
+                error,
+            })
+        }
+    }
 }
 
 fn failure_error(
@@ -408,12 +461,12 @@ fn failure_error(
 ) -> RunError {
     let db = failure.error.as_db_error();
     let statement = match failure.role {
-        Role::Statement(index) | Role::DropLeftover(index) => source.parsed.statements.get(index),
+        Role::Statement(index) | Role::DropLeftover(index) => source.parsed().statements.get(index),
         _ => None,
     };
     let (location, snippet) = match statement {
         Some(statement) => {
-            let text = source.parsed.statement_text(statement);
+            let text = source.parsed().statement_text(statement);
             let offset_in_statement = match db.and_then(|db| db.position()) {
                 Some(ErrorPosition::Original(position)) => text
                     .char_indices()
@@ -445,4 +498,36 @@ fn failure_error(
         blocker,
         aftermath,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(role: Role, params: Vec<Param>) -> Step {
+        Step {
+            role,
+            sql: format!("{role:?}"),
+            params,
+        }
+    }
+
+    #[test]
+    fn control_steps_share_a_round_trip_and_statements_stay_alone() {
+        let steps = vec![
+            step(Role::Begin, vec![]),
+            step(Role::Setting, vec![]),
+            step(Role::Setting, vec![]),
+            step(Role::Statement(0), vec![]),
+            step(Role::Statement(1), vec![]),
+            step(Role::History, vec![Param::Int(1)]),
+            step(Role::Commit, vec![]),
+            step(Role::Reset, vec![]),
+        ];
+        let sizes: Vec<usize> = round_trips(&steps)
+            .iter()
+            .map(|group| group.len())
+            .collect();
+        assert_eq!(sizes, [3, 1, 1, 1, 2]);
+    }
 }

@@ -57,7 +57,9 @@ pub enum Kind {
     Unversioned,
 }
 
-/// One migration file, read and parsed.
+/// One migration file, read and checksummed; parsed once it is known to be
+/// pending (an applied file needs only its checksum, and parsing a thousand
+/// applied files would cost more than the rest of a run with nothing to do).
 #[derive(Debug, Clone)]
 pub struct SourceMigration {
     pub version: Version,
@@ -66,7 +68,8 @@ pub struct SourceMigration {
     pub path: PathBuf,
     /// refinery's checksum of name, version and text.
     pub checksum: u64,
-    pub parsed: ParsedFile,
+    text: String,
+    parsed: Option<ParsedFile>,
 }
 
 impl SourceMigration {
@@ -78,8 +81,31 @@ impl SourceMigration {
     }
 
     pub fn text(&self) -> &str {
-        &self.parsed.text
+        &self.text
     }
+
+    /// The statements and mode; only for migrations passed to `parse_pending`.
+    pub fn parsed(&self) -> &ParsedFile {
+        self.parsed
+            .as_ref()
+            .expect("a pending migration is parsed before it is planned")
+    }
+
+    pub fn is_parsed(&self) -> bool {
+        self.parsed.is_some()
+    }
+}
+
+/// Parses every migration whose version is not in `applied`, reporting the
+/// first file that does not parse or mixes transaction modes.
+pub fn parse_pending(sources: &mut [SourceMigration], applied: &[Version]) -> Result<(), SqlError> {
+    for source in sources
+        .iter_mut()
+        .filter(|s| !applied.contains(&s.version) && s.parsed.is_none())
+    {
+        source.parsed = Some(sql::parse_file(&source.path, source.text.clone())?);
+    }
+    Ok(())
 }
 
 /// Reads every migration below `dir` (sorted by version). Files whose name
@@ -129,14 +155,14 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
         } else {
             Kind::Versioned
         };
-        let parsed = sql::parse_file(&path, text)?;
         let source = SourceMigration {
             version: migration.version(),
             name: migration.name().to_owned(),
             kind,
             path,
             checksum: migration.checksum(),
-            parsed,
+            text,
+            parsed: None,
         };
         if let Some(existing) = by_version.get(&source.version) {
             return Err(SourceError::DuplicateVersion {
