@@ -446,9 +446,9 @@ fn write_stall(bench: &mut Bench) {
             .find(|h| h.0 == reader && h.1 == "pg_partman")
             .map_or(0.0, |h| h.2);
         bench.line(format!(
-            "Writer max latency {} a long reader: pg_partman / pgm = **{:.1}×** ({partman_max:.0} ms vs {pgm_max:.0} ms).",
+            "Writer's worst insert {} a long reader: pg_partman {partman_max:.0} ms, pgm {pgm_max:.0} ms{}.",
             if reader { "with" } else { "without" },
-            partman_max / pgm_max.max(0.001)
+            if pgm_max >= 1.0 { format!(" (**{:.0}×**)", partman_max / pgm_max) } else { String::new() }
         ));
     }
     bench.line("");
