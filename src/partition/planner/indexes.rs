@@ -1,0 +1,214 @@
+//! Index rollout: each declared index created ON ONLY the parent, built
+//! CONCURRENTLY on every partition that stays, and attached.
+
+use super::{Action, Context, Existing, Lock, Step, shorten};
+use crate::db::quote_ident;
+use crate::partition::catalog::{self, Partition};
+use crate::partition::policy::IndexPolicy;
+
+pub(super) fn plan_parent_indexes(context: &Context<'_>, steps: &mut Vec<Step>) {
+    let (table, parent) = (context.table, context.parent);
+    for index in &table.indexes {
+        if let Some(problem) = unique_key_problem(context, index) {
+            steps.push(Step::error(table, "invalid_index", problem));
+            continue;
+        }
+        if !parent.indexes.iter().any(|i| i.name == index.name) {
+            let mut step = Step::new(
+                table,
+                Action::CreateIndex,
+                "declared in the policy; built per partition below, then valid",
+            );
+            step.index = Some(index.name.clone());
+            step.sql = vec![format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON ONLY {} {}",
+                if index.unique { "UNIQUE " } else { "" },
+                quote_ident(&index.name),
+                context.qualified_parent,
+                index_body(index)
+            )];
+            step.lock = Lock::Share;
+            steps.push(step);
+        }
+    }
+}
+
+pub(super) fn plan_partition_indexes(
+    context: &Context<'_>,
+    existing: &[Existing<'_>],
+    retiring: &[u32],
+    retired_now: &[u32],
+    steps: &mut Vec<Step>,
+) {
+    let (table, parent) = (context.table, context.parent);
+    for index in table
+        .indexes
+        .iter()
+        .filter(|i| unique_key_problem(context, i).is_none())
+    {
+        let parent_index = parent.indexes.iter().find(|i| i.name == index.name);
+        let first_step_of_index = steps.len();
+        for entry in existing
+            .iter()
+            .filter(|e| !e.partition.detach_pending && !retiring.contains(&e.partition.oid))
+        {
+            plan_partition_index(
+                context,
+                index,
+                parent_index.map(|i| i.oid),
+                entry.partition,
+                steps,
+            );
+        }
+        if let Some(parent_index) = parent_index.filter(|i| !i.valid) {
+            let planned_here = steps[first_step_of_index..]
+                .iter()
+                .any(|s| s.action == Action::AttachIndex);
+            let staying = existing
+                .iter()
+                .filter(|e| !e.partition.detach_pending && !retired_now.contains(&e.partition.oid));
+            let attached: Vec<&catalog::Index> = staying
+                .clone()
+                .filter_map(|e| {
+                    e.partition
+                        .indexes
+                        .iter()
+                        .find(|i| i.attached_to == Some(parent_index.oid))
+                })
+                .collect();
+            if !planned_here && attached.len() == staying.count() && !attached.is_empty() {
+                // Every partition has the index now (the last ones lacking it
+                // were dropped): attaching one again makes PostgreSQL check
+                // and mark the parent index valid.
+                let child = attached[0];
+                let mut step = Step::new(
+                    table,
+                    Action::AttachIndex,
+                    format!("every partition has {} now: marks it valid", index.name),
+                );
+                step.index = Some(format!("{}.{}", child.schema, child.name));
+                step.sql = vec![format!(
+                    "ALTER INDEX {}.{} ATTACH PARTITION {}",
+                    quote_ident(&parent.schema),
+                    quote_ident(&index.name),
+                    context.qualified(&child.schema, &child.name)
+                )];
+                step.lock = Lock::AccessShare;
+                step.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
+                steps.push(step);
+            }
+        }
+    }
+}
+
+fn plan_partition_index(
+    context: &Context<'_>,
+    index: &IndexPolicy,
+    parent_index: Option<u32>,
+    partition: &Partition,
+    steps: &mut Vec<Step>,
+) {
+    let table = context.table;
+    if parent_index.is_some_and(|oid| partition.indexes.iter().any(|i| i.attached_to == Some(oid)))
+    {
+        return;
+    }
+    let child_name = child_index_name(&partition.name, &index.name);
+    let child_ref = context.qualified(&partition.schema, &child_name);
+    let display = context.display_name(&partition.schema, &partition.name);
+    let existing = partition.indexes.iter().find(|i| i.name == child_name);
+    let mut build_needed = true;
+    match existing {
+        Some(found) if !found.valid => {
+            let mut drop = Step::new(
+                table,
+                Action::DropInvalidIndex,
+                "an interrupted concurrent build left it INVALID: dropped and rebuilt",
+            );
+            drop.partition = Some(display.clone());
+            drop.index = Some(format!("{}.{}", partition.schema, child_name));
+            drop.sql = vec![format!("DROP INDEX CONCURRENTLY IF EXISTS {child_ref}")];
+            drop.transactional = false;
+            steps.push(drop);
+        }
+        Some(_) => build_needed = false,
+        None => {}
+    }
+    if build_needed {
+        let mut build = Step::new(
+            table,
+            Action::CreateIndex,
+            format!(
+                "{} lacks {}; built without blocking writes",
+                partition.name, index.name
+            ),
+        );
+        build.partition = Some(display.clone());
+        build.index = Some(format!("{}.{}", partition.schema, child_name));
+        build.sql = vec![format!(
+            "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
+            if index.unique { "UNIQUE " } else { "" },
+            quote_ident(&child_name),
+            context.partition_ref(partition),
+            index_body(index)
+        )];
+        build.transactional = false;
+        build.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on {display}"));
+        steps.push(build);
+    }
+    let mut attach = Step::new(
+        table,
+        Action::AttachIndex,
+        format!("joins {} on the parent", index.name),
+    );
+    attach.partition = Some(display);
+    attach.index = Some(format!("{}.{}", partition.schema, child_name));
+    attach.sql = vec![format!(
+        "ALTER INDEX {}.{} ATTACH PARTITION {child_ref}",
+        quote_ident(&context.parent.schema),
+        quote_ident(&index.name)
+    )];
+    attach.lock = Lock::AccessShare;
+    attach.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
+    steps.push(attach);
+}
+
+/// PostgreSQL refuses a unique index on a partitioned table that lacks the
+/// partition key; say so at plan time.
+fn unique_key_problem(context: &Context<'_>, index: &IndexPolicy) -> Option<String> {
+    if !index.unique {
+        return None;
+    }
+    let includes_key = index.columns.iter().any(|column| {
+        let first = column
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_matches('"');
+        first.eq_ignore_ascii_case(&context.column)
+    });
+    (!includes_key).then(|| {
+        format!(
+            "unique index {} must include the partition key {} (PostgreSQL enforces uniqueness per partition): add it to columns",
+            index.name, context.column
+        )
+    })
+}
+
+fn index_body(index: &IndexPolicy) -> String {
+    let mut body = format!("USING {} ({})", index.method, index.columns.join(", "));
+    if !index.include.is_empty() {
+        let include: Vec<String> = index.include.iter().map(|c| quote_ident(c)).collect();
+        body.push_str(&format!(" INCLUDE ({})", include.join(", ")));
+    }
+    if let Some(predicate) = &index.predicate {
+        body.push_str(&format!(" WHERE {predicate}"));
+    }
+    body
+}
+
+/// `{partition}_{index}`, shortened with a hash when over 63 bytes so two
+/// long names cannot collide.
+pub fn child_index_name(partition: &str, index: &str) -> String {
+    shorten(&format!("{partition}_{index}"))
+}

@@ -1,0 +1,168 @@
+//! Retention: expired partitions detached (CONCURRENTLY when allowed), then
+//! dropped or archived, oldest first, at most max_drops_per_run.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{Action, Context, Existing, Lock, Step, bounds_text, human_bytes};
+use crate::db::{quote_ident, quote_literal};
+use crate::partition::calendar;
+use crate::partition::catalog;
+use crate::partition::policy::RetentionAction;
+
+/// Plans detaching (and dropping or archiving) expired partitions; returns
+/// the oids of every expired partition, retired now or in a later run.
+pub(super) fn plan_retention(
+    context: &Context<'_>,
+    existing: &[Existing<'_>],
+    now: DateTime<Utc>,
+    steps: &mut Vec<Step>,
+) -> (Vec<u32>, Vec<u32>) {
+    let table = context.table;
+    let Some(retention) = &table.retention else {
+        return (Vec::new(), Vec::new());
+    };
+    let cutoff = retention.cutoff(calendar::local_date(now, context.zone));
+    let mut expired: Vec<(&Existing<'_>, NaiveDate)> = existing
+        .iter()
+        .filter(|e| !e.partition.detach_pending)
+        .filter_map(|e| e.period.map(|start| (e, start)))
+        .filter(|(_, start)| table.interval.next(*start) <= cutoff)
+        .collect();
+    expired.sort_by_key(|(_, start)| *start);
+    let waiting = expired
+        .len()
+        .saturating_sub(table.max_drops_per_run as usize);
+    // Every expired partition is spared index work, also those the cap
+    // leaves for later runs.
+    let retired = expired
+        .iter()
+        .map(|(entry, _)| entry.partition.oid)
+        .collect();
+    expired.truncate(table.max_drops_per_run as usize);
+    let retired_now = expired
+        .iter()
+        .map(|(entry, _)| entry.partition.oid)
+        .collect();
+    let concurrent = context.default_partition.is_none();
+    for (position, (entry, start)) in expired.iter().enumerate() {
+        let partition = entry.partition;
+        let display = context.display_name(&partition.schema, &partition.name);
+        let (from, to) = bounds_text(context, *start);
+        let rows = match partition.estimated_rows {
+            ..0 => "row count unknown (never analyzed)".to_owned(),
+            n => format!("about {n} rows"),
+        };
+        let mut reason = format!(
+            "whole range ends on or before the cutoff {cutoff} (retention {}); {rows}, {}",
+            retention.text,
+            human_bytes(partition.estimated_bytes)
+        );
+        if waiting > 0 && position + 1 == expired.len() {
+            reason.push_str(&format!(
+                "; max_drops_per_run = {} reached: {waiting} more expired partition(s) wait for later runs",
+                table.max_drops_per_run
+            ));
+        }
+        let mut detach = Step::new(table, Action::DetachPartition, reason);
+        detach.partition = Some(display.clone());
+        detach.from = Some(from.clone());
+        detach.to = Some(to.clone());
+        // Marked first, so that a run killed after the detach still drops
+        // (or archives) it next time instead of forgetting it.
+        let marker = match retention.action {
+            RetentionAction::Detach => None,
+            _ => Some(format!(
+                "COMMENT ON TABLE {} IS {}",
+                context.partition_ref(partition),
+                quote_literal(&catalog::retiring_comment(&context.qualified_parent))
+            )),
+        };
+        detach.sql = marker.into_iter().collect();
+        if concurrent {
+            detach.sql.push(format!(
+                "ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY",
+                context.qualified_parent,
+                context.partition_ref(partition)
+            ));
+            detach.transactional = false;
+            detach.lock = Lock::ShareUpdateExclusive;
+        } else {
+            detach.sql.push(format!(
+                "ALTER TABLE {} DETACH PARTITION {}",
+                context.qualified_parent,
+                context.partition_ref(partition)
+            ));
+            detach.lock = Lock::AccessExclusive;
+            detach.reason.push_str("; plain DETACH under lock_timeout: CONCURRENTLY is refused while a default partition exists");
+        }
+        steps.push(detach);
+        if let Some(mut step) = after_detach(context, &partition.schema, &partition.name, "") {
+            step.from = Some(from.clone());
+            step.to = Some(to.clone());
+            step.reason.push_str(&format!(
+                "; {rows}, {}",
+                human_bytes(partition.estimated_bytes)
+            ));
+            steps.push(step);
+        }
+    }
+    (retired, retired_now)
+}
+
+/// What follows the detach of a retired partition, as the policy says.
+pub(super) fn after_detach(
+    context: &Context<'_>,
+    schema: &str,
+    name: &str,
+    why: &str,
+) -> Option<Step> {
+    let table = context.table;
+    let qualified = context.qualified(schema, name);
+    let suffix = if why.is_empty() {
+        String::new()
+    } else {
+        format!("; {why}")
+    };
+    let mut step = match table.retention.as_ref().map(|r| &r.action) {
+        Some(RetentionAction::Drop) => {
+            let mut step = Step::new(
+                table,
+                Action::DropPartition,
+                format!("retention_action = drop{suffix}"),
+            );
+            step.sql = vec![format!("DROP TABLE {qualified}")];
+            step
+        }
+        Some(RetentionAction::Archive { schema: archive }) => {
+            let mut step = Step::new(
+                table,
+                Action::ArchivePartition,
+                format!("retention_action = archive: moved to schema {archive}{suffix}"),
+            );
+            step.sql = vec![
+                format!(
+                    "ALTER TABLE {qualified} SET SCHEMA {}",
+                    quote_ident(archive)
+                ),
+                format!(
+                    "COMMENT ON TABLE {} IS NULL",
+                    context.qualified(archive, name)
+                ),
+            ];
+            step
+        }
+        // The policy no longer retires: the detached table stays, unmarked.
+        Some(RetentionAction::Detach) | None if !why.is_empty() => {
+            let mut step = Step::new(
+                table,
+                Action::ArchivePartition,
+                format!("kept as a plain table{suffix}"),
+            );
+            step.sql = vec![format!("COMMENT ON TABLE {qualified} IS NULL")];
+            step
+        }
+        Some(RetentionAction::Detach) | None => return None,
+    };
+    step.partition = Some(context.display_name(schema, name));
+    Some(step)
+}
