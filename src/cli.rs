@@ -101,11 +101,13 @@ pub enum Command {
         /// Files to lint (default: every migration).
         files: Vec<PathBuf>,
     },
-    /// Print shell completions.
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
-        /// bash, zsh, fish, elvish or powershell.
-        shell: String,
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), generated from these definitions.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -219,4 +221,23 @@ pub enum PartitionsCommand {
     Status,
     /// Exit non-zero with one line per problem (for monitoring).
     Check,
+}
+
+/// Shell completions for `pgm`, from the definitions above.
+pub fn write_completions(
+    shell: clap_complete::Shell,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    // Generated into memory first: the generator panics on a write error
+    // (a closed pipe), and a closed pipe is not an error for pgm.
+    let mut buffer = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "pgm", &mut buffer);
+    out.write_all(&buffer)
+}
+
+/// The man page, from the definitions above.
+pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
 }

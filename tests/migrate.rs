@@ -418,3 +418,25 @@ fn format_sql_needs_dry_run() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::{BufRead, BufReader};
+    let (db, project) = (TestDb::new(), Project::new());
+    for n in 1..=1000 {
+        project.write(
+            &format!("V{n}__t_{n}.sql"),
+            &format!("CREATE TABLE t_{n} (id int PRIMARY KEY, note text);\n"),
+        );
+    }
+    // `pgm migrate --dry-run --format sql | head -1`: far more output than a pipe holds.
+    let mut child = project.spawn(&db, &["migrate", "--dry-run", "--format", "sql"]);
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(first, "-- create the migration tables\n");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

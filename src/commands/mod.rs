@@ -1,6 +1,7 @@
 //! The glue between the command line and the core: resolves settings, calls
 //! the core, prints results to stdout. Errors get their context here.
 
+mod init;
 mod migrate;
 mod partitions;
 mod ping;
@@ -51,15 +52,23 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             "start a throwaway cluster, apply the bundled migrations, plan and run partition maintenance, \
              move the clock a year on to show retention, and remove the cluster",
         ),
-        Command::Init => not_built(
-            "pgm init",
-            "write a commented partman.toml and an empty migrations/",
-        ),
+        Command::Init => init::run(&cli.global),
         Command::Lint { .. } => not_built(
             "pgm lint",
             "lint migrations for locking and breaking statements",
         ),
-        Command::Completions { .. } => not_built("pgm completions", "print shell completions"),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            crate::cli::write_completions(*shell, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(Outcome::Success)
+        }
+        Command::Man => {
+            let mut out = std::io::stdout().lock();
+            crate::cli::write_man_page(&mut out)?;
+            std::io::Write::flush(&mut out)?;
+            Ok(Outcome::Success)
+        }
     }
 }
 
