@@ -187,6 +187,14 @@ pub enum MigrateCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    /// node_exporter's textfile collector format: gauges per table.
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StatusFormat {
     Text,
     Json,
@@ -217,10 +225,23 @@ pub enum PartitionsCommand {
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
     },
-    /// Partitions per managed table, with bounds, sizes and coverage.
-    Status,
-    /// Exit non-zero with one line per problem (for monitoring).
-    Check,
+    /// Partitions per managed table, with bounds, sizes, index validity and coverage.
+    Status {
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
+        /// As if now were this instant (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
+    /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
+    /// default partition, an INVALID index, a pending detach, drift).
+    Check {
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        /// As if now were this instant (RFC 3339).
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
 }
 
 /// Shell completions for `pgm`, from the definitions above.

@@ -39,13 +39,17 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             at.as_deref(),
             tables,
         ),
-        Command::Partitions(PartitionsCommand::Status) => not_built(
-            "pgm partitions status",
-            "list partitions with bounds, sizes and coverage",
+        Command::Partitions(PartitionsCommand::Status { format, at }) => partitions::status(
+            &cli.global,
+            || connection_settings(&cli),
+            *format,
+            at.as_deref(),
         ),
-        Command::Partitions(PartitionsCommand::Check) => not_built(
-            "pgm partitions check",
-            "report coverage, default-partition rows and invalid indexes",
+        Command::Partitions(PartitionsCommand::Check { format, at }) => partitions::check(
+            &cli.global,
+            || connection_settings(&cli),
+            *format,
+            at.as_deref(),
         ),
         Command::Demo => not_built(
             "pgm demo",

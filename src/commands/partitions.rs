@@ -5,10 +5,10 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::cli::{GlobalArgs, OutputFormat};
+use crate::cli::{CheckFormat, GlobalArgs, OutputFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
-use crate::partition::{catalog, executor, planner, policy, render};
+use crate::partition::{catalog, executor, health, planner, policy, render};
 
 /// "2027-01-01T00:00:00Z", "2027-01-01T00:00:00+02:00", or a date (midnight UTC).
 pub fn parse_at(text: &str) -> Result<DateTime<Utc>> {
@@ -244,4 +244,91 @@ fn write_summary(out: &mut dyn Write, reports: &[executor::TableReport]) -> std:
         skipped,
         deferred
     )
+}
+
+/// The health of every table: one catalog snapshot, and one EXISTS query per
+/// default partition (an exact answer; the estimate can be stale).
+fn assess(
+    global: &GlobalArgs,
+    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    at: Option<&str>,
+) -> Result<Vec<health::TableHealth>> {
+    let now = now_or(at)?;
+    let policy = load_policy(global)?;
+    let mut client = db::connect(&settings()?)?;
+    let names: Vec<(String, String)> = policy
+        .tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    let snapshot = catalog::take(&mut client, &names).context("reading the catalog")?;
+    let mut default_rows = Vec::new();
+    for parent in snapshot.parents.iter().flatten() {
+        if let Some(default) = parent
+            .partitions
+            .iter()
+            .find(|p| p.bound == catalog::Bound::Default)
+        {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                db::quote_ident(&default.schema),
+                db::quote_ident(&default.name)
+            );
+            let has_rows: bool = client
+                .query_one(&sql, &[])
+                .context("probing a default partition")?
+                .get(0);
+            default_rows.push((parent.oid, has_rows));
+        }
+    }
+    Ok(health::assess(&policy, &snapshot, now, &default_rows))
+}
+
+pub fn status(
+    global: &GlobalArgs,
+    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    format: StatusFormat,
+    at: Option<&str>,
+) -> Result<Outcome> {
+    let tables = assess(global, settings, at)?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        StatusFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &tables)?;
+            writeln!(out)?;
+        }
+        StatusFormat::Text => render::write_status(&mut out, &tables)?,
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+pub fn check(
+    global: &GlobalArgs,
+    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    format: CheckFormat,
+    at: Option<&str>,
+) -> Result<Outcome> {
+    let tables = assess(global, settings, at)?;
+    let mut out = std::io::stdout().lock();
+    match format {
+        CheckFormat::Text => {
+            for table in &tables {
+                for problem in &table.problems {
+                    writeln!(out, "{}: {}", table.table, problem.message)?;
+                }
+            }
+        }
+        CheckFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &tables)?;
+            writeln!(out)?;
+        }
+        CheckFormat::Prometheus => render::write_prometheus(&mut out, &tables)?,
+    }
+    out.flush()?;
+    let problems: usize = tables.iter().map(|t| t.problems.len()).sum();
+    if problems > 0 {
+        bail!("{problems} problem(s) found");
+    }
+    Ok(Outcome::Success)
 }

@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod catalog;
 pub mod executor;
+pub mod health;
 pub mod planner;
 pub mod policy;
 pub mod progress;

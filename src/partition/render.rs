@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use super::health::{ProblemKind, TableHealth};
 use super::planner::{Action, Plan, Step, describe};
 use super::policy::Policy;
 
@@ -152,4 +153,127 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
 pub fn write_json(out: &mut dyn Write, plan: &Plan) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, plan)?;
     writeln!(out)
+}
+
+pub fn write_status(out: &mut dyn Write, tables: &[TableHealth]) -> io::Result<()> {
+    for (position, table) in tables.iter().enumerate() {
+        if position > 0 {
+            writeln!(out)?;
+        }
+        let coverage = match (&table.covered_until, table.periods_ahead) {
+            (Some(until), Some(ahead)) => format!(
+                "covered until {until} ({ahead} ahead, premake {})",
+                table.premake
+            ),
+            _ => "no partition holds now".to_owned(),
+        };
+        writeln!(out, "{}: {coverage}", table.table)?;
+        if !table.partitions.is_empty() {
+            writeln!(
+                out,
+                "  {:<32} {:<26} {:<26} {:>10} {:>10}  indexes",
+                "partition", "from", "to", "rows", "size"
+            )?;
+        }
+        for partition in &table.partitions {
+            let rows = if partition.estimated_rows < 0 {
+                "?".to_owned()
+            } else {
+                partition.estimated_rows.to_string()
+            };
+            let mut indexes = if partition.invalid_indexes.is_empty() {
+                "valid".to_owned()
+            } else {
+                format!("INVALID: {}", partition.invalid_indexes.join(", "))
+            };
+            if partition.detach_pending {
+                indexes.push_str(" (detach pending)");
+            }
+            writeln!(
+                out,
+                "  {:<32} {:<26} {:<26} {:>10} {:>10}  {indexes}",
+                partition.name,
+                partition.from,
+                partition.to,
+                rows,
+                size(partition.estimated_bytes)
+            )?;
+        }
+        for problem in &table.problems {
+            writeln!(out, "  ! {}", problem.message)?;
+        }
+    }
+    Ok(())
+}
+
+fn size(bytes: i64) -> String {
+    match bytes.max(0) {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{} kB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// node_exporter's textfile collector format: one gauge family per fact,
+/// one sample per table.
+pub fn write_prometheus(out: &mut dyn Write, tables: &[TableHealth]) -> io::Result<()> {
+    let label = |table: &str| {
+        table
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let count = |table: &TableHealth, kind: ProblemKind| {
+        table.problems.iter().filter(|p| p.kind == kind).count()
+    };
+    let families: [(&str, &str, &dyn Fn(&TableHealth) -> i64); 7] = [
+        (
+            "pgm_partitions_ahead",
+            "Partitions ready after the one holding now (-1: none holds now).",
+            &|t| t.periods_ahead.map_or(-1, i64::from),
+        ),
+        (
+            "pgm_partitions_premake",
+            "Partitions the policy wants ready after now.",
+            &|t| i64::from(t.premake),
+        ),
+        (
+            "pgm_default_partition_has_rows",
+            "1 when the default partition holds rows.",
+            &|t| i64::from(t.default_partition_has_rows == Some(true)),
+        ),
+        (
+            "pgm_invalid_indexes",
+            "INVALID indexes on the table and its partitions.",
+            &|t| count(t, ProblemKind::InvalidIndex) as i64,
+        ),
+        (
+            "pgm_pending_detaches",
+            "Partitions with a detach pending.",
+            &|t| count(t, ProblemKind::DetachPending) as i64,
+        ),
+        (
+            "pgm_drift",
+            "Partitions or periods that do not match the policy.",
+            &|t| count(t, ProblemKind::Drift) as i64,
+        ),
+        (
+            "pgm_check_problems",
+            "Problems pgm partitions check reports for the table.",
+            &|t| t.problems.len() as i64,
+        ),
+    ];
+    for (name, help, value) in families {
+        writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge")?;
+        for table in tables {
+            writeln!(
+                out,
+                "{name}{{table=\"{}\"}} {}",
+                label(&table.table),
+                value(table)
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,223 @@
+//! What `pgm partitions status` shows and `pgm partitions check` judges:
+//! per managed table, its partitions, how far ahead it is covered, and its
+//! problems. Pure, like the planner: built from the policy, the snapshot,
+//! the clock, and whether each default partition holds rows.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::calendar::{self, KeyType};
+use super::catalog::{Bound, Parent, Snapshot};
+use super::planner;
+use super::policy::{Policy, TablePolicy};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionRow {
+    pub name: String,
+    /// Bounds as PostgreSQL prints them; "DEFAULT" for the default partition.
+    pub from: String,
+    pub to: String,
+    /// -1 when never analyzed.
+    pub estimated_rows: i64,
+    pub estimated_bytes: i64,
+    pub invalid_indexes: Vec<String>,
+    pub detach_pending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The table cannot be managed (missing, not range-partitioned…).
+    Table,
+    /// Fewer partitions ready than premake, or none holding now.
+    Coverage,
+    DefaultRows,
+    InvalidIndex,
+    DetachPending,
+    Drift,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableHealth {
+    pub table: String,
+    pub premake: u32,
+    /// Periods ready after the one holding now (None: no partition holds now).
+    pub periods_ahead: Option<u32>,
+    /// The upper bound of the last partition in the unbroken run from now.
+    pub covered_until: Option<String>,
+    pub partitions: Vec<PartitionRow>,
+    pub default_partition_has_rows: Option<bool>,
+    pub problems: Vec<Problem>,
+}
+
+/// `default_has_rows` gives, per parent oid, whether its default partition
+/// holds any row (measured exactly by the caller).
+pub fn assess(
+    policy: &Policy,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+    default_has_rows: &[(u32, bool)],
+) -> Vec<TableHealth> {
+    policy
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(position, table)| {
+            let parent = snapshot.parents.get(position).and_then(Option::as_ref);
+            assess_table(table, parent, snapshot, now, default_has_rows)
+        })
+        .collect()
+}
+
+fn assess_table(
+    table: &TablePolicy,
+    parent: Option<&Parent>,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+    default_has_rows: &[(u32, bool)],
+) -> TableHealth {
+    let name = table.qualified_name();
+    let mut health = TableHealth {
+        table: name.clone(),
+        premake: table.premake,
+        periods_ahead: None,
+        covered_until: None,
+        partitions: Vec::new(),
+        default_partition_has_rows: None,
+        problems: Vec::new(),
+    };
+    for step in planner::plan_table(table, parent, snapshot, now)
+        .iter()
+        .filter(|s| s.action == planner::Action::Error)
+    {
+        let kind = if step.is_warning() {
+            ProblemKind::Drift
+        } else {
+            ProblemKind::Table
+        };
+        health.problems.push(Problem {
+            kind,
+            message: step.message.clone().unwrap_or_default(),
+        });
+    }
+    let Some(parent) = parent else {
+        return health;
+    };
+    let Some(key) = parent
+        .key
+        .as_ref()
+        .and_then(|k| KeyType::from_sql_type(&k.sql_type))
+    else {
+        return health;
+    };
+    let mut ranges = Vec::new();
+    for partition in &parent.partitions {
+        let (from, to) = match &partition.bound {
+            Bound::Default => ("DEFAULT".to_owned(), String::new()),
+            Bound::Range { from, to } => {
+                if let (Some(lo), Some(hi)) = (
+                    calendar::parse_bound(key, from),
+                    calendar::parse_bound(key, to),
+                ) && !partition.detach_pending
+                {
+                    ranges.push((lo, hi, to.trim_matches('\'').to_owned()));
+                }
+                (
+                    from.trim_matches('\'').to_owned(),
+                    to.trim_matches('\'').to_owned(),
+                )
+            }
+            Bound::Other(text) => (text.clone(), String::new()),
+        };
+        let invalid_indexes: Vec<String> = partition
+            .indexes
+            .iter()
+            .filter(|i| !i.valid)
+            .map(|i| i.name.clone())
+            .collect();
+        for index in &invalid_indexes {
+            health.problems.push(Problem {
+                kind: ProblemKind::InvalidIndex,
+                message: format!("index {}.{index} on {} is INVALID (an interrupted build): maintain drops and rebuilds it", partition.schema, partition.name),
+            });
+        }
+        if partition.detach_pending {
+            health.problems.push(Problem {
+                kind: ProblemKind::DetachPending,
+                message: format!("the detach of {}.{} is pending (interrupted, or waiting for old transactions): maintain finishes it", partition.schema, partition.name),
+            });
+        }
+        health.partitions.push(PartitionRow {
+            name: partition.name.clone(),
+            from,
+            to,
+            estimated_rows: partition.estimated_rows,
+            estimated_bytes: partition.estimated_bytes,
+            invalid_indexes,
+            detach_pending: partition.detach_pending,
+        });
+    }
+    for index in parent.indexes.iter().filter(|i| !i.valid) {
+        health.problems.push(Problem {
+            kind: ProblemKind::InvalidIndex,
+            message: format!("index {}.{} on {name} is INVALID: some partitions lack it; maintain builds and attaches them", index.schema, index.name),
+        });
+    }
+    if let Some(default) = parent.partitions.iter().find(|p| p.bound == Bound::Default) {
+        let has_rows = default_has_rows
+            .iter()
+            .find(|(oid, _)| *oid == parent.oid)
+            .map(|(_, rows)| *rows);
+        health.default_partition_has_rows = has_rows;
+        if has_rows == Some(true) {
+            health.problems.push(Problem {
+                kind: ProblemKind::DefaultRows,
+                message: format!(
+                    "the default partition {}.{} holds rows: they belong to a period with no partition; \
+                     with move_default_rows = true maintain moves them when it creates that partition",
+                    default.schema, default.name
+                ),
+            });
+        }
+    }
+    // Listed in time order, the default partition last.
+    health.partitions.sort_by_key(|row| {
+        let start = calendar::parse_bound(key, &format!("'{}'", row.from))
+            .or_else(|| calendar::parse_bound(key, &row.from));
+        (start.is_none(), start)
+    });
+    ranges.sort();
+    // The unbroken run of partitions from the one holding now.
+    let mut at = calendar::key_now(key, now, table.time_zone);
+    let mut covered = 0u32;
+    let mut until = None;
+    while let Some((_, hi, text)) = ranges.iter().find(|(lo, hi, _)| *lo <= at && at < *hi) {
+        covered += 1;
+        until = Some(text.clone());
+        at = *hi;
+    }
+    health.covered_until = until;
+    health.periods_ahead = covered.checked_sub(1);
+    match health.periods_ahead {
+        None => health.problems.push(Problem {
+            kind: ProblemKind::Coverage,
+            message: format!("no partition of {name} holds now: inserts fail{}", if parent.partitions.iter().any(|p| p.bound == Bound::Default) { " over to the default partition" } else { "" }),
+        }),
+        Some(ahead) if ahead < table.premake => health.problems.push(Problem {
+            kind: ProblemKind::Coverage,
+            message: format!(
+                "{name} is covered until {} ({ahead} partition(s) after now, premake wants {}): run pgm partitions maintain",
+                health.covered_until.as_deref().unwrap_or("?"),
+                table.premake
+            ),
+        }),
+        Some(_) => {}
+    }
+    health
+}
