@@ -215,6 +215,9 @@ fn size(bytes: i64) -> String {
     }
 }
 
+/// A gauge family: name, help, and its value for a table.
+type Gauge<'a> = (&'a str, &'a str, &'a dyn Fn(&TableHealth) -> i64);
+
 /// node_exporter's textfile collector format: one gauge family per fact,
 /// one sample per table.
 pub fn write_prometheus(out: &mut dyn Write, tables: &[TableHealth]) -> io::Result<()> {
@@ -227,7 +230,7 @@ pub fn write_prometheus(out: &mut dyn Write, tables: &[TableHealth]) -> io::Resu
     let count = |table: &TableHealth, kind: ProblemKind| {
         table.problems.iter().filter(|p| p.kind == kind).count()
     };
-    let families: [(&str, &str, &dyn Fn(&TableHealth) -> i64); 7] = [
+    let families: [Gauge<'_>; 7] = [
         (
             "pgm_partitions_ahead",
             "Partitions ready after the one holding now (-1: none holds now).",
