@@ -93,7 +93,11 @@ pub enum Command {
     /// Check the connection: connect with the resolved settings and describe the server.
     Ping,
     /// Run the whole story on a throwaway cluster: migrate, plan, maintain, retention.
-    Demo,
+    Demo {
+        /// Leave the cluster running at the end and print how to connect (Ctrl-C stops it).
+        #[arg(long)]
+        keep: bool,
+    },
     /// Write a commented policy file and an empty migrations directory.
     Init,
     /// Lint migrations for statements that lock or break production.
@@ -127,6 +131,10 @@ pub struct MigrateArgs {
     /// Apply a new migration whose version is below the highest applied one.
     #[arg(long)]
     pub allow_out_of_order: bool,
+    /// After migrating, run `pgm partitions maintain` for the policy's tables, so a partitioned
+    /// table a migration just created has its partitions before its first insert.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub maintain: bool,
     #[command(flatten)]
     pub locks: MigrateLockArgs,
 }

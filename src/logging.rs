@@ -4,11 +4,16 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{GlobalArgs, LogFormat};
+use crate::cli::{Cli, Command, LogFormat};
 
 /// Installs the subscriber. `PGM_LOG` (a tracing filter) overrides -v/-q.
-pub fn init(global: &GlobalArgs) {
+pub fn init(cli: &Cli) {
+    let global = &cli.global;
+    // The demo tells its story on stdout; its progress lines would only
+    // interleave with it.
+    let quiet_by_default = matches!(cli.command, Command::Demo { .. });
     let level = match (global.verbose, global.quiet) {
+        (0, 0) if quiet_by_default => "warn",
         (0, 0) => "info",
         (1, _) => "debug",
         (2.., _) => "trace",

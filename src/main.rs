@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if error.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    pgm::logging::init(&cli.global);
+    pgm::logging::init(&cli);
     match pgm::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         // A reader that stopped reading (`pgm … | head`) is not a failure.

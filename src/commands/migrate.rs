@@ -23,7 +23,20 @@ pub fn run(
 ) -> Result<Outcome> {
     let mut sources = load_sources(global)?;
     match &args.command {
-        None => apply(args, &mut sources, &settings()?),
+        None => {
+            let settings = settings()?;
+            apply(args, &mut sources, &settings)?;
+            if args.maintain && !args.dry_run {
+                return super::partitions::maintain(
+                    global,
+                    || Ok(settings.clone()),
+                    false,
+                    None,
+                    &[],
+                );
+            }
+            Ok(Outcome::Success)
+        }
         Some(MigrateCommand::Status { exit_code, format }) => {
             status(&mut sources, &settings()?, *exit_code, *format)
         }

@@ -1,6 +1,7 @@
 //! The glue between the command line and the core: resolves settings, calls
 //! the core, prints results to stdout. Errors get their context here.
 
+mod demo;
 mod init;
 mod migrate;
 mod partitions;
@@ -51,11 +52,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             *format,
             at.as_deref(),
         ),
-        Command::Demo => not_built(
-            "pgm demo",
-            "start a throwaway cluster, apply the bundled migrations, plan and run partition maintenance, \
-             move the clock a year on to show retention, and remove the cluster",
-        ),
+        Command::Demo { keep } => demo::run(&cli.global, *keep),
         Command::Init => init::run(&cli.global),
         Command::Lint { .. } => not_built(
             "pgm lint",

@@ -1,0 +1,181 @@
+//! `pgm demo`: the whole story on a throwaway cluster, with the bundled
+//! migrations and policy (built into the binary, so it runs anywhere).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use chrono::{Duration, Utc};
+
+use crate::cli::{GlobalArgs, LogFormat, OutputFormat, StatusFormat};
+use crate::exit::Outcome;
+use crate::sandbox::Sandbox;
+
+/// The bundled migrations; a test checks the list matches migrations/.
+pub const BUNDLED_MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "V1__extensions_and_helpers.sql",
+        include_str!("../../migrations/V1__extensions_and_helpers.sql"),
+    ),
+    (
+        "V2__users.sql",
+        include_str!("../../migrations/V2__users.sql"),
+    ),
+    (
+        "V3__user_profiles.sql",
+        include_str!("../../migrations/V3__user_profiles.sql"),
+    ),
+    (
+        "V4__events.sql",
+        include_str!("../../migrations/V4__events.sql"),
+    ),
+    (
+        "V5__audit_log.sql",
+        include_str!("../../migrations/V5__audit_log.sql"),
+    ),
+    (
+        "V6__products.sql",
+        include_str!("../../migrations/V6__products.sql"),
+    ),
+    (
+        "V7__users_last_login_idx.sql",
+        include_str!("../../migrations/V7__users_last_login_idx.sql"),
+    ),
+];
+const BUNDLED_POLICY: &str = include_str!("../../partman.toml");
+const DATABASE: &str = "demo";
+
+fn section(title: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n== {title}\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn run(global: &GlobalArgs, keep: bool) -> Result<Outcome> {
+    let work = tempfile::tempdir().context("creating a working directory")?;
+    write_bundle(work.path())?;
+    println!(
+        "pgm demo: a throwaway PostgreSQL, the bundled schema, and its partitions across a year."
+    );
+
+    let started = Instant::now();
+    let sandbox = Sandbox::start().context(
+        "starting a throwaway PostgreSQL (pgm demo needs initdb and postgres: see README)",
+    )?;
+    section(&format!(
+        "A throwaway PostgreSQL {} is up in {:.1} s (socket {}, port {})",
+        sandbox.binaries().version,
+        started.elapsed().as_secs_f64(),
+        sandbox.socket_dir().display(),
+        sandbox.port()
+    ))?;
+    let mut admin = crate::db::connect(&sandbox.settings("postgres"))?;
+    admin.batch_execute(&format!("CREATE DATABASE {DATABASE}"))?;
+    let demo = GlobalArgs {
+        database_url: None,
+        config: work.path().join("partman.toml"),
+        migrations: work.path().join("migrations"),
+        verbose: global.verbose,
+        quiet: global.quiet,
+        log_format: LogFormat::Text,
+    };
+    let settings = || Ok(sandbox.settings(DATABASE));
+    let mut demo_db = crate::db::connect(&sandbox.settings(DATABASE))?;
+    demo_db.batch_execute("CREATE SCHEMA archive")?;
+
+    section("pgm migrate --maintain: the bundled migrations, then the partitions they need")?;
+    let migrate = crate::cli::MigrateArgs {
+        command: None,
+        dry_run: false,
+        target: None,
+        format: OutputFormat::Text,
+        allow_out_of_order: false,
+        maintain: true,
+        locks: crate::cli::MigrateLockArgs {
+            lock_timeout: "2s".parse().expect("valid"),
+            lock_retries: 5,
+            statement_timeout: "5min".parse().expect("valid"),
+            lock_wait: "1min".parse().expect("valid"),
+        },
+    };
+    super::migrate::run(&demo, &migrate, settings)?;
+
+    section("Some traffic: 20,000 events over the covered months")?;
+    demo_db.batch_execute(
+        "INSERT INTO events (event_type, created_at) \
+         SELECT (ARRAY['signup','login','purchase'])[1 + g % 3], date_trunc('month', now()) + (g % 100) * interval '1 day' \
+         FROM generate_series(1, 20000) g; ANALYZE events;",
+    )?;
+    println!("inserted 20000 rows into public.events");
+
+    section("pgm partitions status")?;
+    super::partitions::status(&demo, settings, StatusFormat::Text, None)?;
+
+    let later = Utc::now() + Duration::days(425);
+    let at = later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    section(&format!(
+        "Fourteen months later (--at {at}): what maintenance would do"
+    ))?;
+    super::partitions::plan(&demo, settings, Some(&at), OutputFormat::Text, false)?;
+    section(&format!(
+        "pgm partitions maintain --at {at}: retention at work"
+    ))?;
+    super::partitions::maintain(&demo, settings, false, Some(&at), &[])?;
+    section(&format!("pgm partitions status --at {at}"))?;
+    super::partitions::status(&demo, settings, StatusFormat::Text, Some(&at))?;
+
+    if keep {
+        section("The cluster keeps running until you press Ctrl-C")?;
+        println!("  psql \"{}\"", sandbox.url(DATABASE));
+        println!(
+            "  DATABASE_URL=\"{}\" pgm partitions status",
+            sandbox.url(DATABASE)
+        );
+        std::io::stdout().flush()?;
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    drop(demo_db);
+    drop(admin);
+    drop(sandbox);
+    section(
+        "Done: the throwaway cluster is stopped and removed (pgm demo --keep leaves it running)",
+    )?;
+    Ok(Outcome::Success)
+}
+
+fn write_bundle(dir: &Path) -> Result<()> {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir(&migrations)?;
+    for (name, sql) in BUNDLED_MIGRATIONS {
+        std::fs::write(migrations.join(name), sql)?;
+    }
+    std::fs::write(dir.join("partman.toml"), BUNDLED_POLICY)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_built_in_migrations_are_the_bundled_directory() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        on_disk.sort();
+        let mut built_in: Vec<String> = super::BUNDLED_MIGRATIONS
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        built_in.sort();
+        assert_eq!(
+            on_disk, built_in,
+            "add new migrations to BUNDLED_MIGRATIONS"
+        );
+    }
+}
