@@ -64,13 +64,13 @@ pub fn run(global: &GlobalArgs, keep: bool) -> Result<Outcome> {
     let sandbox = Sandbox::start().context(
         "starting a throwaway PostgreSQL (pgm demo needs initdb and postgres: see README)",
     )?;
-    section(&format!(
-        "A throwaway PostgreSQL {} is up in {:.1} s (socket {}, port {})",
+    println!(
+        "A throwaway PostgreSQL {} is up in {:.1} s (socket {}, port {}).",
         sandbox.binaries().version,
         started.elapsed().as_secs_f64(),
         sandbox.socket_dir().display(),
         sandbox.port()
-    ))?;
+    );
     let mut admin = crate::db::connect(&sandbox.settings("postgres"))?;
     admin.batch_execute(&format!("CREATE DATABASE {DATABASE}"))?;
     let demo = GlobalArgs {

@@ -148,14 +148,18 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
 }
 
 /// The SQL literal of a bound, as written in `FOR VALUES FROM (…) TO (…)`:
-/// with an explicit offset for `timestamptz`, naive for `timestamp`, a plain
+/// with an explicit offset for `timestamptz` (written the way PostgreSQL
+/// prints it, so plans and status read alike), naive for `timestamp`, a plain
 /// date, or a number.
 pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
     match key {
-        KeyType::TimestampTz => format!(
-            "'{}'",
-            start_of_day(date, zone).format("%Y-%m-%d %H:%M:%S%:z")
-        ),
+        KeyType::TimestampTz => {
+            // As PostgreSQL prints offsets: "+00", "-05", "+05:30".
+            let start = start_of_day(date, zone);
+            let offset = start.format("%:z").to_string();
+            let offset = offset.strip_suffix(":00").unwrap_or(&offset);
+            format!("'{}{offset}'", start.format("%Y-%m-%d %H:%M:%S"))
+        }
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
         KeyType::EpochSeconds => start_of_day(date, zone).timestamp().to_string(),
@@ -259,11 +263,11 @@ mod tests {
         let ny: Tz = "America/New_York".parse().unwrap();
         assert_eq!(
             literal(KeyType::TimestampTz, date(2026, 11, 1), ny),
-            "'2026-11-01 00:00:00-04:00'"
+            "'2026-11-01 00:00:00-04'"
         );
         assert_eq!(
             literal(KeyType::TimestampTz, date(2026, 12, 1), ny),
-            "'2026-12-01 00:00:00-05:00'"
+            "'2026-12-01 00:00:00-05'"
         );
         let lord_howe: Tz = "Australia/Lord_Howe".parse().unwrap();
         assert_eq!(
@@ -272,7 +276,7 @@ mod tests {
         );
         assert_eq!(
             literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe),
-            "'2026-11-01 00:00:00+11:00'"
+            "'2026-11-01 00:00:00+11'"
         );
         assert_eq!(
             literal(KeyType::Timestamp, date(2026, 11, 1), ny),

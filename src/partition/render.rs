@@ -63,11 +63,8 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
                 ", outside a transaction"
             };
             writeln!(out, "  {mark} {verb:<18} {target}{range}")?;
-            writeln!(
-                out,
-                "      lock on parent: {}{mode}; {}",
-                step.lock, step.reason
-            )?;
+            writeln!(out, "      {} on the parent{mode}", step.lock)?;
+            writeln!(out, "      {}", step.reason)?;
         }
     }
     let count = plan
