@@ -151,6 +151,13 @@ impl Executor<'_> {
         report: &mut TableReport,
     ) -> Result<(), StepError> {
         match (step.action, &step.from, &step.to) {
+            (Action::CreateIndex, _, _) if step.transactional => {
+                tracing::info!(
+                    "{}: creating index {} on the parent (ON ONLY)",
+                    report.table,
+                    target(step)
+                );
+            }
             // Every drop is logged with what it removes.
             (Action::DropPartition | Action::ArchivePartition, Some(from), Some(to)) => {
                 tracing::info!(

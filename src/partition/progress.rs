@@ -52,19 +52,27 @@ impl BuildProgress {
                     let phase: String = row.get(0);
                     let (blocks_done, blocks_total): (i64, i64) = (row.get(1), row.get(2));
                     let (tuples_done, tuples_total): (i64, i64) = (row.get(3), row.get(4));
-                    let percent = match (blocks_total, tuples_total) {
-                        (b, _) if b > 0 => blocks_done * 100 / b,
-                        (_, t) if t > 0 => tuples_done * 100 / t,
-                        _ => 0,
+                    // Scanning counts blocks, loading counts tuples; other
+                    // phases (waiting, sorting, validating) count nothing.
+                    let percent = match (tuples_total, blocks_total) {
+                        (t, _) if t > 0 => Some(tuples_done * 100 / t),
+                        (_, b) if b > 0 && phase.contains("scanning") => {
+                            Some(blocks_done * 100 / b)
+                        }
+                        _ => None,
                     };
+                    let phase = phase.trim_start_matches("building index: ").to_owned();
                     match &bar {
                         Some(bar) => {
-                            bar.set_position(percent.clamp(0, 100) as u64);
+                            if let Some(percent) = percent {
+                                bar.set_position(percent.clamp(0, 100) as u64);
+                            }
                             bar.set_message(phase);
                         }
                         None if last_line.elapsed() >= Duration::from_secs(10) => {
+                            let done = percent.map(|p| format!(", {p}%")).unwrap_or_default();
                             tracing::info!(
-                                "{label}: {phase}, {percent}% ({}s)",
+                                "{label}: {phase}{done} ({}s)",
                                 started.elapsed().as_secs()
                             );
                             last_line = Instant::now();
