@@ -96,7 +96,7 @@ impl Executor<'_> {
             if let (Action::DetachPartition, Some(waiting)) = (step.action, &pending_detach) {
                 report.deferred.push(format!(
                     "the detach of {} waits until the detach of {waiting} is finished",
-                    target(step)
+                    step.target()
                 ));
                 blocked_partitions.extend(step.partition.clone());
                 continue;
@@ -108,7 +108,7 @@ impl Executor<'_> {
                     tracing::debug!(
                         "{:?} {} done in {} ms",
                         step.action,
-                        target(step),
+                        step.target(),
                         started.elapsed().as_millis()
                     );
                     count(step, report);
@@ -125,7 +125,7 @@ impl Executor<'_> {
                 }
                 Err(StepError::Failed(failure)) => {
                     let mut message =
-                        format!("{} {} failed", action_words(step.action), target(step));
+                        format!("{} {} failed", action_words(step.action), step.target());
                     if failure.attempts > 1 {
                         message.push_str(&format!(" after {} attempts", failure.attempts));
                     }
@@ -155,7 +155,7 @@ impl Executor<'_> {
                 tracing::info!(
                     "{}: creating index {} on the parent (ON ONLY)",
                     report.table,
-                    target(step)
+                    step.target()
                 );
             }
             // Every drop is logged with what it removes.
@@ -164,7 +164,7 @@ impl Executor<'_> {
                     "{}: {} {} [{from}, {to}): {}",
                     report.table,
                     action_words(step.action),
-                    target(step),
+                    step.target(),
                     step.reason
                 )
             }
@@ -172,7 +172,7 @@ impl Executor<'_> {
                 "{}: {} {}",
                 report.table,
                 action_words(step.action),
-                target(step)
+                step.target()
             ),
         }
         if step.transactional {
@@ -205,7 +205,7 @@ impl Executor<'_> {
                     return Err(StepError::Refused(format!(
                         "cannot attach {}: {rows} row(s) of its range [{}, {}) sit in the default partition ({default}); \
                          set move_default_rows = true to move them in the same transaction as the attach, or move them yourself",
-                        target(step),
+                        step.target(),
                         step.from.as_deref().unwrap_or("?"),
                         step.to.as_deref().unwrap_or("?"),
                     )));
@@ -214,7 +214,7 @@ impl Executor<'_> {
                     if is_lock_timeout(&error) && attempt <= table.lock_retries {
                         watcher = watcher.or_else(|| self.start_watcher());
                         pause_before_retry(
-                            &format!("{} {}", step.table, target(step)),
+                            &format!("{} {}", step.table, step.target()),
                             attempt,
                             table.lock_retries,
                         );
@@ -316,7 +316,7 @@ impl Executor<'_> {
                     if step.action == Action::DetachPartition {
                         return Err(StepError::Deferred(format!(
                             "the detach of {} waits for transactions that started before it{}; it stays pending and the next run finishes it",
-                            target(step),
+                            step.target(),
                             blocker.map(|b| format!(" ({b})")).unwrap_or_default()
                         )));
                     }
@@ -328,7 +328,7 @@ impl Executor<'_> {
                 }
                 watcher = watcher.or_else(|| self.start_watcher());
                 pause_before_retry(
-                    &format!("{} {}", step.table, target(step)),
+                    &format!("{} {}", step.table, step.target()),
                     attempt,
                     table.lock_retries,
                 );
@@ -409,7 +409,7 @@ impl Executor<'_> {
 
     fn start_progress(&mut self, step: &Step) -> Option<BuildProgress> {
         let pid = self.backend_pid()?;
-        BuildProgress::start(self.settings, pid, target(step).to_owned())
+        BuildProgress::start(self.settings, pid, step.target().to_owned())
     }
 }
 
@@ -422,13 +422,6 @@ enum StepError {
     Failed(Failure),
     Deferred(String),
     Refused(String),
-}
-
-fn target(step: &Step) -> &str {
-    step.index
-        .as_deref()
-        .or(step.partition.as_deref())
-        .unwrap_or(&step.table)
 }
 
 fn action_words(action: Action) -> &'static str {

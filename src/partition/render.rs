@@ -48,11 +48,7 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
                 )?;
                 continue;
             }
-            let target = step
-                .index
-                .as_deref()
-                .or(step.partition.as_deref())
-                .unwrap_or("");
+            let target = step.target();
             let range = match (&step.from, &step.to) {
                 (Some(from), Some(to)) => format!("  [{from}, {to})"),
                 _ => String::new(),
@@ -108,11 +104,7 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
                 )?;
                 continue;
             }
-            let target = step
-                .index
-                .as_deref()
-                .or(step.partition.as_deref())
-                .unwrap_or("");
+            let target = step.target();
             writeln!(out, "\n-- {verb} {target}: {}", step.reason)?;
             let mut locks = format!("-- lock on parent: {}", step.lock);
             if let Some(other) = &step.other_locks {

@@ -141,6 +141,14 @@ impl Plan {
 }
 
 impl Step {
+    /// What the step acts on: the index, else the partition, else the table.
+    pub fn target(&self) -> &str {
+        self.index
+            .as_deref()
+            .or(self.partition.as_deref())
+            .unwrap_or(&self.table)
+    }
+
     /// Drift is reported and left alone; it stops nothing.
     pub fn is_warning(&self) -> bool {
         self.action == Action::Error && self.reason == "drift"
