@@ -257,6 +257,24 @@ fn header(bench: &mut Bench) {
     bench.line("");
 }
 
+/// Runs `pgm partitions maintain` on the stall database: wall time, exit
+/// code, and its summary line.
+fn maintain_summary(bench: &Bench, policy: &Path) -> (Duration, i32, String) {
+    let config = policy.to_str().unwrap();
+    let (wall, output) = bench.pgm(
+        "stall",
+        &["-q", "partitions", "maintain", "--config", config],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = stdout
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim_start_matches("summary: ")
+        .to_owned();
+    (wall, output.status.code().unwrap_or(-1), summary)
+}
+
 /// Scenario 1: the writer's latency while each tool creates and retires the
 /// same partitions, with and without a long report open on the parent.
 fn write_stall(bench: &mut Bench) {
@@ -357,26 +375,8 @@ fn write_stall(bench: &mut Bench) {
             std::thread::sleep(Duration::from_millis(300));
             let started = Instant::now();
             let outcome = if tool == "pgm" {
-                let (_, output) = bench.pgm(
-                    "stall",
-                    &[
-                        "-q",
-                        "partitions",
-                        "maintain",
-                        "--config",
-                        policy.to_str().unwrap(),
-                    ],
-                );
-                let summary = String::from_utf8_lossy(&output.stdout)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .to_owned();
-                format!(
-                    "exit {}: {}",
-                    output.status.code().unwrap_or(-1),
-                    summary.trim_start_matches("summary: ")
-                )
+                let (_, code, summary) = maintain_summary(bench, &policy);
+                format!("exit {code}: {summary}")
             } else {
                 let mut client = bench.client("stall");
                 match client.batch_execute("SELECT partman.run_maintenance('public.bench_partman')")
@@ -394,24 +394,9 @@ fn write_stall(bench: &mut Bench) {
                 thread.join().unwrap();
                 if tool == "pgm" {
                     // What the reader held back is finished by the next run.
-                    let (next, output) = bench.pgm(
-                        "stall",
-                        &[
-                            "-q",
-                            "partitions",
-                            "maintain",
-                            "--config",
-                            policy.to_str().unwrap(),
-                        ],
-                    );
-                    let summary = String::from_utf8_lossy(&output.stdout)
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .to_owned();
+                    let (next, _, summary) = maintain_summary(bench, &policy);
                     outcome.push_str(&format!(
-                        "; the next run, after the reader: {} in {}",
-                        summary.trim_start_matches("summary: "),
+                        "; the next run, after the reader: {summary} in {}",
                         ms(next)
                     ));
                 }

@@ -16,6 +16,22 @@ fn history(db: &TestDb) -> Vec<String> {
     )
 }
 
+/// `pgm migrate` to completion, which must succeed.
+fn migrate_ok(project: &Project, db: &TestDb) {
+    let output = project.pgm(db).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+}
+
+/// Waits until the server has ended every pgm session of this database (a
+/// killed pgm's backend notices within a second).
+fn wait_until_pgm_is_gone(watcher: &mut postgres::Client) {
+    assert!(wait_for(
+        watcher,
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
+        30
+    ));
+}
+
 fn finish(child: std::process::Child) -> (Option<i32>, String, String) {
     let output = child.wait_with_output().unwrap();
     let (stdout, stderr) = output_text(&output);
@@ -42,16 +58,7 @@ fn a_lock_held_by_traffic_makes_the_migration_retry_then_fail_cleanly_then_succe
         "V1__orders.sql",
         "CREATE TABLE orders (id int);\nINSERT INTO orders VALUES (1);",
     );
-    assert_eq!(
-        project
-            .pgm(&db)
-            .arg("migrate")
-            .output()
-            .unwrap()
-            .status
-            .code(),
-        Some(0)
-    );
+    migrate_ok(&project, &db);
     project.write(
         "V2__orders_total.sql",
         "CREATE TABLE order_totals (id int);\nALTER TABLE orders ADD COLUMN total numeric;\n",
@@ -129,11 +136,7 @@ fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
     kill(child);
     // The server notices the vanished client within a second and rolls back,
     // releasing the run lock with the session.
-    assert!(wait_for(
-        &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
-        30
-    ));
+    wait_until_pgm_is_gone(&mut watcher);
     assert_eq!(
         column(&mut watcher, "SELECT to_regclass('marker')::text"),
         ["NULL"],
@@ -162,16 +165,7 @@ fn killed_between_statements_outside_a_transaction_the_next_run_resumes() {
         "V1__t.sql",
         "CREATE TABLE t (a int, b int);\nCREATE TABLE go_on (id int);\n",
     );
-    assert_eq!(
-        project
-            .pgm(&db)
-            .arg("migrate")
-            .output()
-            .unwrap()
-            .status
-            .code(),
-        Some(0)
-    );
+    migrate_ok(&project, &db);
     // Sleeps until the test creates go_fast, so the rerun does not wait.
     project.write(
         "V2__t_indexes.sql",
@@ -187,11 +181,7 @@ fn killed_between_statements_outside_a_transaction_the_next_run_resumes() {
         30
     ));
     kill(child);
-    assert!(wait_for(
-        &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
-        30
-    ));
+    wait_until_pgm_is_gone(&mut watcher);
     assert_eq!(
         column(
             &mut watcher,
@@ -249,16 +239,7 @@ fn killed_during_a_concurrent_index_build_the_next_run_drops_the_invalid_index_a
         "V1__t.sql",
         "CREATE TABLE t (a int);\nINSERT INTO t SELECT generate_series(1, 1000);\n",
     );
-    assert_eq!(
-        project
-            .pgm(&db)
-            .arg("migrate")
-            .output()
-            .unwrap()
-            .status
-            .code(),
-        Some(0)
-    );
+    migrate_ok(&project, &db);
     project.write(
         "V2__t_a.sql",
         "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n",
@@ -279,11 +260,7 @@ fn killed_during_a_concurrent_index_build_the_next_run_drops_the_invalid_index_a
         30
     ));
     kill(child);
-    assert!(wait_for(
-        &mut watcher,
-        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
-        30
-    ));
+    wait_until_pgm_is_gone(&mut watcher);
     writer.batch_execute("COMMIT").unwrap();
     assert_eq!(
         column(
@@ -324,16 +301,7 @@ fn killed_during_a_concurrent_index_build_the_next_run_drops_the_invalid_index_a
 fn a_concurrent_build_cancelled_by_lock_timeout_is_dropped_and_retried() {
     let (db, project) = (TestDb::new(), Project::new());
     project.write("V1__t.sql", "CREATE TABLE t (a int);\n");
-    assert_eq!(
-        project
-            .pgm(&db)
-            .arg("migrate")
-            .output()
-            .unwrap()
-            .status
-            .code(),
-        Some(0)
-    );
+    migrate_ok(&project, &db);
     project.write(
         "V2__t_a.sql",
         "CREATE INDEX CONCURRENTLY t_a_idx ON t (a);\n",
