@@ -3,6 +3,7 @@ CREATE TABLE products (
     id          bigint GENERATED ALWAYS AS IDENTITY,
     sku         text NOT NULL,
     name        text NOT NULL,
+    -- squawk-ignore prefer-bigint-over-int -- a price in cents stays far below 2^31 (21 million)
     price_cents integer NOT NULL CHECK (price_cents >= 0),
     attributes  jsonb NOT NULL DEFAULT '{}',
     listed_on   date NOT NULL DEFAULT current_date,

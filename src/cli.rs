@@ -6,6 +6,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::duration::Timeout;
 
+/// Where the policy file is looked for when no path is given.
+pub const DEFAULT_CONFIG: &str = "partman.toml";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pgm",
@@ -37,11 +40,11 @@ pub struct GlobalArgs {
     )]
     pub database_url: Option<String>,
 
-    /// The partition policy file.
+    /// The partition policy file (with `pgm lint`'s settings in its [lint] section).
     #[arg(
         long,
         env = "PGM_CONFIG",
-        default_value = "partman.toml",
+        default_value = DEFAULT_CONFIG,
         global = true,
         value_name = "PATH"
     )]
@@ -100,11 +103,8 @@ pub enum Command {
     },
     /// Write a commented policy file and an empty migrations directory.
     Init,
-    /// Lint migrations for statements that lock or break production.
-    Lint {
-        /// Files to lint (default: every migration).
-        files: Vec<PathBuf>,
-    },
+    /// Lint migrations for statements that lock or break production, each as pgm will run it.
+    Lint(LintArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_enum)]
@@ -112,6 +112,33 @@ pub enum Command {
     },
     /// Print the man page (roff), generated from these definitions.
     Man,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Files to lint (default: every migration in --migrations).
+    pub files: Vec<PathBuf>,
+    /// Only the migrations `pgm migrate` would run now (connects to read the history).
+    #[arg(long, conflicts_with = "files")]
+    pub pending: bool,
+    /// The PostgreSQL version to judge by, such as 15 or 15.4. Unset: the server's when a
+    /// database is configured (--database-url, DATABASE_URL, PGHOST, PGHOSTADDR or PGDATABASE),
+    /// else 14, the oldest PostgreSQL pgm supports.
+    #[arg(long, env = "PGM_PG_VERSION", value_name = "VERSION")]
+    pub pg_version: Option<String>,
+    #[arg(long, value_enum, default_value_t = LintFormat::Text)]
+    pub format: LintFormat,
+    /// List every rule, whether it runs by default, and exit.
+    #[arg(long, conflicts_with_all = ["files", "pending"])]
+    pub list_rules: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LintFormat {
+    Text,
+    Json,
+    /// GitHub Actions workflow commands: annotations on the pull request's lines.
+    Github,
 }
 
 #[derive(Debug, Args)]

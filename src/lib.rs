@@ -6,6 +6,7 @@ mod commands;
 pub mod db;
 pub mod duration;
 pub mod exit;
+pub mod lint;
 pub mod location;
 pub mod logging;
 pub mod migrate;

@@ -1,5 +1,4 @@
-//! The command-line surface: help, version, exit codes of usage errors and of
-//! commands that are not built yet.
+//! The command-line surface: help, version, exit codes of usage errors.
 
 mod support;
 
@@ -53,23 +52,13 @@ fn usage_errors_exit_64() {
         &["migrate", "--format", "yaml"][..],
         &[][..],
         &["-v", "-q", "ping"][..],
+        &["lint", "--pending", "V1__a.sql"][..],
+        &["lint", "--format", "sarif"][..],
     ] {
         let output = pgm().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(64), "{args:?}");
         assert!(!output_text(&output).1.is_empty());
     }
-}
-
-#[test]
-fn commands_not_built_yet_say_so_and_exit_64() {
-    let output = pgm().arg("lint").output().unwrap();
-    assert_eq!(output.status.code(), Some(64));
-    let (stdout, stderr) = output_text(&output);
-    assert!(stdout.is_empty(), "no fake output: {stdout}");
-    assert!(
-        stderr.contains("pgm lint is not built yet; when it is, it will"),
-        "{stderr}"
-    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod demo;
 mod init;
+mod lint;
 mod migrate;
 mod partitions;
 mod ping;
@@ -54,10 +55,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         ),
         Command::Demo { keep } => demo::run(&cli.global, *keep),
         Command::Init => init::run(&cli.global),
-        Command::Lint { .. } => not_built(
-            "pgm lint",
-            "lint migrations for locking and breaking statements",
-        ),
+        Command::Lint(args) => lint::run(&cli.global, args, database_configured(&cli), || {
+            connection_settings(&cli)
+        }),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             crate::cli::write_completions(*shell, &mut out)?;
@@ -73,11 +73,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
-fn not_built(command: &str, purpose: &str) -> Result<Outcome> {
-    Err(UsageError(format!(
-        "{command} is not built yet; when it is, it will {purpose}"
-    ))
-    .into())
+/// Whether the user pointed pgm at a database, rather than leaving every
+/// connection setting at its default.
+fn database_configured(cli: &Cli) -> bool {
+    let environment = Environment::from_process();
+    cli.global.database_url.is_some()
+        || ["PGHOST", "PGHOSTADDR", "PGDATABASE"]
+            .iter()
+            .any(|name| environment.var(name).is_some_and(|value| !value.is_empty()))
 }
 
 /// The one place connection settings are resolved for every command.

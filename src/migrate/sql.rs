@@ -38,14 +38,31 @@ pub enum SqlError {
          Split the file: keep the transactional statements here and move the others ({}) to a \
          new migration with the next version, or put `{NO_TRANSACTION_HEADER}` on the first line \
          to run every statement on its own, without atomicity",
-        path.display(), outside.0, outside.1, inside.0, inside.1, outside_lines
+        location.path.display(), outside, location.line, inside.0, inside.1, outside_lines
     )]
     MixedModes {
-        path: PathBuf,
-        outside: (String, usize),
+        /// Where the first statement that cannot run in a transaction starts.
+        location: Location,
+        /// The first of them; its line is the location's.
+        outside: String,
         inside: (String, usize),
         outside_lines: String,
     },
+}
+
+impl SqlError {
+    pub fn location(&self) -> &Location {
+        match self {
+            SqlError::Syntax { location, .. }
+            | SqlError::TransactionControl { location, .. }
+            | SqlError::MixedModes { location, .. } => location,
+        }
+    }
+
+    fn offset_order(&self) -> (usize, usize) {
+        let location = self.location();
+        (location.line, location.column)
+    }
 }
 
 /// How a statement relates to transactions.
@@ -110,16 +127,44 @@ impl ParsedFile {
 }
 
 pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
+    let mut examined = examine(path, text);
+    if examined.problems.is_empty() {
+        Ok(examined.file)
+    } else {
+        Err(examined.problems.remove(0))
+    }
+}
+
+/// A file as pgm would run it, with every reason `pgm migrate` would refuse
+/// it (in file order). `pgm lint` reports them all; `migrate` stops at the first.
+#[derive(Debug)]
+pub struct Examined {
+    /// The statements that could be read, and the mode the file runs in when
+    /// it has no problems.
+    pub file: ParsedFile,
+    pub problems: Vec<SqlError>,
+}
+
+pub fn examine(path: &Path, text: String) -> Examined {
     let parse = ast::SourceFile::parse(&text);
     let lines = LineIndex::new(&text);
+    let mut problems = Vec::new();
     if let Some(error) = parse.errors().first() {
         let offset = usize::from(error.range().start());
         let location = lines.location(path, offset);
-        return Err(SqlError::Syntax {
+        problems.push(SqlError::Syntax {
             snippet: location.snippet(&text),
             location,
             message: error.message().to_owned(),
         });
+        let file = ParsedFile {
+            path: path.to_path_buf(),
+            text,
+            statements: Vec::new(),
+            mode: Mode::Transaction,
+            mode_reason: "the file cannot be parsed".to_owned(),
+        };
+        return Examined { file, problems };
     }
     let mut statements = Vec::new();
     for stmt in parse.tree().stmts() {
@@ -128,11 +173,12 @@ pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
         let (line, column) = lines.line_column(start);
         let Some((label, class)) = classify(&stmt) else {
             let location = lines.location(path, start);
-            return Err(SqlError::TransactionControl {
+            problems.push(SqlError::TransactionControl {
                 snippet: location.snippet(&text),
                 location,
                 statement: first_words(&text[start..usize::from(range.end())]),
             });
+            continue;
         };
         statements.push(Statement {
             start,
@@ -166,12 +212,16 @@ pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
                 .map(|s| format!("line {}", s.line))
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(SqlError::MixedModes {
-                path: path.to_path_buf(),
-                outside: (outside.label.clone(), outside.line),
+            problems.push(SqlError::MixedModes {
+                location: lines.location(path, outside.start),
+                outside: outside.label.clone(),
                 inside: (inside.label.clone(), inside.line),
                 outside_lines,
             });
+            (
+                Mode::Transaction,
+                "the file mixes both kinds of statements".to_owned(),
+            )
         }
         (false, Some(outside), None) => (
             Mode::NoTransaction,
@@ -185,13 +235,15 @@ pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
             "every statement can run in one transaction".to_owned(),
         ),
     };
-    Ok(ParsedFile {
+    problems.sort_by_key(SqlError::offset_order);
+    let file = ParsedFile {
         path: path.to_path_buf(),
         text,
         statements,
         mode,
         mode_reason,
-    })
+    };
+    Examined { file, problems }
 }
 
 fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {
@@ -265,7 +317,7 @@ fn concurrent_index_name(stmt: &ast::Stmt) -> Option<String> {
 
 /// An identifier as PostgreSQL stores it: quoted names verbatim, others
 /// folded to lower case.
-fn unquote_identifier(text: &str) -> String {
+pub(crate) fn unquote_identifier(text: &str) -> String {
     let text = text.trim();
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(inner) => inner.replace("\"\"", "\""),

@@ -151,6 +151,9 @@ struct RawFile {
     defaults: RawDefaults,
     #[serde(default, rename = "table")]
     tables: Vec<Spanned<RawTable>>,
+    /// `pgm lint`'s settings, checked by the lint configuration.
+    #[serde(default, rename = "lint")]
+    _lint: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -288,7 +291,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
 }
 
 /// toml's "unknown field `x`, expected one of `a`, `b`" with a did-you-mean.
-fn describe_toml_error(message: &str) -> String {
+pub(crate) fn describe_toml_error(message: &str) -> String {
     let Some(rest) = message.strip_prefix("unknown field `") else {
         return message.to_owned();
     };
@@ -691,6 +694,14 @@ fn expand(template: &str, parent: &str, start: NaiveDate) -> String {
 /// "public.events" or "\"My Schema\".\"Events\"" into (schema, table), as
 /// PostgreSQL resolves them: quoted parts verbatim, unquoted folded to lower case.
 pub fn split_qualified(text: &str) -> Option<(String, String)> {
+    match <[String; 2]>::try_from(split_name_path(text)?) {
+        Ok([schema, table]) => Some((schema, table)),
+        Err(_) => None,
+    }
+}
+
+/// A dotted name into its parts, each as PostgreSQL stores it.
+pub fn split_name_path(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut chars = text.trim().chars().peekable();
     loop {
@@ -718,10 +729,7 @@ pub fn split_qualified(text: &str) -> Option<(String, String)> {
             Some(_) => return None,
         }
     }
-    match <[String; 2]>::try_from(parts) {
-        Ok([schema, table]) => Some((schema, table)),
-        Err(_) => None,
-    }
+    Some(parts)
 }
 
 #[cfg(test)]

@@ -1,0 +1,192 @@
+//! The `[lint]` section of the policy file: which rules to leave out, which
+//! of squawk's opt-in rules to turn on, and which to report as warnings only.
+//! Every rule name is checked, with its place and a did-you-mean.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::rules::{self, RuleId};
+use crate::location::LineIndex;
+use crate::partition::policy::{PolicyError, Problem, describe_toml_error};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LintConfig {
+    pub exclude: Vec<RuleId>,
+    pub include: Vec<RuleId>,
+    pub warn: Vec<RuleId>,
+}
+
+/// The whole file, reading only `[lint]`: the policy parser checks the rest.
+#[derive(Deserialize)]
+struct RawFile {
+    lint: Option<RawLint>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLint {
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
+    #[serde(default)]
+    warn: Vec<Spanned<String>>,
+}
+
+pub fn parse(path: &Path, text: &str) -> Result<LintConfig, PolicyError> {
+    let lines = LineIndex::new(text);
+    let mut problems = Vec::new();
+    let mut problem = |span: Range<usize>, message: String| {
+        let location = lines.location(path, span.start);
+        problems.push(Problem {
+            snippet: location.snippet(text),
+            location,
+            message,
+        });
+    };
+    let raw = match toml::from_str::<RawFile>(text) {
+        Ok(RawFile { lint: Some(raw) }) => raw,
+        Ok(RawFile { lint: None }) => return Ok(LintConfig::default()),
+        Err(error) => {
+            problem(
+                error.span().unwrap_or(0..0),
+                format!(
+                    "[lint]: {}",
+                    describe_toml_error(error.message().trim_end())
+                ),
+            );
+            return Err(PolicyError { problems });
+        }
+    };
+    let mut names = |list: &[Spanned<String>], key: &str| -> Vec<RuleId> {
+        let mut found = Vec::new();
+        for name in list {
+            match name.get_ref().parse::<RuleId>() {
+                Ok(rule) => found.push(rule),
+                Err(unknown) => problem(name.span(), format!("[lint] {key}: {unknown}")),
+            }
+        }
+        found
+    };
+    let config = LintConfig {
+        exclude: names(&raw.exclude, "exclude"),
+        include: names(&raw.include, "include"),
+        warn: names(&raw.warn, "warn"),
+    };
+    let spans = |list: &[Spanned<String>], rule: RuleId| {
+        list.iter()
+            .find(|name| name.get_ref().parse::<RuleId>() == Ok(rule))
+            .map(Spanned::span)
+            .unwrap_or(0..0)
+    };
+    for rule in &config.exclude {
+        if let RuleId::Pgm(pgm) = rule
+            && pgm.is_refusal()
+        {
+            problem(
+                spans(&raw.exclude, *rule),
+                format!(
+                    "[lint] exclude: {rule} cannot be excluded: `pgm migrate` refuses such a \
+                     file whatever lint says, so fix the file instead"
+                ),
+            );
+        }
+        if config.warn.contains(rule) {
+            problem(
+                spans(&raw.warn, *rule),
+                format!("[lint] warn: {rule} is also excluded; keep it in one list"),
+            );
+        }
+    }
+    for rule in &config.include {
+        if let Some(why) = rules::satisfied_by_pgm(*rule) {
+            problem(
+                spans(&raw.include, *rule),
+                format!("[lint] include: {rule} is not needed with pgm: {why}"),
+            );
+        }
+    }
+    for rule in &config.warn {
+        if let RuleId::Pgm(pgm) = rule
+            && pgm.is_refusal()
+        {
+            problem(
+                spans(&raw.warn, *rule),
+                format!(
+                    "[lint] warn: {rule} cannot be a warning: `pgm migrate` refuses such a file"
+                ),
+            );
+        }
+    }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(PolicyError { problems })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lint::rules::PgmRule;
+
+    fn problems(text: &str) -> String {
+        parse(Path::new("partman.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn names_both_kinds_of_rules() {
+        let config = parse(
+            Path::new("partman.toml"),
+            "[[table]]\nname = \"public.t\"\ninterval = \"monthly\"\n\n[lint]\n\
+             exclude = [\"prefer-robust-stmts\"]\ninclude = [\"ban-drop-index\"]\n\
+             warn = [\"partitioned-table-not-in-policy\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.exclude,
+            [RuleId::Squawk(squawk_linter::Rule::PreferRobustStmts)]
+        );
+        assert_eq!(
+            config.include,
+            [RuleId::Squawk(squawk_linter::Rule::BanDropIndex)]
+        );
+        assert_eq!(
+            config.warn,
+            [RuleId::Pgm(PgmRule::PartitionedTableNotInPolicy)]
+        );
+        assert_eq!(
+            parse(Path::new("p.toml"), "[defaults]\npremake = 2\n").unwrap(),
+            LintConfig::default()
+        );
+    }
+
+    #[test]
+    fn mistakes_are_located_with_a_suggestion() {
+        let text = problems("[lint]\nexclude = [\"prefer-robust-stmt\", \"syntax-error\"]\n");
+        assert!(
+            text.contains("partman.toml:2:12: [lint] exclude: unknown rule \"prefer-robust-stmt\" (did you mean \"prefer-robust-stmts\"?)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("partman.toml:2:34: [lint] exclude: syntax-error cannot be excluded"),
+            "{text}"
+        );
+        let text = problems("[lint]\nexcludes = []\n");
+        assert!(text.contains("partman.toml:2:1:"), "{text}");
+        assert!(
+            text.contains("unknown key \"excludes\" (did you mean \"exclude\"?)"),
+            "{text}"
+        );
+        let text = problems("[lint]\ninclude = [\"require-timeout-settings\"]\n");
+        assert!(
+            text.contains("pgm sets lock_timeout for every statement"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,488 @@
+//! `pgm lint` over a corpus of good and bad migrations (tests/lint/corpus),
+//! checked against what PostgreSQL really does with each file.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{Project, TestDb, output_text, pgm};
+
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repository().join("tests/lint/corpus"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus is missing");
+    files
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// `pgm lint` from the repository root with the corpus's base migration and policy.
+fn lint(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = pgm()
+        .current_dir(repository())
+        .args([
+            "--migrations",
+            "tests/lint/base",
+            "--config",
+            "tests/lint/partman.toml",
+            "lint",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    (output.status.code(), stdout, stderr)
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(repository())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn every_corpus_file_gets_its_findings() {
+    for path in corpus() {
+        let name = stem(&path);
+        let (code, stdout, stderr) = lint(&[&relative(&path)]);
+        let expected = if name.starts_with("bad_") { 1 } else { 0 };
+        assert_eq!(code, Some(expected), "{name}:\n{stdout}{stderr}");
+        if name.starts_with("good_") {
+            assert!(stdout.ends_with("no findings\n"), "{name}:\n{stdout}");
+        }
+        if name.starts_with("warn_") {
+            assert!(stdout.contains(": warning["), "{name}:\n{stdout}");
+        }
+        insta::assert_snapshot!(format!("corpus_{name}"), format!("{stdout}{stderr}"));
+    }
+}
+
+/// The rules that say PostgreSQL (or `pgm migrate`) refuses the file.
+const REFUSING_RULES: [&str; 4] = [
+    "syntax-error",
+    "transaction-control",
+    "mixed-transaction-modes",
+    "unique-without-partition-key",
+];
+
+#[test]
+fn what_lint_says_postgresql_refuses_it_refuses_and_the_rest_applies() {
+    let template = TestDb::new();
+    for path in corpus() {
+        let name = stem(&path);
+        let (_, report, _) = lint(&["--format", "json", &relative(&path)]);
+        let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+        let predicted_refusal = report["files"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|finding| REFUSING_RULES.contains(&finding["rule"].as_str().unwrap()));
+
+        let db = TestDb::from_template(&template);
+        let project = Project::new();
+        project.write(
+            "V1__base.sql",
+            &std::fs::read_to_string(repository().join("tests/lint/base/V1__base.sql")).unwrap(),
+        );
+        project.write("V2__case.sql", &std::fs::read_to_string(&path).unwrap());
+        let output = project.pgm(&db).arg("migrate").output().unwrap();
+        let (_, stderr) = output_text(&output);
+        let applied = output.status.success();
+
+        if predicted_refusal {
+            assert!(!applied, "{name}: lint predicted a refusal, but it applied");
+        } else if name == "bad_add_column_not_null_without_default" {
+            // squawk's rule: the table holds a row, so PostgreSQL refuses the column.
+            assert!(
+                !applied && stderr.contains("contains null values"),
+                "{stderr}"
+            );
+        } else {
+            assert!(applied, "{name}: lint found no refusal, but:\n{stderr}");
+        }
+        if report.to_string().contains("unique-without-partition-key") {
+            assert!(
+                stderr.contains("must include all partitioning columns")
+                    || stderr.contains(
+                        "unsupported PRIMARY KEY constraint with partition key definition"
+                    ),
+                "{name}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_and_github_formats() {
+    let file = "tests/lint/corpus/bad_primary_key_without_partition_key.sql";
+    let (code, stdout, _) = lint(&["--format", "json", file]);
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("format_json", stdout);
+    let (code, stdout, _) = lint(&[
+        "--format",
+        "github",
+        file,
+        "tests/lint/corpus/warn_partitioned_table_not_in_policy.sql",
+    ]);
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!("format_github", stdout);
+    for line in stdout.lines() {
+        assert!(
+            line.starts_with("::error file=") || line.starts_with("::warning file="),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn the_bundled_migrations_lint_clean_and_every_ignore_says_why() {
+    let output = pgm()
+        .current_dir(repository())
+        .arg("lint")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("files linted for PostgreSQL 14"),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("no findings\n"), "{stdout}");
+    for entry in std::fs::read_dir(repository().join("migrations")).unwrap() {
+        let path = entry.unwrap().path();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            if let Some(rest) = line.trim().strip_prefix("-- squawk-ignore") {
+                let reason = rest.split_once(" -- ").map(|(_, why)| why.trim());
+                assert!(
+                    reason.is_some_and(|why| why.len() > 20),
+                    "{}: an ignore comment without its reason: {line}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_version_comes_from_the_server_then_the_flag_then_the_default() {
+    let db = TestDb::new();
+    let project = Project::new();
+    project.write("V1__a.sql", "ALTER TABLE t ADD COLUMN c text;");
+    let run = |command: &mut assert_cmd::Command| {
+        let output = command.current_dir(project.path()).output().unwrap();
+        let (stdout, stderr) = output_text(&output);
+        (output.status.code(), stdout, stderr)
+    };
+    let mut client = db.connect();
+    let server: String = client
+        .query_one("SELECT current_setting('server_version_num')", &[])
+        .unwrap()
+        .get(0);
+    let server: u32 = server.parse().unwrap();
+    let expected = format!(
+        "PostgreSQL {}.{} (the server's)",
+        server / 10_000,
+        server % 10_000
+    );
+
+    let (code, stdout, stderr) = run(db.pgm().arg("lint"));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains(&expected), "{stdout}");
+
+    // An explicit flag needs no server, even with DATABASE_URL set.
+    let (code, stdout, stderr) = run(pgm()
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/nothing")
+        .args(["lint", "--pg-version", "16"]));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("PostgreSQL 16 (--pg-version)"), "{stdout}");
+
+    let (code, stdout, _) = run(pgm().arg("lint"));
+    assert_eq!(code, Some(0));
+    assert!(stdout.contains("PostgreSQL 14 (the default"), "{stdout}");
+
+    // --pending reads the server anyway: a flag that disagrees is refused.
+    let other = if server / 10_000 == 16 { "17" } else { "16" };
+    let (code, _, stderr) = run(db.pgm().args(["lint", "--pending", "--pg-version", other]));
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("drop the flag to lint for the server"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(pgm().args(["lint", "--pg-version", "9.6"]));
+    assert_eq!(code, Some(64));
+    assert!(
+        stderr.contains("pgm supports PostgreSQL 14 and later"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = run(pgm()
+        .env(
+            "DATABASE_URL",
+            "postgres://nobody@127.0.0.1:1/nothing?connect_timeout=1",
+        )
+        .arg("lint"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("give --pg-version N to lint without a server"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_version_changes_what_the_rules_say() {
+    let project = Project::new();
+    project.write(
+        "V1__not_null.sql",
+        "ALTER TABLE users ADD CONSTRAINT users_name_not_null CHECK (name IS NOT NULL) NOT VALID;\n",
+    );
+    project.write(
+        "V2__not_null.sql",
+        "ALTER TABLE users VALIDATE CONSTRAINT users_name_not_null;\n\
+         ALTER TABLE users ALTER COLUMN name SET NOT NULL;\n",
+    );
+    let rules_at = |version: &str| {
+        let output = pgm()
+            .current_dir(project.path())
+            .args(["lint", "--format", "json", "--pg-version", version])
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        report["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|file| file["findings"].as_array().unwrap().clone())
+            .map(|finding| finding["rule"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(rules_at("11").contains(&"adding-not-nullable-field".to_owned()));
+    assert!(!rules_at("16").contains(&"adding-not-nullable-field".to_owned()));
+}
+
+#[test]
+fn pending_lints_what_migrate_would_run_knowing_the_applied_tables() {
+    let db = TestDb::new();
+    let project = Project::new();
+    project.write(
+        "V1__events.sql",
+        "CREATE TABLE events (id bigint NOT NULL, at timestamptz NOT NULL) PARTITION BY RANGE (at);\n\
+         CREATE INDEX events_id_idx ON events (id);\n",
+    );
+    std::fs::write(
+        project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\n",
+    )
+    .unwrap();
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{:?}", output_text(&output));
+    project.write(
+        "V2__key.sql",
+        "ALTER TABLE events ADD CONSTRAINT events_id_key UNIQUE (id);\n",
+    );
+    let output = project
+        .pgm(&db)
+        .args(["lint", "--pending", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let files = report["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{report}");
+    assert_eq!(files[0]["path"], "migrations/V2__key.sql");
+    assert_eq!(files[0]["mode"], "transaction");
+    let rules: Vec<&str> = files[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| finding["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"unique-without-partition-key"), "{rules:?}");
+    assert_eq!(report["pg_version"]["source"], "server");
+
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    assert!(!output.status.success());
+    let output = project
+        .pgm(&db)
+        .args(["lint", "--pending"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "V2 is still pending");
+    project.remove("V2__key.sql");
+    let output = project
+        .pgm(&db)
+        .args(["lint", "--pending"])
+        .output()
+        .unwrap();
+    let (stdout, _) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stdout.starts_with("0 files linted"), "{stdout}");
+}
+
+/// A project holding one migration and this policy file.
+fn project_with(sql: &str, policy: &str) -> Project {
+    let project = Project::new();
+    project.write("V1__case.sql", sql);
+    std::fs::write(project.path().join("partman.toml"), policy).unwrap();
+    project
+}
+
+fn lint_in(project: &Project, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = pgm()
+        .current_dir(project.path())
+        .arg("lint")
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    (output.status.code(), stdout, stderr)
+}
+
+const PLAIN_INDEX: &str = "CREATE INDEX users_name_idx ON users (name);\n";
+
+#[test]
+fn the_lint_section_excludes_includes_and_demotes_rules() {
+    let project = project_with(PLAIN_INDEX, "");
+    assert_eq!(lint_in(&project, &[]).0, Some(1));
+
+    let project = project_with(
+        PLAIN_INDEX,
+        "[lint]\nexclude = [\"require-concurrent-index-creation\"]\n",
+    );
+    let (code, stdout, _) = lint_in(&project, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.ends_with("no findings\n"));
+
+    let project = project_with(
+        PLAIN_INDEX,
+        "[lint]\nwarn = [\"require-concurrent-index-creation\"]\n",
+    );
+    let (code, stdout, _) = lint_in(&project, &[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("warning[require-concurrent-index-creation]"));
+
+    let drop = "DROP INDEX CONCURRENTLY IF EXISTS users_name_idx;\n";
+    let project = project_with(drop, "");
+    assert_eq!(lint_in(&project, &[]).0, Some(0));
+    let project = project_with(drop, "[lint]\ninclude = [\"ban-drop-index\"]\n");
+    let (code, stdout, _) = lint_in(&project, &[]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("error[ban-drop-index]"), "{stdout}");
+}
+
+#[test]
+fn configuration_mistakes_are_located_and_exit_64() {
+    let project = project_with(
+        PLAIN_INDEX,
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\n\n[lint]\n\
+         exclude = [\"require-concurent-index-creation\", \"mixed-transaction-modes\"]\n\
+         include = [\"require-timeout-settings\"]\n",
+    );
+    let (code, stdout, stderr) = lint_in(&project, &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stdout.is_empty());
+    insta::assert_snapshot!("bad_lint_section", stderr);
+
+    let project = project_with(PLAIN_INDEX, "[lint]\nexlcude = []\n");
+    let (code, _, stderr) = lint_in(&project, &[]);
+    assert_eq!(code, Some(64));
+    assert!(
+        stderr.contains(
+            "partman.toml:2:1: [lint]: unknown key \"exlcude\" (did you mean \"exclude\"?)"
+        ),
+        "{stderr}"
+    );
+
+    let project = Project::new();
+    let output = pgm()
+        .current_dir(project.path())
+        .args(["--config", "missing.toml", "lint"])
+        .output()
+        .unwrap();
+    let (code, stderr) = (output.status.code(), output_text(&output).1);
+    assert_eq!(code, Some(64));
+    assert!(
+        stderr.contains("cannot read the policy file missing.toml"),
+        "{stderr}"
+    );
+
+    let (code, _, stderr) = lint_in(&project, &["no_such_file.sql"]);
+    assert_eq!(code, Some(64));
+    assert!(stderr.contains("cannot read no_such_file.sql"), "{stderr}");
+}
+
+#[test]
+fn partitioned_tables_without_a_policy_are_warned_about_and_can_be_ignored() {
+    let sql = "CREATE TABLE app.metrics (at timestamptz NOT NULL) PARTITION BY RANGE (at);\n";
+    let project = Project::new();
+    project.write("V1__metrics.sql", sql);
+    let (code, stdout, _) = lint_in(&project, &[]);
+    assert_eq!(code, Some(0), "a warning does not fail the run");
+    assert!(
+        stdout.contains("app.metrics is range-partitioned but no policy maintains its partitions: there is no policy file (partman.toml)"),
+        "{stdout}"
+    );
+
+    let project = project_with(
+        sql,
+        "[[table]]\nname = \"app.metrics\"\ninterval = \"daily\"\n",
+    );
+    assert!(lint_in(&project, &[]).1.ends_with("no findings\n"));
+
+    // Hash and list partitioning are not time ranges pgm could maintain.
+    let project = Project::new();
+    project.write(
+        "V1__tenants.sql",
+        "CREATE TABLE tenants (id bigint PRIMARY KEY) PARTITION BY HASH (id);\n",
+    );
+    assert!(lint_in(&project, &[]).1.ends_with("no findings\n"));
+
+    let project = Project::new();
+    project.write(
+        "V1__metrics.sql",
+        &format!(
+            "-- squawk-ignore partitioned-table-not-in-policy -- created by the archive job\n{sql}"
+        ),
+    );
+    let (_, stdout, _) = lint_in(&project, &[]);
+    assert!(stdout.ends_with("no findings\n"), "{stdout}");
+
+    let project = project_with(
+        sql,
+        "[lint]\nwarn = []\nexclude = [\"partitioned-table-not-in-policy\"]\n",
+    );
+    assert!(lint_in(&project, &[]).1.ends_with("no findings\n"));
+}
+
+#[test]
+fn every_rule_is_listed() {
+    let output = pgm().args(["lint", "--list-rules"]).output().unwrap();
+    let (stdout, _) = output_text(&output);
+    assert!(output.status.success());
+    for expected in [
+        "unique-without-partition-key",
+        "partitioned-table-not-in-policy",
+        "require-concurrent-index-creation",
+        "ban-drop-index",
+    ] {
+        assert!(stdout.contains(expected), "{expected} missing:\n{stdout}");
+    }
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("require-lock-timeout"))
+        .unwrap();
+    assert!(
+        line.contains("off") && line.contains("pgm sets lock_timeout"),
+        "{line}"
+    );
+}
