@@ -97,6 +97,14 @@ impl PartitionedTables {
             .map(|(_, key)| key)
     }
 
+    /// The partitioned table an ALTER TABLE or CREATE INDEX acts on, with its key.
+    fn target_of(&self, statement: &SyntaxNode) -> Option<(TableName, &Vec<KeyPart>)> {
+        let name = child(statement, SyntaxKind::TABLE_RELATION_NAME)
+            .and_then(|node| TableName::from_node(&node))?;
+        let key = self.key_of(&name)?;
+        Some((name, key))
+    }
+
     fn forget(&mut self, name: &TableName) {
         self.keys.retain(|known, _| !known.same_table(name));
     }
@@ -156,13 +164,7 @@ fn create_table(
     if let Some(arguments) = child(statement, SyntaxKind::TABLE_ARG_LIST) {
         for element in arguments.children() {
             match element.kind() {
-                SyntaxKind::COLUMN => {
-                    let column = child(&element, SyntaxKind::COLUMN_NAME)
-                        .map(|c| unquote_identifier(&c.text().to_string()));
-                    for constraint in element.children().filter(is_unique_kind) {
-                        check_unique(&name, &key, &constraint, column.iter().cloned(), findings);
-                    }
-                }
+                SyntaxKind::COLUMN => check_column(&name, &key, &element, findings),
                 kind if is_unique_kind_of(kind) => {
                     let columns = constraint_columns(&element);
                     check_unique(&name, &key, &element, columns, findings);
@@ -182,12 +184,7 @@ fn create_table(
 }
 
 fn alter_table(statement: &SyntaxNode, known: &PartitionedTables, findings: &mut Vec<RawFinding>) {
-    let Some(name) = child(statement, SyntaxKind::TABLE_RELATION_NAME)
-        .and_then(|node| TableName::from_node(&node))
-    else {
-        return;
-    };
-    let Some(key) = known.key_of(&name) else {
+    let Some((name, key)) = known.target_of(statement) else {
         return;
     };
     for action in statement.children() {
@@ -198,13 +195,7 @@ fn alter_table(statement: &SyntaxNode, known: &PartitionedTables, findings: &mut
                     check_unique(&name, key, &constraint, columns, findings);
                 }
             }
-            SyntaxKind::ADD_COLUMN => {
-                let column = child(&action, SyntaxKind::COLUMN_NAME)
-                    .map(|c| unquote_identifier(&c.text().to_string()));
-                for constraint in action.children().filter(is_unique_kind) {
-                    check_unique(&name, key, &constraint, column.iter().cloned(), findings);
-                }
-            }
+            SyntaxKind::ADD_COLUMN => check_column(&name, key, &action, findings),
             _ => {}
         }
     }
@@ -221,12 +212,7 @@ fn create_unique_index(
     if !unique {
         return;
     }
-    let Some(name) = child(statement, SyntaxKind::TABLE_RELATION_NAME)
-        .and_then(|node| TableName::from_node(&node))
-    else {
-        return;
-    };
-    let Some(key) = known.key_of(&name) else {
+    let Some((name, key)) = known.target_of(statement) else {
         return;
     };
     let Some(items) = child(statement, SyntaxKind::PARTITION_ITEM_LIST) else {
@@ -239,6 +225,20 @@ fn create_unique_index(
         })
         .collect();
     check_unique(&name, key, statement, columns.into_iter(), findings);
+}
+
+/// A column's own PRIMARY KEY or UNIQUE, which covers that column alone.
+fn check_column(
+    table: &TableName,
+    key: &[KeyPart],
+    column: &SyntaxNode,
+    findings: &mut Vec<RawFinding>,
+) {
+    let name =
+        child(column, SyntaxKind::COLUMN_NAME).map(|c| unquote_identifier(&c.text().to_string()));
+    for constraint in column.children().filter(is_unique_kind) {
+        check_unique(table, key, &constraint, name.iter().cloned(), findings);
+    }
 }
 
 fn check_unique(
