@@ -5,7 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{Project, TestDb, output_text, pgm};
+use support::{Project, TestDb, outcome, output_text, pgm};
 
 fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,8 +39,7 @@ fn lint(args: &[&str]) -> (Option<i32>, String, String) {
         .args(args)
         .output()
         .unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 fn relative(path: &Path) -> String {
@@ -180,8 +179,7 @@ fn the_version_comes_from_the_server_then_the_flag_then_the_default() {
     project.write("V1__a.sql", "ALTER TABLE t ADD COLUMN c text;");
     let run = |command: &mut assert_cmd::Command| {
         let output = command.current_dir(project.path()).output().unwrap();
-        let (stdout, stderr) = output_text(&output);
-        (output.status.code(), stdout, stderr)
+        outcome(&output)
     };
     let mut client = db.connect();
     let server: String = client
@@ -344,8 +342,7 @@ fn lint_in(project: &Project, args: &[&str]) -> (Option<i32>, String, String) {
         .args(args)
         .output()
         .unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 const PLAIN_INDEX: &str = "CREATE INDEX users_name_idx ON users (name);\n";

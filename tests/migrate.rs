@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{Project, TestDb, column, output_text};
+use support::{Project, TestDb, column, outcome};
 
 fn history(db: &TestDb) -> Vec<String> {
     column(
@@ -14,8 +14,7 @@ fn history(db: &TestDb) -> Vec<String> {
 
 fn run(project: &Project, db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
     let output = project.pgm(db).args(args).output().unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 #[test]

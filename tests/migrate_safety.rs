@@ -7,7 +7,7 @@ mod support;
 use std::io::Read;
 use std::time::Duration;
 
-use support::{Project, TestDb, column, output_text, wait_for};
+use support::{Project, TestDb, column, outcome, output_text, wait_for};
 
 fn history(db: &TestDb) -> Vec<String> {
     column(
@@ -34,8 +34,7 @@ fn wait_until_pgm_is_gone(watcher: &mut postgres::Client) {
 
 fn finish(child: std::process::Child) -> (Option<i32>, String, String) {
     let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 fn kill(mut child: std::process::Child) -> String {

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Project, TestDb, output_text};
+use support::{Project, TestDb, outcome, output_text};
 
 const AT: &str = "2026-11-22T10:00:00Z";
 
@@ -38,8 +38,7 @@ fn run(project: &Project, db: &TestDb, args: &[&str]) -> (Option<i32>, String, S
         .args(["--at", AT])
         .output()
         .unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Project, TestDb, column, output_text, wait_for};
+use support::{Project, TestDb, column, outcome, output_text, wait_for};
 
 const AT: &str = "2026-11-22T10:00:00Z";
 
@@ -77,8 +77,7 @@ fn maintain(project: &Project, db: &TestDb, args: &[&str]) -> (Option<i32>, Stri
         .args(args)
         .output()
         .unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 /// Everything a run leaves in the catalog, as comparable text.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Project, TestDb, output_text};
+use support::{Project, TestDb, outcome, output_text};
 
 /// The bundled schema, with partitions made by hand under other names: events
 /// from June 2025 to November 2026, and an audit_log partition that is not a
@@ -39,8 +39,7 @@ fn plan(project: &Project, db: &TestDb, args: &[&str]) -> (Option<i32>, String, 
         .args(args)
         .output()
         .unwrap();
-    let (stdout, stderr) = output_text(&output);
-    (output.status.code(), stdout, stderr)
+    outcome(&output)
 }
 
 #[test]

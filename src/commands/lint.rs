@@ -64,16 +64,14 @@ pub fn run(
     let explicit = ExplicitFiles::new(&args.files)?;
     let mut files = Vec::new();
     for migration in &sources {
+        let given = explicit.given_path(&migration.path);
         let selected = match (&applied, args.files.is_empty()) {
             (Some(applied), _) => !applied.contains(&migration.version),
             (None, true) => true,
-            (None, false) => explicit.given_path(&migration.path).is_some(),
+            (None, false) => given.is_some(),
         };
         if selected {
-            let shown = explicit
-                .given_path(&migration.path)
-                .unwrap_or(&migration.path);
-            files.push(linter.lint(shown, migration.text()));
+            files.push(linter.lint(given.unwrap_or(&migration.path), migration.text()));
         } else {
             linter.learn(migration.text());
         }
@@ -186,6 +184,9 @@ impl<'a> ExplicitFiles<'a> {
     }
 
     fn given_path(&self, migration: &Path) -> Option<&'a PathBuf> {
+        if self.given.is_empty() {
+            return None;
+        }
         let real = migration.canonicalize().ok()?;
         self.given
             .iter()
@@ -195,6 +196,9 @@ impl<'a> ExplicitFiles<'a> {
 
     /// The files that are not migrations of the directory, in the order given.
     fn outside(&self, sources: &[SourceMigration]) -> Vec<&'a PathBuf> {
+        if self.given.is_empty() {
+            return Vec::new();
+        }
         let inside: HashSet<PathBuf> = sources
             .iter()
             .filter_map(|source| source.path.canonicalize().ok())

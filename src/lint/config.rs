@@ -61,66 +61,63 @@ pub fn parse(path: &Path, text: &str) -> Result<LintConfig, PolicyError> {
             return Err(PolicyError { problems });
         }
     };
-    let mut names = |list: &[Spanned<String>], key: &str| -> Vec<RuleId> {
+    // Each rule with where it is written, so later problems can point at it.
+    let mut names = |list: &[Spanned<String>], key: &str| -> Vec<(RuleId, Range<usize>)> {
         let mut found = Vec::new();
         for name in list {
             match name.get_ref().parse::<RuleId>() {
-                Ok(rule) => found.push(rule),
+                Ok(rule) => found.push((rule, name.span())),
                 Err(unknown) => problem(name.span(), format!("[lint] {key}: {unknown}")),
             }
         }
         found
     };
-    let config = LintConfig {
-        exclude: names(&raw.exclude, "exclude"),
-        include: names(&raw.include, "include"),
-        warn: names(&raw.warn, "warn"),
-    };
-    let spans = |list: &[Spanned<String>], rule: RuleId| {
-        list.iter()
-            .find(|name| name.get_ref().parse::<RuleId>() == Ok(rule))
-            .map(Spanned::span)
-            .unwrap_or(0..0)
-    };
-    for rule in &config.exclude {
-        if let RuleId::Pgm(pgm) = rule
-            && pgm.is_refusal()
-        {
-            problem(
-                spans(&raw.exclude, *rule),
-                format!(
-                    "[lint] exclude: {rule} cannot be excluded: `pgm migrate` refuses such a \
-                     file whatever lint says, so fix the file instead"
-                ),
-            );
+    let exclude = names(&raw.exclude, "exclude");
+    let include = names(&raw.include, "include");
+    let warn = names(&raw.warn, "warn");
+    let refusals = [
+        (
+            &exclude,
+            "exclude",
+            "cannot be excluded: `pgm migrate` refuses such a file whatever lint says, so fix \
+             the file instead",
+        ),
+        (
+            &warn,
+            "warn",
+            "cannot be a warning: `pgm migrate` refuses such a file",
+        ),
+    ];
+    for (list, key, why) in refusals {
+        for (rule, span) in list {
+            if matches!(rule, RuleId::Pgm(pgm) if pgm.is_refusal()) {
+                problem(span.clone(), format!("[lint] {key}: {rule} {why}"));
+            }
         }
-        if config.warn.contains(rule) {
+    }
+    for (rule, span) in &warn {
+        if exclude.iter().any(|(excluded, _)| excluded == rule) {
             problem(
-                spans(&raw.warn, *rule),
+                span.clone(),
                 format!("[lint] warn: {rule} is also excluded; keep it in one list"),
             );
         }
     }
-    for rule in &config.include {
+    for (rule, span) in &include {
         if let Some(why) = rules::satisfied_by_pgm(*rule) {
             problem(
-                spans(&raw.include, *rule),
+                span.clone(),
                 format!("[lint] include: {rule} is not needed with pgm: {why}"),
             );
         }
     }
-    for rule in &config.warn {
-        if let RuleId::Pgm(pgm) = rule
-            && pgm.is_refusal()
-        {
-            problem(
-                spans(&raw.warn, *rule),
-                format!(
-                    "[lint] warn: {rule} cannot be a warning: `pgm migrate` refuses such a file"
-                ),
-            );
-        }
-    }
+    let rules_of =
+        |list: Vec<(RuleId, Range<usize>)>| list.into_iter().map(|(rule, _)| rule).collect();
+    let config = LintConfig {
+        exclude: rules_of(exclude),
+        include: rules_of(include),
+        warn: rules_of(warn),
+    };
     if problems.is_empty() {
         Ok(config)
     } else {

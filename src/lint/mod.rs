@@ -225,9 +225,8 @@ impl Linter {
             .iter()
             .any(|problem| matches!(problem, SqlError::Syntax { .. }));
         if !syntax_error {
-            let parse = SourceFile::parse(text);
-            findings.extend(self.squawk(&parse, &examined, &lines));
-            findings.extend(self.pgm(&parse, &lines));
+            findings.extend(self.squawk(&examined, &lines));
+            findings.extend(self.pgm(&examined.syntax, &lines));
         }
         for finding in &mut findings {
             if self.config.warn.contains(&finding.rule) {
@@ -244,29 +243,16 @@ impl Linter {
         }
     }
 
-    fn squawk(
-        &self,
-        parse: &squawk_syntax::Parse<SourceFile>,
-        examined: &Examined,
-        lines: &LineIndex<'_>,
-    ) -> Vec<Finding> {
+    fn squawk(&self, examined: &Examined, lines: &LineIndex<'_>) -> Vec<Finding> {
         let squawk_rules = |list: &[RuleId]| -> Vec<SquawkRule> {
-            list.iter()
-                .filter_map(|rule| match rule {
-                    RuleId::Squawk(rule) => Some(*rule),
-                    RuleId::Pgm(_) => None,
-                })
-                .collect()
+            list.iter().filter_map(|r| r.as_squawk()).collect()
         };
         let mut exclude = squawk_rules(&self.config.exclude);
         exclude.extend(
             rules::all_rules()
                 .into_iter()
                 .filter(|rule| rules::satisfied_by_pgm(*rule).is_some())
-                .filter_map(|rule| match rule {
-                    RuleId::Squawk(rule) => Some(rule),
-                    RuleId::Pgm(_) => None,
-                }),
+                .filter_map(RuleId::as_squawk),
         );
         let mut linter =
             squawk_linter::Linter::with_rules(&squawk_rules(&self.config.include), &exclude);
@@ -275,7 +261,7 @@ impl Linter {
             assume_in_transaction: examined.file.mode == Mode::Transaction,
         };
         linter
-            .lint(parse, examined.file.text.as_str())
+            .lint(&examined.syntax, examined.file.text.as_str())
             .into_iter()
             .filter_map(|violation| self.squawk_finding(violation, examined, lines))
             .collect()

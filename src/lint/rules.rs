@@ -47,6 +47,15 @@ pub enum RuleId {
     Pgm(PgmRule),
 }
 
+impl RuleId {
+    pub fn as_squawk(self) -> Option<SquawkRule> {
+        match self {
+            RuleId::Squawk(rule) => Some(rule),
+            RuleId::Pgm(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for RuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

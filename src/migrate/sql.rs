@@ -143,6 +143,8 @@ pub struct Examined {
     /// it has no problems.
     pub file: ParsedFile,
     pub problems: Vec<SqlError>,
+    /// squawk's tree of the file, for the linter's rules.
+    pub syntax: squawk_syntax::Parse<ast::SourceFile>,
 }
 
 pub fn examine(path: &Path, text: String) -> Examined {
@@ -164,7 +166,11 @@ pub fn examine(path: &Path, text: String) -> Examined {
             mode: Mode::Transaction,
             mode_reason: "the file cannot be parsed".to_owned(),
         };
-        return Examined { file, problems };
+        return Examined {
+            file,
+            problems,
+            syntax: parse,
+        };
     }
     let mut statements = Vec::new();
     for stmt in parse.tree().stmts() {
@@ -243,7 +249,11 @@ pub fn examine(path: &Path, text: String) -> Examined {
         mode,
         mode_reason,
     };
-    Examined { file, problems }
+    Examined {
+        file,
+        problems,
+        syntax: parse,
+    }
 }
 
 fn has_token(node: &SyntaxNode, kind: SyntaxKind) -> bool {

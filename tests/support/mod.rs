@@ -238,6 +238,12 @@ pub fn output_text(output: &std::process::Output) -> (String, String) {
     )
 }
 
+/// Exit code, standard output and error of a finished command.
+pub fn outcome(output: &std::process::Output) -> (Option<i32>, String, String) {
+    let (stdout, stderr) = output_text(output);
+    (output.status.code(), stdout, stderr)
+}
+
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
