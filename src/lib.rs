@@ -14,5 +14,6 @@ pub mod os;
 pub mod partition;
 pub mod sandbox;
 pub mod suggest;
+pub mod units;
 
 pub use commands::run;

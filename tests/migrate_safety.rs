@@ -324,7 +324,7 @@ fn a_concurrent_build_cancelled_by_lock_timeout_is_dropped_and_retried() {
     let (code, stdout, stderr) = finish(child);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("dropping the INVALID index left by the cancelled build"),
+        stderr.contains("the cancelled build left an INVALID index: dropped before building again"),
         "{stderr}"
     );
     assert!(stdout.contains("attempts)"), "{stdout}");

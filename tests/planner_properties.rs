@@ -241,11 +241,8 @@ fn apply(case: &Case, snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     let mut after = snapshot.clone();
     let parent = after.parents[0].as_mut().unwrap();
     let mut next_oid = 10_000;
-    for step in &plan.steps {
-        let name = step
-            .partition
-            .as_deref()
-            .map(|p| p.trim_start_matches("public.").to_owned());
+    for step in plan.steps() {
+        let name = step.partition.as_ref().map(|p| p.name.clone());
         match step.action {
             Action::CreatePartition => after.pending.push(PendingTable {
                 schema: "public".into(),
@@ -287,7 +284,7 @@ proptest! {
         let policy = Policy { path: "p.toml".into(), tables: vec![table_policy(&case)] };
         let before = snapshot(&case);
         let plan = planner::plan(&policy, &before, case.now);
-        prop_assert!(!plan.steps.iter().any(|s| s.action == Action::Error), "{:?}", plan.steps);
+        prop_assert!(plan.problems().next().is_none(), "{:?}", plan.entries);
         let after = apply(&case, &before, &plan);
 
         // Idempotent: replanning the resulting catalog only goes on retiring
@@ -295,13 +292,14 @@ proptest! {
         let mut settled = after.clone();
         for round in 0.. {
             let again = planner::plan(&policy, &settled, case.now);
-            if again.steps.is_empty() {
+            if again.entries.is_empty() {
                 break;
             }
             prop_assert!(round < 60, "no fixed point");
             prop_assert!(
-                again.steps.iter().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)),
-                "a later plan does more than the capped retention: {:#?}", again.steps
+                again.problems().next().is_none()
+                    && again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)),
+                "a later plan does more than the capped retention: {:#?}", again.entries
             );
             settled = apply(&case, &settled, &again);
         }
@@ -328,10 +326,10 @@ proptest! {
             let retention = Retention { amount, unit, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
             let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
-            let detached: Vec<_> = plan.steps.iter().filter(|s| s.action == Action::DetachPartition).collect();
+            let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
             prop_assert!(detached.len() <= case.max_drops as usize);
             for step in detached {
-                let name = step.partition.as_deref().unwrap().trim_start_matches("public.");
+                let name = step.partition.as_ref().unwrap().name.as_str();
                 let p = before.parents[0].as_ref().unwrap().partitions.iter().find(|p| p.name == name).unwrap();
                 let (_, hi) = range(&case, p).unwrap();
                 prop_assert!(hi <= cutoff_key, "{name} ends after the cutoff {cutoff}");
@@ -367,8 +365,7 @@ fn dst_zones_keep_midnight_bounds() {
     };
     let plan = planner::plan(&policy, &snapshot(&case), now);
     let bounds: Vec<(String, String)> = plan
-        .steps
-        .iter()
+        .steps()
         .filter(|s| s.action == Action::AttachPartition)
         .map(|s| (s.from.clone().unwrap(), s.to.clone().unwrap()))
         .collect();

@@ -144,11 +144,9 @@ fn read_server(
     let mut client = db::connect(settings).context(
         "connecting to read the server's version (give --pg-version N to lint without a server)",
     )?;
-    let version_num: String = client
-        .query_one("SELECT current_setting('server_version_num')", &[])
-        .context("reading the server's version")?
-        .get(0);
-    let server = TargetVersion::from_server(version_num.parse().unwrap_or(0));
+    let version_num =
+        db::server::version_num(&mut client).context("reading the server's version")?;
+    let server = TargetVersion::from_server(version_num);
     if !pending {
         return Ok((server, None));
     }

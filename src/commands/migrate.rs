@@ -5,16 +5,13 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 
 use crate::cli::{GlobalArgs, MigrateArgs, MigrateCommand, OutputFormat, StatusFormat};
-use crate::db::lock::SessionLock;
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
+use crate::migrate::apply::{self, ApplyError, RunLock};
 use crate::migrate::plan::{self, Options, State};
-use crate::migrate::runner::{self, Runner};
+use crate::migrate::render;
+use crate::migrate::runner;
 use crate::migrate::source::{self, SourceMigration};
-use crate::migrate::{history, render};
-
-/// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
-pub const MIGRATE_LOCK_KEY: i64 = 0x0070_676d_206d_6967;
 
 pub fn run(
     global: &GlobalArgs,
@@ -83,38 +80,18 @@ fn apply(
         out.flush()?;
         return Ok(Outcome::Success);
     }
-    refuse_replica(&mut client)?;
-    let mut lock = SessionLock::acquire(
-        client,
-        MIGRATE_LOCK_KEY,
-        "the migration lock",
-        args.locks.lock_wait.0,
-        |holder, waited| match holder {
-            Some(holder) => tracing::info!(
-                "waiting for the migration lock ({}s so far): held by {holder}",
-                waited.as_secs()
-            ),
-            None => tracing::info!(
-                "waiting for the migration lock ({}s so far)",
-                waited.as_secs()
-            ),
-        },
-    )?;
-    let client = lock.client();
-    let state = read_state(client, sources)?;
-    // Check the history against the files before creating anything.
-    let planned = plan::plan(sources, &state, &options)?;
-    let mut runner = Runner {
+    let applied = apply::apply(
         client,
         settings,
-        lock_retries: args.locks.lock_retries,
-    };
-    runner.run_setup(&planned.setup)?;
-    let already = state.applied.len();
-    let mut reports = Vec::new();
-    for migration in &planned.migrations {
-        reports.push(runner.run(migration)?);
-    }
+        sources,
+        &options,
+        args.locks.lock_retries,
+        &RunLock {
+            wait: args.locks.lock_wait.0,
+        },
+    )
+    .map_err(glue_error)?;
+    let (reports, already) = (applied.reports, applied.already);
     let mut out = std::io::stdout().lock();
     match args.format {
         OutputFormat::Json => render::write_report_json(&mut out, &reports)?,
@@ -138,14 +115,17 @@ fn read_state(
     })
 }
 
-fn refuse_replica(client: &mut postgres::Client) -> Result<()> {
-    let in_recovery: bool = client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);
-    if in_recovery {
-        bail!(
-            "this server is a read-only replica (in recovery): point DATABASE_URL at the primary"
-        );
+/// An error of the run, marked as a usage error when it is one of input.
+fn glue_error(error: ApplyError) -> anyhow::Error {
+    if error.is_input_error() {
+        let what = match &error {
+            ApplyError::Run(_) => "invalid migration files",
+            _ => "nothing to do",
+        };
+        anyhow::Error::new(error).context(UsageError(what.into()))
+    } else {
+        error.into()
     }
-    Ok(())
 }
 
 fn status(
@@ -193,60 +173,12 @@ fn baseline(
     version: i32,
     lock_wait: std::time::Duration,
 ) -> Result<Outcome> {
-    let mut client = db::connect(settings)?;
-    refuse_replica(&mut client)?;
-    let mut lock = SessionLock::acquire(
-        client,
-        MIGRATE_LOCK_KEY,
-        "the migration lock",
-        lock_wait,
-        |_, _| {
-            tracing::info!("waiting for the migration lock");
-        },
-    )?;
-    let client = lock.client();
-    let state = read_state(client, sources)?;
-    if !state.applied.is_empty() {
-        bail!(
-            "the history already holds {} migration(s), up to version {}: baseline is for a database pgm has not migrated yet",
-            state.applied.len(),
-            state
-                .applied
-                .iter()
-                .map(|a| a.version)
-                .max()
-                .unwrap_or_default()
-        );
-    }
-    let covered: Vec<&SourceMigration> = sources.iter().filter(|s| s.version <= version).collect();
-    if covered.is_empty() {
-        bail!(UsageError(format!(
-            "no migration has a version at or below {version}: nothing to baseline"
-        )));
-    }
-    let tables = &state.tables;
-    let present = history::tables_present(client, tables)?;
-    let mut transaction = client.transaction()?;
-    for statement in history::create_statements(tables, present) {
-        transaction.batch_execute(&statement)?;
-    }
-    let insert = format!(
-        "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, \
-         to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)",
-        tables.history()
-    );
-    for source in &covered {
-        transaction.execute(
-            &insert,
-            &[&source.version, &source.name, &source.checksum.to_string()],
-        )?;
-    }
-    transaction.commit().context("recording the baseline")?;
+    let client = db::connect(settings)?;
+    let (count, highest) = apply::baseline(client, sources, version, &RunLock { wait: lock_wait })
+        .map_err(glue_error)?;
     writeln!(
         std::io::stdout().lock(),
-        "baseline: recorded {} migration(s) up to version {} as applied, without running them",
-        covered.len(),
-        covered.last().map(|s| s.version).unwrap_or(version)
+        "baseline: recorded {count} migration(s) up to version {highest} as applied, without running them"
     )?;
     Ok(Outcome::Success)
 }

@@ -8,7 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::cli::{CheckFormat, GlobalArgs, OutputFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
-use crate::partition::{catalog, executor, health, planner, policy, render};
+use crate::partition::maintain::{self, Maintenance};
+use crate::partition::{catalog, health, planner, policy, render};
 
 /// "2027-01-01T00:00:00Z", "2027-01-01T00:00:00+02:00", or a date (midnight UTC).
 pub fn parse_at(text: &str) -> Result<DateTime<Utc>> {
@@ -34,19 +35,12 @@ fn load_policy(global: &GlobalArgs) -> Result<policy::Policy> {
     policy::load(&global.config).context(UsageError("invalid partition policy".into()))
 }
 
-/// The catalog of every table of the policy and the plan for all of them.
-fn snapshot_and_plan(
+fn plan_now(
     client: &mut postgres::Client,
     policy: &policy::Policy,
     now: DateTime<Utc>,
 ) -> Result<planner::Plan> {
-    let names: Vec<(String, String)> = policy
-        .tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    let snapshot = catalog::take(client, &names).context("reading the catalog")?;
-    Ok(planner::plan(policy, &snapshot, now))
+    maintain::plan_now(client, policy, now).context("reading the catalog")
 }
 
 pub fn plan(
@@ -59,7 +53,7 @@ pub fn plan(
     let now = now_or(at)?;
     let policy = load_policy(global)?;
     let mut client = db::connect(&settings()?)?;
-    let plan = snapshot_and_plan(&mut client, &policy, now)?;
+    let plan = plan_now(&mut client, &policy, now)?;
     let mut out = std::io::stdout().lock();
     match format {
         OutputFormat::Text => render::write_text(&mut out, &policy, &plan)?,
@@ -79,17 +73,6 @@ pub fn plan(
     } else {
         Outcome::Success
     })
-}
-
-/// The advisory lock of one managed table: an overlapping run skips the
-/// table instead of doing its steps twice.
-fn table_lock_key(qualified_parent: &str) -> i64 {
-    let hash = format!("pgm partitions {qualified_parent}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    hash as i64
 }
 
 pub fn maintain(
@@ -119,131 +102,27 @@ pub fn maintain(
     }
     let settings = settings()?;
     let mut client = db::connect(&settings)?;
-    let plan = snapshot_and_plan(&mut client, &policy, now)?;
+    let plan = plan_now(&mut client, &policy, now)?;
+    let mut out = std::io::stdout().lock();
     if dry_run {
-        let mut out = std::io::stdout().lock();
         render::write_text(&mut out, &policy, &plan)?;
         out.flush()?;
         return Ok(Outcome::Success);
     }
-    let in_recovery: bool = client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0);
-    if in_recovery {
-        writeln!(
-            std::io::stdout().lock(),
+    let maintenance = maintain::run(&mut client, &settings, &policy, &plan)?;
+    match &maintenance {
+        Maintenance::Replica => writeln!(
+            out,
             "this server is a read-only replica (in recovery): nothing to maintain here; run maintenance against the primary"
-        )?;
-        return Ok(Outcome::Success);
+        )?,
+        Maintenance::Tables(reports) => render::write_summary(&mut out, reports)?,
     }
-    let mut reports = Vec::new();
-    for table in &policy.tables {
-        let name = table.qualified_name();
-        let mut report = executor::TableReport::new(&name);
-        if !plan.steps.iter().any(|s| s.table == name) {
-            reports.push(report);
-            continue;
-        }
-        let key = table_lock_key(&name);
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
-            .get(0);
-        if !locked {
-            report.skipped = Some("another pgm partitions maintain is working on it".into());
-            tracing::warn!("{name}: skipped: another pgm partitions maintain holds its lock");
-            reports.push(report);
-            continue;
-        }
-        // Plan again under the lock: the first plan may predate another run's work.
-        let result = catalog::take(&mut client, &[(table.schema.clone(), table.name.clone())]).map(
-            |fresh| {
-                let parent = fresh.parents.first().and_then(Option::as_ref);
-                planner::plan_table(table, parent, &fresh, now)
-            },
-        );
-        match result {
-            Ok(steps) => executor::Executor {
-                client: &mut client,
-                settings: &settings,
-            }
-            .run(table, &steps, &mut report),
-            Err(error) => report
-                .failures
-                .push(format!("reading the catalog: {error}")),
-        }
-        let _ = client.batch_execute("RESET lock_timeout");
-        client.query_one("SELECT pg_advisory_unlock($1)", &[&key])?;
-        reports.push(report);
-    }
-    let mut out = std::io::stdout().lock();
-    write_summary(&mut out, &reports)?;
     out.flush()?;
-    let failed = reports.iter().filter(|r| !r.failures.is_empty()).count();
+    let failed = maintenance.failed_tables();
     if failed > 0 {
         bail!("{failed} table(s) failed (see above); the others were maintained");
     }
     Ok(Outcome::Success)
-}
-
-fn write_summary(out: &mut dyn Write, reports: &[executor::TableReport]) -> std::io::Result<()> {
-    let mut totals = executor::TableReport::default();
-    for report in reports {
-        let mut parts = Vec::new();
-        for (count, word) in [
-            (report.created, "created"),
-            (report.detached, "detached"),
-            (report.dropped, "dropped"),
-            (report.archived, "archived"),
-            (report.indexes_built, "indexes built"),
-            (report.indexes_attached, "indexes attached"),
-        ] {
-            if count > 0 {
-                parts.push(format!("{count} {word}"));
-            }
-        }
-        if report.moved_rows > 0 {
-            parts.push(format!(
-                "{} rows moved from the default partition",
-                report.moved_rows
-            ));
-        }
-        let line = match (&report.skipped, parts.is_empty()) {
-            (Some(why), _) => format!("skipped: {why}"),
-            (None, true) if report.failures.is_empty() && report.deferred.is_empty() => {
-                "nothing to do".to_owned()
-            }
-            (None, _) => parts.join(", "),
-        };
-        writeln!(out, "{}: {line}", report.table)?;
-        for deferred in &report.deferred {
-            writeln!(out, "  deferred: {deferred}")?;
-        }
-        for warning in &report.warnings {
-            writeln!(out, "  warning: {warning}")?;
-        }
-        for failure in &report.failures {
-            writeln!(out, "  FAILED: {failure}")?;
-        }
-        totals.created += report.created;
-        totals.detached += report.detached;
-        totals.dropped += report.dropped;
-        totals.archived += report.archived;
-        totals.indexes_built += report.indexes_built;
-        totals.indexes_attached += report.indexes_attached;
-    }
-    let failed = reports.iter().filter(|r| !r.failures.is_empty()).count();
-    let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
-    let deferred: usize = reports.iter().map(|r| r.deferred.len()).sum();
-    writeln!(
-        out,
-        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred",
-        totals.created,
-        totals.detached,
-        totals.dropped,
-        totals.archived,
-        totals.indexes_built,
-        failed,
-        skipped,
-        deferred
-    )
 }
 
 /// The health of every table: one catalog snapshot, and one EXISTS query per
@@ -262,25 +141,8 @@ fn assess(
         .map(|t| (t.schema.clone(), t.name.clone()))
         .collect();
     let snapshot = catalog::take(&mut client, &names).context("reading the catalog")?;
-    let mut default_rows = Vec::new();
-    for parent in snapshot.parents.iter().flatten() {
-        if let Some(default) = parent
-            .partitions
-            .iter()
-            .find(|p| p.bound == catalog::Bound::Default)
-        {
-            let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {}.{})",
-                db::quote_ident(&default.schema),
-                db::quote_ident(&default.name)
-            );
-            let has_rows: bool = client
-                .query_one(&sql, &[])
-                .context("probing a default partition")?
-                .get(0);
-            default_rows.push((parent.oid, has_rows));
-        }
-    }
+    let default_rows = catalog::default_partitions_with_rows(&mut client, &snapshot)
+        .context("probing the default partitions")?;
     Ok(health::assess(&policy, &snapshot, now, &default_rows))
 }
 

@@ -10,20 +10,8 @@ use crate::exit::Outcome;
 
 pub fn run(settings: &ConnectionSettings) -> Result<Outcome> {
     let mut client = db::connect(settings)?;
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version'), current_user::text, current_database()::text, \
-                    pg_is_in_recovery(), \
-                    coalesce((SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl), 'off'), \
-                    current_setting('application_name')",
-            &[],
-        )
-        .context("reading the server's description")?;
-    let (version, user, database): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    let in_recovery: bool = row.get(3);
-    let tls: String = row.get(4);
-    let application_name: String = row.get(5);
-    let role = if in_recovery {
+    let server = db::server::describe(&mut client).context("reading the server's description")?;
+    let role = if server.in_recovery {
         "read-only replica (in recovery)"
     } else {
         "primary"
@@ -31,8 +19,9 @@ pub fn run(settings: &ConnectionSettings) -> Result<Outcome> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "connected: {settings}\nserver: PostgreSQL {version}\nuser: {user}\ndatabase: {database}\n\
-         role: {role}\ntls: {tls}\napplication_name: {application_name}"
+        "connected: {settings}\nserver: PostgreSQL {}\nuser: {}\ndatabase: {}\n\
+         role: {role}\ntls: {}\napplication_name: {}",
+        server.version, server.user, server.database, server.tls, server.application_name
     )?;
     out.flush()?;
     Ok(Outcome::Success)

@@ -1,6 +1,7 @@
 //! Session advisory locks, held by a guard that owns the session: the lock
 //! cannot be forgotten, and it goes away with the session if the process dies.
 
+use std::borrow::BorrowMut;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -48,34 +49,42 @@ pub enum LockError {
     },
 }
 
-/// A held session advisory lock and the session that holds it.
-pub struct SessionLock {
-    client: Client,
+/// A held session advisory lock and the session that holds it: owned (a
+/// run lock held for the whole run) or borrowed (a lock per table, taken in
+/// turn on one session).
+pub struct SessionLock<C: BorrowMut<Client> = Client> {
+    client: C,
     key: i64,
 }
 
-impl SessionLock {
+/// The advisory lock key for a name: stable across versions and platforms,
+/// so that two pgm releases running at once exclude each other.
+pub fn key_for(name: &str) -> i64 {
+    super::ident::fnv1a(name.as_bytes()) as i64
+}
+
+impl<C: BorrowMut<Client>> SessionLock<C> {
     /// Polls `pg_try_advisory_lock` until `wait` runs out, calling
     /// `on_wait` with the holder now and then. No transaction is open while
     /// waiting, so the waiter holds no snapshot that could stall another
     /// runner's CREATE INDEX CONCURRENTLY.
     pub fn acquire(
-        mut client: Client,
+        mut client: C,
         key: i64,
         what: &str,
         wait: Duration,
         mut on_wait: impl FnMut(Option<&Holder>, Duration),
-    ) -> Result<SessionLock, LockError> {
+    ) -> Result<SessionLock<C>, LockError> {
         let started = Instant::now();
         let mut last_report: Option<Instant> = None;
         loop {
-            if try_lock(&mut client, key).map_err(|source| LockError::Query {
+            if try_lock(client.borrow_mut(), key).map_err(|source| LockError::Query {
                 what: what.to_owned(),
                 source,
             })? {
                 return Ok(SessionLock { client, key });
             }
-            let holder = holder(&mut client, key).ok().flatten();
+            let holder = holder(client.borrow_mut(), key).ok().flatten();
             let waited = started.elapsed();
             if waited >= wait {
                 return Err(LockError::Busy {
@@ -95,24 +104,23 @@ impl SessionLock {
     }
 
     /// Tries once; `None` when another session holds the lock.
-    pub fn try_acquire(
-        mut client: Client,
-        key: i64,
-    ) -> Result<Option<SessionLock>, postgres::Error> {
-        Ok(try_lock(&mut client, key)?.then_some(SessionLock { client, key }))
+    pub fn try_acquire(mut client: C, key: i64) -> Result<Option<SessionLock<C>>, postgres::Error> {
+        Ok(try_lock(client.borrow_mut(), key)?.then_some(SessionLock { client, key }))
     }
 
     pub fn client(&mut self) -> &mut Client {
-        &mut self.client
+        self.client.borrow_mut()
     }
 }
 
-impl Drop for SessionLock {
+impl<C: BorrowMut<Client>> Drop for SessionLock<C> {
     fn drop(&mut self) {
         // Closing the session would release it too; unlocking first keeps
-        // the release prompt even if the connection lingers.
+        // the release prompt even if the connection lingers, and is needed
+        // when the session goes on to other work.
         let _ = self
             .client
+            .borrow_mut()
             .execute("SELECT pg_advisory_unlock($1)", &[&self.key]);
     }
 }

@@ -7,6 +7,7 @@ pub mod ident;
 pub mod lock;
 pub mod passfile;
 pub mod retry;
+pub mod server;
 pub mod settings;
 pub mod tls;
 

@@ -1,14 +1,19 @@
-//! Jittered exponential backoff for statements cancelled by lock_timeout.
+//! The one lock-retry engine: every statement that takes a lock runs under
+//! `lock_timeout`; when the wait times out the attempt is retried after a
+//! jittered backoff, a watcher session names the blocker for the final
+//! report, and the step's declared cleanup runs before each retry.
 
 use std::time::Duration;
 
-/// SQLSTATE lock_not_available: what `lock_timeout` raises.
-pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+use postgres::Client;
+use postgres::error::SqlState;
+use serde::Serialize;
+
+use super::ConnectionSettings;
+use super::blocking::{Blocker, BlockingWatcher};
 
 pub fn is_lock_timeout(error: &postgres::Error) -> bool {
-    error
-        .code()
-        .is_some_and(|code| code.code() == LOCK_NOT_AVAILABLE)
+    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
 /// The pause before retry number `attempt` (1-based): 200 ms doubling up to
@@ -20,16 +25,186 @@ pub fn backoff(attempt: u32) -> Duration {
         .mul_f64(0.5 + fastrand::f64())
 }
 
-/// Says that `what` hit a lock timeout and sleeps the backoff before
-/// attempt `attempt + 1` of `retries + 1`.
-pub fn pause_before_retry(what: &str, attempt: u32, retries: u32) {
-    let pause = backoff(attempt);
-    tracing::warn!(
-        "{what}: lock timeout (attempt {attempt} of {}); retrying in {} ms",
-        retries + 1,
-        pause.as_millis()
-    );
-    std::thread::sleep(pause);
+/// What a retry after a lock timeout does first, written into the plan so
+/// that it shows every statement that can run. A cancelled statement can
+/// leave something behind (an INVALID index, a detach pending); `when` asks
+/// the catalog whether it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnRetry {
+    /// The statement of the step this applies to (0-based).
+    pub statement: usize,
+    /// A query returning one boolean: true when `sql` is needed.
+    pub when: String,
+    pub sql: String,
+    /// `sql` takes the place of the statement from then on, rather than
+    /// running before it.
+    pub instead: bool,
+    /// Why, in words.
+    pub why: String,
+}
+
+impl OnRetry {
+    /// As SQL comments above the statement, for a plan a person reviews.
+    pub fn as_comment(&self) -> String {
+        let how = if self.instead {
+            "runs instead of the statement below"
+        } else {
+            "runs before the statement below, again"
+        };
+        format!(
+            "-- on a lock-timeout retry, when {}:\n--   {}\n-- {how}: {};",
+            self.when, self.why, self.sql
+        )
+    }
+}
+
+/// Anything an attempt can fail with; only a lock timeout is retried.
+pub trait AttemptError {
+    fn is_lock_timeout(&self) -> bool;
+}
+
+impl AttemptError for postgres::Error {
+    fn is_lock_timeout(&self) -> bool {
+        is_lock_timeout(self)
+    }
+}
+
+/// An attempt that failed for good: its error, how many attempts were made,
+/// and the session that held the lock, when the watcher saw one.
+#[derive(Debug)]
+pub struct GaveUp<E> {
+    pub error: E,
+    pub attempts: u32,
+    pub blocker: Option<Blocker>,
+}
+
+/// Marks our statements as running so the watcher looks only then.
+#[derive(Clone, Copy)]
+pub struct Watch<'w>(Option<&'w BlockingWatcher>);
+
+impl Watch<'_> {
+    pub fn around<T>(self, run: impl FnOnce() -> T) -> T {
+        if let Some(watcher) = self.0 {
+            watcher.set_in_flight(true);
+        }
+        let result = run();
+        if let Some(watcher) = self.0 {
+            watcher.set_in_flight(false);
+        }
+        result
+    }
+}
+
+/// What an attempt is told: which try it is, and the statement that
+/// replaces the step's own once an `instead` cleanup applied.
+pub struct Attempt<'a> {
+    pub number: u32,
+    pub replacement: Option<&'a str>,
+}
+
+pub struct LockRetry<'s> {
+    settings: &'s ConnectionSettings,
+    retries: u32,
+    /// Started at the first lock timeout, kept for the rest of the run.
+    watcher: Option<BlockingWatcher>,
+}
+
+impl<'s> LockRetry<'s> {
+    pub fn new(settings: &'s ConnectionSettings, retries: u32) -> LockRetry<'s> {
+        LockRetry {
+            settings,
+            retries,
+            watcher: None,
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails for another reason than a
+    /// lock timeout, or has been retried `retries` times. Before each retry
+    /// the `cleanup` the step declared runs when its condition holds.
+    /// Returns the value and the number of attempts made.
+    pub fn run<T, E: AttemptError + From<postgres::Error>>(
+        &mut self,
+        client: &mut Client,
+        what: &str,
+        cleanup: Option<&OnRetry>,
+        mut attempt: impl FnMut(&mut Client, Watch<'_>, Attempt<'_>) -> Result<T, E>,
+    ) -> Result<(T, u32), GaveUp<E>> {
+        let mut number = 1;
+        let mut replaced = false;
+        loop {
+            // The cleanup waits for locks too: its own lock timeout is one
+            // more failed attempt, not the end.
+            let result = match cleanup.filter(|_| number > 1 && !replaced) {
+                Some(cleanup) => run_cleanup(client, cleanup).map(|applied| {
+                    replaced = applied && cleanup.instead;
+                }),
+                None => Ok(()),
+            }
+            .map_err(E::from)
+            .and_then(|()| {
+                let replacement = cleanup.filter(|_| replaced).map(|c| c.sql.as_str());
+                let watch = Watch(self.watcher.as_ref());
+                attempt(
+                    client,
+                    watch,
+                    Attempt {
+                        number,
+                        replacement,
+                    },
+                )
+            });
+            let error = match result {
+                Ok(value) => return Ok((value, number)),
+                Err(error) => error,
+            };
+            if !error.is_lock_timeout() || number > self.retries {
+                return Err(self.gave_up(error, number));
+            }
+            if self.watcher.is_none() {
+                self.watcher = start_watcher(client, self.settings);
+            }
+            let pause = backoff(number);
+            tracing::warn!(
+                "{what}: lock timeout (attempt {number} of {}); retrying in {} ms",
+                self.retries + 1,
+                pause.as_millis()
+            );
+            std::thread::sleep(pause);
+            number += 1;
+        }
+    }
+
+    fn gave_up<E>(&self, error: E, attempts: u32) -> GaveUp<E> {
+        GaveUp {
+            error,
+            attempts,
+            blocker: self
+                .watcher
+                .as_ref()
+                .and_then(BlockingWatcher::last_blocker),
+        }
+    }
+}
+
+/// Runs the cleanup when its condition holds; true when it did.
+fn run_cleanup(client: &mut Client, cleanup: &OnRetry) -> Result<bool, postgres::Error> {
+    let needed: bool = client.query_one(cleanup.when.as_str(), &[])?.get(0);
+    if needed && !cleanup.instead {
+        tracing::info!("{}: {}", cleanup.why, cleanup.sql);
+        client.batch_execute(&cleanup.sql)?;
+    }
+    Ok(needed)
+}
+
+fn start_watcher(client: &mut Client, settings: &ConnectionSettings) -> Option<BlockingWatcher> {
+    BlockingWatcher::start(settings, backend_pid(client)?)
+}
+
+pub fn backend_pid(client: &mut Client) -> Option<i32> {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .ok()
+        .map(|row| row.get(0))
 }
 
 #[cfg(test)]

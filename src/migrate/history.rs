@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::db::quote_ident;
 
-use super::source::Version;
+use super::source::{SourceMigration, Version};
 
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 pub const RUNS_TABLE: &str = "pgm_migration_runs";
@@ -71,6 +71,42 @@ impl Tables {
     fn qualified(&self, table: &str) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
     }
+}
+
+/// The history row of a migration, in refinery's format: `$1` version,
+/// `$2` name, `$3` checksum; `applied_on` is the time it is written.
+pub fn insert_applied(tables: &Tables) -> String {
+    format!(
+        "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, \
+         to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)",
+        tables.history()
+    )
+}
+
+/// Creates the missing tables (`setup`) and writes a history row for each
+/// migration, in one transaction, running none of them.
+pub fn record_without_running(
+    client: &mut Client,
+    tables: &Tables,
+    setup: &[String],
+    migrations: &[&SourceMigration],
+) -> Result<(), postgres::Error> {
+    let mut transaction = client.transaction()?;
+    for statement in setup {
+        transaction.batch_execute(statement)?;
+    }
+    let insert = insert_applied(tables);
+    for migration in migrations {
+        transaction.execute(
+            &insert,
+            &[
+                &migration.version,
+                &migration.name,
+                &migration.checksum.to_string(),
+            ],
+        )?;
+    }
+    transaction.commit()
 }
 
 /// Which of the three tables exist.

@@ -2,6 +2,7 @@
 //! history row commit together, under a run lock, with statements that refuse
 //! a transaction run one by one and journaled.
 
+pub mod apply;
 pub mod history;
 pub mod plan;
 pub mod render;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::db::quote_ident;
+use crate::db::retry::OnRetry;
 use crate::duration::Timeout;
 
 use super::history::{Applied, Progress, Tables};
@@ -54,15 +55,14 @@ pub struct Step {
     pub sql: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub params: Vec<Param>,
+    /// What a retry after a lock timeout runs first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on_retry: Option<OnRetry>,
 }
 
 impl Step {
     fn new(role: Role, sql: impl Into<String>) -> Step {
-        Step {
-            role,
-            sql: sql.into(),
-            params: Vec::new(),
-        }
+        Step::with(role, sql, Vec::new())
     }
 
     fn with(role: Role, sql: impl Into<String>, params: Vec<Param>) -> Step {
@@ -70,7 +70,14 @@ impl Step {
             role,
             sql: sql.into(),
             params,
+            on_retry: None,
         }
+    }
+
+    /// Whether a lock timeout of this step is retried: the file's own
+    /// statements and the drops before them, not pgm's bookkeeping.
+    pub fn retried_on_lock_timeout(&self) -> bool {
+        matches!(self.role, Role::Statement(_) | Role::DropLeftover(_))
     }
 }
 
@@ -267,11 +274,7 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
     vec![
         Step::with(
             Role::History,
-            format!(
-                "INSERT INTO {} (version, name, applied_on, checksum) VALUES ($1, $2, \
-                 to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)",
-                tables.history()
-            ),
+            super::history::insert_applied(tables),
             vec![
                 Param::Int(source.version),
                 Param::Text(source.name.clone()),
@@ -375,10 +378,12 @@ fn plan_migration<'a>(
                     }
                     None => {}
                 }
-                steps.push(Step::new(
-                    Role::Statement(index),
-                    file.statement_text(statement),
-                ));
+                let mut run = Step::new(Role::Statement(index), file.statement_text(statement));
+                run.on_retry = statement
+                    .concurrent_index
+                    .as_deref()
+                    .map(drop_cancelled_build);
+                steps.push(run);
                 steps.push(journal_step(source, tables, index));
             }
             steps.push(Step::new(Role::Begin, "BEGIN"));
@@ -402,6 +407,23 @@ fn plan_migration<'a>(
         resume_at,
         skipped,
         steps,
+    }
+}
+
+/// A concurrent build cancelled by lock_timeout leaves an INVALID index
+/// under its name; it goes before the statement runs again. The name is
+/// looked up on the search path, as the statement itself wrote it.
+fn drop_cancelled_build(index: &str) -> OnRetry {
+    let name = quote_ident(index);
+    OnRetry {
+        statement: 0,
+        when: format!(
+            "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass({}) AND NOT indisvalid)",
+            crate::db::quote_literal(&name)
+        ),
+        sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+        instead: false,
+        why: "the cancelled build left an INVALID index: dropped before building again".into(),
     }
 }
 

@@ -84,6 +84,9 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
             } {
                 writeln!(out, "-- statement already done: {why}")?;
             }
+            if let Some(retry) = &step.on_retry {
+                writeln!(out, "{}", retry.as_comment())?;
+            }
             writeln!(out, "{}", terminated(&inline_params(step)))?;
         }
         writeln!(out)?;

@@ -10,9 +10,9 @@ use postgres::error::ErrorPosition;
 use postgres::types::{ToSql, Type};
 use thiserror::Error;
 
-use crate::db::blocking::{Blocker, BlockingWatcher};
-use crate::db::retry::{is_lock_timeout, pause_before_retry};
-use crate::db::{ConnectionSettings, quote_ident};
+use crate::db::ConnectionSettings;
+use crate::db::blocking::Blocker;
+use crate::db::retry::{GaveUp, LockRetry, Watch};
 
 use super::history::{self, HistoryError};
 use super::plan::{DatabaseState, ExistingIndex, Param, PlannedMigration, Role, Step};
@@ -76,7 +76,7 @@ impl std::fmt::Display for MigrationFailure {
         if let Some(blocker) = &self.blocker {
             write!(f, "\n  = lock: {blocker}")?;
         }
-        if self.sqlstate.as_deref() == Some(crate::db::retry::LOCK_NOT_AVAILABLE) {
+        if self.sqlstate.as_deref() == Some(postgres::error::SqlState::LOCK_NOT_AVAILABLE.code()) {
             write!(
                 f,
                 "\n  = help: another session held a lock this migration needs for longer than lock_timeout; \
@@ -158,9 +158,10 @@ pub struct AppliedReport {
     pub duration_ms: u128,
 }
 
+/// A step that failed for good, and where.
 struct StepFailure {
     role: Role,
-    error: postgres::Error,
+    gave_up: GaveUp<postgres::Error>,
 }
 
 impl Runner<'_> {
@@ -195,9 +196,10 @@ impl Runner<'_> {
                 index + 1
             );
         }
+        let mut retry = LockRetry::new(self.settings, self.lock_retries);
         let attempts = match source.parsed().mode {
-            Mode::Transaction => self.run_transaction(planned)?,
-            Mode::NoTransaction => self.run_statements(planned)?,
+            Mode::Transaction => self.run_transaction(&mut retry, planned)?,
+            Mode::NoTransaction => self.run_statements(&mut retry, planned)?,
         };
         let duration = started.elapsed();
         tracing::debug!(
@@ -217,144 +219,110 @@ impl Runner<'_> {
         })
     }
 
-    fn run_transaction(&mut self, planned: &PlannedMigration<'_>) -> Result<u32, RunError> {
-        let mut watcher: Option<BlockingWatcher> = None;
-        let mut attempt = 1;
-        loop {
+    /// The whole migration in one transaction, retried whole.
+    fn run_transaction(
+        &mut self,
+        retry: &mut LockRetry<'_>,
+        planned: &PlannedMigration<'_>,
+    ) -> Result<u32, RunError> {
+        let what = format!("{} (rolled back)", planned.source.file_name());
+        let mut failed_role = Role::Begin;
+        let result = retry.run(self.client, &what, None, |client, watch, _| {
             let result = round_trips(&planned.steps)
                 .into_iter()
-                .try_for_each(|group| run_group(self.client, group, watcher.as_ref()));
-            let Err(failure) = result else {
-                return Ok(attempt);
-            };
-            let _ = self.client.batch_execute("ROLLBACK");
-            let _ = self.client.batch_execute("RESET ALL");
-            if is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
-                watcher = watcher.or_else(|| self.start_watcher());
-                let what = format!("{} (rolled back)", planned.source.file_name());
-                pause_before_retry(&what, attempt, self.lock_retries);
-                attempt += 1;
-                continue;
-            }
-            let blocker = watcher.as_ref().and_then(BlockingWatcher::last_blocker);
-            return Err(failure_error(
+                .try_for_each(|group| run_group(client, group, watch));
+            result.map_err(|(role, error)| {
+                failed_role = role;
+                let _ = client.batch_execute("ROLLBACK");
+                let _ = client.batch_execute("RESET ALL");
+                error
+            })
+        });
+        result.map(|(_, attempts)| attempts).map_err(|gave_up| {
+            failure_error(
                 planned.source,
-                &failure,
-                attempt,
-                blocker,
+                &StepFailure {
+                    role: failed_role,
+                    gave_up,
+                },
                 "it was rolled back: nothing of it is applied".into(),
-            ));
-        }
+            )
+        })
     }
 
-    fn run_statements(&mut self, planned: &PlannedMigration<'_>) -> Result<u32, RunError> {
+    /// Statement by statement, each retried alone, each completion journaled.
+    fn run_statements(
+        &mut self,
+        retry: &mut LockRetry<'_>,
+        planned: &PlannedMigration<'_>,
+    ) -> Result<u32, RunError> {
         let source = planned.source;
-        let mut watcher: Option<BlockingWatcher> = None;
         let mut most_attempts = 1;
         let mut completed = planned.resume_at;
         for step in &planned.steps {
-            let mut attempt = 1;
-            loop {
-                // A retry of a concurrent build first drops what the
-                // cancelled build left; that drop waits for locks too.
-                let result = match step.role {
-                    Role::Statement(index) if attempt > 1 => self
-                        .drop_invalid_leftover(source, index)
-                        .and_then(|()| run_watched(self.client, step, watcher.as_ref())),
-                    _ => run_watched(self.client, step, watcher.as_ref()),
-                };
-                let Err(failure) = result else {
-                    break;
-                };
-                if matches!(step.role, Role::Commit | Role::History) {
-                    let _ = self.client.batch_execute("ROLLBACK");
-                }
-                let retryable = matches!(step.role, Role::Statement(_) | Role::DropLeftover(_));
-                if retryable && is_lock_timeout(&failure.error) && attempt <= self.lock_retries {
-                    watcher = watcher.or_else(|| self.start_watcher());
-                    let what = format!("{} statement {}", source.file_name(), completed + 1);
-                    pause_before_retry(&what, attempt, self.lock_retries);
-                    attempt += 1;
+            let result = if step.retried_on_lock_timeout() {
+                let what = format!("{} statement {}", source.file_name(), completed + 1);
+                retry.run(
+                    self.client,
+                    &what,
+                    step.on_retry.as_ref(),
+                    |client, watch, _| watch.around(|| execute(client, step)),
+                )
+            } else {
+                execute(self.client, step)
+                    .map(|()| ((), 1))
+                    .map_err(|error| GaveUp {
+                        error,
+                        attempts: 1,
+                        blocker: None,
+                    })
+            };
+            let gave_up = match result {
+                Ok((_, attempts)) => {
+                    most_attempts = most_attempts.max(attempts);
+                    if let Role::Journal(index) = step.role {
+                        completed = index + 1;
+                    }
                     continue;
                 }
-                let _ = self.client.batch_execute("RESET ALL");
-                let next = source.parsed().statements.get(completed);
-                let aftermath = match next {
-                    Some(statement) if completed > 0 => format!(
-                        "statements 1 to {completed} of {} are applied and journaled; the next run resumes at statement {} (line {})",
-                        source.parsed().statements.len(),
-                        completed + 1,
-                        statement.line
-                    ),
-                    _ => format!(
-                        "no statement of it completed; the next run starts it again{}",
-                        if source
-                            .parsed()
-                            .statements
-                            .iter()
-                            .any(|s| s.concurrent_index.is_some())
-                        {
-                            ", dropping any INVALID index the failed build left"
-                        } else {
-                            ""
-                        }
-                    ),
-                };
-                let blocker = watcher.as_ref().and_then(BlockingWatcher::last_blocker);
-                return Err(failure_error(source, &failure, attempt, blocker, aftermath));
+                Err(gave_up) => gave_up,
+            };
+            if matches!(step.role, Role::Commit | Role::History) {
+                let _ = self.client.batch_execute("ROLLBACK");
             }
-            most_attempts = most_attempts.max(attempt);
-            if let Role::Journal(index) = step.role {
-                completed = index + 1;
-            }
+            let _ = self.client.batch_execute("RESET ALL");
+            let failure = StepFailure {
+                role: step.role,
+                gave_up,
+            };
+            return Err(failure_error(
+                source,
+                &failure,
+                resume_words(source, completed),
+            ));
         }
         Ok(most_attempts)
     }
+}
 
-    /// A concurrent build cancelled by lock_timeout leaves an INVALID index
-    /// under the statement's name; it must go before the retry.
-    fn drop_invalid_leftover(
-        &mut self,
-        source: &SourceMigration,
-        index: usize,
-    ) -> Result<(), StepFailure> {
-        let Some(name) = &source.parsed().statements[index].concurrent_index else {
-            return Ok(());
-        };
-        let rows = self
-            .client
-            .query(
-                "SELECT n.nspname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-                 JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = $1 AND NOT i.indisvalid AND n.nspname = ANY(current_schemas(false))",
-                &[name],
-            )
-            .map_err(|error| StepFailure { role: Role::DropLeftover(index), error })?;
-        for row in rows {
-            let schema: String = row.get(0);
-            let sql = format!(
-                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-                quote_ident(&schema),
-                quote_ident(name)
-            );
-            tracing::info!("dropping the INVALID index left by the cancelled build: {sql}");
-            self.client
-                .batch_execute(&sql)
-                .map_err(|error| StepFailure {
-                    role: Role::DropLeftover(index),
-                    error,
-                })?;
-        }
-        Ok(())
-    }
-
-    fn start_watcher(&mut self) -> Option<BlockingWatcher> {
-        let pid: i32 = self
-            .client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .ok()?
-            .get(0);
-        BlockingWatcher::start(self.settings, pid)
+/// What a failed no-transaction migration left, and where the next run starts.
+fn resume_words(source: &SourceMigration, completed: usize) -> String {
+    let statements = &source.parsed().statements;
+    match statements.get(completed) {
+        Some(statement) if completed > 0 => format!(
+            "statements 1 to {completed} of {} are applied and journaled; the next run resumes at statement {} (line {})",
+            statements.len(),
+            completed + 1,
+            statement.line
+        ),
+        _ => format!(
+            "no statement of it completed; the next run starts it again{}",
+            if statements.iter().any(|s| s.concurrent_index.is_some()) {
+                ", dropping any INVALID index the failed build left"
+            } else {
+                ""
+            }
+        ),
     }
 }
 
@@ -364,24 +332,6 @@ fn plural(count: usize, noun: &str) -> String {
     } else {
         format!("{count} {noun}s")
     }
-}
-
-fn run_watched(
-    client: &mut Client,
-    step: &Step,
-    watcher: Option<&BlockingWatcher>,
-) -> Result<(), StepFailure> {
-    if let Some(watcher) = watcher {
-        watcher.set_in_flight(true);
-    }
-    let result = execute(client, step);
-    if let Some(watcher) = watcher {
-        watcher.set_in_flight(false);
-    }
-    result.map_err(|error| StepFailure {
-        role: step.role,
-        error,
-    })
 }
 
 /// Runs one step: without parameters over the simple protocol (a file's
@@ -434,32 +384,29 @@ fn round_trips(steps: &[Step]) -> Vec<&[Step]> {
 fn run_group(
     client: &mut Client,
     group: &[Step],
-    watcher: Option<&BlockingWatcher>,
-) -> Result<(), StepFailure> {
-    match group {
-        [step] => run_watched(client, step, watcher),
+    watch: Watch<'_>,
+) -> Result<(), (Role, postgres::Error)> {
+    let result = match group {
+        [step] => watch.around(|| execute(client, step)),
         _ => {
             let sql = group
                 .iter()
                 .map(|step| step.sql.as_str())
                 .collect::<Vec<_>>()
                 .join(";\n");
-            client.batch_execute(&sql).map_err(|error| StepFailure {
-                role: group[0].role,
-                error,
-            })
+            client.batch_execute(&sql)
         }
-    }
+    };
+    result.map_err(|error| (group[0].role, error))
 }
 
-fn failure_error(
-    source: &SourceMigration,
-    failure: &StepFailure,
-    attempts: u32,
-    blocker: Option<Blocker>,
-    aftermath: String,
-) -> RunError {
-    let db = failure.error.as_db_error();
+fn failure_error(source: &SourceMigration, failure: &StepFailure, aftermath: String) -> RunError {
+    let GaveUp {
+        error,
+        attempts,
+        blocker,
+    } = &failure.gave_up;
+    let db = error.as_db_error();
     let statement = match failure.role {
         Role::Statement(index) | Role::DropLeftover(index) => source.parsed().statements.get(index),
         _ => None,
@@ -484,7 +431,7 @@ fn failure_error(
     let message = match (db, failure.role) {
         (Some(db), Role::History) => format!("while recording the history row: {}", db.message()),
         (Some(db), _) => db.message().to_owned(),
-        (None, role) => format!("{} (while running the {role:?} step)", failure.error),
+        (None, role) => format!("{error} (while running the {role:?} step)"),
     };
     RunError::Failed(Box::new(MigrationFailure {
         file: source.path.display().to_string(),
@@ -494,8 +441,8 @@ fn failure_error(
         message,
         detail: db.and_then(|db| db.detail()).map(str::to_owned),
         hint: db.and_then(|db| db.hint()).map(str::to_owned),
-        attempts,
-        blocker,
+        attempts: *attempts,
+        blocker: blocker.clone(),
         aftermath,
     }))
 }
@@ -509,6 +456,7 @@ mod tests {
             role,
             sql: format!("{role:?}"),
             params,
+            on_retry: None,
         }
     }
 

@@ -140,6 +140,26 @@ pub fn retiring_comment(parent: &str) -> String {
     format!("{RETIRING_COMMENT_PREFIX}{parent}")
 }
 
+/// Whether each default partition holds any row, by parent oid: one exact
+/// `EXISTS` per default partition (the row estimate can be stale).
+pub fn default_partitions_with_rows(
+    client: &mut Client,
+    snapshot: &Snapshot,
+) -> Result<Vec<(u32, bool)>, postgres::Error> {
+    let mut found = Vec::new();
+    for parent in snapshot.parents.iter().flatten() {
+        if let Some(default) = parent.partitions.iter().find(|p| p.bound == Bound::Default) {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                quote_ident(&default.schema),
+                quote_ident(&default.name)
+            );
+            found.push((parent.oid, client.query_one(&sql, &[])?.get(0)));
+        }
+    }
+    Ok(found)
+}
+
 /// Reads the parents named (schema, table) with their partitions and indexes.
 pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot, postgres::Error> {
     let qualified: Vec<String> = names

@@ -92,18 +92,18 @@ fn assess_table(
         default_partition_has_rows: None,
         problems: Vec::new(),
     };
-    for step in planner::plan_table(table, parent, snapshot, now)
+    for problem in planner::plan_table(table, parent, snapshot, now)
         .iter()
-        .filter(|s| s.action == planner::Action::Error)
+        .filter_map(planner::Entry::problem)
     {
-        let kind = if step.is_warning() {
+        let kind = if problem.kind.is_warning() {
             ProblemKind::Drift
         } else {
             ProblemKind::Table
         };
         health.problems.push(Problem {
             kind,
-            message: step.message.clone().unwrap_or_default(),
+            message: problem.message.clone(),
         });
     }
     let Some(parent) = parent else {

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod executor;
 pub mod health;
+pub mod maintain;
 pub mod planner;
 pub mod policy;
 pub mod progress;

@@ -14,11 +14,11 @@ use thiserror::Error;
 use toml::Spanned;
 
 use super::calendar::Interval;
+use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
 use crate::location::{LineIndex, Location};
 
-/// PostgreSQL truncates identifiers longer than this many bytes.
-pub const MAX_IDENTIFIER_BYTES: usize = 63;
+pub use crate::db::ident::MAX_IDENTIFIER_BYTES;
 
 #[derive(Debug, Error)]
 #[error("{}", .problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -129,7 +129,12 @@ pub struct TablePolicy {
 
 impl TablePolicy {
     pub fn qualified_name(&self) -> String {
-        format!("{}.{}", self.schema, self.name)
+        self.parent().to_string()
+    }
+
+    /// The managed parent table.
+    pub fn parent(&self) -> QualifiedName {
+        QualifiedName::new(self.schema.clone(), self.name.clone())
     }
 
     /// The name of the partition for the period starting on `start`.

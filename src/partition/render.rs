@@ -3,9 +3,11 @@
 
 use std::io::{self, Write};
 
+use super::executor::TableReport;
 use super::health::{ProblemKind, TableHealth};
-use super::planner::{Action, Plan, Step, describe};
+use super::planner::{Action, Entry, Plan, Problem, Step, describe};
 use super::policy::Policy;
+use crate::units::human_bytes;
 
 fn symbol(action: Action) -> (&'static str, &'static str) {
     match action {
@@ -15,12 +17,21 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::DetachPartition => ("~", "detach"),
         Action::FinalizeDetach => ("~", "finish detach"),
         Action::ArchivePartition => ("~", "archive"),
+        Action::KeepDetached => ("~", "keep detached"),
         Action::DropPartition => ("-", "drop"),
         Action::CreateIndex => ("i", "build index"),
         Action::AttachIndex => ("i", "attach index"),
         Action::DropInvalidIndex => ("i", "drop invalid index"),
-        Action::Error => ("!", "error"),
     }
+}
+
+/// The problem's kind as the JSON names it, and its message.
+fn problem_line(problem: &Problem) -> (String, &str) {
+    let kind = serde_json::to_value(problem.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (kind, &problem.message)
 }
 
 pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Result<()> {
@@ -30,24 +41,23 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         plan.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     )?;
     for table in &policy.tables {
-        let name = table.qualified_name();
-        let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.table == name).collect();
+        let name = table.parent();
+        let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n{name} ({})", describe(table))?;
-        if steps.is_empty() {
+        if entries.is_empty() {
             writeln!(out, "  nothing to do")?;
             continue;
         }
-        for step in steps {
+        for entry in entries {
+            let step = match entry {
+                Entry::Step(step) => step,
+                Entry::Problem(problem) => {
+                    let (kind, message) = problem_line(problem);
+                    writeln!(out, "  ! {kind}: {message}")?;
+                    continue;
+                }
+            };
             let (mark, verb) = symbol(step.action);
-            if step.action == Action::Error {
-                writeln!(
-                    out,
-                    "  {mark} {}: {}",
-                    step.reason,
-                    step.message.as_deref().unwrap_or_default()
-                )?;
-                continue;
-            }
             let target = step.target();
             let range = match (&step.from, &step.to) {
                 (Some(from), Some(to)) => format!("  [{from}, {to})"),
@@ -61,19 +71,19 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
             writeln!(out, "  {mark} {verb:<18} {target}{range}")?;
             writeln!(out, "      {} on the parent{mode}", step.lock)?;
             writeln!(out, "      {}", step.reason)?;
+            if let Some(retry) = &step.on_retry {
+                writeln!(out, "      on a lock-timeout retry: {}", retry_words(retry))?;
+            }
         }
     }
-    let count = plan
-        .steps
-        .iter()
-        .filter(|s| s.action != Action::Error)
-        .count();
-    let errors = plan
-        .steps
-        .iter()
-        .filter(|s| s.action == Action::Error)
-        .count();
+    let count = plan.steps().count();
+    let errors = plan.problems().count();
     writeln!(out, "\n{count} step(s), {errors} error(s)")
+}
+
+fn retry_words(retry: &crate::db::retry::OnRetry) -> String {
+    let how = if retry.instead { "instead" } else { "first" };
+    format!("{}; runs {how}: {}", retry.why, retry.sql)
 }
 
 pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Result<()> {
@@ -87,54 +97,57 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
         "-- Each transaction block is one step; steps marked \"outside a transaction\" run statement by statement."
     )?;
     for table in &policy.tables {
-        let name = table.qualified_name();
-        let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.table == name).collect();
+        let name = table.parent();
+        let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n-- ===== {name} ({})", describe(table))?;
-        if steps.is_empty() {
+        if entries.is_empty() {
             writeln!(out, "-- nothing to do")?;
         }
-        for step in steps {
-            let (_, verb) = symbol(step.action);
-            if step.action == Action::Error {
-                writeln!(
-                    out,
-                    "-- ERROR ({}): {}",
-                    step.reason,
-                    step.message.as_deref().unwrap_or_default()
-                )?;
-                continue;
-            }
-            let target = step.target();
-            writeln!(out, "\n-- {verb} {target}: {}", step.reason)?;
-            let mut locks = format!("-- lock on parent: {}", step.lock);
-            if let Some(other) = &step.other_locks {
-                locks.push_str(&format!("; {other}"));
-            }
-            writeln!(out, "{locks}")?;
-            if let Some(guard) = &step.guard {
-                writeln!(
-                    out,
-                    "-- runs only if this returns 0 (rows of the new range in the default partition):\n-- {guard};"
-                )?;
-            }
-            if step.transactional {
-                writeln!(
-                    out,
-                    "BEGIN;\nSET LOCAL lock_timeout = '{}';",
-                    step.lock_timeout
-                )?;
-                for sql in &step.sql {
-                    writeln!(out, "{sql};")?;
-                }
-                writeln!(out, "COMMIT;")?;
-            } else {
-                writeln!(out, "-- outside a transaction")?;
-                writeln!(out, "SET lock_timeout = '{}';", step.lock_timeout)?;
-                for sql in &step.sql {
-                    writeln!(out, "{sql};")?;
+        for entry in entries {
+            match entry {
+                Entry::Step(step) => write_sql_step(out, step)?,
+                Entry::Problem(problem) => {
+                    let (kind, message) = problem_line(problem);
+                    writeln!(out, "-- ERROR ({kind}): {message}")?;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()> {
+    let (_, verb) = symbol(step.action);
+    writeln!(out, "\n-- {verb} {}: {}", step.target(), step.reason)?;
+    let mut locks = format!("-- lock on parent: {}", step.lock);
+    if let Some(other) = &step.other_locks {
+        locks.push_str(&format!("; {other}"));
+    }
+    writeln!(out, "{locks}")?;
+    if let Some(guard) = &step.guard {
+        writeln!(
+            out,
+            "-- runs only if this returns 0 (rows of the new range in the default partition):\n-- {guard};"
+        )?;
+    }
+    if step.transactional {
+        writeln!(
+            out,
+            "BEGIN;\nSET LOCAL lock_timeout = '{}';",
+            step.lock_timeout
+        )?;
+        for sql in &step.sql {
+            writeln!(out, "{sql};")?;
+        }
+        return writeln!(out, "COMMIT;");
+    }
+    writeln!(out, "-- outside a transaction")?;
+    writeln!(out, "SET lock_timeout = '{}';", step.lock_timeout)?;
+    for (position, sql) in step.sql.iter().enumerate() {
+        if let Some(retry) = step.on_retry.as_ref().filter(|r| r.statement == position) {
+            writeln!(out, "{}", retry.as_comment())?;
+        }
+        writeln!(out, "{sql};")?;
     }
     Ok(())
 }
@@ -185,7 +198,7 @@ pub fn write_status(out: &mut dyn Write, tables: &[TableHealth]) -> io::Result<(
                 partition.from,
                 partition.to,
                 rows,
-                size(partition.estimated_bytes)
+                human_bytes(partition.estimated_bytes)
             )?;
         }
         for problem in &table.problems {
@@ -193,15 +206,6 @@ pub fn write_status(out: &mut dyn Write, tables: &[TableHealth]) -> io::Result<(
         }
     }
     Ok(())
-}
-
-fn size(bytes: i64) -> String {
-    match bytes.max(0) {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{} kB", b >> 10),
-        b => format!("{b} B"),
-    }
 }
 
 /// A gauge family: name, help, and its value for a table.
@@ -268,4 +272,72 @@ pub fn write_prometheus(out: &mut dyn Write, tables: &[TableHealth]) -> io::Resu
         }
     }
     Ok(())
+}
+
+/// One line per table of what maintenance did, and a total.
+pub fn write_summary(out: &mut dyn Write, reports: &[TableReport]) -> io::Result<()> {
+    let mut totals = TableReport::default();
+    for report in reports {
+        writeln!(out, "{}: {}", report.table, summary_line(report))?;
+        for deferred in &report.deferred {
+            writeln!(out, "  deferred: {deferred}")?;
+        }
+        for warning in &report.warnings {
+            writeln!(out, "  warning: {warning}")?;
+        }
+        for failure in &report.failures {
+            writeln!(out, "  FAILED: {failure}")?;
+        }
+        totals.created += report.created;
+        totals.detached += report.detached;
+        totals.dropped += report.dropped;
+        totals.archived += report.archived;
+        totals.indexes_built += report.indexes_built;
+    }
+    let failed = reports.iter().filter(|r| !r.failures.is_empty()).count();
+    let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
+    let deferred: usize = reports.iter().map(|r| r.deferred.len()).sum();
+    writeln!(
+        out,
+        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred",
+        totals.created,
+        totals.detached,
+        totals.dropped,
+        totals.archived,
+        totals.indexes_built,
+        failed,
+        skipped,
+        deferred
+    )
+}
+
+fn summary_line(report: &TableReport) -> String {
+    if let Some(why) = &report.skipped {
+        return format!("skipped: {why}");
+    }
+    let attached_before = report.attached.saturating_sub(report.created);
+    let mut parts = Vec::new();
+    for (count, word) in [
+        (report.created, "created"),
+        (attached_before, "attached (created by an interrupted run)"),
+        (report.detached, "detached"),
+        (report.dropped, "dropped"),
+        (report.archived, "archived"),
+        (report.indexes_built, "indexes built"),
+        (report.indexes_attached, "indexes attached"),
+    ] {
+        if count > 0 {
+            parts.push(format!("{count} {word}"));
+        }
+    }
+    if report.moved_rows > 0 {
+        parts.push(format!(
+            "{} rows moved from the default partition",
+            report.moved_rows
+        ));
+    }
+    if parts.is_empty() && report.failures.is_empty() && report.deferred.is_empty() {
+        return "nothing to do".to_owned();
+    }
+    parts.join(", ")
 }

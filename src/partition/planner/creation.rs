@@ -4,7 +4,8 @@
 
 use chrono::NaiveDate;
 
-use super::{Action, Context, Existing, Lock, Step, bounds_text, shorten};
+use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step, bounds_text};
+use crate::db::ident::{QualifiedName, shorten_identifier};
 use crate::db::{quote_ident, quote_literal};
 use crate::partition::calendar;
 use crate::partition::catalog::{self, Snapshot};
@@ -14,7 +15,7 @@ pub(super) fn plan_creation(
     existing: &[Existing<'_>],
     snapshot: &Snapshot,
     today: NaiveDate,
-    steps: &mut Vec<Step>,
+    entries: &mut Vec<Entry>,
 ) {
     let table = context.table;
     let interval = table.interval;
@@ -28,20 +29,20 @@ pub(super) fn plan_creation(
             .collect();
         let covered_exactly = overlapping.iter().any(|e| e.period == Some(start));
         if overlapping.is_empty() {
-            plan_new_partition(context, snapshot, start, position, steps);
+            plan_new_partition(context, snapshot, start, position, entries);
         } else if !covered_exactly {
             let names: Vec<String> = overlapping
                 .iter()
                 .map(|e| format!("{}.{}", e.partition.schema, e.partition.name))
                 .collect();
-            steps.push(Step::error(
+            entries.push(Entry::Problem(Problem::new(
                 table,
-                "drift",
+                ProblemKind::Drift,
                 format!(
                     "the {interval} period starting {start} overlaps {}: its partition cannot be created until that is resolved",
                     names.join(", ")
                 ),
-            ));
+            )));
         }
         start = interval.next(start);
     }
@@ -52,13 +53,13 @@ fn plan_new_partition(
     snapshot: &Snapshot,
     start: NaiveDate,
     position: u32,
-    steps: &mut Vec<Step>,
+    entries: &mut Vec<Entry>,
 ) {
     let table = context.table;
     let name = table.partition_name(start);
     let schema = &context.parent.schema;
-    let qualified = context.qualified(schema, &name);
-    let display = context.display_name(schema, &name);
+    let partition = QualifiedName::new(schema.clone(), name.clone());
+    let qualified = partition.quoted();
     let (from, to) = bounds_text(context, start);
     let from_literal = calendar::literal(context.key, start, context.zone);
     let to_literal = calendar::literal(context.key, table.interval.next(start), context.zone);
@@ -83,7 +84,7 @@ fn plan_new_partition(
             Action::CreatePartition,
             format!("period {period_start} ({why}); created unattached, like the parent"),
         );
-        create.partition = Some(display.clone());
+        create.partition = Some(partition.clone());
         create.from = Some(from.clone());
         create.to = Some(to.clone());
         let tablespace = context
@@ -120,7 +121,7 @@ fn plan_new_partition(
             ),
         ];
         create.lock = Lock::AccessShare;
-        steps.push(create);
+        entries.push(Entry::Step(create));
     }
 
     let attach_sql = vec![
@@ -142,7 +143,7 @@ fn plan_new_partition(
     };
     let mut attach = match context.default_partition {
         Some(default) if table.move_default_rows => {
-            let default_ref = context.partition_ref(default);
+            let default_ref = Context::name_of(default).quoted();
             let mut step = Step::new(
                 table,
                 Action::MoveDefaultRows,
@@ -171,7 +172,7 @@ fn plan_new_partition(
             step.sql = attach_sql;
             step.guard = Some(format!(
                 "SELECT count(*) FROM {} WHERE {in_range}",
-                context.partition_ref(default)
+                Context::name_of(default).quoted()
             ));
             step.other_locks = Some(format!(
                 "ACCESS EXCLUSIVE on the default partition {}.{} (scanned)",
@@ -191,12 +192,13 @@ fn plan_new_partition(
             step
         }
     };
-    attach.partition = Some(display);
+    attach.partition = Some(partition);
     attach.from = Some(from);
     attach.to = Some(to);
     attach.lock = Lock::ShareUpdateExclusive;
-    steps.push(attach);
+    entries.push(Entry::Step(attach));
 }
+
 fn bounds_constraint_name(partition: &str) -> String {
-    shorten(&format!("{partition}_pgm_bounds"))
+    shorten_identifier(&format!("{partition}_pgm_bounds"))
 }

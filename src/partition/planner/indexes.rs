@@ -1,16 +1,22 @@
 //! Index rollout: each declared index created ON ONLY the parent, built
 //! CONCURRENTLY on every partition that stays, and attached.
 
-use super::{Action, Context, Existing, Lock, Step, shorten};
-use crate::db::quote_ident;
+use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step};
+use crate::db::ident::{QualifiedName, shorten_identifier};
+use crate::db::retry::OnRetry;
+use crate::db::{quote_ident, quote_literal};
 use crate::partition::catalog::{self, Partition};
 use crate::partition::policy::IndexPolicy;
 
-pub(super) fn plan_parent_indexes(context: &Context<'_>, steps: &mut Vec<Step>) {
+pub(super) fn plan_parent_indexes(context: &Context<'_>, entries: &mut Vec<Entry>) {
     let (table, parent) = (context.table, context.parent);
     for index in &table.indexes {
         if let Some(problem) = unique_key_problem(context, index) {
-            steps.push(Step::error(table, "invalid_index", problem));
+            entries.push(Entry::Problem(Problem::new(
+                table,
+                ProblemKind::InvalidIndex,
+                problem,
+            )));
             continue;
         }
         if !parent.indexes.iter().any(|i| i.name == index.name) {
@@ -19,7 +25,10 @@ pub(super) fn plan_parent_indexes(context: &Context<'_>, steps: &mut Vec<Step>) 
                 Action::CreateIndex,
                 "declared in the policy; built per partition below, then valid",
             );
-            step.index = Some(index.name.clone());
+            step.index = Some(QualifiedName::new(
+                parent.schema.clone(),
+                index.name.clone(),
+            ));
             step.sql = vec![format!(
                 "CREATE {}INDEX IF NOT EXISTS {} ON ONLY {} {}",
                 if index.unique { "UNIQUE " } else { "" },
@@ -28,7 +37,7 @@ pub(super) fn plan_parent_indexes(context: &Context<'_>, steps: &mut Vec<Step>) 
                 index_body(index)
             )];
             step.lock = Lock::Share;
-            steps.push(step);
+            entries.push(Entry::Step(step));
         }
     }
 }
@@ -38,7 +47,7 @@ pub(super) fn plan_partition_indexes(
     existing: &[Existing<'_>],
     retiring: &[u32],
     retired_now: &[u32],
-    steps: &mut Vec<Step>,
+    entries: &mut Vec<Entry>,
 ) {
     let (table, parent) = (context.table, context.parent);
     for index in table
@@ -47,7 +56,7 @@ pub(super) fn plan_partition_indexes(
         .filter(|i| unique_key_problem(context, i).is_none())
     {
         let parent_index = parent.indexes.iter().find(|i| i.name == index.name);
-        let first_step_of_index = steps.len();
+        let first_entry_of_index = entries.len();
         for entry in existing
             .iter()
             .filter(|e| !e.partition.detach_pending && !retiring.contains(&e.partition.oid))
@@ -57,12 +66,13 @@ pub(super) fn plan_partition_indexes(
                 index,
                 parent_index.map(|i| i.oid),
                 entry.partition,
-                steps,
+                entries,
             );
         }
         if let Some(parent_index) = parent_index.filter(|i| !i.valid) {
-            let planned_here = steps[first_step_of_index..]
+            let planned_here = entries[first_entry_of_index..]
                 .iter()
+                .filter_map(Entry::step)
                 .any(|s| s.action == Action::AttachIndex);
             let staying = existing
                 .iter()
@@ -86,16 +96,17 @@ pub(super) fn plan_partition_indexes(
                     Action::AttachIndex,
                     format!("every partition has {} now: marks it valid", index.name),
                 );
-                step.index = Some(format!("{}.{}", child.schema, child.name));
+                let child = QualifiedName::new(child.schema.clone(), child.name.clone());
                 step.sql = vec![format!(
                     "ALTER INDEX {}.{} ATTACH PARTITION {}",
                     quote_ident(&parent.schema),
                     quote_ident(&index.name),
-                    context.qualified(&child.schema, &child.name)
+                    child.quoted()
                 )];
+                step.index = Some(child);
                 step.lock = Lock::AccessShare;
                 step.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
-                steps.push(step);
+                entries.push(Entry::Step(step));
             }
         }
     }
@@ -106,7 +117,7 @@ fn plan_partition_index(
     index: &IndexPolicy,
     parent_index: Option<u32>,
     partition: &Partition,
-    steps: &mut Vec<Step>,
+    entries: &mut Vec<Entry>,
 ) {
     let table = context.table;
     if parent_index.is_some_and(|oid| partition.indexes.iter().any(|i| i.attached_to == Some(oid)))
@@ -114,8 +125,9 @@ fn plan_partition_index(
         return;
     }
     let child_name = child_index_name(&partition.name, &index.name);
-    let child_ref = context.qualified(&partition.schema, &child_name);
-    let display = context.display_name(&partition.schema, &partition.name);
+    let child = QualifiedName::new(partition.schema.clone(), child_name.clone());
+    let child_ref = child.quoted();
+    let partition_name = Context::name_of(partition);
     let existing = partition.indexes.iter().find(|i| i.name == child_name);
     let mut build_needed = true;
     match existing {
@@ -125,11 +137,11 @@ fn plan_partition_index(
                 Action::DropInvalidIndex,
                 "an interrupted concurrent build left it INVALID: dropped and rebuilt",
             );
-            drop.partition = Some(display.clone());
-            drop.index = Some(format!("{}.{}", partition.schema, child_name));
+            drop.partition = Some(partition_name.clone());
+            drop.index = Some(child.clone());
             drop.sql = vec![format!("DROP INDEX CONCURRENTLY IF EXISTS {child_ref}")];
             drop.transactional = false;
-            steps.push(drop);
+            entries.push(Entry::Step(drop));
         }
         Some(_) => build_needed = false,
         None => {}
@@ -143,26 +155,27 @@ fn plan_partition_index(
                 partition.name, index.name
             ),
         );
-        build.partition = Some(display.clone());
-        build.index = Some(format!("{}.{}", partition.schema, child_name));
+        build.partition = Some(partition_name.clone());
         build.sql = vec![format!(
             "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
             if index.unique { "UNIQUE " } else { "" },
             quote_ident(&child_name),
-            context.partition_ref(partition),
+            partition_name.quoted(),
             index_body(index)
         )];
+        build.on_retry = Some(drop_cancelled_build(&child));
+        build.index = Some(child.clone());
         build.transactional = false;
-        build.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on {display}"));
-        steps.push(build);
+        build.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on {partition_name}"));
+        entries.push(Entry::Step(build));
     }
     let mut attach = Step::new(
         table,
         Action::AttachIndex,
         format!("joins {} on the parent", index.name),
     );
-    attach.partition = Some(display);
-    attach.index = Some(format!("{}.{}", partition.schema, child_name));
+    attach.partition = Some(partition_name);
+    attach.index = Some(child);
     attach.sql = vec![format!(
         "ALTER INDEX {}.{} ATTACH PARTITION {child_ref}",
         quote_ident(&context.parent.schema),
@@ -170,7 +183,22 @@ fn plan_partition_index(
     )];
     attach.lock = Lock::AccessShare;
     attach.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
-    steps.push(attach);
+    entries.push(Entry::Step(attach));
+}
+
+/// A concurrent build cancelled by lock_timeout leaves an INVALID index
+/// under its name, which must go before the build runs again.
+pub(crate) fn drop_cancelled_build(index: &QualifiedName) -> OnRetry {
+    OnRetry {
+        statement: 0,
+        when: format!(
+            "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass({}) AND NOT indisvalid)",
+            quote_literal(&index.quoted())
+        ),
+        sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {}", index.quoted()),
+        instead: false,
+        why: "the cancelled build left an INVALID index: dropped before building again".into(),
+    }
 }
 
 /// PostgreSQL refuses a unique index on a partitioned table that lacks the
@@ -210,5 +238,5 @@ fn index_body(index: &IndexPolicy) -> String {
 /// `{partition}_{index}`, shortened with a hash when over 63 bytes so two
 /// long names cannot collide.
 pub fn child_index_name(partition: &str, index: &str) -> String {
-    shorten(&format!("{partition}_{index}"))
+    shorten_identifier(&format!("{partition}_{index}"))
 }

@@ -15,9 +15,10 @@ mod retention;
 pub use indexes::child_index_name;
 
 use super::calendar::{self, KeyType, KeyValue};
-use super::catalog::{Bound, Parent, Partition, Snapshot};
-use super::policy::{MAX_IDENTIFIER_BYTES, Policy, RetentionAction, TablePolicy};
-use crate::db::quote_ident;
+use super::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+use super::policy::{Policy, RetentionAction, TablePolicy};
+use crate::db::ident::QualifiedName;
+use crate::db::retry::OnRetry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,13 +27,17 @@ pub enum Action {
     DetachPartition,
     DropPartition,
     ArchivePartition,
+    /// A partition detached by an interrupted run stays a plain table (the
+    /// policy no longer drops or archives): only its marker is cleared.
+    KeepDetached,
     CreateIndex,
     CreatePartition,
     AttachPartition,
+    /// Moves the rows of the new range out of the default partition, then
+    /// attaches; the move is the step's first statement.
     MoveDefaultRows,
     DropInvalidIndex,
     AttachIndex,
-    Error,
 }
 
 /// The strongest lock a step takes on the parent table.
@@ -65,17 +70,17 @@ impl Serialize for Lock {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
-    /// The managed parent, "schema.table".
-    pub table: String,
+    /// The managed parent.
+    pub table: QualifiedName,
     pub action: Action,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<String>,
+    pub partition: Option<QualifiedName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
+    pub index: Option<QualifiedName>,
     /// The statements, in order; one transaction unless `transactional` is false.
     pub sql: Vec<String>,
     pub transactional: bool,
@@ -88,15 +93,16 @@ pub struct Step {
     /// A query that must return 0 before the step runs, or the table fails.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<String>,
-    pub reason: String,
+    /// What a retry after a lock timeout runs first, or instead.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub on_retry: Option<OnRetry>,
+    pub reason: String,
 }
 
 impl Step {
     fn new(table: &TablePolicy, action: Action, reason: impl Into<String>) -> Step {
         Step {
-            table: table.qualified_name(),
+            table: table.parent(),
             action,
             partition: None,
             from: None,
@@ -108,15 +114,139 @@ impl Step {
             lock_timeout: table.lock_timeout.to_string(),
             other_locks: None,
             guard: None,
+            on_retry: None,
             reason: reason.into(),
-            message: None,
         }
     }
 
-    fn error(table: &TablePolicy, kind: &str, message: impl Into<String>) -> Step {
-        Step {
-            message: Some(message.into()),
-            ..Step::new(table, Action::Error, kind)
+    /// What the step acts on: the index, else the partition, else the table.
+    pub fn target(&self) -> &QualifiedName {
+        self.index
+            .as_ref()
+            .or(self.partition.as_ref())
+            .unwrap_or(&self.table)
+    }
+
+    /// Builds or attaches an index (of the parent or of a partition).
+    pub fn is_index_work(&self) -> bool {
+        matches!(
+            self.action,
+            Action::CreateIndex | Action::AttachIndex | Action::DropInvalidIndex
+        )
+    }
+}
+
+/// Why a table (or a part of it) cannot be maintained as the policy says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    MissingTable,
+    NotPartitioned,
+    NotRange,
+    UnsupportedKey,
+    UnsupportedKeyType,
+    InvalidIndex,
+    /// Partitions or periods that do not match the policy: reported and
+    /// left alone, they stop nothing.
+    Drift,
+}
+
+impl ProblemKind {
+    pub fn is_warning(self) -> bool {
+        self == ProblemKind::Drift
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub table: QualifiedName,
+    pub kind: ProblemKind,
+    pub partition: Option<QualifiedName>,
+    pub message: String,
+    /// The table's lock_timeout, kept so the JSON entry has every field a
+    /// step has.
+    lock_timeout: String,
+}
+
+impl Problem {
+    fn new(table: &TablePolicy, kind: ProblemKind, message: impl Into<String>) -> Problem {
+        Problem {
+            table: table.parent(),
+            kind,
+            partition: None,
+            message: message.into(),
+            lock_timeout: table.lock_timeout.to_string(),
+        }
+    }
+}
+
+/// A problem takes its place among the steps in the plan's JSON, shaped
+/// like a step with `"action": "error"`, as it always has been.
+impl Serialize for Problem {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct ErrorEntry<'a> {
+            table: &'a QualifiedName,
+            action: &'static str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            partition: Option<&'a QualifiedName>,
+            sql: [&'static str; 0],
+            transactional: bool,
+            lock: Lock,
+            lock_timeout: &'a str,
+            reason: ProblemKind,
+            message: &'a str,
+            severity: &'static str,
+        }
+        ErrorEntry {
+            table: &self.table,
+            action: "error",
+            partition: self.partition.as_ref(),
+            sql: [],
+            transactional: true,
+            lock: Lock::None,
+            lock_timeout: &self.lock_timeout,
+            reason: self.kind,
+            message: &self.message,
+            severity: if self.kind.is_warning() {
+                "warning"
+            } else {
+                "error"
+            },
+        }
+        .serialize(serializer)
+    }
+}
+
+/// One line of a table's plan, in order. Most entries are steps, so
+/// boxing them would cost more than the size difference.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Entry {
+    Step(Step),
+    Problem(Problem),
+}
+
+impl Entry {
+    pub fn table(&self) -> &QualifiedName {
+        match self {
+            Entry::Step(step) => &step.table,
+            Entry::Problem(problem) => &problem.table,
+        }
+    }
+
+    pub fn step(&self) -> Option<&Step> {
+        match self {
+            Entry::Step(step) => Some(step),
+            Entry::Problem(_) => None,
+        }
+    }
+
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            Entry::Problem(problem) => Some(problem),
+            Entry::Step(_) => None,
         }
     }
 }
@@ -124,40 +254,37 @@ impl Step {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub now: DateTime<Utc>,
-    pub steps: Vec<Step>,
+    #[serde(rename = "steps")]
+    pub entries: Vec<Entry>,
 }
 
 impl Plan {
-    /// Error entries that stop a table (drift is only reported).
-    pub fn failures(&self) -> impl Iterator<Item = &Step> {
-        self.steps
-            .iter()
-            .filter(|s| s.action == Action::Error && !s.is_warning())
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.entries.iter().filter_map(Entry::step)
+    }
+
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.entries.iter().filter_map(Entry::problem)
+    }
+
+    /// Problems that stop a table (drift is only reported).
+    pub fn failures(&self) -> impl Iterator<Item = &Problem> {
+        self.problems().filter(|p| !p.kind.is_warning())
     }
 
     pub fn has_work(&self) -> bool {
-        self.steps.iter().any(|s| s.action != Action::Error)
-    }
-}
-
-impl Step {
-    /// What the step acts on: the index, else the partition, else the table.
-    pub fn target(&self) -> &str {
-        self.index
-            .as_deref()
-            .or(self.partition.as_deref())
-            .unwrap_or(&self.table)
+        self.steps().next().is_some()
     }
 
-    /// Drift is reported and left alone; it stops nothing.
-    pub fn is_warning(&self) -> bool {
-        self.action == Action::Error && self.reason == "drift"
+    /// The entries of one table, in order.
+    pub fn for_table<'a>(&'a self, table: &'a QualifiedName) -> impl Iterator<Item = &'a Entry> {
+        self.entries.iter().filter(move |e| e.table() == table)
     }
 }
 
 /// The plan for every table of the policy. `snapshot.parents` is in policy order.
 pub fn plan(policy: &Policy, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
-    let steps = policy
+    let entries = policy
         .tables
         .iter()
         .enumerate()
@@ -166,7 +293,7 @@ pub fn plan(policy: &Policy, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
             plan_table(table, parent, snapshot, now)
         })
         .collect();
-    Plan { now, steps }
+    Plan { now, entries }
 }
 
 /// One existing partition as the planner classifies it.
@@ -184,48 +311,38 @@ struct Context<'a> {
     key: KeyType,
     column: String,
     zone: Tz,
+    /// The parent quoted, as statements and markers write it.
     qualified_parent: String,
     default_partition: Option<&'a Partition>,
 }
 
 impl Context<'_> {
-    fn qualified(&self, schema: &str, name: &str) -> String {
-        format!("{}.{}", quote_ident(schema), quote_ident(name))
-    }
-
-    fn partition_ref(&self, partition: &Partition) -> String {
-        self.qualified(&partition.schema, &partition.name)
-    }
-
-    fn display_name(&self, schema: &str, name: &str) -> String {
-        format!("{schema}.{name}")
+    fn name_of(partition: &Partition) -> QualifiedName {
+        QualifiedName::new(partition.schema.clone(), partition.name.clone())
     }
 }
 
-pub fn plan_table(
+/// The parent and its key, or why the table cannot be planned at all.
+fn manageable<'a>(
     table: &TablePolicy,
-    parent: Option<&Parent>,
-    snapshot: &Snapshot,
-    now: DateTime<Utc>,
-) -> Vec<Step> {
+    parent: Option<&'a Parent>,
+) -> Result<(&'a Parent, &'a PartitionKey, KeyType), (ProblemKind, String)> {
     let name = table.qualified_name();
     let Some(parent) = parent else {
-        return vec![Step::error(
-            table,
-            "missing_table",
+        return Err((
+            ProblemKind::MissingTable,
             format!(
                 "{name} does not exist: create it (PARTITION BY RANGE on its time column) in a migration, or remove its entry"
             ),
-        )];
+        ));
     };
     if parent.relkind != 'p' {
-        return vec![Step::error(
-            table,
-            "not_partitioned",
+        return Err((
+            ProblemKind::NotPartitioned,
             format!(
                 "{name} is not a partitioned table: pgm manages tables declared PARTITION BY RANGE (column)"
             ),
-        )];
+        ));
     }
     if parent.strategy != Some('r') {
         let kind = if parent.strategy == Some('l') {
@@ -233,16 +350,14 @@ pub fn plan_table(
         } else {
             "HASH"
         };
-        return vec![Step::error(
-            table,
-            "not_range",
+        return Err((
+            ProblemKind::NotRange,
             format!("{name} is partitioned by {kind}: pgm manages RANGE partitioning"),
-        )];
+        ));
     }
     let Some(key) = &parent.key else {
-        return vec![Step::error(
-            table,
-            "unsupported_key",
+        return Err((
+            ProblemKind::UnsupportedKey,
             format!(
                 "{name} is partitioned on {}: pgm manages a range key of one plain column",
                 if parent.key_columns > 1 {
@@ -251,17 +366,29 @@ pub fn plan_table(
                     "an expression"
                 }
             ),
-        )];
+        ));
     };
-    let Some(key_type) = KeyType::from_sql_type(&key.sql_type) else {
-        return vec![Step::error(
-            table,
-            "unsupported_key_type",
+    match KeyType::from_sql_type(&key.sql_type) {
+        Some(key_type) => Ok((parent, key, key_type)),
+        None => Err((
+            ProblemKind::UnsupportedKeyType,
             format!(
                 "{name} is partitioned on {} of type {}: pgm manages timestamptz, timestamp, date and integer (epoch seconds) keys",
                 key.column, key.sql_type
             ),
-        )];
+        )),
+    }
+}
+
+pub fn plan_table(
+    table: &TablePolicy,
+    parent: Option<&Parent>,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Vec<Entry> {
+    let (parent, key, key_type) = match manageable(table, parent) {
+        Ok(manageable) => manageable,
+        Err((kind, message)) => return vec![Entry::Problem(Problem::new(table, kind, message))],
     };
     let context = Context {
         table,
@@ -269,50 +396,73 @@ pub fn plan_table(
         key: key_type,
         column: key.column.clone(),
         zone: table.time_zone,
-        qualified_parent: format!(
-            "{}.{}",
-            quote_ident(&parent.schema),
-            quote_ident(&parent.name)
-        ),
+        qualified_parent: QualifiedName::new(parent.schema.clone(), parent.name.clone()).quoted(),
         default_partition: parent.partitions.iter().find(|p| p.bound == Bound::Default),
     };
-    let mut steps = Vec::new();
-    let existing = classify(&context, &mut steps);
+    let mut entries = Vec::new();
+    let existing = classify(&context, &mut entries);
 
-    // 1. Retirements an interrupted run left half done: a detach left
-    //    pending, or a detached partition not yet dropped or archived.
+    // 1. Retirements an interrupted run left half done.
+    plan_interrupted_retirements(&context, &existing, snapshot, now, &mut entries);
+
+    // 2. Retention.
+    let (retiring, retired_now) = retention::plan_retention(&context, &existing, now, &mut entries);
+
+    // 3. Indexes on the parent, before new partitions, so that attaching an
+    //    (empty) partition builds its indexes at once.
+    indexes::plan_parent_indexes(&context, &mut entries);
+
+    // 4. Partitions from the period holding now through premake more.
+    let today = calendar::local_date(now, context.zone);
+    creation::plan_creation(&context, &existing, snapshot, today, &mut entries);
+
+    // 5. Indexes of the partitions that stay.
+    indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut entries);
+    entries
+}
+
+/// A detach left pending, or a detached partition not yet dropped or archived.
+fn plan_interrupted_retirements(
+    context: &Context<'_>,
+    existing: &[Existing<'_>],
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+    entries: &mut Vec<Entry>,
+) {
+    let table = context.table;
     let cutoff = table
         .retention
         .as_ref()
         .map(|r| r.cutoff(calendar::local_date(now, context.zone)));
     for entry in existing.iter().filter(|e| e.partition.detach_pending) {
         let partition = entry.partition;
-        let display = context.display_name(&partition.schema, &partition.name);
         let mut step = Step::new(
             table,
             Action::FinalizeDetach,
             "an earlier DETACH … CONCURRENTLY was interrupted: finish it",
         );
-        step.partition = Some(display.clone());
+        step.partition = Some(Context::name_of(partition));
         step.sql = vec![format!(
             "ALTER TABLE {} DETACH PARTITION {} FINALIZE",
             context.qualified_parent,
-            context.partition_ref(partition)
+            Context::name_of(partition).quoted()
         )];
         step.lock = Lock::ShareUpdateExclusive;
-        steps.push(step);
+        entries.push(Entry::Step(step));
         let marked = snapshot
             .retiring
             .iter()
             .any(|r| r.schema == partition.schema && r.name == partition.name);
         let expired = matches!((entry.period, cutoff), (Some(start), Some(cutoff)) if table.interval.next(start) <= cutoff);
         if marked || expired {
-            steps.extend(retention::after_detach(
-                &context,
-                &partition.schema,
-                &partition.name,
-                "finishes the retirement of the interrupted run",
-            ));
+            entries.extend(
+                retention::after_detach(
+                    context,
+                    &Context::name_of(partition),
+                    "finishes the retirement of the interrupted run",
+                )
+                .map(Entry::Step),
+            );
         }
     }
     for retiring in snapshot
@@ -320,31 +470,18 @@ pub fn plan_table(
         .iter()
         .filter(|r| !r.still_attached && r.parent == context.qualified_parent)
     {
-        steps.extend(retention::after_detach(
-            &context,
-            &retiring.schema,
-            &retiring.name,
-            "detached by an interrupted run",
-        ));
+        entries.extend(
+            retention::after_detach(
+                context,
+                &QualifiedName::new(retiring.schema.clone(), retiring.name.clone()),
+                "detached by an interrupted run",
+            )
+            .map(Entry::Step),
+        );
     }
-
-    // 2. Retention.
-    let (retiring, retired_now) = retention::plan_retention(&context, &existing, now, &mut steps);
-
-    // 3. Indexes on the parent, before new partitions, so that attaching an
-    //    (empty) partition builds its indexes at once.
-    indexes::plan_parent_indexes(&context, &mut steps);
-
-    // 4. Partitions from the period holding now through premake more.
-    let today = calendar::local_date(now, context.zone);
-    creation::plan_creation(&context, &existing, snapshot, today, &mut steps);
-
-    // 5. Indexes of the partitions that stay.
-    indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut steps);
-    steps
 }
 
-fn classify<'a>(context: &Context<'a>, steps: &mut Vec<Step>) -> Vec<Existing<'a>> {
+fn classify<'a>(context: &Context<'a>, entries: &mut Vec<Entry>) -> Vec<Existing<'a>> {
     let mut existing = Vec::new();
     for partition in &context.parent.partitions {
         let Bound::Range { from, to } = &partition.bound else {
@@ -354,16 +491,16 @@ fn classify<'a>(context: &Context<'a>, steps: &mut Vec<Step>) -> Vec<Existing<'a
             calendar::parse_bound(context.key, from).zip(calendar::parse_bound(context.key, to));
         let period = range.and_then(|(lo, hi)| aligned_period(context, lo, hi));
         if period.is_none() && !partition.detach_pending {
-            let mut step = Step::error(
+            let mut problem = Problem::new(
                 context.table,
-                "drift",
+                ProblemKind::Drift,
                 format!(
                     "partition {}.{} covers [{from}, {to}), which is not one {} period in {}: pgm leaves it as it is",
                     partition.schema, partition.name, context.table.interval, context.zone
                 ),
             );
-            step.partition = Some(context.display_name(&partition.schema, &partition.name));
-            steps.push(step);
+            problem.partition = Some(Context::name_of(partition));
+            entries.push(Entry::Problem(problem));
         }
         existing.push(Existing {
             partition,
@@ -403,20 +540,6 @@ fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
     })
 }
 
-fn shorten(name: &str) -> String {
-    if name.len() <= MAX_IDENTIFIER_BYTES {
-        return name.to_owned();
-    }
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let mut cut = MAX_IDENTIFIER_BYTES - 9;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}_{:08x}", &name[..cut], hash as u32)
-}
-
 fn bounds_text(context: &Context<'_>, start: NaiveDate) -> (String, String) {
     let strip = |literal: String| literal.trim_matches('\'').to_owned();
     (
@@ -427,16 +550,6 @@ fn bounds_text(context: &Context<'_>, start: NaiveDate) -> (String, String) {
             context.zone,
         )),
     )
-}
-
-fn human_bytes(bytes: i64) -> String {
-    let bytes = bytes.max(0) as f64;
-    match bytes {
-        b if b >= 1024.0 * 1024.0 * 1024.0 => format!("{:.1} GiB", b / (1024.0 * 1024.0 * 1024.0)),
-        b if b >= 1024.0 * 1024.0 => format!("{:.1} MiB", b / (1024.0 * 1024.0)),
-        b if b >= 1024.0 => format!("{:.0} kB", b / 1024.0),
-        b => format!("{b:.0} B"),
-    }
 }
 
 /// The interval of a table, for summaries.

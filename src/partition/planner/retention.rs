@@ -3,11 +3,14 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Action, Context, Existing, Lock, Step, bounds_text, human_bytes};
-use crate::db::{quote_ident, quote_literal};
+use super::{Action, Context, Entry, Existing, Lock, Step, bounds_text};
+use crate::db::ident::QualifiedName;
+use crate::db::quote_literal;
+use crate::db::retry::OnRetry;
 use crate::partition::calendar;
 use crate::partition::catalog;
 use crate::partition::policy::RetentionAction;
+use crate::units::human_bytes;
 
 /// Plans detaching (and dropping or archiving) expired partitions; returns
 /// the oids of every expired partition, retired now or in a later run.
@@ -15,7 +18,7 @@ pub(super) fn plan_retention(
     context: &Context<'_>,
     existing: &[Existing<'_>],
     now: DateTime<Utc>,
-    steps: &mut Vec<Step>,
+    entries: &mut Vec<Entry>,
 ) -> (Vec<u32>, Vec<u32>) {
     let table = context.table;
     let Some(retention) = &table.retention else {
@@ -46,7 +49,7 @@ pub(super) fn plan_retention(
     let concurrent = context.default_partition.is_none();
     for (position, (entry, start)) in expired.iter().enumerate() {
         let partition = entry.partition;
-        let display = context.display_name(&partition.schema, &partition.name);
+        let name = Context::name_of(partition);
         let (from, to) = bounds_text(context, *start);
         let rows = match partition.estimated_rows {
             ..0 => "row count unknown (never analyzed)".to_owned(),
@@ -64,7 +67,7 @@ pub(super) fn plan_retention(
             ));
         }
         let mut detach = Step::new(table, Action::DetachPartition, reason);
-        detach.partition = Some(display.clone());
+        detach.partition = Some(name.clone());
         detach.from = Some(from.clone());
         detach.to = Some(to.clone());
         // Marked first, so that a run killed after the detach still drops
@@ -73,51 +76,63 @@ pub(super) fn plan_retention(
             RetentionAction::Detach => None,
             _ => Some(format!(
                 "COMMENT ON TABLE {} IS {}",
-                context.partition_ref(partition),
+                name.quoted(),
                 quote_literal(&catalog::retiring_comment(&context.qualified_parent))
             )),
         };
         detach.sql = marker.into_iter().collect();
+        let statement = format!(
+            "ALTER TABLE {} DETACH PARTITION {}",
+            context.qualified_parent,
+            name.quoted()
+        );
         if concurrent {
-            detach.sql.push(format!(
-                "ALTER TABLE {} DETACH PARTITION {} CONCURRENTLY",
-                context.qualified_parent,
-                context.partition_ref(partition)
-            ));
+            detach.on_retry = Some(finish_cancelled_detach(&statement, &name, detach.sql.len()));
+            detach.sql.push(format!("{statement} CONCURRENTLY"));
             detach.transactional = false;
             detach.lock = Lock::ShareUpdateExclusive;
         } else {
-            detach.sql.push(format!(
-                "ALTER TABLE {} DETACH PARTITION {}",
-                context.qualified_parent,
-                context.partition_ref(partition)
-            ));
+            detach.sql.push(statement);
             detach.lock = Lock::AccessExclusive;
             detach.reason.push_str("; plain DETACH under lock_timeout: CONCURRENTLY is refused while a default partition exists");
         }
-        steps.push(detach);
-        if let Some(mut step) = after_detach(context, &partition.schema, &partition.name, "") {
+        entries.push(Entry::Step(detach));
+        if let Some(mut step) = after_detach(context, &name, "") {
             step.from = Some(from.clone());
             step.to = Some(to.clone());
             step.reason.push_str(&format!(
                 "; {rows}, {}",
                 human_bytes(partition.estimated_bytes)
             ));
-            steps.push(step);
+            entries.push(Entry::Step(step));
         }
     }
     (retired, retired_now)
 }
 
+/// A DETACH … CONCURRENTLY cancelled after its first transaction leaves the
+/// partition pending: from then on it can only be finished.
+fn finish_cancelled_detach(statement: &str, partition: &QualifiedName, position: usize) -> OnRetry {
+    OnRetry {
+        statement: position,
+        when: format!(
+            "SELECT EXISTS (SELECT FROM pg_inherits WHERE inhrelid = to_regclass({}) AND inhdetachpending)",
+            quote_literal(&partition.quoted())
+        ),
+        sql: format!("{statement} FINALIZE"),
+        instead: true,
+        why: "the cancelled detach left the partition pending: finish it".into(),
+    }
+}
+
 /// What follows the detach of a retired partition, as the policy says.
 pub(super) fn after_detach(
     context: &Context<'_>,
-    schema: &str,
-    name: &str,
+    partition: &QualifiedName,
     why: &str,
 ) -> Option<Step> {
     let table = context.table;
-    let qualified = context.qualified(schema, name);
+    let qualified = partition.quoted();
     let suffix = if why.is_empty() {
         String::new()
     } else {
@@ -142,11 +157,11 @@ pub(super) fn after_detach(
             step.sql = vec![
                 format!(
                     "ALTER TABLE {qualified} SET SCHEMA {}",
-                    quote_ident(archive)
+                    crate::db::quote_ident(archive)
                 ),
                 format!(
                     "COMMENT ON TABLE {} IS NULL",
-                    context.qualified(archive, name)
+                    partition.in_schema(archive).quoted()
                 ),
             ];
             step
@@ -155,7 +170,7 @@ pub(super) fn after_detach(
         Some(RetentionAction::Detach) | None if !why.is_empty() => {
             let mut step = Step::new(
                 table,
-                Action::ArchivePartition,
+                Action::KeepDetached,
                 format!("kept as a plain table{suffix}"),
             );
             step.sql = vec![format!("COMMENT ON TABLE {qualified} IS NULL")];
@@ -163,6 +178,6 @@ pub(super) fn after_detach(
         }
         Some(RetentionAction::Detach) | None => return None,
     };
-    step.partition = Some(context.display_name(schema, name));
+    step.partition = Some(partition.clone());
     Some(step)
 }

@@ -1,0 +1,161 @@
+//! A whole `pgm migrate` run on the database: refuse a replica, take the
+//! run lock on the session that then does the work, read the state, plan,
+//! create the history tables, run each migration. Also `baseline`.
+
+use std::time::Duration;
+
+use postgres::Client;
+use thiserror::Error;
+
+use super::history;
+use super::plan::{self, Options, PlanError};
+use super::runner::{self, AppliedReport, RunError, Runner};
+use super::source::{SourceMigration, Version};
+use crate::db::lock::{Holder, LockError, SessionLock};
+use crate::db::{ConnectionSettings, server};
+
+/// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
+pub const MIGRATE_LOCK_KEY: i64 = 0x0070_676d_206d_6967;
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error("this server is a read-only replica (in recovery): point DATABASE_URL at the primary")]
+    Replica,
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{what}: {source}")]
+    Query {
+        what: &'static str,
+        source: postgres::Error,
+    },
+    #[error(
+        "the history already holds {count} migration(s), up to version {highest}: baseline is for a database pgm has not migrated yet"
+    )]
+    AlreadyMigrated { count: usize, highest: Version },
+    #[error("no migration has a version at or below {0}: nothing to baseline")]
+    NothingToBaseline(Version),
+}
+
+impl ApplyError {
+    /// A problem with the files or the request, rather than with the run.
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            ApplyError::Run(RunError::InvalidFile(_)) | ApplyError::NothingToBaseline(_)
+        )
+    }
+}
+
+/// What a run applied, and how many were applied before it.
+pub struct Applied {
+    pub already: usize,
+    pub reports: Vec<AppliedReport>,
+}
+
+/// How long to wait for another run's lock.
+pub struct RunLock {
+    pub wait: Duration,
+}
+
+pub fn apply(
+    mut client: Client,
+    settings: &ConnectionSettings,
+    sources: &mut [SourceMigration],
+    options: &Options,
+    lock_retries: u32,
+    run_lock: &RunLock,
+) -> Result<Applied, ApplyError> {
+    let mut lock = lock_runs(&mut client, run_lock)?;
+    let client = lock.client();
+    let state = runner::read_state(client, sources)?;
+    // Check the history against the files before creating anything.
+    let planned = plan::plan(sources, &state, options)?;
+    let mut runner = Runner {
+        client,
+        settings,
+        lock_retries,
+    };
+    runner.run_setup(&planned.setup)?;
+    let reports = planned
+        .migrations
+        .iter()
+        .map(|migration| runner.run(migration))
+        .collect::<Result<_, _>>()?;
+    Ok(Applied {
+        already: state.applied.len(),
+        reports,
+    })
+}
+
+/// Records the migrations up to `version` as applied without running them;
+/// returns how many, and the highest.
+pub fn baseline(
+    mut client: Client,
+    sources: &mut [SourceMigration],
+    version: Version,
+    run_lock: &RunLock,
+) -> Result<(usize, Version), ApplyError> {
+    let mut lock = lock_runs(&mut client, run_lock)?;
+    let client = lock.client();
+    let state = runner::read_state(client, sources)?;
+    if !state.applied.is_empty() {
+        return Err(ApplyError::AlreadyMigrated {
+            count: state.applied.len(),
+            highest: state
+                .applied
+                .iter()
+                .map(|a| a.version)
+                .max()
+                .unwrap_or_default(),
+        });
+    }
+    let covered: Vec<&SourceMigration> = sources.iter().filter(|s| s.version <= version).collect();
+    let Some(highest) = covered.last().map(|s| s.version) else {
+        return Err(ApplyError::NothingToBaseline(version));
+    };
+    history::record_without_running(client, &state.tables, &state.setup, &covered).map_err(
+        |source| ApplyError::Query {
+            what: "recording the baseline",
+            source,
+        },
+    )?;
+    Ok((covered.len(), highest))
+}
+
+/// Refuses a replica, then waits for the run lock on this session.
+fn lock_runs<'c>(
+    client: &'c mut Client,
+    run_lock: &RunLock,
+) -> Result<SessionLock<&'c mut Client>, ApplyError> {
+    let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
+        what: "checking whether the server is a replica",
+        source,
+    })?;
+    if replica {
+        return Err(ApplyError::Replica);
+    }
+    Ok(SessionLock::acquire(
+        client,
+        MIGRATE_LOCK_KEY,
+        "the migration lock",
+        run_lock.wait,
+        log_wait,
+    )?)
+}
+
+fn log_wait(holder: Option<&Holder>, waited: Duration) {
+    match holder {
+        Some(holder) => tracing::info!(
+            "waiting for the migration lock ({}s so far): held by {holder}",
+            waited.as_secs()
+        ),
+        None => tracing::info!(
+            "waiting for the migration lock ({}s so far)",
+            waited.as_secs()
+        ),
+    }
+}

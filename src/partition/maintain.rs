@@ -1,0 +1,100 @@
+//! `pgm partitions maintain`: per table, take the table's advisory lock (an
+//! overlapping run skips the table instead of doing its steps twice), plan
+//! again under the lock from a fresh snapshot, execute, report.
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+
+use super::catalog;
+use super::executor::{Executor, TableReport};
+use super::planner::{self, Plan};
+use super::policy::{Policy, TablePolicy};
+use crate::db::lock::{self, SessionLock};
+use crate::db::{ConnectionSettings, server};
+
+/// What a maintenance run did.
+#[derive(Debug)]
+pub enum Maintenance {
+    /// The server is a read-only replica: nothing was done.
+    Replica,
+    Tables(Vec<TableReport>),
+}
+
+impl Maintenance {
+    pub fn failed_tables(&self) -> usize {
+        match self {
+            Maintenance::Replica => 0,
+            Maintenance::Tables(reports) => {
+                reports.iter().filter(|r| !r.failures.is_empty()).count()
+            }
+        }
+    }
+}
+
+/// The catalog of every table of the policy, and the plan for all of them.
+pub fn plan_now(
+    client: &mut Client,
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> Result<Plan, postgres::Error> {
+    let snapshot = catalog::take(client, &table_names(policy.tables.iter()))?;
+    Ok(planner::plan(policy, &snapshot, now))
+}
+
+fn table_names<'a>(tables: impl Iterator<Item = &'a TablePolicy>) -> Vec<(String, String)> {
+    tables.map(|t| (t.schema.clone(), t.name.clone())).collect()
+}
+
+/// Maintains every table of `plan` that has entries. `plan` is the plan
+/// made before (and shown, with --dry-run); each table is planned again
+/// under its lock, for the same instant.
+pub fn run(
+    client: &mut Client,
+    settings: &ConnectionSettings,
+    policy: &Policy,
+    plan: &Plan,
+) -> Result<Maintenance, postgres::Error> {
+    if server::in_recovery(client)? {
+        return Ok(Maintenance::Replica);
+    }
+    let mut reports = Vec::new();
+    for table in &policy.tables {
+        let mut report = TableReport::new(&table.qualified_name());
+        if plan.for_table(&table.parent()).next().is_some() {
+            maintain_table(client, settings, table, plan.now, &mut report)?;
+        }
+        reports.push(report);
+    }
+    Ok(Maintenance::Tables(reports))
+}
+
+fn maintain_table(
+    client: &mut Client,
+    settings: &ConnectionSettings,
+    table: &TablePolicy,
+    now: DateTime<Utc>,
+    report: &mut TableReport,
+) -> Result<(), postgres::Error> {
+    let key = lock::key_for(&format!("pgm partitions {}", table.parent()));
+    let Some(mut guard) = SessionLock::try_acquire(&mut *client, key)? else {
+        report.skipped = Some("another pgm partitions maintain is working on it".into());
+        tracing::warn!(
+            "{}: skipped: another pgm partitions maintain holds its lock",
+            report.table
+        );
+        return Ok(());
+    };
+    // Planned again under the lock: the first plan may predate another run's work.
+    let client = guard.client();
+    match catalog::take(client, &table_names(std::iter::once(table))) {
+        Ok(fresh) => {
+            let parent = fresh.parents.first().and_then(Option::as_ref);
+            let entries = planner::plan_table(table, parent, &fresh, now);
+            Executor { client, settings }.run(table, &entries, report);
+        }
+        Err(error) => report
+            .failures
+            .push(format!("reading the catalog: {error}")),
+    }
+    Ok(())
+}
