@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
+use clap::builder::PossibleValue;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::{
+    self, CheckFormat, Config, LintFormat, MigrateLocks, PlanFormat, StatusFormat,
+};
 use crate::duration::Timeout;
 
 /// Where the policy file is looked for when no path is given.
@@ -79,13 +84,6 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-    Sql,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply pending migrations (each in one transaction with its history row).
@@ -100,6 +98,9 @@ pub enum Command {
         /// Leave the cluster running at the end and print how to connect (Ctrl-C stops it).
         #[arg(long)]
         keep: bool,
+        /// Tell the story as if now were this instant (RFC 3339 or a date).
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
     },
     /// Write a commented policy file and an empty migrations directory.
     Init,
@@ -133,14 +134,6 @@ pub struct LintArgs {
     pub list_rules: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LintFormat {
-    Text,
-    Json,
-    /// GitHub Actions workflow commands: annotations on the pull request's lines.
-    Github,
-}
-
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct MigrateArgs {
@@ -153,8 +146,8 @@ pub struct MigrateArgs {
     #[arg(long, value_name = "N")]
     pub target: Option<i32>,
     /// Output format; `sql` goes with --dry-run.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub format: OutputFormat,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
     /// Apply a new migration whose version is below the highest applied one.
     #[arg(long)]
     pub allow_out_of_order: bool,
@@ -187,6 +180,12 @@ pub struct MigrateLockArgs {
         value_name = "DURATION"
     )]
     pub statement_timeout: Timeout,
+    #[command(flatten)]
+    pub wait: LockWaitArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LockWaitArg {
     /// How long to wait for another pgm migrate to finish before giving up.
     #[arg(
         long,
@@ -210,29 +209,9 @@ pub enum MigrateCommand {
     /// Record the migrations up to version N as applied without running them (for an existing database).
     Baseline {
         version: i32,
-        /// How long to wait for another pgm migrate to finish.
-        #[arg(
-            long,
-            env = "PGM_LOCK_WAIT",
-            default_value = "5min",
-            value_name = "DURATION"
-        )]
-        lock_wait: Timeout,
+        #[command(flatten)]
+        wait: LockWaitArg,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CheckFormat {
-    Text,
-    Json,
-    /// node_exporter's textfile collector format: gauges per table.
-    Prometheus,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StatusFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -240,10 +219,10 @@ pub enum PartitionsCommand {
     /// Show what maintenance would do, as exact SQL with locks.
     Plan {
         /// Plan as if now were this instant (RFC 3339).
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-        format: OutputFormat,
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
         /// Exit 2 when the plan has steps.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -254,8 +233,8 @@ pub enum PartitionsCommand {
         #[arg(long)]
         dry_run: bool,
         /// Act as if now were this instant (RFC 3339); acts on the real database.
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
         /// Only these tables (schema-qualified).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
@@ -265,8 +244,8 @@ pub enum PartitionsCommand {
         #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
         format: StatusFormat,
         /// As if now were this instant (RFC 3339).
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
     },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
@@ -274,26 +253,149 @@ pub enum PartitionsCommand {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
         /// As if now were this instant (RFC 3339).
-        #[arg(long, value_name = "RFC3339")]
-        at: Option<String>,
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
     },
 }
 
+/// Gives a core enum its command-line spelling, so the core stays free of
+/// the parser.
+macro_rules! value_enum {
+    ($type:ty { $($variant:ident => $name:literal $(: $help:literal)?),+ $(,)? }) => {
+        impl ValueEnum for $type {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$(<$type>::$variant),+]
+            }
+
+            fn to_possible_value(&self) -> Option<PossibleValue> {
+                Some(match self {
+                    $(<$type>::$variant => PossibleValue::new($name)$(.help($help))?),+
+                })
+            }
+        }
+    };
+}
+
+value_enum!(PlanFormat { Text => "text", Json => "json", Sql => "sql" });
+value_enum!(StatusFormat { Text => "text", Json => "json" });
+value_enum!(CheckFormat {
+    Text => "text",
+    Json => "json",
+    Prometheus => "prometheus": "node_exporter's textfile collector format: gauges per table",
+});
+value_enum!(LintFormat {
+    Text => "text",
+    Json => "json",
+    Github => "github": "GitHub Actions workflow commands: annotations on the pull request's lines",
+});
+
+impl Cli {
+    /// The configuration this command line asks for.
+    pub fn into_config(self) -> Config {
+        let global = self.global;
+        Config {
+            database_url: global.database_url,
+            policy_is_default: global.config.as_os_str() == DEFAULT_CONFIG,
+            policy: global.config,
+            migrations: global.migrations,
+            command: self.command.into_config(),
+        }
+    }
+}
+
+impl Command {
+    fn into_config(self) -> config::Command {
+        use config::Command as C;
+        match self {
+            Command::Migrate(args) => args.into_config(),
+            Command::Partitions(command) => command.into_config(),
+            Command::Ping => C::Ping,
+            Command::Demo { keep, at } => C::Demo { keep, at },
+            Command::Init => C::Init,
+            Command::Lint(args) => C::Lint(config::Lint {
+                files: args.files,
+                pending: args.pending,
+                pg_version: args.pg_version,
+                format: args.format,
+                list_rules: args.list_rules,
+            }),
+            Command::Completions { shell } => C::Print(completions(shell)),
+            Command::Man => C::Print(man_page()),
+        }
+    }
+}
+
+impl MigrateArgs {
+    fn into_config(self) -> config::Command {
+        match self.command {
+            Some(MigrateCommand::Status { exit_code, format }) => {
+                config::Command::MigrateStatus { exit_code, format }
+            }
+            Some(MigrateCommand::Baseline { version, wait }) => config::Command::Baseline {
+                version,
+                lock_wait: wait.lock_wait.0,
+            },
+            None => config::Command::Migrate(config::Migrate {
+                dry_run: self.dry_run,
+                target: self.target,
+                format: self.format,
+                allow_out_of_order: self.allow_out_of_order,
+                maintain: self.maintain,
+                locks: MigrateLocks {
+                    lock_timeout: self.locks.lock_timeout,
+                    lock_retries: self.locks.lock_retries,
+                    statement_timeout: self.locks.statement_timeout,
+                    lock_wait: self.locks.wait.lock_wait.0,
+                },
+            }),
+        }
+    }
+}
+
+impl PartitionsCommand {
+    fn into_config(self) -> config::Command {
+        use config::Command as C;
+        match self {
+            PartitionsCommand::Plan {
+                at,
+                format,
+                detailed_exitcode,
+            } => C::PartitionsPlan {
+                at,
+                format,
+                detailed_exitcode,
+            },
+            PartitionsCommand::Maintain {
+                dry_run,
+                at,
+                tables,
+            } => C::PartitionsMaintain {
+                dry_run,
+                at,
+                tables,
+            },
+            PartitionsCommand::Status { format, at } => C::PartitionsStatus { format, at },
+            PartitionsCommand::Check { format, at } => C::PartitionsCheck { format, at },
+        }
+    }
+}
+
 /// Shell completions for `pgm`, from the definitions above.
-pub fn write_completions(
-    shell: clap_complete::Shell,
-    out: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
+/// Generated into memory: the generator panics on a write error (a closed
+/// pipe), and a closed pipe is not an error for pgm.
+fn completions(shell: clap_complete::Shell) -> Vec<u8> {
     use clap::CommandFactory;
-    // Generated into memory first: the generator panics on a write error
-    // (a closed pipe), and a closed pipe is not an error for pgm.
     let mut buffer = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "pgm", &mut buffer);
-    out.write_all(&buffer)
+    buffer
 }
 
 /// The man page, from the definitions above.
-pub fn write_man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+fn man_page() -> Vec<u8> {
     use clap::CommandFactory;
-    clap_mangen::Man::new(Cli::command()).render(out)
+    let mut buffer = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut buffer)
+        .expect("writing to memory cannot fail");
+    buffer
 }

@@ -3,7 +3,9 @@
 
 pub mod cli;
 mod commands;
+pub mod config;
 pub mod db;
+pub mod demo;
 pub mod duration;
 pub mod exit;
 pub mod lint;

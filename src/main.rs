@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         }
     };
     pgm::logging::init(&cli);
-    match pgm::run(cli) {
+    match pgm::run(cli.into_config()) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         // A reader that stopped reading (`pgm … | head`) is not a failure.
         Err(error) if exit::is_broken_pipe(&error) => ExitCode::SUCCESS,

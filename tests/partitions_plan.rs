@@ -170,7 +170,9 @@ fn a_bad_policy_or_time_is_a_usage_error_with_its_place() {
     let (code, _, stderr) = plan(&project, &db, &["--at", "next tuesday"]);
     assert_eq!(code, Some(64));
     assert!(
-        stderr.contains("--at \"next tuesday\" is not a time: use RFC 3339"),
+        stderr.contains(
+            "invalid value 'next tuesday' for '--at <RFC3339>': \"next tuesday\" is not a time: use RFC 3339"
+        ),
         "{stderr}"
     );
     let (code, _, stderr) = plan(&project, &db, &["--config", "missing.toml"]);

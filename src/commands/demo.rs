@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use crate::cli::{GlobalArgs, LogFormat, OutputFormat, StatusFormat};
+use crate::config::{Command, Config, Migrate, MigrateLocks, PlanFormat, StatusFormat};
+use crate::demo;
 use crate::exit::Outcome;
 use crate::sandbox::Sandbox;
 
@@ -53,7 +54,8 @@ fn section(title: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run(global: &GlobalArgs, keep: bool) -> Result<Outcome> {
+pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
+    let now = at.unwrap_or_else(Utc::now);
     let work = tempfile::tempdir().context("creating a working directory")?;
     write_bundle(work.path())?;
     println!(
@@ -71,60 +73,50 @@ pub fn run(global: &GlobalArgs, keep: bool) -> Result<Outcome> {
         sandbox.socket_dir().display(),
         sandbox.port()
     );
-    let mut admin = crate::db::connect(&sandbox.settings("postgres"))?;
-    admin.batch_execute(&format!("CREATE DATABASE {DATABASE}"))?;
-    let demo = GlobalArgs {
+    let mut demo_db = demo::create_database(&sandbox, DATABASE)?;
+    let settings = sandbox.settings(DATABASE);
+    let config = Config {
         database_url: None,
-        config: work.path().join("partman.toml"),
+        policy: work.path().join("partman.toml"),
+        policy_is_default: false,
         migrations: work.path().join("migrations"),
-        verbose: global.verbose,
-        quiet: global.quiet,
-        log_format: LogFormat::Text,
+        command: Command::Demo { keep, at },
     };
-    let settings = || Ok(sandbox.settings(DATABASE));
-    let mut demo_db = crate::db::connect(&sandbox.settings(DATABASE))?;
-    demo_db.batch_execute("CREATE SCHEMA archive")?;
 
     section("pgm migrate --maintain: the bundled migrations, then the partitions they need")?;
-    let migrate = crate::cli::MigrateArgs {
-        command: None,
+    let migrate = Migrate {
         dry_run: false,
         target: None,
-        format: OutputFormat::Text,
+        format: PlanFormat::Text,
         allow_out_of_order: false,
-        maintain: true,
-        locks: crate::cli::MigrateLockArgs {
-            lock_timeout: "2s".parse().expect("valid"),
-            lock_retries: 5,
-            statement_timeout: "5min".parse().expect("valid"),
-            lock_wait: "1min".parse().expect("valid"),
+        maintain: false,
+        locks: MigrateLocks {
+            lock_wait: std::time::Duration::from_secs(60),
+            ..MigrateLocks::default()
         },
     };
-    super::migrate::run(&demo, &migrate, settings)?;
+    super::migrate::apply(&config, &migrate, &settings)?;
+    super::partitions::maintain(&config, &settings, false, Some(now), &[])?;
 
     section("Some traffic: 20,000 events over the covered months")?;
-    demo_db.batch_execute(
-        "INSERT INTO events (event_type, created_at) \
-         SELECT (ARRAY['signup','login','purchase'])[1 + g % 3], date_trunc('month', now()) + (g % 100) * interval '1 day' \
-         FROM generate_series(1, 20000) g; ANALYZE events;",
-    )?;
+    demo::insert_events(&mut demo_db, now, 20_000)?;
     println!("inserted 20000 rows into public.events");
 
     section("pgm partitions status")?;
-    super::partitions::status(&demo, settings, StatusFormat::Text, None)?;
+    super::partitions::status(&config, &settings, StatusFormat::Text, Some(now))?;
 
-    let later = Utc::now() + Duration::days(425);
+    let later = now + Duration::days(425);
     let at = later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     section(&format!(
         "Fourteen months later (--at {at}): what maintenance would do"
     ))?;
-    super::partitions::plan(&demo, settings, Some(&at), OutputFormat::Text, false)?;
+    super::partitions::plan(&config, &settings, Some(later), PlanFormat::Text, false)?;
     section(&format!(
         "pgm partitions maintain --at {at}: retention at work"
     ))?;
-    super::partitions::maintain(&demo, settings, false, Some(&at), &[])?;
+    super::partitions::maintain(&config, &settings, false, Some(later), &[])?;
     section(&format!("pgm partitions status --at {at}"))?;
-    super::partitions::status(&demo, settings, StatusFormat::Text, Some(&at))?;
+    super::partitions::status(&config, &settings, StatusFormat::Text, Some(later))?;
 
     if keep {
         section("The cluster keeps running until you press Ctrl-C")?;
@@ -139,7 +131,6 @@ pub fn run(global: &GlobalArgs, keep: bool) -> Result<Outcome> {
         }
     }
     drop(demo_db);
-    drop(admin);
     drop(sandbox);
     section(
         "Done: the throwaway cluster is stopped and removed (pgm demo --keep leaves it running)",

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::GlobalArgs;
+use crate::config::Config;
 use crate::exit::{Outcome, UsageError};
 
 const REFERENCE: &str = include_str!("../../docs/partman.reference.toml");
@@ -36,8 +36,8 @@ pub fn starter_policy() -> String {
     text
 }
 
-pub fn run(global: &GlobalArgs) -> Result<Outcome> {
-    let config = &global.config;
+pub fn run(settings: &Config) -> Result<Outcome> {
+    let config = &settings.policy;
     if config.exists() {
         bail!(UsageError(format!(
             "{} already exists: pgm init never overwrites a file",
@@ -48,7 +48,7 @@ pub fn run(global: &GlobalArgs) -> Result<Outcome> {
     std::fs::write(config, starter_policy())
         .with_context(|| format!("writing {}", config.display()))?;
     writeln!(out, "created {}", config.display())?;
-    let migrations = &global.migrations;
+    let migrations = &settings.migrations;
     if migrations.exists() {
         writeln!(out, "kept {} (it exists)", migrations.display())?;
     } else {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::cli::{DEFAULT_CONFIG, GlobalArgs, LintArgs, LintFormat};
+use crate::config::{Config, Lint, LintFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
 use crate::lint::config::{self, LintConfig};
@@ -18,8 +18,8 @@ use crate::migrate::source::{self, SourceMigration, Version};
 use crate::partition::policy;
 
 pub fn run(
-    global: &GlobalArgs,
-    args: &LintArgs,
+    config: &Config,
+    args: &Lint,
     database_configured: bool,
     settings: impl FnOnce() -> Result<ConnectionSettings>,
 ) -> Result<Outcome> {
@@ -29,15 +29,15 @@ pub fn run(
         out.flush()?;
         return Ok(Outcome::Success);
     }
-    let (lint_config, coverage) = load_config(&global.config)?;
+    let (lint_config, coverage) = load_config(&config.policy, config.policy_is_default)?;
     let flag_version = args
         .pg_version
         .as_deref()
         .map(|text| TargetVersion::parse(text, VersionSource::Flag))
         .transpose()
         .map_err(UsageError)?;
-    let sources = if args.files.is_empty() || global.migrations.is_dir() {
-        source::load(&global.migrations).context(UsageError("invalid migration files".into()))?
+    let sources = if args.files.is_empty() || config.migrations.is_dir() {
+        source::load(&config.migrations).context(UsageError("invalid migration files".into()))?
     } else {
         Vec::new()
     };
@@ -102,13 +102,10 @@ pub fn run(
 
 /// The `[lint]` settings and the tables the policy maintains. A missing
 /// policy file is fine when none was asked for.
-fn load_config(path: &Path) -> Result<(LintConfig, PolicyCoverage)> {
+fn load_config(path: &Path, is_default: bool) -> Result<(LintConfig, PolicyCoverage)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(error)
-            if error.kind() == std::io::ErrorKind::NotFound
-                && path == Path::new(DEFAULT_CONFIG) =>
-        {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && is_default => {
             let coverage = PolicyCoverage::NoFile {
                 path: path.to_path_buf(),
             };

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{GlobalArgs, MigrateArgs, MigrateCommand, OutputFormat, StatusFormat};
+use crate::config::{Config, Migrate, PlanFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
 use crate::migrate::apply::{self, ApplyError, RunLock};
@@ -13,46 +13,14 @@ use crate::migrate::render;
 use crate::migrate::runner;
 use crate::migrate::source::{self, SourceMigration};
 
-pub fn run(
-    global: &GlobalArgs,
-    args: &MigrateArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
-) -> Result<Outcome> {
-    let mut sources = load_sources(global)?;
-    match &args.command {
-        None => {
-            let settings = settings()?;
-            apply(args, &mut sources, &settings)?;
-            if args.maintain && !args.dry_run {
-                return super::partitions::maintain(
-                    global,
-                    || Ok(settings.clone()),
-                    false,
-                    None,
-                    &[],
-                );
-            }
-            Ok(Outcome::Success)
-        }
-        Some(MigrateCommand::Status { exit_code, format }) => {
-            status(&mut sources, &settings()?, *exit_code, *format)
-        }
-        Some(MigrateCommand::Baseline { version, lock_wait }) => {
-            baseline(&mut sources, &settings()?, *version, lock_wait.0)
-        }
-    }
+fn load_sources(config: &Config) -> Result<Vec<SourceMigration>> {
+    source::load(&config.migrations).context(UsageError("invalid migration files".into()))
 }
 
-fn load_sources(global: &GlobalArgs) -> Result<Vec<SourceMigration>> {
-    source::load(&global.migrations).context(UsageError("invalid migration files".into()))
-}
-
-fn apply(
-    args: &MigrateArgs,
-    sources: &mut [SourceMigration],
-    settings: &ConnectionSettings,
-) -> Result<Outcome> {
-    if args.format == OutputFormat::Sql && !args.dry_run {
+pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> Result<Outcome> {
+    let mut sources = load_sources(config)?;
+    let sources = &mut sources;
+    if args.format == PlanFormat::Sql && !args.dry_run {
         bail!(UsageError(
             "--format sql prints a plan: use it with --dry-run".into()
         ));
@@ -73,9 +41,9 @@ fn apply(
             options.lock_timeout, args.locks.lock_retries, options.statement_timeout
         );
         match args.format {
-            OutputFormat::Text => render::write_text(&mut out, &plan, &settings_line)?,
-            OutputFormat::Sql => render::write_sql(&mut out, &plan)?,
-            OutputFormat::Json => render::write_json(&mut out, &plan)?,
+            PlanFormat::Text => render::write_text(&mut out, &plan, &settings_line)?,
+            PlanFormat::Sql => render::write_sql(&mut out, &plan)?,
+            PlanFormat::Json => render::write_json(&mut out, &plan)?,
         }
         out.flush()?;
         return Ok(Outcome::Success);
@@ -87,17 +55,21 @@ fn apply(
         &options,
         args.locks.lock_retries,
         &RunLock {
-            wait: args.locks.lock_wait.0,
+            wait: args.locks.lock_wait,
         },
     )
     .map_err(glue_error)?;
     let (reports, already) = (applied.reports, applied.already);
     let mut out = std::io::stdout().lock();
     match args.format {
-        OutputFormat::Json => render::write_report_json(&mut out, &reports)?,
+        PlanFormat::Json => render::write_report_json(&mut out, &reports)?,
         _ => render::write_report_text(&mut out, &reports, already)?,
     }
     out.flush()?;
+    drop(out);
+    if args.maintain {
+        return super::partitions::maintain(config, settings, false, None, &[]);
+    }
     Ok(Outcome::Success)
 }
 
@@ -128,15 +100,16 @@ fn glue_error(error: ApplyError) -> anyhow::Error {
     }
 }
 
-fn status(
-    sources: &mut [SourceMigration],
+pub fn status(
+    config: &Config,
     settings: &ConnectionSettings,
     exit_code: bool,
     format: StatusFormat,
 ) -> Result<Outcome> {
+    let mut sources = load_sources(config)?;
     let mut client = db::connect(settings)?;
-    let state = read_state(&mut client, sources)?;
-    let entries = plan::reconcile(sources, &state);
+    let state = read_state(&mut client, &mut sources)?;
+    let entries = plan::reconcile(&sources, &state);
     let mut out = std::io::stdout().lock();
     match format {
         StatusFormat::Text => render::write_status_text(&mut out, &entries)?,
@@ -167,15 +140,17 @@ fn status(
     })
 }
 
-fn baseline(
-    sources: &mut [SourceMigration],
+pub fn baseline(
+    config: &Config,
     settings: &ConnectionSettings,
     version: i32,
     lock_wait: std::time::Duration,
 ) -> Result<Outcome> {
+    let mut sources = load_sources(config)?;
     let client = db::connect(settings)?;
-    let (count, highest) = apply::baseline(client, sources, version, &RunLock { wait: lock_wait })
-        .map_err(glue_error)?;
+    let (count, highest) =
+        apply::baseline(client, &mut sources, version, &RunLock { wait: lock_wait })
+            .map_err(glue_error)?;
     writeln!(
         std::io::stdout().lock(),
         "baseline: recorded {count} migration(s) up to version {highest} as applied, without running them"

@@ -3,36 +3,20 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
-use crate::cli::{CheckFormat, GlobalArgs, OutputFormat, StatusFormat};
+use crate::config::{CheckFormat, Config, PlanFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
 use crate::partition::maintain::{self, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
 
-/// "2027-01-01T00:00:00Z", "2027-01-01T00:00:00+02:00", or a date (midnight UTC).
-pub fn parse_at(text: &str) -> Result<DateTime<Utc>> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc());
-    }
-    bail!(UsageError(format!(
-        "--at \"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
-    )))
+fn now_or(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    at.unwrap_or_else(Utc::now)
 }
 
-fn now_or(at: Option<&str>) -> Result<DateTime<Utc>> {
-    at.map_or_else(|| Ok(Utc::now()), parse_at)
-}
-
-fn load_policy(global: &GlobalArgs) -> Result<policy::Policy> {
-    policy::load(&global.config).context(UsageError("invalid partition policy".into()))
+fn load_policy(config: &Config) -> Result<policy::Policy> {
+    policy::load(&config.policy).context(UsageError("invalid partition policy".into()))
 }
 
 fn plan_now(
@@ -44,21 +28,21 @@ fn plan_now(
 }
 
 pub fn plan(
-    global: &GlobalArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
-    at: Option<&str>,
-    format: OutputFormat,
+    config: &Config,
+    settings: &ConnectionSettings,
+    at: Option<DateTime<Utc>>,
+    format: PlanFormat,
     detailed_exitcode: bool,
 ) -> Result<Outcome> {
-    let now = now_or(at)?;
-    let policy = load_policy(global)?;
-    let mut client = db::connect(&settings()?)?;
+    let now = now_or(at);
+    let policy = load_policy(config)?;
+    let mut client = db::connect(settings)?;
     let plan = plan_now(&mut client, &policy, now)?;
     let mut out = std::io::stdout().lock();
     match format {
-        OutputFormat::Text => render::write_text(&mut out, &policy, &plan)?,
-        OutputFormat::Sql => render::write_sql(&mut out, &policy, &plan)?,
-        OutputFormat::Json => render::write_json(&mut out, &plan)?,
+        PlanFormat::Text => render::write_text(&mut out, &policy, &plan)?,
+        PlanFormat::Sql => render::write_sql(&mut out, &policy, &plan)?,
+        PlanFormat::Json => render::write_json(&mut out, &plan)?,
     }
     out.flush()?;
     let errors = plan.failures().count();
@@ -76,14 +60,14 @@ pub fn plan(
 }
 
 pub fn maintain(
-    global: &GlobalArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    config: &Config,
+    settings: &ConnectionSettings,
     dry_run: bool,
-    at: Option<&str>,
+    at: Option<DateTime<Utc>>,
     only: &[String],
 ) -> Result<Outcome> {
-    let now = now_or(at)?;
-    let mut policy = load_policy(global)?;
+    let now = now_or(at);
+    let mut policy = load_policy(config)?;
     if !only.is_empty() {
         let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
         for name in only {
@@ -94,14 +78,13 @@ pub fn maintain(
                     .unwrap_or_default();
                 bail!(UsageError(format!(
                     "--table {name} is not in {}{near}",
-                    global.config.display()
+                    config.policy.display()
                 )));
             }
         }
         policy.tables.retain(|t| only.contains(&t.qualified_name()));
     }
-    let settings = settings()?;
-    let mut client = db::connect(&settings)?;
+    let mut client = db::connect(settings)?;
     let plan = plan_now(&mut client, &policy, now)?;
     let mut out = std::io::stdout().lock();
     if dry_run {
@@ -109,7 +92,7 @@ pub fn maintain(
         out.flush()?;
         return Ok(Outcome::Success);
     }
-    let maintenance = maintain::run(&mut client, &settings, &policy, &plan)?;
+    let maintenance = maintain::run(&mut client, settings, &policy, &plan)?;
     match &maintenance {
         Maintenance::Replica => writeln!(
             out,
@@ -128,13 +111,13 @@ pub fn maintain(
 /// The health of every table: one catalog snapshot, and one EXISTS query per
 /// default partition (an exact answer; the estimate can be stale).
 fn assess(
-    global: &GlobalArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
-    at: Option<&str>,
+    config: &Config,
+    settings: &ConnectionSettings,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Vec<health::TableHealth>> {
-    let now = now_or(at)?;
-    let policy = load_policy(global)?;
-    let mut client = db::connect(&settings()?)?;
+    let now = now_or(at);
+    let policy = load_policy(config)?;
+    let mut client = db::connect(settings)?;
     let names: Vec<(String, String)> = policy
         .tables
         .iter()
@@ -147,12 +130,12 @@ fn assess(
 }
 
 pub fn status(
-    global: &GlobalArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    config: &Config,
+    settings: &ConnectionSettings,
     format: StatusFormat,
-    at: Option<&str>,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Outcome> {
-    let tables = assess(global, settings, at)?;
+    let tables = assess(config, settings, at)?;
     let mut out = std::io::stdout().lock();
     match format {
         StatusFormat::Json => {
@@ -166,12 +149,12 @@ pub fn status(
 }
 
 pub fn check(
-    global: &GlobalArgs,
-    settings: impl FnOnce() -> Result<ConnectionSettings>,
+    config: &Config,
+    settings: &ConnectionSettings,
     format: CheckFormat,
-    at: Option<&str>,
+    at: Option<DateTime<Utc>>,
 ) -> Result<Outcome> {
-    let tables = assess(global, settings, at)?;
+    let tables = assess(config, settings, at)?;
     let mut out = std::io::stdout().lock();
     match format {
         CheckFormat::Text => {

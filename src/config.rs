@@ -1,0 +1,167 @@
+//! The resolved configuration of one invocation: built once from the
+//! command line and the environment (clap reads both), with every value
+//! parsed and checked, so that commands and the demo call the core with
+//! plain values and never see the command-line parser.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::duration::Timeout;
+use crate::migrate::source::Version;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `--database-url` or `DATABASE_URL`; the rest of the connection
+    /// settings are resolved with libpq's rules when a command connects.
+    pub database_url: Option<String>,
+    /// The policy file (`--config`, `PGM_CONFIG`).
+    pub policy: PathBuf,
+    /// Whether the policy path is the default one, rather than asked for.
+    pub policy_is_default: bool,
+    pub migrations: PathBuf,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Ping,
+    Migrate(Migrate),
+    MigrateStatus {
+        exit_code: bool,
+        format: StatusFormat,
+    },
+    Baseline {
+        version: Version,
+        lock_wait: Duration,
+    },
+    PartitionsPlan {
+        at: Option<DateTime<Utc>>,
+        format: PlanFormat,
+        detailed_exitcode: bool,
+    },
+    PartitionsMaintain {
+        dry_run: bool,
+        at: Option<DateTime<Utc>>,
+        tables: Vec<String>,
+    },
+    PartitionsStatus {
+        format: StatusFormat,
+        at: Option<DateTime<Utc>>,
+    },
+    PartitionsCheck {
+        format: CheckFormat,
+        at: Option<DateTime<Utc>>,
+    },
+    Demo {
+        keep: bool,
+        at: Option<DateTime<Utc>>,
+    },
+    Init,
+    Lint(Lint),
+    /// Output decided by the command line alone (completions, the man page).
+    Print(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Migrate {
+    pub dry_run: bool,
+    pub target: Option<Version>,
+    pub format: PlanFormat,
+    pub allow_out_of_order: bool,
+    pub maintain: bool,
+    pub locks: MigrateLocks,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MigrateLocks {
+    pub lock_timeout: Timeout,
+    pub lock_retries: u32,
+    pub statement_timeout: Timeout,
+    pub lock_wait: Duration,
+}
+
+impl Default for MigrateLocks {
+    fn default() -> Self {
+        MigrateLocks {
+            lock_timeout: Timeout(Duration::from_secs(2)),
+            lock_retries: 5,
+            statement_timeout: Timeout(Duration::from_secs(300)),
+            lock_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Lint {
+    pub files: Vec<PathBuf>,
+    pub pending: bool,
+    pub pg_version: Option<String>,
+    pub format: LintFormat,
+    pub list_rules: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Sql,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintFormat {
+    Text,
+    Json,
+    Github,
+}
+
+/// An instant for `--at`: RFC 3339 ("2027-01-01T00:00:00Z",
+/// "2027-01-01T00:00:00+02:00"), or a date, meaning midnight UTC.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    if let Some(midnight) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+    {
+        return Ok(midnight.and_utc());
+    }
+    Err(format!(
+        "\"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_instant;
+
+    #[test]
+    fn instants_and_dates() {
+        assert_eq!(
+            parse_instant("2027-01-01T02:00:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_instant("2027-01-01").unwrap().to_rfc3339(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert!(parse_instant("tomorrow").unwrap_err().contains("RFC 3339"));
+    }
+}
