@@ -2,6 +2,8 @@
 //! history row commit together, under a run lock, with statements that refuse
 //! a transaction run one by one and journaled.
 
+#[cfg(test)]
+mod fixtures;
 pub mod history;
 pub mod plan;
 pub mod render;
