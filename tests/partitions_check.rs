@@ -4,6 +4,7 @@
 
 mod support;
 
+use postgres::error::SqlState;
 use support::{Project, TestDb, outcome, output_text};
 
 const AT: &str = "2026-11-22T10:00:00Z";
@@ -126,7 +127,7 @@ fn each_problem_kind_is_one_line_and_exit_1() {
             client.batch_execute("SET lock_timeout = '200ms'").unwrap();
             let result = client
                 .batch_execute("ALTER TABLE events DETACH PARTITION events_202609 CONCURRENTLY");
-            assert!(result.is_err_and(|e| e.code().is_some_and(|c| c.code() == "55P03")));
+            assert!(result.is_err_and(|e| e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)));
             reader.batch_execute("COMMIT").unwrap();
         }
         let (code, stdout, stderr) = run(&project, &db, &["check"]);

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use postgres::config::SslMode as ClientSslMode;
+use postgres::error::SqlState;
 use postgres::{Client, NoTls};
 use thiserror::Error;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -172,19 +173,25 @@ struct Failure {
 impl Failure {
     fn classify(error: &postgres::Error, settings: &ConnectionSettings) -> Failure {
         if let Some(db) = error.as_db_error() {
-            let code = db.code().code();
+            let code = db.code();
             let mut reason = db.message().to_owned();
             if let Some(detail) = db.detail() {
                 reason.push_str(&format!(" ({detail})"));
             }
             let mut hints: Vec<String> = db.hint().map(str::to_owned).into_iter().collect();
-            // 57P03: starting up or shutting down; 53300: too many connections.
-            let transient = matches!(code, "57P03" | "53300");
-            if code.starts_with("28") {
+            // Starting up, shutting down or out of connection slots: over soon.
+            let transient =
+                [SqlState::CANNOT_CONNECT_NOW, SqlState::TOO_MANY_CONNECTIONS].contains(code);
+            if [
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_PASSWORD,
+            ]
+            .contains(code)
+            {
                 hints.push(password_hint(settings));
                 hints.extend(settings.notes.iter().cloned());
             }
-            if code == "3D000" {
+            if *code == SqlState::INVALID_CATALOG_NAME {
                 hints.push(
                     "create the database first, or name an existing one in the URL or PGDATABASE"
                         .into(),

@@ -5,14 +5,16 @@ use std::io::{self, Write};
 
 use super::rules::{self, RuleId};
 use super::{FileReport, Finding, Level, Report};
+use crate::location::{Footer, Span, snippet};
 use crate::migrate::sql::Mode;
 
 /// ```text
 /// migrations/V3__idx.sql:4:1: error[require-concurrent-index-creation]: During normal index creation…
-///    |
-///  4 | CREATE INDEX events_user_idx ON events (user_id);
-///    | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-///    = help: Use `CONCURRENTLY` to avoid blocking writes.
+///   |
+/// 4 | CREATE INDEX events_user_idx ON events (user_id);
+///   | ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+///   |
+///   = help: Use `CONCURRENTLY` to avoid blocking writes.
 /// ```
 pub fn write_text(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     for file in &report.files {
@@ -50,41 +52,22 @@ fn write_finding(out: &mut dyn Write, file: &FileReport, finding: &Finding) -> i
         finding.rule,
         finding.message
     )?;
-    let number = finding.line.to_string();
-    let gutter = " ".repeat(number.len());
-    if let Some(line) = file.text.lines().nth(finding.line.saturating_sub(1)) {
-        let line = line.replace('\t', " ");
-        let width = line.chars().count();
-        let end = if finding.end_line == finding.line {
-            finding.end_column.min(width + 1)
-        } else {
-            width + 1
-        };
-        let carets = end.saturating_sub(finding.column).max(1);
-        writeln!(out, "  {gutter} |")?;
-        writeln!(out, "  {number} | {line}")?;
-        writeln!(
-            out,
-            "  {gutter} | {}{}",
-            " ".repeat(finding.column.saturating_sub(1)),
-            "^".repeat(carets)
-        )?;
-    }
-    let indent = format!("  {gutter}   ");
-    if let Some(help) = &finding.help {
-        writeln!(
-            out,
-            "  {gutter} = help: {}",
-            help.replace('\n', &format!("\n{indent}        "))
-        )?;
-    }
-    if file.mode == Mode::NoTransaction {
-        writeln!(
-            out,
-            "  {gutter} = note: pgm runs this file outside a transaction, statement by statement: {}",
+    let transaction_note = (file.mode == Mode::NoTransaction).then(|| {
+        format!(
+            "pgm runs this file outside a transaction, statement by statement: {}",
             file.mode_reason
-        )?;
-    }
+        )
+    });
+    let footers: Vec<Footer<'_>> = (finding.help.as_deref().map(Footer::Help).into_iter())
+        .chain(transaction_note.as_deref().map(Footer::Note))
+        .collect();
+    let span = Span {
+        line: finding.line,
+        column: finding.column,
+        end_line: finding.end_line,
+        end_column: finding.end_column,
+    };
+    writeln!(out, "{}", snippet(&file.text, span, &footers))?;
     writeln!(out)
 }
 

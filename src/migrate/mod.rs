@@ -3,6 +3,8 @@
 //! a transaction run one by one and journaled.
 
 pub mod apply;
+#[cfg(test)]
+mod fixtures;
 pub mod history;
 pub mod plan;
 pub mod render;

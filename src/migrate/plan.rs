@@ -441,3 +441,331 @@ fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::fixtures::*;
+
+    /// One line a step: role, SQL, parameters; checksums as `CHECKSUM`.
+    fn listing(steps: &[Step], source: &SourceMigration) -> Vec<String> {
+        steps
+            .iter()
+            .map(|step| {
+                let params: Vec<String> = step
+                    .params
+                    .iter()
+                    .map(|param| match param {
+                        Param::Text(text) if *text == source.checksum.to_string() => {
+                            "CHECKSUM".to_owned()
+                        }
+                        Param::Text(text) => format!("{text:?}"),
+                        Param::Int(value) => value.to_string(),
+                    })
+                    .collect();
+                if params.is_empty() {
+                    format!("{:?}: {}", step.role, step.sql)
+                } else {
+                    format!("{:?}: {} [{}]", step.role, step.sql, params.join(", "))
+                }
+            })
+            .collect()
+    }
+
+    /// The steps but the history rows, which the two full listings pin.
+    fn outline(migration: &PlannedMigration<'_>) -> Vec<String> {
+        listing(&migration.steps, migration.source)
+            .into_iter()
+            .filter(|line| !line.starts_with("History"))
+            .collect()
+    }
+
+    fn versions(plan: &Plan<'_>) -> Vec<Version> {
+        plan.migrations.iter().map(|m| m.source.version).collect()
+    }
+
+    fn problems(result: Result<Plan<'_>, PlanError>) -> Vec<String> {
+        match result {
+            Err(PlanError::Inconsistent { problems }) => problems,
+            Ok(plan) => panic!("planned {:?}", versions(&plan)),
+        }
+    }
+
+    const HISTORY_ROW: &str = "INSERT INTO \"public\".\"refinery_schema_history\" (version, name, applied_on, \
+         checksum) VALUES ($1, $2, to_char(clock_timestamp() AT TIME ZONE 'UTC', \
+         'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)";
+    const RUN_ROW_UPSERT: &str = "ON CONFLICT (version) DO UPDATE SET started_at = \
+         EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, mode = EXCLUDED.mode";
+
+    #[test]
+    fn a_transactional_migration_commits_with_its_history_rows() {
+        let sources = [migration(
+            "V1__a.sql",
+            "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n",
+        )];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        assert_eq!(
+            listing(&plan.migrations[0].steps, &sources[0]),
+            [
+                "Begin: BEGIN".to_owned(),
+                "Setting: SET LOCAL lock_timeout = '2s'".to_owned(),
+                "Setting: SET LOCAL statement_timeout = '5min'".to_owned(),
+                "Statement(0): CREATE TABLE a (id int);".to_owned(),
+                "Statement(1): INSERT INTO a VALUES (1);".to_owned(),
+                format!("History: {HISTORY_ROW} [1, \"a\", CHECKSUM]"),
+                format!(
+                    "History: INSERT INTO \"public\".\"pgm_migration_runs\" (version, started_at, \
+                     finished_at, mode) VALUES ($1, transaction_timestamp(), clock_timestamp(), $2) \
+                     {RUN_ROW_UPSERT} [1, \"transaction\"]"
+                ),
+                "Commit: COMMIT".to_owned(),
+                "Reset: RESET ALL".to_owned(),
+            ]
+        );
+        assert_eq!(plan.migrations[0].resume_at, 0);
+        assert!(plan.migrations[0].skipped.is_empty());
+    }
+
+    #[test]
+    fn a_no_transaction_migration_journals_each_statement_then_commits_its_history() {
+        let sources = [migration("V2__i.sql", TWO_CONCURRENT_INDEXES)];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        let journal =
+            "INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, statement)";
+        assert_eq!(
+            listing(&plan.migrations[0].steps, &sources[0]),
+            [
+                "Setting: SET lock_timeout = '2s'".to_owned(),
+                "Setting: SET statement_timeout = 0".to_owned(),
+                format!(
+                    "StartJournal: {journal} VALUES ($1, $2, 0) ON CONFLICT DO NOTHING [2, CHECKSUM]"
+                ),
+                "Statement(0): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_x_idx ON a (x);"
+                    .to_owned(),
+                format!("Journal(0): {journal} VALUES ($1, $2, $3) [2, CHECKSUM, 1]"),
+                "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);"
+                    .to_owned(),
+                format!("Journal(1): {journal} VALUES ($1, $2, $3) [2, CHECKSUM, 2]"),
+                "Begin: BEGIN".to_owned(),
+                format!("History: {HISTORY_ROW} [2, \"i\", CHECKSUM]"),
+                format!(
+                    "History: INSERT INTO \"public\".\"pgm_migration_runs\" (version, started_at, \
+                     finished_at, mode) VALUES ($1, coalesce((SELECT completed_at FROM \
+                     \"public\".\"pgm_migration_journal\" WHERE version = 2 AND statement = 0), \
+                     transaction_timestamp()), clock_timestamp(), $2) {RUN_ROW_UPSERT} \
+                     [2, \"no-transaction\"]"
+                ),
+                "History: DELETE FROM \"public\".\"pgm_migration_journal\" WHERE version = $1 [2]"
+                    .to_owned(),
+                "Commit: COMMIT".to_owned(),
+                "Reset: RESET ALL".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn pending_migrations_run_in_version_order_after_the_setup() {
+        let sources = [
+            migration("V3__c.sql", "CREATE TABLE c ();"),
+            migration("V1__a.sql", "CREATE TABLE a ();"),
+            migration("U2__b.sql", "CREATE TABLE b ();"),
+        ];
+        let mut state = fresh_database();
+        state.setup = vec!["CREATE TABLE h ()".to_owned()];
+        let plan = plan(&sources, &state, &options()).unwrap();
+        assert_eq!(versions(&plan), [1, 2, 3]);
+        assert_eq!(
+            listing(&plan.setup, &sources[0]),
+            ["Setup: CREATE TABLE h ()"]
+        );
+    }
+
+    #[test]
+    fn applied_migrations_are_not_planned_again() {
+        let sources = [
+            migration("V1__a.sql", "CREATE TABLE a ();"),
+            migration("V2__b.sql", "CREATE TABLE b ();"),
+        ];
+        let mut state = fresh_database();
+        state.applied = vec![history_row(&sources[0])];
+        assert_eq!(versions(&plan(&sources, &state, &options()).unwrap()), [2]);
+        state.applied.push(history_row(&sources[1]));
+        let plan = plan(&sources, &state, &options()).unwrap();
+        assert!(plan.migrations.is_empty() && plan.setup.is_empty());
+    }
+
+    #[test]
+    fn the_target_is_the_last_version_planned() {
+        let sources = [
+            migration("V1__a.sql", "CREATE TABLE a ();"),
+            migration("V2__b.sql", "CREATE TABLE b ();"),
+            migration("V3__c.sql", "CREATE TABLE c ();"),
+        ];
+        let options = Options {
+            target: Some(2),
+            ..options()
+        };
+        assert_eq!(
+            versions(&plan(&sources, &fresh_database(), &options).unwrap()),
+            [1, 2]
+        );
+    }
+
+    #[test]
+    fn a_new_version_below_the_highest_applied_is_refused_unless_allowed() {
+        let sources = [
+            migration("V1__a.sql", "CREATE TABLE a ();"),
+            migration("V2__b.sql", "CREATE TABLE b ();"),
+            migration("V3__c.sql", "CREATE TABLE c ();"),
+        ];
+        let mut state = fresh_database();
+        state.applied = vec![history_row(&sources[0]), history_row(&sources[2])];
+        assert_eq!(
+            problems(plan(&sources, &state, &options())),
+            [
+                "migrations/V2__b.sql: version 2 is new but below the highest applied version 3: give \
+                 it a version above that, or pass --allow-out-of-order if it is independent of the \
+                 later ones"
+            ]
+        );
+        let allowed = Options {
+            allow_out_of_order: true,
+            ..options()
+        };
+        assert_eq!(versions(&plan(&sources, &state, &allowed).unwrap()), [2]);
+    }
+
+    #[test]
+    fn an_unversioned_migration_may_come_after_higher_versions() {
+        let sources = [
+            migration("U1__refresh.sql", "SELECT 1;"),
+            migration("V2__b.sql", "CREATE TABLE b ();"),
+        ];
+        let mut state = fresh_database();
+        state.applied = vec![history_row(&sources[1])];
+        assert_eq!(versions(&plan(&sources, &state, &options()).unwrap()), [1]);
+    }
+
+    #[test]
+    fn changed_renamed_and_missing_applied_migrations_are_all_reported() {
+        let original = [
+            migration("V1__a.sql", "CREATE TABLE a ();"),
+            migration("V2__b.sql", "CREATE TABLE b ();"),
+            migration("V3__c.sql", "CREATE TABLE c ();"),
+        ];
+        let mut state = fresh_database();
+        state.applied = original.iter().map(history_row).collect();
+        let now = [
+            migration("V1__a.sql", "CREATE TABLE a (id int);"),
+            migration("V2__bee.sql", "CREATE TABLE b ();"),
+        ];
+        assert_eq!(
+            problems(plan(&now, &state, &options())),
+            [
+                format!(
+                    "migrations/V1__a.sql: changed after it was applied on 2026-01-05T10:00:00.000000Z \
+                     (checksum {} then, {} now): restore the applied version and put the change in a \
+                     new migration",
+                    original[0].checksum, now[0].checksum
+                ),
+                "migrations/V2__bee.sql: version 2 was applied as \"b\" but the file is named \"bee\": \
+                 a migration's name and contents are fixed once applied; restore the original and put \
+                 the change in a new migration"
+                    .to_owned(),
+                "V3__c: applied on 2026-01-05T10:00:00.000000Z but its file is missing from the \
+                 migrations directory: restore it (pgm never forgets an applied migration)"
+                    .to_owned(),
+            ]
+        );
+        let states: Vec<State> = reconcile(&now, &state).iter().map(|e| e.state).collect();
+        assert_eq!(states, [State::Divergent, State::Divergent, State::Missing]);
+    }
+
+    #[test]
+    fn a_partly_applied_migration_resumes_after_its_journaled_statements() {
+        let sources = [migration("V2__i.sql", TWO_CONCURRENT_INDEXES)];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&sources[0], 1)];
+        assert_eq!(reconcile(&sources, &state)[0].state, State::PartlyApplied);
+        let plan = plan(&sources, &state, &options()).unwrap();
+        let migration = &plan.migrations[0];
+        assert_eq!(migration.resume_at, 1);
+        assert_eq!(
+            outline(migration),
+            [
+                "Setting: SET lock_timeout = '2s'",
+                "Setting: SET statement_timeout = 0",
+                "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);",
+                "Journal(1): INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, \
+                 statement) VALUES ($1, $2, $3) [2, CHECKSUM, 2]",
+                "Begin: BEGIN",
+                "Commit: COMMIT",
+                "Reset: RESET ALL",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_partly_applied_migration_whose_file_changed_is_refused() {
+        let started = migration("V2__i.sql", TWO_CONCURRENT_INDEXES);
+        let sources = [migration(
+            "V2__i.sql",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS a_z_idx ON a (z);",
+        )];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&started, 1)];
+        assert_eq!(
+            problems(plan(&sources, &state, &options())),
+            [
+                "migrations/V2__i.sql: an interrupted run completed 1 of its statements, and the file \
+                 changed since: restore the file as it was to finish it, then make further changes in \
+                 a new migration"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_index_an_interrupted_run_built_valid_is_journaled_without_building_it_again() {
+        let sources = [migration("V2__i.sql", TWO_CONCURRENT_INDEXES)];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&sources[0], 0)];
+        state.indexes = vec![index("a_x_idx", true)];
+        let plan = plan(&sources, &state, &options()).unwrap();
+        let migration = &plan.migrations[0];
+        assert_eq!(
+            migration.skipped,
+            [(
+                0,
+                "index public.a_x_idx already exists and is valid (an interrupted run built it)"
+                    .to_owned()
+            )]
+        );
+        let statements: Vec<String> = outline(migration)
+            .into_iter()
+            .filter(|line| line.starts_with("Statement") || line.starts_with("Journal"))
+            .map(|line| line.split(':').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(statements, ["Journal(0)", "Statement(1)", "Journal(1)"]);
+    }
+
+    #[test]
+    fn an_invalid_index_left_by_an_interrupted_build_is_dropped_before_the_build_reruns() {
+        let sources = [migration("V2__i.sql", TWO_CONCURRENT_INDEXES)];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&sources[0], 1)];
+        state.indexes = vec![index("a_x_idx", true), index("a_y_idx", false)];
+        let plan = plan(&sources, &state, &options()).unwrap();
+        let migration = &plan.migrations[0];
+        assert!(
+            migration.skipped.is_empty(),
+            "statement 0 is already journaled"
+        );
+        assert_eq!(
+            outline(migration)[2..4],
+            [
+                "DropLeftover(1): DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_y_idx\"",
+                "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);",
+            ]
+        );
+    }
+}

@@ -258,7 +258,11 @@ pub fn write_status_text(out: &mut dyn Write, entries: &[Entry<'_>]) -> io::Resu
                 .duration_ms
                 .map(|ms| format!("{ms} ms"))
                 .unwrap_or_default(),
-            (None, Some(progress)) => format!("{} statements done", progress.completed),
+            (None, Some(progress)) => format!(
+                "{} statement{} done",
+                progress.completed,
+                if progress.completed == 1 { "" } else { "s" }
+            ),
             _ => String::new(),
         };
         writeln!(
@@ -281,4 +285,352 @@ pub fn write_status_text(out: &mut dyn Write, entries: &[Entry<'_>]) -> io::Resu
         }
     }
     writeln!(out, "{}", summary.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::fixtures::*;
+    use crate::migrate::plan::{self, Plan, reconcile};
+    use crate::migrate::source::SourceMigration;
+
+    fn rendered(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every output in one plan: the tables to create, a transactional
+    /// migration, and a resumed one that drops a leftover and skips a built index.
+    fn sources() -> [SourceMigration; 2] {
+        [
+            migration("V1__a.sql", "CREATE TABLE a (x int, y int, z int)"),
+            migration(
+                "V2__i.sql",
+                &format!(
+                    "{TWO_CONCURRENT_INDEXES}CREATE INDEX CONCURRENTLY IF NOT EXISTS a_z_idx ON a (z);\n"
+                ),
+            ),
+        ]
+    }
+
+    fn full_plan(sources: &[SourceMigration]) -> Plan<'_> {
+        let mut state = fresh_database();
+        state.setup = vec!["CREATE TABLE IF NOT EXISTS h (version int4)".to_owned()];
+        state.progress = vec![journal(&sources[1], 1)];
+        state.indexes = vec![index("a_y_idx", true), index("a_z_idx", false)];
+        plan::plan(sources, &state, &options()).unwrap()
+    }
+
+    fn with_checksums(text: &str, sources: &[SourceMigration]) -> String {
+        sources.iter().fold(text.to_owned(), |text, source| {
+            text.replace(
+                &source.checksum.to_string(),
+                &format!("CHECKSUM{}", source.version),
+            )
+        })
+    }
+
+    #[test]
+    fn inline_params_writes_literals_and_tells_1_from_10() {
+        let step = Step {
+            role: Role::History,
+            sql: "SELECT $1, $2, $10".to_owned(),
+            params: [Param::Int(7), Param::Text("O'Brien".to_owned())]
+                .into_iter()
+                .chain((3..=10).map(Param::Int))
+                .collect(),
+            on_retry: None,
+        };
+        assert_eq!(inline_params(&step), "SELECT 7, 'O''Brien', 10");
+    }
+
+    #[test]
+    fn sql_of_a_plan_is_what_a_dba_would_paste_into_psql() {
+        let sources = sources();
+        let sql = with_checksums(
+            &rendered(|out| write_sql(out, &full_plan(&sources))),
+            &sources,
+        );
+        let journal = "\"public\".\"pgm_migration_journal\"";
+        let history = "\"public\".\"refinery_schema_history\"";
+        let runs = "\"public\".\"pgm_migration_runs\"";
+        let clock =
+            "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
+        let upsert = "ON CONFLICT (version) DO UPDATE SET started_at = EXCLUDED.started_at, \
+                      finished_at = EXCLUDED.finished_at, mode = EXCLUDED.mode";
+        assert_eq!(
+            sql,
+            format!(
+                "-- create the migration tables\n\
+                 CREATE TABLE IF NOT EXISTS h (version int4);\n\
+                 \n\
+                 -- V1__a.sql: in one transaction (every statement can run in one transaction)\n\
+                 BEGIN;\n\
+                 SET LOCAL lock_timeout = '2s';\n\
+                 SET LOCAL statement_timeout = '5min';\n\
+                 CREATE TABLE a (x int, y int, z int);\n\
+                 INSERT INTO {history} (version, name, applied_on, checksum) VALUES (1, 'a', {clock}, 'CHECKSUM1');\n\
+                 INSERT INTO {runs} (version, started_at, finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), 'transaction') {upsert};\n\
+                 COMMIT;\n\
+                 RESET ALL;\n\
+                 \n\
+                 -- V2__i.sql: outside a transaction, statement by statement (CREATE INDEX CONCURRENTLY (line 1) cannot run inside a transaction)\n\
+                 -- resuming an interrupted run: statements 1 to 1 are done\n\
+                 SET lock_timeout = '2s';\n\
+                 SET statement_timeout = 0;\n\
+                 -- statement already done: index public.a_y_idx already exists and is valid (an interrupted run built it)\n\
+                 INSERT INTO {journal} (version, checksum, statement) VALUES (2, 'CHECKSUM2', 2);\n\
+                 -- statement 3 was interrupted and left an INVALID index:\n\
+                 DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_z_idx\";\n\
+                 -- on a lock-timeout retry, when SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('\"a_z_idx\"') AND NOT indisvalid):\n\
+                 --   the cancelled build left an INVALID index: dropped before building again\n\
+                 -- runs before the statement below, again: DROP INDEX CONCURRENTLY IF EXISTS \"a_z_idx\";\n\
+                 CREATE INDEX CONCURRENTLY IF NOT EXISTS a_z_idx ON a (z);\n\
+                 INSERT INTO {journal} (version, checksum, statement) VALUES (2, 'CHECKSUM2', 3);\n\
+                 BEGIN;\n\
+                 INSERT INTO {history} (version, name, applied_on, checksum) VALUES (2, 'i', {clock}, 'CHECKSUM2');\n\
+                 INSERT INTO {runs} (version, started_at, finished_at, mode) VALUES (2, coalesce((SELECT completed_at FROM {journal} WHERE version = 2 AND statement = 0), transaction_timestamp()), clock_timestamp(), 'no-transaction') {upsert};\n\
+                 DELETE FROM {journal} WHERE version = 2;\n\
+                 COMMIT;\n\
+                 RESET ALL;\n\
+                 \n"
+            )
+        );
+    }
+
+    #[test]
+    fn text_of_a_plan_lists_the_migrations_then_their_sql() {
+        let sources = sources();
+        let plan = full_plan(&sources);
+        let text = rendered(|out| write_text(out, &plan, "lock_timeout 2s"));
+        let sql = rendered(|out| write_sql(out, &plan));
+        assert_eq!(
+            text,
+            format!(
+                "2 migrations to apply (lock_timeout 2s):\n  \
+                 V1__a.sql                                transaction     1 statement\n  \
+                 V2__i.sql                                no-transaction  3 statements, resumes at statement 2\n\
+                 \n{sql}"
+            )
+        );
+    }
+
+    #[test]
+    fn an_empty_plan_says_there_is_nothing_to_apply() {
+        let plan = Plan::default();
+        assert_eq!(
+            rendered(|out| write_text(out, &plan, "")),
+            "nothing to apply: the database is up to date\n"
+        );
+        assert_eq!(
+            rendered(|out| write_sql(out, &plan)),
+            "-- nothing to apply\n"
+        );
+        assert_eq!(
+            rendered(|out| write_json(out, &plan)),
+            "{\n  \"setup\": [],\n  \"migrations\": []\n}\n"
+        );
+    }
+
+    #[test]
+    fn json_of_a_plan_has_each_migration_with_its_steps_and_parameters() {
+        let sources = sources();
+        let json = rendered(|out| write_json(out, &full_plan(&sources)));
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json["setup"],
+            serde_json::json!([{"role": "setup", "sql": "CREATE TABLE IF NOT EXISTS h (version int4)"}])
+        );
+        let second = &json["migrations"][1];
+        assert_eq!(second["version"], 2);
+        assert_eq!(second["name"], "i");
+        assert_eq!(second["file"], "migrations/V2__i.sql");
+        assert_eq!(second["mode"], "no_transaction");
+        assert_eq!(
+            second["mode_reason"],
+            "CREATE INDEX CONCURRENTLY (line 1) cannot run inside a transaction"
+        );
+        assert_eq!(second["resume_at"], 1);
+        assert_eq!(
+            second["steps"][2],
+            serde_json::json!({
+                "role": "journal",
+                "index": 1,
+                "sql": "INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, statement) VALUES ($1, $2, $3)",
+                "params": [2, sources[1].checksum.to_string(), 2],
+            })
+        );
+        assert_eq!(
+            second["steps"][3],
+            serde_json::json!({
+                "role": "drop_leftover",
+                "index": 2,
+                "sql": "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_z_idx\"",
+            })
+        );
+        assert_eq!(
+            json["migrations"][0]["steps"][0],
+            serde_json::json!({"role": "begin", "sql": "BEGIN"})
+        );
+    }
+
+    fn applied_reports() -> [AppliedReport; 2] {
+        [
+            AppliedReport {
+                version: 1,
+                name: "a".to_owned(),
+                file: "migrations/V1__a.sql".to_owned(),
+                mode: Mode::Transaction,
+                statements: 1,
+                resumed_at: 0,
+                attempts: 1,
+                duration_ms: 4,
+            },
+            AppliedReport {
+                version: 2,
+                name: "i".to_owned(),
+                file: "migrations/V2__i.sql".to_owned(),
+                mode: Mode::NoTransaction,
+                statements: 3,
+                resumed_at: 1,
+                attempts: 2,
+                duration_ms: 1500,
+            },
+        ]
+    }
+
+    #[test]
+    fn report_text_says_what_was_applied_and_how() {
+        assert_eq!(
+            rendered(|out| write_report_text(out, &applied_reports(), 0)),
+            "applied migrations/V1__a.sql (transaction, 4 ms)\n\
+             applied migrations/V2__i.sql (no-transaction, 1500 ms, resumed at statement 2, 2 attempts)\n"
+        );
+        assert_eq!(
+            rendered(|out| write_report_text(out, &[], 1)),
+            "nothing to apply: 1 migration already applied\n"
+        );
+        assert_eq!(
+            rendered(|out| write_report_text(out, &[], 3)),
+            "nothing to apply: 3 migrations already applied\n"
+        );
+    }
+
+    #[test]
+    fn report_json_has_every_field() {
+        let json = rendered(|out| write_report_json(out, &applied_reports()[1..]));
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"applied": [{
+                "version": 2,
+                "name": "i",
+                "file": "migrations/V2__i.sql",
+                "mode": "no_transaction",
+                "statements": 3,
+                "resumed_at": 1,
+                "attempts": 2,
+                "duration_ms": 1500,
+            }]})
+        );
+    }
+
+    /// One migration in each state.
+    fn status_state(sources: &[SourceMigration]) -> crate::migrate::plan::DatabaseState {
+        let mut state = fresh_database();
+        let gone = migration("V6__gone.sql", "SELECT 1;");
+        state.applied = vec![history_row(&sources[0]), history_row(&gone)];
+        state.applied[1].duration_ms = None;
+        state
+            .applied
+            .push(history_row(&migration("V2__b.sql", "SELECT 2;")));
+        state.progress = vec![journal(&sources[2], 1)];
+        state
+    }
+
+    fn status_sources() -> [SourceMigration; 5] {
+        [
+            migration("V1__a.sql", "SELECT 1;"),
+            migration("V2__b.sql", "SELECT 'changed';"),
+            migration("V3__i.sql", TWO_CONCURRENT_INDEXES),
+            migration("V4__out_of_order.sql", "SELECT 4;"),
+            migration("V7__new.sql", "SELECT 7;"),
+        ]
+    }
+
+    #[test]
+    fn status_text_has_a_row_a_migration_and_a_summary() {
+        let sources = status_sources();
+        let state = status_state(&sources);
+        let entries = reconcile(&sources, &state);
+        let at = "2026-01-05T10:00:00.000000Z";
+        assert_eq!(
+            rendered(|out| write_status_text(out, &entries)),
+            format!(
+                "version  name          state           applied on                   duration\n      \
+                 1  a             applied         {at}  12 ms\n      \
+                 2  b             DIVERGENT       {at}  12 ms\n      \
+                 3  i             partly applied                               1 statement done\n      \
+                 4  out_of_order  out of order                                 \n      \
+                 6  gone          MISSING         {at}  \n      \
+                 7  new           pending                                      \n\
+                 1 applied, 1 pending, 1 partly applied, 1 out of order, 1 divergent, 1 missing\n"
+            )
+        );
+        assert_eq!(
+            rendered(|out| write_status_text(out, &[])),
+            "no migrations found and none applied\n"
+        );
+    }
+
+    #[test]
+    fn status_json_has_a_record_a_migration() {
+        let sources = status_sources();
+        let state = status_state(&sources);
+        let entries = reconcile(&sources, &state);
+        let json = rendered(|out| write_status_json(out, &entries));
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            json[2],
+            serde_json::json!({
+                "version": 3,
+                "name": "i",
+                "state": "partly_applied",
+                "file": "migrations/V3__i.sql",
+                "applied_on": null,
+                "duration_ms": null,
+                "completed_statements": 1,
+            })
+        );
+        assert_eq!(
+            json[4],
+            serde_json::json!({
+                "version": 6,
+                "name": "gone",
+                "state": "missing",
+                "file": null,
+                "applied_on": "2026-01-05T10:00:00.000000Z",
+                "duration_ms": null,
+                "completed_statements": null,
+            })
+        );
+        let states: Vec<&str> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            states,
+            [
+                "applied",
+                "divergent",
+                "partly_applied",
+                "out_of_order",
+                "missing",
+                "pending"
+            ]
+        );
+    }
 }

@@ -94,6 +94,40 @@ impl SourceMigration {
     pub fn is_parsed(&self) -> bool {
         self.parsed.is_some()
     }
+
+    /// The migration a file at `path` holding `text` is, checked and
+    /// checksummed as refinery does; not parsed yet.
+    pub fn from_text(path: PathBuf, text: String) -> Result<SourceMigration, SourceError> {
+        let stem = migration_stem(&path)?;
+        let migration = Migration::unapplied(stem, &text)
+            .map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
+        // refinery does not export its prefix type; its Display is the prefix letter.
+        let kind = if migration.prefix().to_string() == "U" {
+            Kind::Unversioned
+        } else {
+            Kind::Versioned
+        };
+        Ok(SourceMigration {
+            version: migration.version(),
+            name: migration.name().to_owned(),
+            kind,
+            checksum: migration.checksum(),
+            path,
+            text,
+            parsed: None,
+        })
+    }
+}
+
+/// The file name of a migration without `.sql`, when it is named as one must be.
+fn migration_stem(path: &Path) -> Result<&str, SourceError> {
+    path.file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_suffix(".sql"))
+        .filter(|stem| is_valid_stem(stem))
+        .ok_or_else(|| SourceError::BadName {
+            path: path.to_path_buf(),
+        })
 }
 
 /// Parses every migration whose version is not in `applied`, reporting the
@@ -124,12 +158,9 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
         if !looks_like_migration(&file_name) {
             continue;
         }
-        let stem = file_name
-            .strip_suffix(".sql")
-            .ok_or_else(|| SourceError::BadName { path: path.clone() })?;
-        if !is_valid_stem(stem) {
-            return Err(SourceError::BadName { path });
-        }
+        // Before reading, so that a misnamed file is reported as such even
+        // when it cannot be read.
+        migration_stem(&path)?;
         let bytes = std::fs::read(&path).map_err(|source| SourceError::Unreadable {
             path: path.clone(),
             source,
@@ -147,23 +178,7 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
                 line,
             }
         })?;
-        let migration = Migration::unapplied(stem, &text)
-            .map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
-        // refinery does not export its prefix type; its Display is the prefix letter.
-        let kind = if migration.prefix().to_string() == "U" {
-            Kind::Unversioned
-        } else {
-            Kind::Versioned
-        };
-        let source = SourceMigration {
-            version: migration.version(),
-            name: migration.name().to_owned(),
-            kind,
-            path,
-            checksum: migration.checksum(),
-            text,
-            parsed: None,
-        };
+        let source = SourceMigration::from_text(path, text)?;
         if let Some(existing) = by_version.get(&source.version) {
             return Err(SourceError::DuplicateVersion {
                 version: source.version,

@@ -776,7 +776,7 @@ mod tests {
             problems("[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\npremkae = 3\n");
         assert_eq!(
             text,
-            "partman.toml:4:1: unknown key \"premkae\" (did you mean \"premake\"?)\n    |\n  4 | premkae = 3\n    | ^"
+            "partman.toml:4:1: unknown key \"premkae\" (did you mean \"premake\"?)\n  |\n4 | premkae = 3\n  | ^"
         );
         let text = problems("[defaults]\ntimezone = \"UTC\"\n");
         assert!(

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pgm::db::{self, ConnectionSettings, Environment, quote_ident};
 use pgm::sandbox::Sandbox;
+use postgres::error::SqlState;
 
 const TEMPLATE: &str = "pgm_test_template";
 
@@ -72,7 +73,7 @@ fn create_template(admin: &ConnectionSettings) -> Result<(), String> {
         match client.batch_execute(&sql) {
             Ok(()) => {}
             // Another test binary on the same server made it first.
-            Err(e) if e.code().is_some_and(|code| code.code() == "42P04") => {}
+            Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => {}
             Err(e) => return Err(format!("creating the template database: {e}")),
         }
     }
