@@ -1,0 +1,172 @@
+//! Promise 3 on a real server: every statement `pgm partitions maintain`
+//! sends that changes something is in the plan `pgm partitions plan` shows,
+//! word for word, and everything else it sends only reads or frames a
+//! transaction. The server's own statement log is the witness.
+
+mod support;
+
+use std::path::Path;
+
+use pgm::sandbox::{Sandbox, SandboxOptions};
+use support::{Project, column, output_text, pgm};
+
+const AT: &str = "2026-11-22T10:00:00Z";
+
+const POLICY: &str = r#"
+[defaults]
+lock_timeout = "500ms"
+max_drops_per_run = 50
+
+[[table]]
+name = "public.events"
+interval = "monthly"
+premake = 3
+retention = "12 months"
+
+[[table.index]]
+name = "events_type_created_idx"
+columns = ["event_type", "created_at DESC"]
+
+[[table]]
+name = "public.audit_log"
+interval = "monthly"
+premake = 2
+retention = "6 months"
+retention_action = "archive"
+retention_schema = "archive"
+
+[[table]]
+name = "public.products"
+interval = "quarterly"
+premake = 1
+move_default_rows = true
+"#;
+
+/// Statements that only read, or open and close transactions and settings:
+/// the catalog snapshot, guards, advisory locks, SET LOCAL lock_timeout.
+fn frames_or_reads(statement: &str) -> bool {
+    [
+        "SELECT",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "START TRANSACTION",
+        "SET ",
+        "RESET ",
+    ]
+    .iter()
+    .any(|prefix| statement.starts_with(prefix))
+}
+
+/// The statements pgm's sessions logged, in order.
+fn logged_statements(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.strip_prefix("pgm|"))
+        .filter_map(|line| {
+            // The simple protocol logs "statement: …"; a prepared statement
+            // logs "execute <name>: …".
+            line.split_once("LOG:  statement: ")
+                .map(|(_, statement)| statement)
+                .or_else(|| {
+                    let (_, rest) = line.split_once("LOG:  execute ")?;
+                    Some(rest.split_once(": ")?.1)
+                })
+                .map(|statement| statement.trim().to_owned())
+        })
+        .collect()
+}
+
+fn run(project: &Path, url: &str, args: &[&str]) -> (String, String) {
+    let mut command = pgm();
+    command
+        .current_dir(project)
+        .env("DATABASE_URL", url)
+        .args(["partitions"])
+        .args(args)
+        .args(["--at", AT]);
+    let output = command.output().unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}: {stdout}\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+#[test]
+fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), "%a|".into()),
+        ],
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
+    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let url = sandbox.url("app");
+    let project = Project::bundled();
+    std::fs::write(project.path().join("partman.toml"), POLICY).unwrap();
+    let output = pgm()
+        .current_dir(project.path())
+        .env("DATABASE_URL", &url)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
+    let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
+    app.batch_execute(
+        "CREATE SCHEMA archive; \
+         DO $$ DECLARE m date; BEGIN \
+           FOR m IN SELECT generate_series('2025-06-01'::date, '2026-11-01', '1 month') LOOP \
+             EXECUTE format('CREATE TABLE events_y%sm%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)', \
+               to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
+             EXECUTE format('CREATE TABLE audit_y%sm%s PARTITION OF audit_log FOR VALUES FROM (%L) TO (%L)', \
+               to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
+           END LOOP; END $$; \
+         CREATE TABLE products_default PARTITION OF products DEFAULT; \
+         INSERT INTO events (event_type, created_at) \
+           SELECT 'e' || (g % 5), timestamptz '2025-06-01' + g * interval '4 hours' FROM generate_series(0, 3200) g;",
+    )
+    .unwrap();
+    let (plan, _) = run(project.path(), &url, &["plan", "--format", "sql"]);
+    let log_path = sandbox.root().join("server.log");
+    let before = std::fs::read_to_string(&log_path).unwrap().len();
+
+    run(project.path(), &url, &["maintain"]);
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let sent = logged_statements(&log[before..]);
+    let planned: Vec<&str> = plan
+        .lines()
+        .filter_map(|line| line.strip_suffix(';'))
+        .filter(|line| !line.starts_with("--"))
+        .collect();
+    let changes: Vec<&String> = sent.iter().filter(|s| !frames_or_reads(s)).collect();
+    for statement in &changes {
+        assert!(
+            planned.contains(&statement.as_str()),
+            "sent but not in the plan: {statement}\n\nthe plan:\n{plan}"
+        );
+    }
+    let not_sent: Vec<&&str> = planned
+        .iter()
+        .filter(|s| !frames_or_reads(s) && !changes.iter().any(|c| c == *s))
+        .collect();
+    assert!(not_sent.is_empty(), "planned but not sent: {not_sent:#?}");
+    assert_eq!(
+        changes.len(),
+        planned.iter().filter(|s| !frames_or_reads(s)).count(),
+        "every planned change runs once: sent {changes:#?}"
+    );
+    assert!(changes.len() > 40, "a plan with real work: {changes:#?}");
+    assert_eq!(
+        column(
+            &mut app,
+            "SELECT count(*) FROM pg_index WHERE NOT indisvalid"
+        ),
+        ["0"]
+    );
+}
