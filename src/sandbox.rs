@@ -277,6 +277,7 @@ impl Sandbox {
     pub fn settings(&self, dbname: &str) -> ConnectionSettings {
         ConnectionSettings {
             host: Host::Socket(self.root.clone()),
+            hostaddr: None,
             port: self.port,
             user: SUPERUSER.to_owned(),
             dbname: dbname.to_owned(),

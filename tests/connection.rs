@@ -547,3 +547,74 @@ fn the_password_never_appears_in_any_output() {
         "{stdout}"
     );
 }
+
+#[test]
+fn hostaddr_connects_to_the_address_and_keeps_the_name_for_tls_and_the_password_file() {
+    let plain = plain_server();
+    let port = plain.port().to_string();
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env("PGHOSTADDR", "127.0.0.1")
+            .env("PGPORT", &port)
+            .env("PGUSER", "app")
+            .env("PGPASSWORD", APP_PASSWORD)
+            .env("PGDATABASE", "appdb");
+    });
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("connected: app@127.0.0.1:{port}/appdb")),
+        "{stdout}"
+    );
+
+    // The name is never looked up; the password file matches it.
+    let home = tempfile::tempdir().unwrap();
+    let passfile = write_passfile(
+        home.path(),
+        &format!("db.internal.invalid:{port}:appdb:app:{APP_PASSWORD}\n"),
+        0o600,
+    );
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env(
+            "DATABASE_URL",
+            format!(
+                "host=db.internal.invalid hostaddr=127.0.0.1 port={port} user=app dbname=appdb"
+            ),
+        )
+        .env("PGPASSFILE", &passfile);
+    });
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "connected: app@db.internal.invalid (address 127.0.0.1):{port}/appdb"
+        )),
+        "{stdout}"
+    );
+
+    // verify-full checks the certificate against the name, not the address.
+    let tls = tls_server();
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env(
+            "DATABASE_URL",
+            format!(
+                "postgres://app:{APP_PASSWORD}@localhost:{}/appdb?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}",
+                tls.sandbox.port(),
+                tls.ca_file.display()
+            ),
+        );
+    });
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("tls: TLSv1."), "{stdout}");
+
+    let output = pgm()
+        .arg("ping")
+        .env("PGHOSTADDR", "db.internal")
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "invalid hostaddr \"db.internal\": expected a numeric IPv4 or IPv6 address (a name goes in host)"
+        ),
+        "{stderr}"
+    );
+}

@@ -131,6 +131,10 @@ fn client_config(settings: &ConnectionSettings, attempt_timeout: Duration) -> po
         Host::Tcp(name) => config.host(name),
         Host::Socket(dir) => config.host_path(dir),
     };
+    if let Some(address) = settings.hostaddr {
+        // Connects there; `host` stays the name TLS verifies.
+        config.hostaddr(address);
+    }
     config
         .port(settings.port)
         .user(&settings.user)

@@ -9,6 +9,7 @@ use thiserror::Error;
 /// The parameters pgm understands, with libpq's names.
 pub const KNOWN_PARAMETERS: &[&str] = &[
     "host",
+    "hostaddr",
     "port",
     "dbname",
     "user",

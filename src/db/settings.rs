@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -164,7 +165,12 @@ impl fmt::Display for PasswordSource {
 /// safe for logs and errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionSettings {
+    /// The server's name: where to connect, unless `hostaddr` is set; the
+    /// name TLS verifies and the password file matches either way.
     pub host: Host,
+    /// The numeric address to connect to, without a name lookup (libpq's
+    /// `hostaddr`).
+    pub hostaddr: Option<IpAddr>,
     pub port: u16,
     pub user: String,
     pub dbname: String,
@@ -182,11 +188,14 @@ pub struct ConnectionSettings {
 
 impl fmt::Display for ConnectionSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}:{}/{}",
-            self.user, self.host, self.port, self.dbname
-        )
+        write!(f, "{}@{}", self.user, self.host)?;
+        if let Some(address) = self
+            .hostaddr
+            .filter(|a| self.host != Host::Tcp(a.to_string()))
+        {
+            write!(f, " (address {address})")?;
+        }
+        write!(f, ":{}/{}", self.port, self.dbname)
     }
 }
 
@@ -257,10 +266,27 @@ pub fn resolve(
             })?,
         None => DEFAULT_PORT,
     };
-    let host = match pick("host", "PGHOST") {
-        Some(text) if text.starts_with('/') => Host::Socket(PathBuf::from(text)),
-        Some(text) => Host::Tcp(text.to_owned()),
-        None => Host::Socket(default_socket_directory(port)),
+    let hostaddr = match pick("hostaddr", "PGHOSTADDR") {
+        Some(text) => {
+            Some(
+                text.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|_| SettingsError::InvalidValue {
+                        name: "hostaddr",
+                        value: text.to_owned(),
+                        expected: "a numeric IPv4 or IPv6 address (a name goes in host)",
+                    })?,
+            )
+        }
+        None => None,
+    };
+    // As libpq: an address given means TCP to it, whatever host says.
+    let host = match (pick("host", "PGHOST"), hostaddr) {
+        (Some(text), None) if text.starts_with('/') => Host::Socket(PathBuf::from(text)),
+        (Some(text), Some(address)) if text.starts_with('/') => Host::Tcp(address.to_string()),
+        (Some(text), _) => Host::Tcp(text.to_owned()),
+        (None, Some(address)) => Host::Tcp(address.to_string()),
+        (None, None) => Host::Socket(default_socket_directory(port)),
     };
     let user = match pick("user", "PGUSER") {
         Some(user) => user.to_owned(),
@@ -322,6 +348,7 @@ pub fn resolve(
 
     Ok(ConnectionSettings {
         host,
+        hostaddr,
         port,
         user,
         dbname,
