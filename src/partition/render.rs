@@ -341,3 +341,147 @@ fn summary_line(report: &TableReport) -> String {
     }
     parts.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::partition::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+    use crate::partition::planner;
+    use crate::partition::policy;
+
+    const POLICY: &str = r#"
+[[table]]
+name = "public.events"
+interval = "monthly"
+premake = 1
+retention = "2 months"
+lock_timeout = "1s"
+
+[[table.index]]
+name = "events_kind_idx"
+columns = ["kind"]
+
+[[table]]
+name = "public.missing"
+interval = "daily"
+"#;
+
+    fn partition(oid: u32, name: &str, from: &str, to: &str) -> Partition {
+        Partition {
+            oid,
+            schema: "public".into(),
+            name: name.into(),
+            bound: Bound::Range {
+                from: from.into(),
+                to: to.into(),
+            },
+            detach_pending: false,
+            estimated_rows: 1200,
+            estimated_bytes: 1800,
+            indexes: Vec::new(),
+        }
+    }
+
+    /// A month long expired, one misaligned, none for now: every kind of
+    /// entry, a problem, and a cleanup declared for retries.
+    fn plan() -> (policy::Policy, Plan) {
+        let policy = policy::parse(Path::new("partman.toml"), POLICY).unwrap();
+        let events = Parent {
+            oid: 1,
+            schema: "public".into(),
+            name: "events".into(),
+            relkind: 'p',
+            strategy: Some('r'),
+            key: Some(PartitionKey {
+                column: "created_at".into(),
+                sql_type: "timestamp with time zone".into(),
+            }),
+            key_columns: 1,
+            owner: "app".into(),
+            tablespace: None,
+            unlogged: false,
+            partitions: vec![
+                partition(
+                    10,
+                    "events_old",
+                    "'2026-01-01 00:00:00+00'",
+                    "'2026-02-01 00:00:00+00'",
+                ),
+                partition(
+                    11,
+                    "events_odd",
+                    "'2026-05-03 00:00:00+00'",
+                    "'2026-05-09 00:00:00+00'",
+                ),
+            ],
+            indexes: Vec::new(),
+        };
+        let snapshot = Snapshot {
+            server_version_num: 170000,
+            parents: vec![Some(events), None],
+            ..Snapshot::default()
+        };
+        let now = Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap();
+        let plan = planner::plan(&policy, &snapshot, now);
+        (policy, plan)
+    }
+
+    fn rendered(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
+        let mut buffer = Vec::new();
+        write(&mut buffer).unwrap();
+        String::from_utf8(buffer).unwrap()
+    }
+
+    #[test]
+    fn text_shows_each_step_with_its_lock_reason_and_retry() {
+        let (policy, plan) = plan();
+        insta::assert_snapshot!(rendered(|out| write_text(out, &policy, &plan)));
+    }
+
+    #[test]
+    fn sql_is_the_script_that_runs() {
+        let (policy, plan) = plan();
+        insta::assert_snapshot!(rendered(|out| write_sql(out, &policy, &plan)));
+    }
+
+    #[test]
+    fn summary_counts_what_happened_per_table() {
+        let done = TableReport {
+            created: 2,
+            attached: 3,
+            detached: 1,
+            dropped: 1,
+            indexes_built: 2,
+            indexes_attached: 2,
+            moved_rows: 7,
+            deferred: vec!["the detach of public.b_old waits".into()],
+            warnings: vec!["partition public.odd is not one period".into()],
+            ..TableReport::new("public.a")
+        };
+        let skipped = TableReport {
+            skipped: Some("another pgm partitions maintain is working on it".into()),
+            ..TableReport::new("public.b")
+        };
+        let failed = TableReport {
+            failures: vec!["public.c does not exist".into()],
+            ..TableReport::new("public.c")
+        };
+        let idle = TableReport::new("public.d");
+        assert_eq!(
+            rendered(|out| write_summary(out, &[done, skipped, failed, idle])),
+            "public.a: 2 created, 1 attached (created by an interrupted run), 1 detached, 1 dropped, \
+             2 indexes built, 2 indexes attached, 7 rows moved from the default partition\n\
+             \x20 deferred: the detach of public.b_old waits\n\
+             \x20 warning: partition public.odd is not one period\n\
+             public.b: skipped: another pgm partitions maintain is working on it\n\
+             public.c: \n\
+             \x20 FAILED: public.c does not exist\n\
+             public.d: nothing to do\n\
+             summary: 2 created, 1 detached, 1 dropped, 0 archived, 2 indexes built, 1 failed, 1 skipped, 1 deferred\n"
+        );
+    }
+}
