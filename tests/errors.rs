@@ -74,9 +74,7 @@ fn a_table_not_in_the_policy() {
         &["partitions", "maintain", "--table", "public.evnts"],
     );
     assert_eq!(code, Some(64));
-    insta::assert_snapshot!(stderr, @r#"
-    error: --table public.evnts is not in partman.toml (did you mean public.events?)
-    "#);
+    insta::assert_snapshot!(stderr, @"error: --table public.evnts is not in partman.toml (did you mean public.events?)");
 }
 
 #[test]

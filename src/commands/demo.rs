@@ -119,16 +119,7 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
     super::partitions::status(&config, &settings, StatusFormat::Text, Some(later))?;
 
     if keep {
-        section("The cluster keeps running until you press Ctrl-C")?;
-        println!("  psql \"{}\"", sandbox.url(DATABASE));
-        println!(
-            "  DATABASE_URL=\"{}\" pgm partitions status",
-            sandbox.url(DATABASE)
-        );
-        std::io::stdout().flush()?;
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
+        keep_running(&sandbox)?;
     }
     drop(demo_db);
     drop(sandbox);
@@ -136,6 +127,20 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
         "Done: the throwaway cluster is stopped and removed (pgm demo --keep leaves it running)",
     )?;
     Ok(Outcome::Success)
+}
+
+/// Prints how to connect, then waits for Ctrl-C (the server stops with us).
+fn keep_running(sandbox: &Sandbox) -> Result<()> {
+    section("The cluster keeps running until you press Ctrl-C")?;
+    println!("  psql \"{}\"", sandbox.url(DATABASE));
+    println!(
+        "  DATABASE_URL=\"{}\" pgm partitions status",
+        sandbox.url(DATABASE)
+    );
+    std::io::stdout().flush()?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 fn write_bundle(dir: &Path) -> Result<()> {

@@ -303,7 +303,6 @@ fn plan_migration<'a>(
     state: &DatabaseState,
     options: &Options,
 ) -> PlannedMigration<'a> {
-    let indexes = &state.indexes;
     let tables = &state.tables;
     let file = source.parsed();
     let mut steps = Vec::new();
@@ -335,69 +334,13 @@ fn plan_migration<'a>(
             steps.push(Step::new(Role::Commit, "COMMIT"));
         }
         Mode::NoTransaction => {
-            // Concurrent builds may run for long and block no reads or writes:
-            // only the lock wait is bounded, a statement timeout would only
-            // leave INVALID indexes behind.
-            steps.push(Step::new(
-                Role::Setting,
-                format!("SET lock_timeout = '{}'", options.lock_timeout.setting()),
+            steps.extend(statement_steps(
+                source,
+                resume_at,
+                state,
+                options,
+                &mut skipped,
             ));
-            steps.push(Step::new(Role::Setting, "SET statement_timeout = 0"));
-            let journal = tables.journal();
-            if resume_at == 0 {
-                steps.push(Step::with(
-                    Role::StartJournal,
-                    format!("INSERT INTO {journal} (version, checksum, statement) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING"),
-                    vec![Param::Int(source.version), Param::Text(source.checksum.to_string())],
-                ));
-            }
-            for (index, statement) in file.statements.iter().enumerate().skip(resume_at) {
-                let existing = statement
-                    .concurrent_index
-                    .as_ref()
-                    .and_then(|name| indexes.iter().find(|i| &i.name == name));
-                match existing {
-                    Some(index_row) if !index_row.valid => steps.push(Step::new(
-                        Role::DropLeftover(index),
-                        format!(
-                            "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-                            quote_ident(&index_row.schema),
-                            quote_ident(&index_row.name)
-                        ),
-                    )),
-                    Some(index_row) => {
-                        skipped.push((
-                            index,
-                            format!(
-                                "index {}.{} already exists and is valid (an interrupted run built it)",
-                                index_row.schema, index_row.name
-                            ),
-                        ));
-                        steps.push(journal_step(source, tables, index));
-                        continue;
-                    }
-                    None => {}
-                }
-                let mut run = Step::new(Role::Statement(index), file.statement_text(statement));
-                run.on_retry = statement
-                    .concurrent_index
-                    .as_deref()
-                    .map(drop_cancelled_build);
-                steps.push(run);
-                steps.push(journal_step(source, tables, index));
-            }
-            steps.push(Step::new(Role::Begin, "BEGIN"));
-            let started_at = format!(
-                "coalesce((SELECT completed_at FROM {journal} WHERE version = {} AND statement = 0), transaction_timestamp())",
-                source.version
-            );
-            steps.extend(history_steps(source, tables, &started_at));
-            steps.push(Step::with(
-                Role::History,
-                format!("DELETE FROM {journal} WHERE version = $1"),
-                vec![Param::Int(source.version)],
-            ));
-            steps.push(Step::new(Role::Commit, "COMMIT"));
         }
     }
     // A SET in one migration must not leak into the next.
@@ -408,6 +351,84 @@ fn plan_migration<'a>(
         skipped,
         steps,
     }
+}
+
+/// A migration outside a transaction: each statement alone, journaled, from
+/// where an interrupted run stopped; its history row in a last transaction.
+fn statement_steps(
+    source: &SourceMigration,
+    resume_at: usize,
+    state: &DatabaseState,
+    options: &Options,
+    skipped: &mut Vec<(usize, String)>,
+) -> Vec<Step> {
+    let (indexes, tables) = (&state.indexes, &state.tables);
+    let file = source.parsed();
+    let mut steps = Vec::new();
+    // Concurrent builds may run for long and block no reads or writes:
+    // only the lock wait is bounded, a statement timeout would only
+    // leave INVALID indexes behind.
+    steps.push(Step::new(
+        Role::Setting,
+        format!("SET lock_timeout = '{}'", options.lock_timeout.setting()),
+    ));
+    steps.push(Step::new(Role::Setting, "SET statement_timeout = 0"));
+    let journal = tables.journal();
+    if resume_at == 0 {
+        steps.push(Step::with(
+            Role::StartJournal,
+            format!("INSERT INTO {journal} (version, checksum, statement) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING"),
+            vec![Param::Int(source.version), Param::Text(source.checksum.to_string())],
+        ));
+    }
+    for (index, statement) in file.statements.iter().enumerate().skip(resume_at) {
+        let existing = statement
+            .concurrent_index
+            .as_ref()
+            .and_then(|name| indexes.iter().find(|i| &i.name == name));
+        match existing {
+            Some(index_row) if !index_row.valid => steps.push(Step::new(
+                Role::DropLeftover(index),
+                format!(
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+                    quote_ident(&index_row.schema),
+                    quote_ident(&index_row.name)
+                ),
+            )),
+            Some(index_row) => {
+                skipped.push((
+                    index,
+                    format!(
+                        "index {}.{} already exists and is valid (an interrupted run built it)",
+                        index_row.schema, index_row.name
+                    ),
+                ));
+                steps.push(journal_step(source, tables, index));
+                continue;
+            }
+            None => {}
+        }
+        let mut run = Step::new(Role::Statement(index), file.statement_text(statement));
+        run.on_retry = statement
+            .concurrent_index
+            .as_deref()
+            .map(drop_cancelled_build);
+        steps.push(run);
+        steps.push(journal_step(source, tables, index));
+    }
+    steps.push(Step::new(Role::Begin, "BEGIN"));
+    let started_at = format!(
+        "coalesce((SELECT completed_at FROM {journal} WHERE version = {} AND statement = 0), transaction_timestamp())",
+        source.version
+    );
+    steps.extend(history_steps(source, tables, &started_at));
+    steps.push(Step::with(
+        Role::History,
+        format!("DELETE FROM {journal} WHERE version = $1"),
+        vec![Param::Int(source.version)],
+    ));
+    steps.push(Step::new(Role::Commit, "COMMIT"));
+    steps
 }
 
 /// A concurrent build cancelled by lock_timeout leaves an INVALID index

@@ -172,202 +172,216 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         .read_only(true)
         .start()?;
     transaction.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'")?;
-    let mut snapshot = Snapshot::default();
-    let started = std::time::Instant::now();
-
-    snapshot.server_version_num = transaction
-        .query_one("SELECT current_setting('server_version_num')::int4", &[])?
-        .get(0);
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
-
-    let rows = counted_query(
-        &mut transaction,
-        &mut snapshot,
-        started,
-        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, pt.partstrat::text, \
-                coalesce(pt.partnatts, 0)::int2, \
-                CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN a.attname::text END, \
-                CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN format_type(a.atttypid, a.atttypmod) END, \
-                pg_get_userbyid(c.relowner)::text, ts.spcname::text, c.relpersistence = 'u' \
-         FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, ord) \
-         LEFT JOIN pg_class c ON c.oid = to_regclass(wanted.name) \
-         LEFT JOIN pg_namespace n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_partitioned_table pt ON pt.partrelid = c.oid \
-         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0] \
-         LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
-         ORDER BY wanted.ord",
-        &[&qualified],
-    )?;
-    snapshot.parents = rows
-        .iter()
-        .map(|row| {
-            let oid: Option<u32> = row.get(0);
-            oid.map(|oid| Parent {
-                oid,
-                schema: row.get(1),
-                name: row.get(2),
-                relkind: first_char(row.get(3)),
-                strategy: row.get::<_, Option<String>>(4).map(|s| first_char(Some(s))),
-                key_columns: row.get(5),
-                key: match (
-                    row.get::<_, Option<String>>(6),
-                    row.get::<_, Option<String>>(7),
-                ) {
-                    (Some(column), Some(sql_type)) => Some(PartitionKey { column, sql_type }),
-                    _ => None,
-                },
-                owner: row.get(8),
-                tablespace: row.get(9),
-                unlogged: row.get(10),
-                partitions: Vec::new(),
-                indexes: Vec::new(),
-            })
-        })
-        .collect();
-    let parent_oids: Vec<u32> = snapshot.parents.iter().flatten().map(|p| p.oid).collect();
-    // Rows are matched to their table by maps: with thousands of tables and
-    // tens of thousands of partitions a scan per row would be quadratic.
-    let parent_position: HashMap<u32, usize> = snapshot
+    let mut reader = Reader {
+        transaction,
+        snapshot: Snapshot::default(),
+        started: std::time::Instant::now(),
+    };
+    reader.snapshot.server_version_num =
+        reader.query("SELECT current_setting('server_version_num')::int4", &[])?[0].get(0);
+    reader.read_parents(&qualified)?;
+    let parent_oids: Vec<u32> = reader
+        .snapshot
         .parents
         .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.as_ref().map(|p| (p.oid, i)))
+        .flatten()
+        .map(|p| p.oid)
         .collect();
-
-    let rows = counted_query(
-        &mut transaction,
-        &mut snapshot,
-        started,
-        // With relation 0, pg_get_expr prints the bound without opening (and
-        // locking) each partition: five times faster, and no lock to wait for.
-        "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, 0), \
-                i.inhdetachpending, c.reltuples::int8, \
-                c.relpages::int8 * current_setting('block_size')::int8 \
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
-        &[&parent_oids],
-    )?;
-    for row in &rows {
-        let parent_oid: u32 = row.get(0);
-        let partition = Partition {
-            oid: row.get(1),
-            schema: row.get(2),
-            name: row.get(3),
-            bound: Bound::parse(&row.get::<_, Option<String>>(4).unwrap_or_default()),
-            detach_pending: row.get(5),
-            estimated_rows: row.get(6),
-            estimated_bytes: row.get(7),
-            indexes: Vec::new(),
-        };
-        if let Some(parent) = parent_position
-            .get(&parent_oid)
-            .and_then(|i| snapshot.parents[*i].as_mut())
-        {
-            parent.partitions.push(partition);
-        }
-    }
-    for parent in snapshot.parents.iter_mut().flatten() {
-        parent.partitions.sort_by(|a, b| a.name.cmp(&b.name));
-    }
-    // Table oid → (parent position, partition position or none for the parent).
-    let mut table_position: HashMap<u32, (usize, Option<usize>)> = HashMap::new();
-    for (i, parent) in snapshot.parents.iter().enumerate() {
-        if let Some(parent) = parent {
-            table_position.insert(parent.oid, (i, None));
-            for (j, partition) in parent.partitions.iter().enumerate() {
-                table_position.insert(partition.oid, (i, Some(j)));
-            }
-        }
-    }
-
-    let rows = counted_query(
-        &mut transaction,
-        &mut snapshot,
-        started,
-        "SELECT x.indrelid, ic.oid, n.nspname::text, ic.relname::text, x.indisvalid, inh.inhparent \
-         FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
-         LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid \
-         WHERE x.indrelid = ANY($1::oid[]) \
-            OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1::oid[]))",
-        &[&parent_oids],
-    )?;
-    for row in &rows {
-        let table_oid: u32 = row.get(0);
-        let index = Index {
-            oid: row.get(1),
-            schema: row.get(2),
-            name: row.get(3),
-            valid: row.get(4),
-            attached_to: row.get(5),
-        };
-        let Some(&(i, partition)) = table_position.get(&table_oid) else {
-            continue;
-        };
-        let Some(parent) = snapshot.parents[i].as_mut() else {
-            continue;
-        };
-        match partition {
-            None => parent.indexes.push(index),
-            Some(j) => parent.partitions[j].indexes.push(index),
-        }
-    }
-
-    let rows = counted_query(
-        &mut transaction,
-        &mut snapshot,
-        started,
-        "SELECT n.nspname::text, c.relname::text, d.description, c.relispartition \
-         FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE 'pgm: %' AND c.relkind = 'r'",
-        &[],
-    )?;
-    for row in &rows {
-        let (schema, name, description, is_partition): (String, String, String, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3));
-        if let Some(rest) = description.strip_prefix(PENDING_COMMENT_PREFIX)
-            && let Some((parent, period_start)) = rest.rsplit_once(" for ")
-            && !is_partition
-        {
-            snapshot.pending.push(PendingTable {
-                schema,
-                name,
-                parent: parent.to_owned(),
-                period_start: period_start.to_owned(),
-            });
-        } else if let Some(parent) = description.strip_prefix(RETIRING_COMMENT_PREFIX) {
-            snapshot.retiring.push(RetiringTable {
-                schema,
-                name,
-                parent: parent.to_owned(),
-                still_attached: is_partition,
-            });
-        }
-    }
-    transaction.commit()?;
-    Ok(snapshot)
+    reader.read_partitions(&parent_oids)?;
+    reader.read_indexes(&parent_oids)?;
+    reader.read_markers()?;
+    reader.transaction.commit()?;
+    Ok(reader.snapshot)
 }
 
-/// Runs one catalog query, counting it and logging its time.
-fn counted_query(
-    transaction: &mut postgres::Transaction<'_>,
-    snapshot: &mut Snapshot,
+/// The snapshot's transaction and what it has read so far.
+struct Reader<'c> {
+    transaction: postgres::Transaction<'c>,
+    snapshot: Snapshot,
     started: std::time::Instant,
-    sql: &str,
-    params: &[&(dyn postgres::types::ToSql + Sync)],
-) -> Result<Vec<postgres::Row>, postgres::Error> {
-    let rows = transaction.query(sql, params)?;
-    snapshot.queries += 1;
-    tracing::debug!(
-        queries = snapshot.queries,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "catalog query done"
-    );
-    Ok(rows)
+}
+
+impl Reader<'_> {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let rows = self.transaction.query(sql, params)?;
+        self.snapshot.queries += 1;
+        tracing::debug!(
+            queries = self.snapshot.queries,
+            elapsed_ms = self.started.elapsed().as_millis() as u64,
+            "catalog query done"
+        );
+        Ok(rows)
+    }
+
+    /// One entry per name, in order, `None` for a name that does not exist.
+    fn read_parents(&mut self, qualified: &[String]) -> Result<(), postgres::Error> {
+        let rows = self.query(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, pt.partstrat::text, \
+                    coalesce(pt.partnatts, 0)::int2, \
+                    CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN a.attname::text END, \
+                    CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN format_type(a.atttypid, a.atttypmod) END, \
+                    pg_get_userbyid(c.relowner)::text, ts.spcname::text, c.relpersistence = 'u' \
+             FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, ord) \
+             LEFT JOIN pg_class c ON c.oid = to_regclass(wanted.name) \
+             LEFT JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_partitioned_table pt ON pt.partrelid = c.oid \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = pt.partattrs[0] \
+             LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
+             ORDER BY wanted.ord",
+            &[&qualified],
+        )?;
+        self.snapshot.parents = rows
+            .iter()
+            .map(|row| {
+                let oid: Option<u32> = row.get(0);
+                oid.map(|oid| Parent {
+                    oid,
+                    schema: row.get(1),
+                    name: row.get(2),
+                    relkind: first_char(row.get(3)),
+                    strategy: row.get::<_, Option<String>>(4).map(|s| first_char(Some(s))),
+                    key_columns: row.get(5),
+                    key: match (
+                        row.get::<_, Option<String>>(6),
+                        row.get::<_, Option<String>>(7),
+                    ) {
+                        (Some(column), Some(sql_type)) => Some(PartitionKey { column, sql_type }),
+                        _ => None,
+                    },
+                    owner: row.get(8),
+                    tablespace: row.get(9),
+                    unlogged: row.get(10),
+                    partitions: Vec::new(),
+                    indexes: Vec::new(),
+                })
+            })
+            .collect();
+        Ok(())
+    }
+
+    fn read_partitions(&mut self, parent_oids: &[u32]) -> Result<(), postgres::Error> {
+        let rows = self.query(
+            // With relation 0, pg_get_expr prints the bound without opening (and
+            // locking) each partition: five times faster, and no lock to wait for.
+            "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, 0), \
+                    i.inhdetachpending, c.reltuples::int8, \
+                    c.relpages::int8 * current_setting('block_size')::int8 \
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
+            &[&parent_oids],
+        )?;
+        // Rows are matched to their table by maps: with thousands of tables and
+        // tens of thousands of partitions a scan per row would be quadratic.
+        let parent_position: HashMap<u32, usize> = self
+            .snapshot
+            .parents
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (p.oid, i)))
+            .collect();
+        for row in &rows {
+            let parent_oid: u32 = row.get(0);
+            let partition = Partition {
+                oid: row.get(1),
+                schema: row.get(2),
+                name: row.get(3),
+                bound: Bound::parse(&row.get::<_, Option<String>>(4).unwrap_or_default()),
+                detach_pending: row.get(5),
+                estimated_rows: row.get(6),
+                estimated_bytes: row.get(7),
+                indexes: Vec::new(),
+            };
+            if let Some(parent) = parent_position
+                .get(&parent_oid)
+                .and_then(|i| self.snapshot.parents[*i].as_mut())
+            {
+                parent.partitions.push(partition);
+            }
+        }
+        for parent in self.snapshot.parents.iter_mut().flatten() {
+            parent.partitions.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(())
+    }
+
+    fn read_indexes(&mut self, parent_oids: &[u32]) -> Result<(), postgres::Error> {
+        let rows = self.query(
+            "SELECT x.indrelid, ic.oid, n.nspname::text, ic.relname::text, x.indisvalid, inh.inhparent \
+             FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace \
+             LEFT JOIN pg_inherits inh ON inh.inhrelid = ic.oid \
+             WHERE x.indrelid = ANY($1::oid[]) \
+                OR x.indrelid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = ANY($1::oid[]))",
+            &[&parent_oids],
+        )?;
+        // Table oid → (parent position, partition position or none for the parent).
+        let mut table_position: HashMap<u32, (usize, Option<usize>)> = HashMap::new();
+        for (i, parent) in self.snapshot.parents.iter().enumerate() {
+            if let Some(parent) = parent {
+                table_position.insert(parent.oid, (i, None));
+                for (j, partition) in parent.partitions.iter().enumerate() {
+                    table_position.insert(partition.oid, (i, Some(j)));
+                }
+            }
+        }
+        for row in &rows {
+            let table_oid: u32 = row.get(0);
+            let index = Index {
+                oid: row.get(1),
+                schema: row.get(2),
+                name: row.get(3),
+                valid: row.get(4),
+                attached_to: row.get(5),
+            };
+            let Some(&(i, partition)) = table_position.get(&table_oid) else {
+                continue;
+            };
+            let Some(parent) = self.snapshot.parents[i].as_mut() else {
+                continue;
+            };
+            match partition {
+                None => parent.indexes.push(index),
+                Some(j) => parent.partitions[j].indexes.push(index),
+            }
+        }
+        Ok(())
+    }
+
+    /// Tables pgm marked as pending or retiring.
+    fn read_markers(&mut self) -> Result<(), postgres::Error> {
+        let rows = self.query(
+            "SELECT n.nspname::text, c.relname::text, d.description, c.relispartition \
+             FROM pg_description d JOIN pg_class c ON c.oid = d.objoid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE d.classoid = 'pg_class'::regclass AND d.objsubid = 0 AND d.description LIKE 'pgm: %' AND c.relkind = 'r'",
+            &[],
+        )?;
+        for row in &rows {
+            let (schema, name, description, is_partition): (String, String, String, bool) =
+                (row.get(0), row.get(1), row.get(2), row.get(3));
+            if let Some(rest) = description.strip_prefix(PENDING_COMMENT_PREFIX)
+                && let Some((parent, period_start)) = rest.rsplit_once(" for ")
+                && !is_partition
+            {
+                self.snapshot.pending.push(PendingTable {
+                    schema,
+                    name,
+                    parent: parent.to_owned(),
+                    period_start: period_start.to_owned(),
+                });
+            } else if let Some(parent) = description.strip_prefix(RETIRING_COMMENT_PREFIX) {
+                self.snapshot.retiring.push(RetiringTable {
+                    schema,
+                    name,
+                    parent: parent.to_owned(),
+                    still_attached: is_partition,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn first_char(text: Option<String>) -> char {

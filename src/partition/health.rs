@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::calendar::{self, KeyType};
-use super::catalog::{Bound, Parent, Snapshot};
+use super::calendar::{self, KeyType, KeyValue};
+use super::catalog::{Bound, Index, Parent, Partition, Snapshot};
 use super::planner;
 use super::policy::{Policy, TablePolicy};
 
@@ -90,22 +90,8 @@ fn assess_table(
         covered_until: None,
         partitions: Vec::new(),
         default_partition_has_rows: None,
-        problems: Vec::new(),
+        problems: planner_problems(table, parent, snapshot, now),
     };
-    for problem in planner::plan_table(table, parent, snapshot, now)
-        .iter()
-        .filter_map(planner::Entry::problem)
-    {
-        let kind = if problem.kind.is_warning() {
-            ProblemKind::Drift
-        } else {
-            ProblemKind::Table
-        };
-        health.problems.push(Problem {
-            kind,
-            message: problem.message.clone(),
-        });
-    }
     let Some(parent) = parent else {
         return health;
     };
@@ -118,50 +104,17 @@ fn assess_table(
     };
     let mut ranges = Vec::new();
     for partition in &parent.partitions {
-        let (from, to) = match &partition.bound {
-            Bound::Default => ("DEFAULT".to_owned(), String::new()),
-            Bound::Range { from, to } => {
-                if let (Some(lo), Some(hi)) = (
-                    calendar::parse_bound(key, from),
-                    calendar::parse_bound(key, to),
-                ) && !partition.detach_pending
-                {
-                    ranges.push((lo, hi, to.trim_matches('\'').to_owned()));
-                }
-                (
-                    from.trim_matches('\'').to_owned(),
-                    to.trim_matches('\'').to_owned(),
-                )
-            }
-            Bound::Other(text) => (text.clone(), String::new()),
-        };
-        let invalid_indexes: Vec<String> = partition
-            .indexes
-            .iter()
-            .filter(|i| !i.valid)
-            .map(|i| i.name.clone())
-            .collect();
-        for index in &invalid_indexes {
-            health.problems.push(Problem {
-                kind: ProblemKind::InvalidIndex,
-                message: format!("index {}.{index} on {} is INVALID (an interrupted build): maintain drops and rebuilds it", partition.schema, partition.name),
-            });
+        if let Bound::Range { from, to } = &partition.bound
+            && let (Some(lo), Some(hi)) = (
+                calendar::parse_bound(key, from),
+                calendar::parse_bound(key, to),
+            )
+            && !partition.detach_pending
+        {
+            ranges.push((lo, hi, to.trim_matches('\'').to_owned()));
         }
-        if partition.detach_pending {
-            health.problems.push(Problem {
-                kind: ProblemKind::DetachPending,
-                message: format!("the detach of {}.{} is pending (interrupted, or waiting for old transactions): maintain finishes it", partition.schema, partition.name),
-            });
-        }
-        health.partitions.push(PartitionRow {
-            name: partition.name.clone(),
-            from,
-            to,
-            estimated_rows: partition.estimated_rows,
-            estimated_bytes: partition.estimated_bytes,
-            invalid_indexes,
-            detach_pending: partition.detach_pending,
-        });
+        health.problems.extend(partition_problems(partition));
+        health.partitions.push(partition_row(partition));
     }
     for index in parent.indexes.iter().filter(|i| !i.valid) {
         health.problems.push(Problem {
@@ -193,7 +146,81 @@ fn assess_table(
         (start.is_none(), start)
     });
     ranges.sort();
-    // The unbroken run of partitions from the one holding now.
+    assess_coverage(&mut health, table, parent, key, now, &ranges);
+    health
+}
+
+/// What the planner refuses or reports as drift.
+fn planner_problems(
+    table: &TablePolicy,
+    parent: Option<&Parent>,
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Vec<Problem> {
+    planner::plan_table(table, parent, snapshot, now)
+        .iter()
+        .filter_map(planner::Entry::problem)
+        .map(|problem| Problem {
+            kind: if problem.kind.is_warning() {
+                ProblemKind::Drift
+            } else {
+                ProblemKind::Table
+            },
+            message: problem.message.clone(),
+        })
+        .collect()
+}
+
+fn partition_row(partition: &Partition) -> PartitionRow {
+    let (from, to) = match &partition.bound {
+        Bound::Default => ("DEFAULT".to_owned(), String::new()),
+        Bound::Range { from, to } => (
+            from.trim_matches('\'').to_owned(),
+            to.trim_matches('\'').to_owned(),
+        ),
+        Bound::Other(text) => (text.clone(), String::new()),
+    };
+    PartitionRow {
+        name: partition.name.clone(),
+        from,
+        to,
+        estimated_rows: partition.estimated_rows,
+        estimated_bytes: partition.estimated_bytes,
+        invalid_indexes: invalid_indexes(partition).map(|i| i.name.clone()).collect(),
+        detach_pending: partition.detach_pending,
+    }
+}
+
+fn invalid_indexes(partition: &Partition) -> impl Iterator<Item = &Index> {
+    partition.indexes.iter().filter(|i| !i.valid)
+}
+
+fn partition_problems(partition: &Partition) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = invalid_indexes(partition)
+        .map(|index| Problem {
+            kind: ProblemKind::InvalidIndex,
+            message: format!("index {}.{} on {} is INVALID (an interrupted build): maintain drops and rebuilds it", partition.schema, index.name, partition.name),
+        })
+        .collect();
+    if partition.detach_pending {
+        problems.push(Problem {
+            kind: ProblemKind::DetachPending,
+            message: format!("the detach of {}.{} is pending (interrupted, or waiting for old transactions): maintain finishes it", partition.schema, partition.name),
+        });
+    }
+    problems
+}
+
+/// The unbroken run of partitions from the one holding now, against premake.
+fn assess_coverage(
+    health: &mut TableHealth,
+    table: &TablePolicy,
+    parent: &Parent,
+    key: KeyType,
+    now: DateTime<Utc>,
+    ranges: &[(KeyValue, KeyValue, String)],
+) {
+    let name = &health.table;
     let mut at = calendar::key_now(key, now, table.time_zone);
     let mut covered = 0u32;
     let mut until = None;
@@ -202,22 +229,26 @@ fn assess_table(
         until = Some(text.clone());
         at = *hi;
     }
+    let problem = match covered.checked_sub(1) {
+        None => Some(format!(
+            "no partition of {name} holds now: inserts fail{}",
+            if parent.partitions.iter().any(|p| p.bound == Bound::Default) {
+                " over to the default partition"
+            } else {
+                ""
+            }
+        )),
+        Some(ahead) if ahead < table.premake => Some(format!(
+            "{name} is covered until {} ({ahead} partition(s) after now, premake wants {}): run pgm partitions maintain",
+            until.as_deref().unwrap_or("?"),
+            table.premake
+        )),
+        Some(_) => None,
+    };
+    health.problems.extend(problem.map(|message| Problem {
+        kind: ProblemKind::Coverage,
+        message,
+    }));
     health.covered_until = until;
     health.periods_ahead = covered.checked_sub(1);
-    match health.periods_ahead {
-        None => health.problems.push(Problem {
-            kind: ProblemKind::Coverage,
-            message: format!("no partition of {name} holds now: inserts fail{}", if parent.partitions.iter().any(|p| p.bound == Bound::Default) { " over to the default partition" } else { "" }),
-        }),
-        Some(ahead) if ahead < table.premake => health.problems.push(Problem {
-            kind: ProblemKind::Coverage,
-            message: format!(
-                "{name} is covered until {} ({ahead} partition(s) after now, premake wants {}): run pgm partitions maintain",
-                health.covered_until.as_deref().unwrap_or("?"),
-                table.premake
-            ),
-        }),
-        Some(_) => {}
-    }
-    health
 }

@@ -48,6 +48,29 @@ pub(super) fn plan_creation(
     }
 }
 
+/// One period's partition, with everything its statements need.
+struct NewPartition {
+    name: QualifiedName,
+    period_start: String,
+    from: String,
+    to: String,
+    from_literal: String,
+    to_literal: String,
+    constraint: String,
+    column: String,
+}
+
+impl NewPartition {
+    /// The key in this period's range, as SQL.
+    fn in_range(&self) -> String {
+        let column = &self.column;
+        format!(
+            "{column} >= {} AND {column} < {}",
+            self.from_literal, self.to_literal
+        )
+    }
+}
+
 fn plan_new_partition(
     context: &Context<'_>,
     snapshot: &Snapshot,
@@ -57,126 +80,143 @@ fn plan_new_partition(
 ) {
     let table = context.table;
     let name = table.partition_name(start);
-    let schema = &context.parent.schema;
-    let partition = QualifiedName::new(schema.clone(), name.clone());
-    let qualified = partition.quoted();
     let (from, to) = bounds_text(context, start);
-    let from_literal = calendar::literal(context.key, start, context.zone);
-    let to_literal = calendar::literal(context.key, table.interval.next(start), context.zone);
-    let period_start = start.format("%Y-%m-%d").to_string();
-    let why = if position == 0 {
-        "holds now".to_owned()
-    } else {
-        format!("premake: {position} ahead of now")
+    let new = NewPartition {
+        name: QualifiedName::new(context.parent.schema.clone(), name.clone()),
+        period_start: start.format("%Y-%m-%d").to_string(),
+        from,
+        to,
+        from_literal: calendar::literal(context.key, start, context.zone),
+        to_literal: calendar::literal(context.key, table.interval.next(start), context.zone),
+        constraint: bounds_constraint_name(&name),
+        column: quote_ident(&context.column),
     };
-    let constraint = bounds_constraint_name(&name);
-    let column = quote_ident(&context.column);
-
     let pending = snapshot.pending.iter().any(|p| {
-        p.schema == *schema
-            && p.name == name
+        p.schema == new.name.schema
+            && p.name == new.name.name
             && p.parent == context.qualified_parent
-            && p.period_start == period_start
+            && p.period_start == new.period_start
     });
     if !pending {
-        let mut create = Step::new(
-            table,
-            Action::CreatePartition,
-            format!("period {period_start} ({why}); created unattached, like the parent"),
-        );
-        create.partition = Some(partition.clone());
-        create.from = Some(from.clone());
-        create.to = Some(to.clone());
-        let tablespace = context
-            .parent
-            .tablespace
-            .as_ref()
-            .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
-            .unwrap_or_default();
-        create.sql = vec![
-            format!(
-                "CREATE {}TABLE {qualified} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
-                 INCLUDING COMMENTS INCLUDING GENERATED INCLUDING STATISTICS INCLUDING COMPRESSION){tablespace}",
-                if context.parent.unlogged {
-                    "UNLOGGED "
-                } else {
-                    ""
-                },
-                context.qualified_parent
-            ),
-            format!(
-                "ALTER TABLE {qualified} OWNER TO {}",
-                quote_ident(&context.parent.owner)
-            ),
-            format!(
-                "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({column} IS NOT NULL AND {column} >= {from_literal} AND {column} < {to_literal})",
-                quote_ident(&constraint)
-            ),
-            format!(
-                "COMMENT ON TABLE {qualified} IS {}",
-                quote_literal(&catalog::pending_comment(
-                    &context.qualified_parent,
-                    &period_start
-                ))
-            ),
-        ];
-        create.lock = Lock::AccessShare;
-        entries.push(Entry::Step(create));
+        let why = if position == 0 {
+            "holds now".to_owned()
+        } else {
+            format!("premake: {position} ahead of now")
+        };
+        entries.push(Entry::Step(create_step(context, &new, &why)));
     }
+    entries.push(Entry::Step(attach_step(context, new, pending)));
+}
 
-    let attach_sql = vec![
+/// The table, like the parent, with a CHECK proving its bounds and a
+/// marker, so a run stopped before the attach is finished by the next.
+fn create_step(context: &Context<'_>, new: &NewPartition, why: &str) -> Step {
+    let qualified = new.name.quoted();
+    let mut create = Step::new(
+        context.table,
+        Action::CreatePartition,
         format!(
-            "ALTER TABLE {} ATTACH PARTITION {qualified} FOR VALUES FROM ({from_literal}) TO ({to_literal})",
+            "period {} ({why}); created unattached, like the parent",
+            new.period_start
+        ),
+    );
+    create.partition = Some(new.name.clone());
+    create.from = Some(new.from.clone());
+    create.to = Some(new.to.clone());
+    let tablespace = context
+        .parent
+        .tablespace
+        .as_ref()
+        .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
+        .unwrap_or_default();
+    let unlogged = if context.parent.unlogged {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    create.sql = vec![
+        format!(
+            "CREATE {unlogged}TABLE {qualified} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
+             INCLUDING COMMENTS INCLUDING GENERATED INCLUDING STATISTICS INCLUDING COMPRESSION){tablespace}",
             context.qualified_parent
         ),
         format!(
+            "ALTER TABLE {qualified} OWNER TO {}",
+            quote_ident(&context.parent.owner)
+        ),
+        format!(
+            "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({} IS NOT NULL AND {})",
+            quote_ident(&new.constraint),
+            new.column,
+            new.in_range()
+        ),
+        format!(
+            "COMMENT ON TABLE {qualified} IS {}",
+            quote_literal(&catalog::pending_comment(
+                &context.qualified_parent,
+                &new.period_start
+            ))
+        ),
+    ];
+    create.lock = Lock::AccessShare;
+    create
+}
+
+/// The attach: without a scan when no default partition exists; else with
+/// the default partition's rows of the range moved first, or refused.
+fn attach_step(context: &Context<'_>, new: NewPartition, pending: bool) -> Step {
+    let table = context.table;
+    let qualified = new.name.quoted();
+    let attach_sql = vec![
+        format!(
+            "ALTER TABLE {} ATTACH PARTITION {qualified} FOR VALUES FROM ({}) TO ({})",
+            context.qualified_parent, new.from_literal, new.to_literal
+        ),
+        format!(
             "ALTER TABLE {qualified} DROP CONSTRAINT {}",
-            quote_ident(&constraint)
+            quote_ident(&new.constraint)
         ),
         format!("COMMENT ON TABLE {qualified} IS NULL"),
     ];
-    let in_range = format!("{column} >= {from_literal} AND {column} < {to_literal}");
     let reason_tail = if pending {
         " (created by an interrupted run)"
     } else {
         ""
     };
     let mut attach = match context.default_partition {
-        Some(default) if table.move_default_rows => {
-            let default_ref = Context::name_of(default).quoted();
-            let mut step = Step::new(
-                table,
-                Action::MoveDefaultRows,
-                format!(
-                    "moves the rows of this period out of the default partition {}.{} into the new partition and attaches it, \
-                     in one transaction{reason_tail}",
-                    default.schema, default.name
-                ),
-            );
-            step.sql = vec![format!(
-                "WITH moved AS (DELETE FROM {default_ref} WHERE {in_range} RETURNING *) INSERT INTO {qualified} SELECT * FROM moved"
-            )];
+        Some(default) => {
+            let default_name = Context::name_of(default);
+            let mut step = if table.move_default_rows {
+                let mut step = Step::new(
+                    table,
+                    Action::MoveDefaultRows,
+                    format!(
+                        "moves the rows of this period out of the default partition {default_name} into the new \
+                         partition and attaches it, in one transaction{reason_tail}"
+                    ),
+                );
+                step.sql = vec![format!(
+                    "WITH moved AS (DELETE FROM {} WHERE {} RETURNING *) INSERT INTO {qualified} SELECT * FROM moved",
+                    default_name.quoted(),
+                    new.in_range()
+                )];
+                step
+            } else {
+                let mut step = Step::new(
+                    table,
+                    Action::AttachPartition,
+                    format!("attached with its bounds checked in advance{reason_tail}"),
+                );
+                step.guard = Some(format!(
+                    "SELECT count(*) FROM {} WHERE {}",
+                    default_name.quoted(),
+                    new.in_range()
+                ));
+                step
+            };
             step.sql.extend(attach_sql);
             step.other_locks = Some(format!(
-                "ACCESS EXCLUSIVE on the default partition {}.{} (scanned)",
-                default.schema, default.name
-            ));
-            step
-        }
-        Some(default) => {
-            let mut step = Step::new(
-                table,
-                Action::AttachPartition,
-                format!("attached with its bounds checked in advance{reason_tail}"),
-            );
-            step.sql = attach_sql;
-            step.guard = Some(format!(
-                "SELECT count(*) FROM {} WHERE {in_range}",
-                Context::name_of(default).quoted()
-            ));
-            step.other_locks = Some(format!(
-                "ACCESS EXCLUSIVE on the default partition {}.{} (scanned)",
-                default.schema, default.name
+                "ACCESS EXCLUSIVE on the default partition {default_name} (scanned)"
             ));
             step
         }
@@ -192,11 +232,11 @@ fn plan_new_partition(
             step
         }
     };
-    attach.partition = Some(partition);
-    attach.from = Some(from);
-    attach.to = Some(to);
+    attach.partition = Some(new.name);
+    attach.from = Some(new.from);
+    attach.to = Some(new.to);
     attach.lock = Lock::ShareUpdateExclusive;
-    entries.push(Entry::Step(attach));
+    attach
 }
 
 fn bounds_constraint_name(partition: &str) -> String {

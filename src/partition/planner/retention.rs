@@ -8,7 +8,7 @@ use crate::db::ident::QualifiedName;
 use crate::db::quote_literal;
 use crate::db::retry::OnRetry;
 use crate::partition::calendar;
-use crate::partition::catalog;
+use crate::partition::catalog::{self, Partition};
 use crate::partition::policy::RetentionAction;
 use crate::units::human_bytes;
 
@@ -46,19 +46,14 @@ pub(super) fn plan_retention(
         .iter()
         .map(|(entry, _)| entry.partition.oid)
         .collect();
-    let concurrent = context.default_partition.is_none();
     for (position, (entry, start)) in expired.iter().enumerate() {
         let partition = entry.partition;
         let name = Context::name_of(partition);
         let (from, to) = bounds_text(context, *start);
-        let rows = match partition.estimated_rows {
-            ..0 => "row count unknown (never analyzed)".to_owned(),
-            n => format!("about {n} rows"),
-        };
+        let size = size_words(partition);
         let mut reason = format!(
-            "whole range ends on or before the cutoff {cutoff} (retention {}); {rows}, {}",
-            retention.text,
-            human_bytes(partition.estimated_bytes)
+            "whole range ends on or before the cutoff {cutoff} (retention {}); {size}",
+            retention.text
         );
         if waiting > 0 && position + 1 == expired.len() {
             reason.push_str(&format!(
@@ -66,48 +61,61 @@ pub(super) fn plan_retention(
                 table.max_drops_per_run
             ));
         }
-        let mut detach = Step::new(table, Action::DetachPartition, reason);
-        detach.partition = Some(name.clone());
+        let mut detach = detach_step(context, &name, reason);
         detach.from = Some(from.clone());
         detach.to = Some(to.clone());
-        // Marked first, so that a run killed after the detach still drops
-        // (or archives) it next time instead of forgetting it.
-        let marker = match retention.action {
-            RetentionAction::Detach => None,
-            _ => Some(format!(
-                "COMMENT ON TABLE {} IS {}",
-                name.quoted(),
-                quote_literal(&catalog::retiring_comment(&context.qualified_parent))
-            )),
-        };
-        detach.sql = marker.into_iter().collect();
-        let statement = format!(
-            "ALTER TABLE {} DETACH PARTITION {}",
-            context.qualified_parent,
-            name.quoted()
-        );
-        if concurrent {
-            detach.on_retry = Some(finish_cancelled_detach(&statement, &name, detach.sql.len()));
-            detach.sql.push(format!("{statement} CONCURRENTLY"));
-            detach.transactional = false;
-            detach.lock = Lock::ShareUpdateExclusive;
-        } else {
-            detach.sql.push(statement);
-            detach.lock = Lock::AccessExclusive;
-            detach.reason.push_str("; plain DETACH under lock_timeout: CONCURRENTLY is refused while a default partition exists");
-        }
         entries.push(Entry::Step(detach));
         if let Some(mut step) = after_detach(context, &name, "") {
-            step.from = Some(from.clone());
-            step.to = Some(to.clone());
-            step.reason.push_str(&format!(
-                "; {rows}, {}",
-                human_bytes(partition.estimated_bytes)
-            ));
+            step.from = Some(from);
+            step.to = Some(to);
+            step.reason.push_str(&format!("; {size}"));
             entries.push(Entry::Step(step));
         }
     }
     (retired, retired_now)
+}
+
+/// Rows and bytes, for the reasons of steps that remove a partition.
+fn size_words(partition: &Partition) -> String {
+    let rows = match partition.estimated_rows {
+        ..0 => "row count unknown (never analyzed)".to_owned(),
+        n => format!("about {n} rows"),
+    };
+    format!("{rows}, {}", human_bytes(partition.estimated_bytes))
+}
+
+/// The detach: CONCURRENTLY unless a default partition forbids it, with
+/// the partition marked first, so that a run killed after the detach still
+/// drops (or archives) it next time instead of forgetting it.
+fn detach_step(context: &Context<'_>, name: &QualifiedName, reason: String) -> Step {
+    let retention_action = context.table.retention.as_ref().map(|r| &r.action);
+    let mut detach = Step::new(context.table, Action::DetachPartition, reason);
+    detach.partition = Some(name.clone());
+    if !matches!(retention_action, Some(RetentionAction::Detach)) {
+        detach.sql.push(format!(
+            "COMMENT ON TABLE {} IS {}",
+            name.quoted(),
+            quote_literal(&catalog::retiring_comment(&context.qualified_parent))
+        ));
+    }
+    let statement = format!(
+        "ALTER TABLE {} DETACH PARTITION {}",
+        context.qualified_parent,
+        name.quoted()
+    );
+    if context.default_partition.is_none() {
+        detach.on_retry = Some(finish_cancelled_detach(&statement, name, detach.sql.len()));
+        detach.sql.push(format!("{statement} CONCURRENTLY"));
+        detach.transactional = false;
+        detach.lock = Lock::ShareUpdateExclusive;
+    } else {
+        detach.sql.push(statement);
+        detach.lock = Lock::AccessExclusive;
+        detach.reason.push_str(
+            "; plain DETACH under lock_timeout: CONCURRENTLY is refused while a default partition exists",
+        );
+    }
+    detach
 }
 
 /// A DETACH … CONCURRENTLY cancelled after its first transaction leaves the
