@@ -9,39 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{Project, TestDb, column, outcome, output_text, wait_for};
+use support::{
+    HAND_MADE_PARTITIONS, MAINTAIN_POLICY as POLICY, Project, TestDb, column, outcome, output_text,
+    wait_for,
+};
 
 const AT: &str = "2026-11-22T10:00:00Z";
-
-const POLICY: &str = r#"
-[defaults]
-lock_timeout = "200ms"
-lock_retries = 3
-max_drops_per_run = 50
-
-[[table]]
-name = "public.events"
-interval = "monthly"
-premake = 3
-retention = "12 months"
-
-[[table.index]]
-name = "events_type_created_idx"
-columns = ["event_type", "created_at DESC"]
-
-[[table]]
-name = "public.audit_log"
-interval = "monthly"
-premake = 2
-retention = "6 months"
-retention_action = "archive"
-retention_schema = "archive"
-
-[[table]]
-name = "public.products"
-interval = "quarterly"
-premake = 1
-"#;
 
 /// The bundled schema with 18 months of events partitions made by hand
 /// (other names), 100 rows in each, and a policy.
@@ -51,21 +24,12 @@ fn setup(db: &TestDb, policy: &str) -> Project {
     let output = project.pgm(db).arg("migrate").output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
     db.connect()
-        .batch_execute(
-            "CREATE SCHEMA archive; \
-             DO $$ DECLARE m date; BEGIN \
-               FOR m IN SELECT generate_series('2025-06-01'::date, '2026-11-01', '1 month') LOOP \
-                 EXECUTE format('CREATE TABLE events_y%sm%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)', \
-                   to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
-                 EXECUTE format('CREATE TABLE audit_y%sm%s PARTITION OF audit_log FOR VALUES FROM (%L) TO (%L)', \
-                   to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
-               END LOOP; END $$; \
-             INSERT INTO events (event_type, created_at) \
-               SELECT 'e' || (g % 5), timestamptz '2025-06-01' + g * interval '4 hours' FROM generate_series(0, 3200) g; \
+        .batch_execute(&format!(
+            "{HAND_MADE_PARTITIONS} \
              INSERT INTO audit_log (action, target_table, occurred_at) \
                SELECT 'update', 'users', timestamptz '2025-06-01' + g * interval '1 day' FROM generate_series(0, 530) g; \
-             ANALYZE events, audit_log;",
-        )
+             ANALYZE events, audit_log;"
+        ))
         .unwrap();
     project
 }

@@ -8,39 +8,9 @@ mod support;
 use std::path::Path;
 
 use pgm::sandbox::{Sandbox, SandboxOptions};
-use support::{Project, column, output_text, pgm};
+use support::{HAND_MADE_PARTITIONS, MAINTAIN_POLICY, Project, column, output_text, pgm};
 
 const AT: &str = "2026-11-22T10:00:00Z";
-
-const POLICY: &str = r#"
-[defaults]
-lock_timeout = "500ms"
-max_drops_per_run = 50
-
-[[table]]
-name = "public.events"
-interval = "monthly"
-premake = 3
-retention = "12 months"
-
-[[table.index]]
-name = "events_type_created_idx"
-columns = ["event_type", "created_at DESC"]
-
-[[table]]
-name = "public.audit_log"
-interval = "monthly"
-premake = 2
-retention = "6 months"
-retention_action = "archive"
-retention_schema = "archive"
-
-[[table]]
-name = "public.products"
-interval = "quarterly"
-premake = 1
-move_default_rows = true
-"#;
 
 /// Statements that only read, or open and close transactions and settings:
 /// the catalog snapshot, guards, advisory locks, SET LOCAL lock_timeout.
@@ -108,7 +78,12 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
     admin.batch_execute("CREATE DATABASE app").unwrap();
     let url = sandbox.url("app");
     let project = Project::bundled();
-    std::fs::write(project.path().join("partman.toml"), POLICY).unwrap();
+    // Rows in products' default partition are moved, not refused.
+    let policy = MAINTAIN_POLICY.replace(
+        "interval = \"quarterly\"",
+        "interval = \"quarterly\"\nmove_default_rows = true",
+    );
+    std::fs::write(project.path().join("partman.toml"), policy).unwrap();
     let output = pgm()
         .current_dir(project.path())
         .env("DATABASE_URL", &url)
@@ -117,19 +92,10 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", output_text(&output).1);
     let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
-    app.batch_execute(
-        "CREATE SCHEMA archive; \
-         DO $$ DECLARE m date; BEGIN \
-           FOR m IN SELECT generate_series('2025-06-01'::date, '2026-11-01', '1 month') LOOP \
-             EXECUTE format('CREATE TABLE events_y%sm%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)', \
-               to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
-             EXECUTE format('CREATE TABLE audit_y%sm%s PARTITION OF audit_log FOR VALUES FROM (%L) TO (%L)', \
-               to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
-           END LOOP; END $$; \
-         CREATE TABLE products_default PARTITION OF products DEFAULT; \
-         INSERT INTO events (event_type, created_at) \
-           SELECT 'e' || (g % 5), timestamptz '2025-06-01' + g * interval '4 hours' FROM generate_series(0, 3200) g;",
-    )
+    app.batch_execute(&format!(
+        "{HAND_MADE_PARTITIONS} CREATE TABLE products_default PARTITION OF products DEFAULT; \
+         INSERT INTO products (sku, name, price_cents, listed_on) VALUES ('a-1', 'a', 100, '2026-11-02');"
+    ))
     .unwrap();
     let (plan, _) = run(project.path(), &url, &["plan", "--format", "sql"]);
     let log_path = sandbox.root().join("server.log");

@@ -350,3 +350,48 @@ pub fn wait_for(client: &mut postgres::Client, sql: &str, seconds: u64) -> bool 
     }
     false
 }
+
+/// The policy the maintenance tests run: three tables of the bundled schema,
+/// retention by drop and by archive, a declared index, short lock waits.
+pub const MAINTAIN_POLICY: &str = r#"
+[defaults]
+lock_timeout = "200ms"
+lock_retries = 3
+max_drops_per_run = 50
+
+[[table]]
+name = "public.events"
+interval = "monthly"
+premake = 3
+retention = "12 months"
+
+[[table.index]]
+name = "events_type_created_idx"
+columns = ["event_type", "created_at DESC"]
+
+[[table]]
+name = "public.audit_log"
+interval = "monthly"
+premake = 2
+retention = "6 months"
+retention_action = "archive"
+retention_schema = "archive"
+
+[[table]]
+name = "public.products"
+interval = "quarterly"
+premake = 1
+"#;
+
+/// Eighteen months of events and audit_log partitions made by hand (other
+/// names than pgm's), an archive schema, and 3,201 events across them.
+pub const HAND_MADE_PARTITIONS: &str = "CREATE SCHEMA archive; \
+     DO $$ DECLARE m date; BEGIN \
+       FOR m IN SELECT generate_series('2025-06-01'::date, '2026-11-01', '1 month') LOOP \
+         EXECUTE format('CREATE TABLE events_y%sm%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)', \
+           to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
+         EXECUTE format('CREATE TABLE audit_y%sm%s PARTITION OF audit_log FOR VALUES FROM (%L) TO (%L)', \
+           to_char(m, 'YYYY'), to_char(m, 'MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
+       END LOOP; END $$; \
+     INSERT INTO events (event_type, created_at) \
+       SELECT 'e' || (g % 5), timestamptz '2025-06-01' + g * interval '4 hours' FROM generate_series(0, 3200) g;";
