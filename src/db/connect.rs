@@ -11,11 +11,15 @@ use postgres::{Client, NoTls};
 use thiserror::Error;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::retry::Backoff;
 use super::settings::{ConnectionSettings, Host, PasswordSource, SslMode};
 use super::tls::{self, TlsSetupError};
 
-const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(2);
+/// A server starting up is usually there within a second or two.
+const CONNECT_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    cap: Duration::from_secs(2),
+};
 
 #[derive(Debug, Error)]
 pub enum ConnectError {
@@ -67,7 +71,6 @@ pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
         Host::Tcp(_) => tls::client_config(settings)?.map(MakeRustlsConnect::new),
     };
     let started = Instant::now();
-    let mut delay = FIRST_RETRY_DELAY;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -96,8 +99,7 @@ pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
                 hints: failure.hints,
             });
         }
-        let jittered = delay.mul_f64(0.5 + fastrand::f64());
-        let pause = jittered.min(remaining);
+        let pause = CONNECT_BACKOFF.pause(attempts).min(remaining);
         if attempts == 1 {
             tracing::info!(
                 "waiting for {settings} ({}); retrying for up to {}",
@@ -113,7 +115,6 @@ pub fn connect(settings: &ConnectionSettings) -> Result<Client, ConnectError> {
             );
         }
         std::thread::sleep(pause);
-        delay = (delay * 2).min(MAX_RETRY_DELAY);
     }
 }
 

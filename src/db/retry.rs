@@ -16,13 +16,30 @@ pub fn is_lock_timeout(error: &postgres::Error) -> bool {
     error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
 
-/// The pause before retry number `attempt` (1-based): 200 ms doubling up to
-/// 10 s, each scaled by a random factor in [0.5, 1.5) so that several
-/// runners do not retry in step.
-pub fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(200).saturating_mul(1 << attempt.saturating_sub(1).min(6));
-    base.min(Duration::from_secs(10))
-        .mul_f64(0.5 + fastrand::f64())
+/// Exponential backoff with jitter: `first` doubling up to `cap`, each
+/// pause scaled by a random factor in [0.5, 1.5) so that several runners
+/// do not retry in step.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// After a lock timeout: 200 ms up to 10 s.
+    pub const LOCK: Backoff = Backoff {
+        first: Duration::from_millis(200),
+        cap: Duration::from_secs(10),
+    };
+
+    /// The pause before retry number `attempt` (1-based).
+    pub fn pause(self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
+        self.first
+            .saturating_mul(1 << doublings)
+            .min(self.cap)
+            .mul_f64(0.5 + fastrand::f64())
+    }
 }
 
 /// What a retry after a lock timeout does first, written into the plan so
@@ -163,7 +180,7 @@ impl<'s> LockRetry<'s> {
             if self.watcher.is_none() {
                 self.watcher = start_watcher(client, self.settings);
             }
-            let pause = backoff(number);
+            let pause = Backoff::LOCK.pause(number);
             tracing::warn!(
                 "{what}: lock timeout (attempt {number} of {}); retrying in {} ms",
                 self.retries + 1,
@@ -209,16 +226,17 @@ pub fn backend_pid(client: &mut Client) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::Backoff;
     use std::time::Duration;
 
     #[test]
     fn grows_and_is_capped() {
         for _ in 0..100 {
-            assert!(
-                backoff(1) >= Duration::from_millis(100) && backoff(1) < Duration::from_millis(300)
-            );
-            assert!(backoff(20) <= Duration::from_secs(15));
+            let first = Backoff::LOCK.pause(1);
+            assert!(first >= Duration::from_millis(100) && first < Duration::from_millis(300));
+            let third = Backoff::LOCK.pause(3);
+            assert!(third >= Duration::from_millis(400) && third < Duration::from_millis(1200));
+            assert!(Backoff::LOCK.pause(u32::MAX) < Duration::from_secs(15));
         }
     }
 }
