@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// The most retries after a lock timeout that pgm accepts (flag or policy):
+/// each waits for lock_timeout again plus a backoff of up to 10 s, and
+/// everything after the statement waits with it.
+pub const MAX_LOCK_RETRIES: u32 = 100;
+
 /// SQLSTATE lock_not_available: what `lock_timeout` raises.
 pub const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -26,7 +31,7 @@ pub fn pause_before_retry(what: &str, attempt: u32, retries: u32) {
     let pause = backoff(attempt);
     tracing::warn!(
         "{what}: lock timeout (attempt {attempt} of {}); retrying in {} ms",
-        retries + 1,
+        retries.saturating_add(1),
         pause.as_millis()
     );
     std::thread::sleep(pause);
