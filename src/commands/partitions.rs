@@ -3,27 +3,32 @@
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::cli::{CheckFormat, GlobalArgs, OutputFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
-use crate::partition::{catalog, executor, health, planner, policy, render};
+use crate::partition::{calendar, catalog, executor, health, planner, policy, render};
 
-/// "2027-01-01T00:00:00Z", "2027-01-01T00:00:00+02:00", or a date (midnight UTC).
+/// "2027-01-01T00:00:00Z", "2027-01-01T00:00:00+02:00", or a date (midnight
+/// UTC), within the years pgm writes partition bounds for.
 pub fn parse_at(text: &str) -> Result<DateTime<Utc>> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&Utc));
+    let instant = if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        instant.with_timezone(&Utc)
+    } else if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        date.and_time(NaiveTime::MIN).and_utc()
+    } else {
+        bail!(UsageError(format!(
+            "--at \"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
+        )))
+    };
+    let (first, last) = (calendar::FIRST_BOUND_DAY, calendar::LAST_BOUND_DAY);
+    if !(first..=last).contains(&instant.date_naive()) {
+        bail!(UsageError(format!(
+            "--at \"{text}\" is outside the years pgm plans for: give a time from {first} to {last} (UTC)"
+        )));
     }
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight exists")
-            .and_utc());
-    }
-    bail!(UsageError(format!(
-        "--at \"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
-    )))
+    Ok(instant)
 }
 
 fn now_or(at: Option<&str>) -> Result<DateTime<Utc>> {

@@ -209,6 +209,9 @@ pub fn plan_table(
     now: DateTime<Utc>,
 ) -> Vec<Step> {
     let name = table.qualified_name();
+    if let Err(message) = table.check_plannable(now) {
+        return vec![Step::error(table, "out_of_range", message)];
+    }
     let Some(parent) = parent else {
         return vec![Step::error(
             table,
@@ -380,26 +383,24 @@ fn aligned_period(context: &Context<'_>, lo: KeyValue, hi: KeyValue) -> Option<N
         return None;
     }
     let date = key_to_date(context.key, lo, context.zone)?;
-    let start = context.table.interval.floor(date);
+    // Bounds read from the catalog may sit at the ends of chrono's calendar.
+    let start = context.table.interval.checked_floor(date)?;
+    let end = context.table.interval.checked_next(start)?;
     let matches = calendar::key_value(context.key, start, context.zone) == lo
-        && calendar::key_value(
-            context.key,
-            context.table.interval.next(start),
-            context.zone,
-        ) == hi;
+        && calendar::key_value(context.key, end, context.zone) == hi;
     matches.then_some(start)
 }
 
 fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
     Some(match key {
-        KeyType::TimestampTz => DateTime::from_timestamp_micros(value)?
-            .with_timezone(&zone)
-            .date_naive(),
+        KeyType::TimestampTz => {
+            calendar::checked_local_date(DateTime::from_timestamp_micros(value)?, zone)?
+        }
         KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
         KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::EpochSeconds => DateTime::from_timestamp(value, 0)?
-            .with_timezone(&zone)
-            .date_naive(),
+        KeyType::EpochSeconds => {
+            calendar::checked_local_date(DateTime::from_timestamp(value, 0)?, zone)?
+        }
     })
 }
 
