@@ -9,7 +9,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use crate::config::{
     self, CheckFormat, Config, LintFormat, MigrateLocks, PlanFormat, StatusFormat,
 };
+use crate::db::retry::MAX_LOCK_RETRIES;
 use crate::duration::Timeout;
+use crate::pg_version::PgVersion;
 
 /// Where the policy file is looked for when no path is given.
 pub const DEFAULT_CONFIG: &str = "partman.toml";
@@ -126,7 +128,7 @@ pub struct LintArgs {
     /// database is configured (--database-url, DATABASE_URL, PGHOST, PGHOSTADDR or PGDATABASE),
     /// else 14, the oldest PostgreSQL pgm supports.
     #[arg(long, env = "PGM_PG_VERSION", value_name = "VERSION")]
-    pub pg_version: Option<String>,
+    pub pg_version: Option<PgVersion>,
     #[arg(long, value_enum, default_value_t = LintFormat::Text)]
     pub format: LintFormat,
     /// List every rule, whether it runs by default, and exit.
@@ -170,7 +172,13 @@ pub struct MigrateLockArgs {
     )]
     pub lock_timeout: Timeout,
     /// Retries of a migration (or of a statement outside a transaction) cancelled by lock_timeout.
-    #[arg(long, env = "PGM_LOCK_RETRIES", default_value_t = 5, value_name = "N")]
+    #[arg(
+        long,
+        env = "PGM_LOCK_RETRIES",
+        default_value_t = 5,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_LOCK_RETRIES))
+    )]
     pub lock_retries: u32,
     /// How long a statement of a transactional migration may run (0: no limit).
     #[arg(

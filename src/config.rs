@@ -10,6 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::duration::Timeout;
 use crate::migrate::source::Version;
+use crate::partition::calendar;
+use crate::pg_version::PgVersion;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -97,7 +99,7 @@ impl Default for MigrateLocks {
 pub struct Lint {
     pub files: Vec<PathBuf>,
     pub pending: bool,
-    pub pg_version: Option<String>,
+    pub pg_version: Option<PgVersion>,
     pub format: LintFormat,
     pub list_rules: bool,
 }
@@ -130,20 +132,28 @@ pub enum LintFormat {
 }
 
 /// An instant for `--at`: RFC 3339 ("2027-01-01T00:00:00Z",
-/// "2027-01-01T00:00:00+02:00"), or a date, meaning midnight UTC.
+/// "2027-01-01T00:00:00+02:00"), or a date, meaning midnight UTC, within
+/// the years pgm writes partition bounds for.
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
-        return Ok(instant.with_timezone(&Utc));
-    }
-    if let Some(midnight) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+    let instant = if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        instant.with_timezone(&Utc)
+    } else if let Some(midnight) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .ok()
         .and_then(|date| date.and_hms_opt(0, 0, 0))
     {
-        return Ok(midnight.and_utc());
+        midnight.and_utc()
+    } else {
+        return Err(format!(
+            "\"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
+        ));
+    };
+    let (first, last) = (calendar::FIRST_BOUND_DAY, calendar::LAST_BOUND_DAY);
+    if !(first..=last).contains(&instant.date_naive()) {
+        return Err(format!(
+            "\"{text}\" is outside the years pgm plans for: give a time from {first} to {last} (UTC)"
+        ));
     }
-    Err(format!(
-        "\"{text}\" is not a time: use RFC 3339 (2027-01-01T00:00:00Z) or a date (2027-01-01)"
-    ))
+    Ok(instant)
 }
 
 #[cfg(test)]
@@ -163,5 +173,10 @@ mod tests {
             "2027-01-01T00:00:00+00:00"
         );
         assert!(parse_instant("tomorrow").unwrap_err().contains("RFC 3339"));
+        assert!(
+            parse_instant("0000-06-01T00:00:00Z")
+                .unwrap_err()
+                .contains("outside the years pgm plans for")
+        );
     }
 }

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod migrate;
 pub mod os;
 pub mod partition;
+pub mod pg_version;
 pub mod sandbox;
 pub mod suggest;
 pub mod units;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{output_text, pgm};
+use support::{Project, outcome, output_text, pgm};
 
 #[test]
 fn help_lists_the_commands_and_global_options() {
@@ -108,4 +108,152 @@ fn completions_and_the_man_page_come_from_the_definitions() {
         stdout.contains(".TH pgm 1") && stdout.contains("migrate"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_verify_mode_without_its_root_certificate_is_a_configuration_error() {
+    let home = tempfile::tempdir().unwrap();
+    let output = pgm()
+        .env("HOME", home.path())
+        .env(
+            "DATABASE_URL",
+            "postgres://app:sekrit-pw@127.0.0.1:1/db?sslmode=verify-full",
+        )
+        .arg("ping")
+        .output()
+        .unwrap();
+    let (code, _, stderr) = outcome(&output);
+    assert_eq!(code, Some(64), "{stderr}");
+    let expected = format!(
+        "error: invalid connection settings\n  caused by: sslmode=verify-full needs the root certificate \
+         file {}, which does not exist: give its path with sslrootcert=PATH (or PGSSLROOTCERT), use \
+         sslrootcert=system for the system's trust store, or choose sslmode=require to encrypt without verifying\n",
+        home.path().join(".postgresql/root.crt").display()
+    );
+    assert_eq!(stderr, expected);
+    assert!(!stderr.contains("sekrit-pw"));
+}
+
+#[test]
+fn policy_numbers_past_their_bounds_are_refused_before_connecting() {
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\nretention = \"1000000 years\"\n",
+    )
+    .unwrap();
+    let output = pgm()
+        .current_dir(project.path())
+        .args(["partitions", "plan"])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&output);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stdout.is_empty());
+    assert_eq!(
+        stderr,
+        "error: invalid partition policy\n  caused by: partman.toml:4:13: retention \"1000000 years\" is over \
+         the limit of 1000 years (365000 days, 52000 weeks, 12000 months or 4000 quarters): to keep the data \
+         for good, leave retention out\n  |\n4 | retention = \"1000000 years\"\n  |             ^\n"
+    );
+}
+
+#[test]
+fn a_time_outside_the_years_of_partition_bounds_is_refused() {
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\n",
+    )
+    .unwrap();
+    for at in [
+        "+262142-12-31",
+        "-0001-01-01",
+        "0000-12-31T23:59:59Z",
+        "0001-01-01T00:30:00+01:00",
+    ] {
+        let output = pgm()
+            .current_dir(project.path())
+            .args(["partitions", "plan", &format!("--at={at}")])
+            .output()
+            .unwrap();
+        let (code, _, stderr) = outcome(&output);
+        assert_eq!(code, Some(64), "{at}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: invalid value '{at}' for '--at <RFC3339>': \"{at}\" is outside the years pgm plans for: \
+                 give a time from 0001-01-01 to 9999-12-31 (UTC)\n\nFor more information, try '--help'.\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn an_absurd_pg_version_is_refused_with_the_range() {
+    let project = Project::new();
+    project.write("V1__index.sql", "CREATE INDEX i ON t (a);\n");
+    let flag = pgm()
+        .current_dir(project.path())
+        .args(["lint", "--pg-version", "3000000000"])
+        .output()
+        .unwrap();
+    let variable = pgm()
+        .current_dir(project.path())
+        .env("PGM_PG_VERSION", "15.3000000000")
+        .arg("lint")
+        .output()
+        .unwrap();
+    for (output, text) in [(flag, "3000000000"), (variable, "15.3000000000")] {
+        let (code, _, stderr) = outcome(&output);
+        assert_eq!(code, Some(64), "{stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "error: invalid value '{text}' for '--pg-version <VERSION>': PostgreSQL {text} does not exist: \
+                 give a major version from 10 to 99 (pgm supports 14 and later), optionally with a minor up to \
+                 9999, such as 15 or 15.4\n"
+            )),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn oversized_durations_retries_and_ports_are_usage_errors() {
+    for (args, url, expected) in [
+        (
+            &["migrate", "--lock-timeout", "99999999999999h"][..],
+            None,
+            "is longer than PostgreSQL takes for a timeout: at most 2147483647ms",
+        ),
+        (
+            &["migrate", "--statement-timeout", "99999999999999999999999s"][..],
+            None,
+            "is longer than PostgreSQL takes for a timeout",
+        ),
+        (
+            &["migrate", "--lock-retries", "4294967295"][..],
+            None,
+            "4294967295 is not in 0..=100",
+        ),
+        (
+            &["ping"][..],
+            Some("postgres://app@127.0.0.1:99999/db"),
+            "invalid port \"99999\": expected a number from 1 to 65535",
+        ),
+        (
+            &["ping"][..],
+            Some("host=127.0.0.1 connect_timeout=99999999999999999999"),
+            "invalid connect_timeout \"99999999999999999999\": expected a whole number of seconds",
+        ),
+    ] {
+        let mut command = pgm();
+        if let Some(url) = url {
+            command.env("DATABASE_URL", url);
+        }
+        let output = command.args(args).output().unwrap();
+        let (code, _, stderr) = outcome(&output);
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

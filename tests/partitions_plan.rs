@@ -296,3 +296,39 @@ fn the_planned_sql_runs_as_written_and_then_nothing_is_left_to_do() {
         "2025-06 … 2026-11 made by hand, five expired, three ahead made"
     );
 }
+
+#[test]
+fn a_time_whose_partitions_pass_year_9999_is_an_error_entry_per_table() {
+    let (db, project) = bundled_with_history();
+    let (code, stdout, stderr) = plan(
+        &project,
+        &db,
+        &["--at", "9999-11-15T00:00:00Z", "--format", "json"],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the plan has 3 error entries"), "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    let tables: Vec<&str> = steps.iter().map(|s| s["table"].as_str().unwrap()).collect();
+    assert_eq!(
+        tables,
+        ["public.events", "public.audit_log", "public.products"]
+    );
+    for step in steps {
+        assert_eq!(step["action"], "error");
+        assert_eq!(step["reason"], "out_of_range");
+        let message = step["message"].as_str().unwrap();
+        assert!(
+            message.contains("but pgm writes partition bounds only from 0001-01-01 to 9999-12-31"),
+            "{message}"
+        );
+    }
+    assert!(
+        steps[0]["message"].as_str().unwrap().starts_with(
+            "public.events cannot be planned at 9999-11-15 00:00:00 UTC: its partitions (the monthly period \
+             holding that time in UTC and premake = 3 more) would run from 9999-11-01 to +10000-03-01"
+        ),
+        "{}",
+        steps[0]["message"]
+    );
+}

@@ -32,10 +32,7 @@ pub fn run(
     let (lint_config, coverage) = load_config(&config.policy, config.policy_is_default)?;
     let flag_version = args
         .pg_version
-        .as_deref()
-        .map(|text| TargetVersion::parse(text, VersionSource::Flag))
-        .transpose()
-        .map_err(UsageError)?;
+        .map(|version| TargetVersion::new(version, VersionSource::Flag));
     let sources = if args.files.is_empty() || config.migrations.is_dir() {
         source::load(&config.migrations).context(UsageError("invalid migration files".into()))?
     } else {

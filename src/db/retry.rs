@@ -12,6 +12,11 @@ use serde::Serialize;
 use super::ConnectionSettings;
 use super::blocking::{Blocker, BlockingWatcher};
 
+/// The most retries after a lock timeout that pgm accepts (flag or policy):
+/// each waits for lock_timeout again plus a backoff of up to 10 s, and
+/// everything after the statement waits with it.
+pub const MAX_LOCK_RETRIES: u32 = 100;
+
 pub fn is_lock_timeout(error: &postgres::Error) -> bool {
     error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
 }
@@ -183,7 +188,7 @@ impl<'s> LockRetry<'s> {
             let pause = Backoff::LOCK.pause(number);
             tracing::warn!(
                 "{what}: lock timeout (attempt {number} of {}); retrying in {} ms",
-                self.retries + 1,
+                self.retries.saturating_add(1),
                 pause.as_millis()
             );
             std::thread::sleep(pause);

@@ -29,7 +29,9 @@ pub struct Environment {
 
 impl Environment {
     pub fn from_process() -> Self {
+        // As libpq: an empty HOME counts as unset.
         let home = std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
             .map(PathBuf::from)
             .or_else(|| crate::os::current_account().map(|account| account.home));
         Environment {
@@ -235,6 +237,20 @@ pub enum SettingsError {
     },
     #[error("sslcert and sslkey must be given together")]
     HalfClientCertificate,
+    #[error(
+        "sslmode={mode} verifies the server against root certificates, but none is named and there is \
+         no home directory to look for ~/.postgresql/root.crt in (HOME is unset and the current OS user \
+         has no account entry): give the file with sslrootcert=PATH (or PGSSLROOTCERT), use \
+         sslrootcert=system for the system's trust store, or choose sslmode=require to encrypt without verifying"
+    )]
+    NoHomeForRootCertificate { mode: &'static str },
+    #[error(
+        "sslmode={mode} needs the root certificate file {}, which does not exist: \
+         give its path with sslrootcert=PATH (or PGSSLROOTCERT), use sslrootcert=system \
+         for the system's trust store, or choose sslmode=require to encrypt without verifying",
+        path.display()
+    )]
+    MissingRootFile { mode: &'static str, path: PathBuf },
 }
 
 /// Resolves the settings from an optional connection string (flag or
@@ -308,8 +324,15 @@ pub fn resolve(
         .unwrap_or(DEFAULT_APPLICATION_NAME)
         .to_owned();
     let options = pick("options", "PGOPTIONS").map(str::to_owned);
-    let root_certificates =
-        resolve_root_certificates(pick("sslrootcert", "PGSSLROOTCERT"), sslmode, env);
+    // As libpq, TLS is never attempted over a Unix socket, so its files are
+    // not demanded there.
+    let tls_applies = matches!(host, Host::Tcp(_));
+    let root_certificates = resolve_root_certificates(
+        pick("sslrootcert", "PGSSLROOTCERT"),
+        sslmode,
+        tls_applies,
+        env,
+    )?;
     let client_certificate = match (pick("sslcert", "PGSSLCERT"), pick("sslkey", "PGSSLKEY")) {
         (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
         (None, None) => None,
@@ -383,19 +406,46 @@ fn parse_connect_timeout(text: &str) -> Result<Duration, SettingsError> {
 fn resolve_root_certificates(
     explicit: Option<&str>,
     sslmode: SslMode,
+    tls_applies: bool,
     env: &Environment,
-) -> Option<RootCertificates> {
-    match explicit {
-        Some("system") => Some(RootCertificates::System),
-        Some(path) => Some(RootCertificates::File(PathBuf::from(path))),
+) -> Result<Option<RootCertificates>, SettingsError> {
+    let verifying = tls_applies && matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
+    let roots = match explicit {
+        Some("system") => return Ok(Some(RootCertificates::System)),
+        Some(path) => RootCertificates::File(PathBuf::from(path)),
         None => {
-            let default = env.home()?.join(".postgresql").join("root.crt");
+            let Some(home) = env.home() else {
+                return if verifying {
+                    Err(SettingsError::NoHomeForRootCertificate {
+                        mode: sslmode.name(),
+                    })
+                } else {
+                    Ok(None)
+                };
+            };
+            let default = home.join(".postgresql").join("root.crt");
             // As libpq: the default file is used when it exists, and demanded
-            // by the verify modes (the connector says so if it is missing).
-            let wanted = matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull);
-            (wanted || default.is_file()).then_some(RootCertificates::File(default))
+            // by the verify modes.
+            if !verifying && !default.is_file() {
+                return Ok(None);
+            }
+            RootCertificates::File(default)
         }
+    };
+    // Checked here rather than when connecting, so that a missing file is
+    // reported as the configuration mistake it is (prefer never verifies,
+    // so it does not need the file).
+    if let RootCertificates::File(path) = &roots
+        && tls_applies
+        && !matches!(sslmode, SslMode::Disable | SslMode::Prefer)
+        && !path.exists()
+    {
+        return Err(SettingsError::MissingRootFile {
+            mode: sslmode.name(),
+            path: path.clone(),
+        });
     }
+    Ok(Some(roots))
 }
 
 fn default_socket_directory(port: u16) -> PathBuf {
@@ -516,15 +566,65 @@ mod tests {
     }
 
     #[test]
-    fn verify_modes_want_the_default_root_file_even_when_missing() {
-        let home = Path::new("/nonexistent-home");
-        let environment = Environment::with_vars([], Some(home));
-        let settings = resolve(Some("host=h sslmode=verify-full"), &environment).unwrap();
-        assert_eq!(
-            settings.root_certificates,
-            Some(RootCertificates::File(home.join(".postgresql/root.crt")))
+    fn verify_modes_demand_the_default_root_file() {
+        let home = tempfile::tempdir().unwrap();
+        let environment = Environment::with_vars([], Some(home.path()));
+        let default = home.path().join(".postgresql/root.crt");
+        let err = resolve(Some("host=h sslmode=verify-full"), &environment).unwrap_err();
+        assert!(
+            matches!(&err, SettingsError::MissingRootFile { mode: "verify-full", path } if *path == default),
+            "{err}"
         );
+        assert!(err.to_string().contains("sslrootcert=system"), "{err}");
         let settings = resolve(Some("host=h sslmode=require"), &environment).unwrap();
         assert_eq!(settings.root_certificates, None);
+
+        std::fs::create_dir(home.path().join(".postgresql")).unwrap();
+        std::fs::write(&default, "").unwrap();
+        let settings = resolve(Some("host=h sslmode=verify-ca"), &environment).unwrap();
+        assert_eq!(
+            settings.root_certificates,
+            Some(RootCertificates::File(default))
+        );
+    }
+
+    #[test]
+    fn verify_modes_without_a_home_say_what_to_set() {
+        let homeless = Environment::with_vars([], None);
+        for mode in ["verify-ca", "verify-full"] {
+            let err = resolve(
+                Some(&format!("postgres://u:sekrit@h/db?sslmode={mode}")),
+                &homeless,
+            )
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(err, SettingsError::NoHomeForRootCertificate { .. }),
+                "{text}"
+            );
+            assert!(
+                text.starts_with(&format!("sslmode={mode} verifies")),
+                "{text}"
+            );
+            for advice in ["sslrootcert=PATH", "PGSSLROOTCERT", "sslrootcert=system"] {
+                assert!(text.contains(advice), "{text}");
+            }
+            assert!(!text.contains("sekrit"));
+        }
+        let settings = resolve(
+            Some("host=h sslmode=verify-full sslrootcert=system"),
+            &homeless,
+        );
+        assert_eq!(
+            settings.unwrap().root_certificates,
+            Some(RootCertificates::System)
+        );
+        let settings = resolve(Some("host=h sslmode=require"), &homeless).unwrap();
+        assert_eq!(settings.root_certificates, None);
+        let socket = resolve(Some("host=/tmp sslmode=verify-full"), &homeless).unwrap();
+        assert_eq!(
+            socket.root_certificates, None,
+            "TLS never runs over a Unix socket"
+        );
     }
 }

@@ -27,6 +27,12 @@ pub enum TlsSetupError {
         path.display()
     )]
     MissingRootFile { mode: &'static str, path: PathBuf },
+    #[error(
+        "sslmode={mode} verifies the server against root certificates, but none is configured: \
+         give the file with sslrootcert=PATH (or PGSSLROOTCERT), use sslrootcert=system for the \
+         system's trust store, or choose sslmode=require to encrypt without verifying"
+    )]
+    NoRootCertificates { mode: &'static str },
     #[error("cannot read certificates from {}: {reason}", path.display())]
     BadPem { path: PathBuf, reason: String },
     #[error("the system trust store holds no usable certificate")]
@@ -50,8 +56,11 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
             (SslMode::VerifyFull, Some(roots)) => {
                 webpki_verifier(settings.sslmode, roots, &provider)?
             }
+            // Settings resolution refuses this; settings built by hand may not.
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-                unreachable!("settings resolution always names a root file for the verify modes")
+                return Err(TlsSetupError::NoRootCertificates {
+                    mode: settings.sslmode.name(),
+                });
             }
         };
     let builder = ClientConfig::builder_with_provider(provider)
@@ -228,5 +237,31 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::settings::{Environment, resolve};
+
+    #[test]
+    fn a_verify_mode_without_roots_is_an_error_not_a_crash() {
+        let mut settings = resolve(
+            Some("host=h sslmode=require"),
+            &Environment::with_vars([], None),
+        )
+        .unwrap();
+        settings.sslmode = SslMode::VerifyFull;
+        let err = client_config(&settings).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TlsSetupError::NoRootCertificates {
+                    mode: "verify-full"
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -21,6 +21,7 @@ use self::partitioned::{PartitionedTables, PolicyCoverage};
 use self::rules::{PgmRule, RuleId};
 use crate::location::LineIndex;
 use crate::migrate::sql::{self, Examined, Mode, SqlError};
+use crate::pg_version::PgVersion;
 
 /// Without a server or `--pg-version`: the oldest PostgreSQL pgm supports,
 /// so what lint passes holds on every supported server.
@@ -51,31 +52,12 @@ impl TargetVersion {
         }
     }
 
-    /// "15", "15.4" (a flag) — majors before 10 are refused.
-    pub fn parse(text: &str, source: VersionSource) -> Result<TargetVersion, String> {
-        let invalid = || {
-            format!(
-                "invalid PostgreSQL version \"{text}\": give a major version such as 15, or 15.4"
-            )
-        };
-        let (major, minor) = match text.trim().split_once('.') {
-            Some((major, minor)) => (major, Some(minor)),
-            None => (text.trim(), None),
-        };
-        let major: u32 = major.parse().map_err(|_| invalid())?;
-        let minor = minor
-            .map(|minor| minor.parse::<u32>().map_err(|_| invalid()))
-            .transpose()?;
-        if major < 10 {
-            return Err(format!(
-                "PostgreSQL {text} is too old to lint for: pgm supports PostgreSQL 14 and later"
-            ));
-        }
-        Ok(TargetVersion {
-            major,
-            minor,
+    pub fn new(version: PgVersion, source: VersionSource) -> TargetVersion {
+        TargetVersion {
+            major: version.major,
+            minor: version.minor,
             source,
-        })
+        }
     }
 
     /// From `server_version_num` (150004 → 15.4).
@@ -89,12 +71,15 @@ impl TargetVersion {
     }
 
     fn squawk(&self) -> squawk_linter::Version {
+        // squawk counts in i32; parsed flags and server versions stay far
+        // below, and a hand-built version past it lints as the newest.
+        let clamp = |number: u32| i32::try_from(number).unwrap_or(i32::MAX);
         let text = match self.minor {
-            Some(minor) => format!("{}.{minor}", self.major),
-            None => self.major.to_string(),
+            Some(minor) => format!("{}.{}", clamp(self.major), clamp(minor)),
+            None => clamp(self.major).to_string(),
         };
         text.parse()
-            .expect("two integers always make a squawk version")
+            .expect("non-negative i32 numbers joined by a dot make a squawk version")
     }
 }
 

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use chrono::{
-    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc,
+    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
 };
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -39,40 +39,80 @@ impl Interval {
         })
     }
 
-    /// The first day of the period holding `date`.
+    /// The first day of the period holding `date`; chrono's first day when
+    /// that period starts before it.
     pub fn floor(self, date: NaiveDate) -> NaiveDate {
+        self.checked_floor(date).unwrap_or(NaiveDate::MIN)
+    }
+
+    /// The first day of the period holding `date`, when chrono can represent it.
+    pub fn checked_floor(self, date: NaiveDate) -> Option<NaiveDate> {
         match self {
-            Interval::Daily => date,
-            Interval::Weekly => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
-            Interval::Monthly => date.with_day(1).expect("day 1 exists"),
+            Interval::Daily => Some(date),
+            Interval::Weekly => {
+                date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday())))
+            }
+            Interval::Monthly => date.with_day(1),
             Interval::Quarterly => {
                 NaiveDate::from_ymd_opt(date.year(), (date.month0() / 3) * 3 + 1, 1)
-                    .expect("quarter start exists")
             }
-            Interval::Yearly => {
-                NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("January 1st exists")
-            }
+            Interval::Yearly => NaiveDate::from_ymd_opt(date.year(), 1, 1),
         }
     }
 
-    /// The first day of the next period, given the first day of one.
+    /// The first day of the next period, given the first day of one;
+    /// chrono's last day when the next period starts after it. Plans never
+    /// get that far (see `TablePolicy::check_plannable`); code that must tell
+    /// uses `checked_next`.
     pub fn next(self, start: NaiveDate) -> NaiveDate {
+        self.checked_next(start).unwrap_or(NaiveDate::MAX)
+    }
+
+    pub fn checked_next(self, start: NaiveDate) -> Option<NaiveDate> {
+        self.checked_advance(start, 1)
+    }
+
+    /// The first day of the previous period; chrono's first day when that
+    /// period starts before it.
+    pub fn previous(self, start: NaiveDate) -> NaiveDate {
+        self.checked_previous(start).unwrap_or(NaiveDate::MIN)
+    }
+
+    pub fn checked_previous(self, start: NaiveDate) -> Option<NaiveDate> {
         match self {
-            Interval::Daily => start + Days::new(1),
-            Interval::Weekly => start + Days::new(7),
-            Interval::Monthly => start + Months::new(1),
-            Interval::Quarterly => start + Months::new(3),
-            Interval::Yearly => start + Months::new(12),
+            Interval::Daily | Interval::Weekly => {
+                start.checked_sub_days(Days::new(self.days_per_period()?))
+            }
+            _ => start.checked_sub_months(Months::new(self.months_per_period()?)),
         }
     }
 
-    pub fn previous(self, start: NaiveDate) -> NaiveDate {
+    /// The first day of the period `periods` after the one starting on
+    /// `start`, in one step (a loop over a huge count would never end).
+    pub fn checked_advance(self, start: NaiveDate, periods: u32) -> Option<NaiveDate> {
         match self {
-            Interval::Daily => start - Days::new(1),
-            Interval::Weekly => start - Days::new(7),
-            Interval::Monthly => start - Months::new(1),
-            Interval::Quarterly => start - Months::new(3),
-            Interval::Yearly => start - Months::new(12),
+            Interval::Daily | Interval::Weekly => start.checked_add_days(Days::new(
+                self.days_per_period()?.checked_mul(u64::from(periods))?,
+            )),
+            _ => start
+                .checked_add_months(Months::new(self.months_per_period()?.checked_mul(periods)?)),
+        }
+    }
+
+    fn days_per_period(self) -> Option<u64> {
+        match self {
+            Interval::Daily => Some(1),
+            Interval::Weekly => Some(7),
+            _ => None,
+        }
+    }
+
+    fn months_per_period(self) -> Option<u32> {
+        match self {
+            Interval::Monthly => Some(1),
+            Interval::Quarterly => Some(3),
+            Interval::Yearly => Some(12),
+            _ => None,
         }
     }
 
@@ -121,16 +161,28 @@ impl KeyType {
 /// A bound in key space; `MIN`/`MAX` stand for MINVALUE/MAXVALUE.
 pub type KeyValue = i64;
 
+/// The first day of a partition bound pgm writes: PostgreSQL reads the
+/// literals pgm writes (ISO dates without an era) as meant only from year 1,
+/// and `{YYYY}` in partition names keeps its four digits only up to 9999.
+pub const FIRST_BOUND_DAY: NaiveDate = NaiveDate::from_ymd_opt(1, 1, 1).expect("a valid date");
+/// The last day of a partition bound pgm writes (see `FIRST_BOUND_DAY`).
+pub const LAST_BOUND_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
+
 /// The instant a local calendar day starts in `zone`. Where midnight does not
 /// exist (a DST jump at midnight) the day starts at the first instant that
 /// does; where it happens twice, at the first.
 pub fn start_of_day(date: NaiveDate, zone: Tz) -> DateTime<Tz> {
-    let mut local = date.and_time(NaiveTime::MIN);
+    let midnight = date.and_time(NaiveTime::MIN);
+    let mut local = midnight;
     for _ in 0..48 {
         if let Some(instant) = zone.from_local_datetime(&local).earliest() {
             return instant;
         }
-        local += chrono::Duration::minutes(30);
+        match local.checked_add_signed(chrono::Duration::minutes(30)) {
+            Some(later) => local = later,
+            // Only at the very end of chrono's calendar.
+            None => break,
+        }
     }
     // No zone skips a whole day at midnight for longer than the loop covers,
     // save Samoa's skipped 2011-12-30: then the day starts with the next one.
@@ -200,20 +252,39 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
     }
 }
 
-/// The local calendar date of an instant in `zone`.
+/// The local wall-clock reading of an instant in `zone`, when chrono can
+/// represent it (within a day of the ends of its calendar it may not).
+pub fn checked_local_time(now: DateTime<Utc>, zone: Tz) -> Option<NaiveDateTime> {
+    let offset = zone.offset_from_utc_datetime(&now.naive_utc()).fix();
+    now.naive_utc().checked_add_offset(offset)
+}
+
+/// The local wall-clock reading of an instant in `zone`, held at chrono's
+/// first or last instant where it cannot be represented.
+fn local_time(now: DateTime<Utc>, zone: Tz) -> NaiveDateTime {
+    checked_local_time(now, zone).unwrap_or(if now.year() < 0 {
+        NaiveDateTime::MIN
+    } else {
+        NaiveDateTime::MAX
+    })
+}
+
+/// The local calendar date of an instant in `zone`, when chrono can represent it.
+pub fn checked_local_date(now: DateTime<Utc>, zone: Tz) -> Option<NaiveDate> {
+    checked_local_time(now, zone).map(|local| local.date())
+}
+
+/// The local calendar date of an instant in `zone` (chrono's first or last
+/// day where it cannot be represented).
 pub fn local_date(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
-    now.with_timezone(&zone).date_naive()
+    local_time(now, zone).date()
 }
 
 /// "now" in key space, to compare with bounds.
 pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
     match key {
         KeyType::TimestampTz => now.timestamp_micros(),
-        KeyType::Timestamp => now
-            .with_timezone(&zone)
-            .naive_local()
-            .and_utc()
-            .timestamp_micros(),
+        KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
         KeyType::EpochSeconds => now.timestamp(),
     }
@@ -326,5 +397,64 @@ mod tests {
         );
         assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
         assert_eq!(parse_bound(KeyType::Date, "'yesterday'"), None);
+    }
+
+    #[test]
+    fn arithmetic_at_the_ends_of_the_calendar_is_checked() {
+        for interval in [
+            Interval::Daily,
+            Interval::Weekly,
+            Interval::Monthly,
+            Interval::Quarterly,
+            Interval::Yearly,
+        ] {
+            let last = interval.floor(NaiveDate::MAX);
+            assert_eq!(interval.checked_next(last), None, "{interval}");
+            assert_eq!(interval.next(last), NaiveDate::MAX, "{interval}");
+            assert_eq!(
+                interval.checked_previous(NaiveDate::MIN),
+                None,
+                "{interval}"
+            );
+            assert_eq!(
+                interval.previous(NaiveDate::MIN),
+                NaiveDate::MIN,
+                "{interval}"
+            );
+            assert_eq!(interval.checked_advance(date(2026, 1, 1), u32::MAX), None);
+        }
+        assert_eq!(
+            Interval::Monthly.checked_advance(date(2026, 11, 1), 14),
+            Some(date(2028, 1, 1))
+        );
+        assert_eq!(Interval::Weekly.floor(NaiveDate::MIN), NaiveDate::MIN);
+    }
+
+    #[test]
+    fn instants_at_the_ends_of_the_calendar_do_not_crash() {
+        let ahead: Tz = "Pacific/Kiritimati".parse().unwrap();
+        // Before standard time, zones keep their local mean time: New York's is behind UTC.
+        let behind: Tz = "America/New_York".parse().unwrap();
+        for zone in [ahead, behind, Tz::UTC] {
+            for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+                let _ = local_date(now, zone);
+                for key in [
+                    KeyType::TimestampTz,
+                    KeyType::Timestamp,
+                    KeyType::Date,
+                    KeyType::EpochSeconds,
+                ] {
+                    let _ = key_now(key, now, zone);
+                }
+            }
+            for day in [NaiveDate::MIN, NaiveDate::MAX] {
+                let _ = literal(KeyType::TimestampTz, day, zone);
+                let _ = key_value(KeyType::EpochSeconds, day, zone);
+            }
+        }
+        assert_eq!(checked_local_date(DateTime::<Utc>::MAX_UTC, ahead), None);
+        assert_eq!(local_date(DateTime::<Utc>::MAX_UTC, ahead), NaiveDate::MAX);
+        assert_eq!(checked_local_date(DateTime::<Utc>::MIN_UTC, behind), None);
+        assert_eq!(local_date(DateTime::<Utc>::MIN_UTC, behind), NaiveDate::MIN);
     }
 }

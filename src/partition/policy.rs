@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use super::calendar::Interval;
+use super::calendar::{self, Interval};
 use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
 use crate::location::{LineIndex, Location};
@@ -72,28 +72,53 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// The first day of data kept: `today` minus the retention.
+    /// The first day of data kept: `today` minus the retention. A cutoff
+    /// before chrono's first day is held there, which expires nothing, as
+    /// the real cutoff would.
     pub fn cutoff(&self, today: NaiveDate) -> NaiveDate {
+        self.checked_cutoff(today).unwrap_or(NaiveDate::MIN)
+    }
+
+    /// `today` minus the retention, when chrono can represent it.
+    pub fn checked_cutoff(&self, today: NaiveDate) -> Option<NaiveDate> {
         use chrono::{Days, Months};
         let n = self.amount;
         match self.unit {
-            RetentionUnit::Days => today - Days::new(u64::from(n)),
-            RetentionUnit::Weeks => today - Days::new(7 * u64::from(n)),
-            RetentionUnit::Months => today - Months::new(n),
-            RetentionUnit::Quarters => today - Months::new(3 * n),
-            RetentionUnit::Years => today - Months::new(12 * n),
+            RetentionUnit::Days => today.checked_sub_days(Days::new(u64::from(n))),
+            RetentionUnit::Weeks => today.checked_sub_days(Days::new(7 * u64::from(n))),
+            RetentionUnit::Months => today.checked_sub_months(Months::new(n)),
+            RetentionUnit::Quarters => today.checked_sub_months(Months::new(n.checked_mul(3)?)),
+            RetentionUnit::Years => today.checked_sub_months(Months::new(n.checked_mul(12)?)),
         }
     }
 
     fn approximate_days(&self) -> i64 {
-        let per_unit = match self.unit {
+        i64::from(self.amount) * self.unit.approximate_days()
+    }
+}
+
+impl RetentionUnit {
+    /// The most of this unit a retention may say: `MAX_RETENTION_YEARS`,
+    /// counting a year as 365 days, 52 weeks, 12 months or 4 quarters.
+    pub fn max_amount(self) -> u32 {
+        MAX_RETENTION_YEARS
+            * match self {
+                RetentionUnit::Days => 365,
+                RetentionUnit::Weeks => 52,
+                RetentionUnit::Months => 12,
+                RetentionUnit::Quarters => 4,
+                RetentionUnit::Years => 1,
+            }
+    }
+
+    fn approximate_days(self) -> i64 {
+        match self {
             RetentionUnit::Days => 1,
             RetentionUnit::Weeks => 7,
             RetentionUnit::Months => 30,
             RetentionUnit::Quarters => 91,
             RetentionUnit::Years => 365,
-        };
-        i64::from(self.amount) * per_unit
+        }
     }
 }
 
@@ -141,6 +166,40 @@ impl TablePolicy {
     pub fn partition_name(&self, start: NaiveDate) -> String {
         expand(&self.naming, &self.name, start)
     }
+
+    /// Whether the partitions a plan at `now` creates (the period holding
+    /// now and `premake` more) have bounds pgm can write, from
+    /// `calendar::FIRST_BOUND_DAY` to `calendar::LAST_BOUND_DAY`. Checked
+    /// before planning, so that no date arithmetic of the plan leaves
+    /// chrono's calendar.
+    pub fn check_plannable(&self, now: DateTime<Utc>) -> Result<(), String> {
+        let first = calendar::checked_local_date(now, self.time_zone)
+            .and_then(|today| self.interval.checked_floor(today));
+        let end = first.and_then(|first| {
+            self.interval
+                .checked_advance(first, self.premake.checked_add(1)?)
+        });
+        let span = match (first, end) {
+            (Some(first), Some(end))
+                if first >= calendar::FIRST_BOUND_DAY && end <= calendar::LAST_BOUND_DAY =>
+            {
+                return Ok(());
+            }
+            (Some(first), Some(end)) => format!(" would run from {first} to {end}"),
+            _ => " fall outside the calendar".to_owned(),
+        };
+        Err(format!(
+            "{} cannot be planned at {now}: its partitions (the {} period holding that time in {} and \
+             premake = {} more){span}, but pgm writes partition bounds only from {} to {}; plan for \
+             another time",
+            self.qualified_name(),
+            self.interval,
+            self.time_zone,
+            self.premake,
+            calendar::FIRST_BOUND_DAY,
+            calendar::LAST_BOUND_DAY,
+        ))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +230,7 @@ struct RawDefaults {
     move_default_rows: Option<bool>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
-    lock_retries: Option<u32>,
+    lock_retries: Option<Spanned<u32>>,
     max_drops_per_run: Option<Spanned<u32>>,
 }
 
@@ -189,7 +248,7 @@ struct RawTable {
     naming: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
-    lock_retries: Option<u32>,
+    lock_retries: Option<Spanned<u32>>,
     max_drops_per_run: Option<Spanned<u32>>,
     #[serde(default, rename = "index")]
     indexes: Vec<Spanned<RawIndex>>,
@@ -213,6 +272,19 @@ pub const DEFAULT_PREMAKE: u32 = 3;
 pub const DEFAULT_MAX_DROPS: u32 = 5;
 pub const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout(std::time::Duration::from_secs(2));
 pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+
+// Upper bounds on the policy's numbers. Past them a value is a slip of the
+// keyboard, not a wish, and plans would stop being small and finite.
+/// Partitions created ahead of the one holding now.
+pub const MAX_PREMAKE: u32 = 1000;
+/// Longer retentions are refused: keep data for good by leaving retention out.
+pub const MAX_RETENTION_YEARS: u32 = 1000;
+/// Expired partitions retired per table and run.
+pub const MAX_DROPS_PER_RUN: u32 = 1000;
+pub use crate::db::retry::MAX_LOCK_RETRIES;
+/// A statement waiting for a lock makes every later query on the table wait
+/// behind it: beyond an hour that is an outage, not maintenance.
+pub const MAX_LOCK_TIMEOUT: Timeout = Timeout(std::time::Duration::from_secs(3600));
 
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
@@ -241,12 +313,37 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
         let location = self.lines.location(self.path, span.start);
+        let message = message.into();
+        // A value in [defaults] is checked for every table that uses it:
+        // one report is enough.
+        if self
+            .problems
+            .iter()
+            .any(|known| known.location == location && known.message == message)
+        {
+            return;
+        }
         let snippet = location.snippet(self.text);
         self.problems.push(Problem {
             location,
-            message: message.into(),
+            message,
             snippet,
         });
+    }
+
+    /// Reports a number over its bound, where it is written.
+    fn at_most(&mut self, key: &str, value: Option<&Spanned<u32>>, limit: u32, why: &str) {
+        if let Some(value) = value
+            && *value.get_ref() > limit
+        {
+            self.problem(
+                value.span(),
+                format!(
+                    "{key} = {} is over the limit of {limit}: {why}",
+                    value.get_ref()
+                ),
+            );
+        }
     }
 }
 
@@ -376,6 +473,17 @@ fn check_table(
                 checker.problem(text.span(), "lock_timeout = 0 would let DDL wait in the lock queue forever: use a short timeout like \"2s\"");
                 DEFAULT_LOCK_TIMEOUT
             }
+            Ok(timeout) if timeout > MAX_LOCK_TIMEOUT => {
+                checker.problem(
+                    text.span(),
+                    format!(
+                        "lock_timeout = \"{}\" is over {MAX_LOCK_TIMEOUT}: a statement waiting for a lock makes \
+                         every later query on the table wait behind it; keep it short, like \"2s\"",
+                        text.get_ref()
+                    ),
+                );
+                DEFAULT_LOCK_TIMEOUT
+            }
             Ok(timeout) => timeout,
             Err(message) => {
                 checker.problem(text.span(), format!("invalid lock_timeout: {message}"));
@@ -383,11 +491,21 @@ fn check_table(
             }
         },
     };
-    let lock_retries = raw
-        .lock_retries
-        .or(defaults.lock_retries)
-        .unwrap_or(DEFAULT_LOCK_RETRIES);
+    let lock_retries_raw = raw.lock_retries.as_ref().or(defaults.lock_retries.as_ref());
+    checker.at_most(
+        "lock_retries",
+        lock_retries_raw,
+        MAX_LOCK_RETRIES,
+        "each retry waits for lock_timeout again, and the tables after this one wait with it",
+    );
+    let lock_retries = lock_retries_raw.map_or(DEFAULT_LOCK_RETRIES, |r| *r.get_ref());
     let premake_raw = raw.premake.as_ref().or(defaults.premake.as_ref());
+    checker.at_most(
+        "premake",
+        premake_raw,
+        MAX_PREMAKE,
+        "every run would check (and first create) that many partitions ahead",
+    );
     let premake = premake_raw.map_or(DEFAULT_PREMAKE, |p| *p.get_ref());
     let default_partition = raw
         .default_partition
@@ -408,6 +526,12 @@ fn check_table(
         .max_drops_per_run
         .as_ref()
         .or(defaults.max_drops_per_run.as_ref());
+    checker.at_most(
+        "max_drops_per_run",
+        max_drops_raw,
+        MAX_DROPS_PER_RUN,
+        "the cap is a guard against a retention set too short, and that many drops in one run is no guard",
+    );
     let max_drops_per_run = max_drops_raw.map_or(DEFAULT_MAX_DROPS, |m| *m.get_ref());
     if max_drops_per_run == 0 {
         checker.problem(
@@ -582,7 +706,8 @@ fn check_retention(
     Some(retention)
 }
 
-/// "12 months", "90 days", "2 quarters", "1 year", "6 weeks".
+/// "12 months", "90 days", "2 quarters", "1 year", "6 weeks"; at most
+/// `MAX_RETENTION_YEARS` (see `RetentionUnit::max_amount`).
 pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
     let mut words = text.split_whitespace();
     let (Some(number), Some(unit), None) = (words.next(), words.next(), words.next()) else {
@@ -590,11 +715,15 @@ pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
             "retention \"{text}\" is not a duration: write a number and a unit, like \"12 months\" or \"90 days\""
         ));
     };
-    let amount: u32 = number
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("retention \"{text}\" needs a whole number above 0"))?;
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("retention \"{text}\" needs a whole number above 0"));
+    }
+    // Only digits: a number too long for u64 is simply too large.
+    let amount = digits.parse::<u64>().unwrap_or(u64::MAX);
+    if amount == 0 {
+        return Err(format!("retention \"{text}\" needs a whole number above 0"));
+    }
     let unit = match unit.trim_end_matches('s') {
         "day" => RetentionUnit::Days,
         "week" => RetentionUnit::Weeks,
@@ -607,7 +736,17 @@ pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
             ));
         }
     };
-    Ok((amount, unit))
+    match u32::try_from(amount) {
+        Ok(amount) if amount <= unit.max_amount() => Ok((amount, unit)),
+        _ => Err(format!(
+            "retention \"{text}\" is over the limit of {MAX_RETENTION_YEARS} years ({} days, {} weeks, \
+             {} months or {} quarters): to keep the data for good, leave retention out",
+            RetentionUnit::Days.max_amount(),
+            RetentionUnit::Weeks.max_amount(),
+            RetentionUnit::Months.max_amount(),
+            RetentionUnit::Quarters.max_amount(),
+        )),
+    }
 }
 
 fn default_naming(interval: Interval) -> &'static str {
@@ -868,5 +1007,142 @@ mod tests {
             text.contains("retention_action = \"archive\" needs retention_schema"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn numbers_over_their_bounds_are_refused_where_written() {
+        let text = problems(
+            "[[table]]\nname = \"public.e\"\ninterval = \"monthly\"\npremake = 1001\n\
+             retention = \"1000000 years\"\nmax_drops_per_run = 1001\nlock_retries = 101\n\
+             lock_timeout = \"2h\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:8:16: lock_timeout = \"2h\" is over 1h: a statement waiting for a lock makes every later query on the table wait behind it; keep it short, like \"2s\"",
+                "partman.toml:7:16: lock_retries = 101 is over the limit of 100: each retry waits for lock_timeout again, and the tables after this one wait with it",
+                "partman.toml:4:11: premake = 1001 is over the limit of 1000: every run would check (and first create) that many partitions ahead",
+                "partman.toml:6:21: max_drops_per_run = 1001 is over the limit of 1000: the cap is a guard against a retention set too short, and that many drops in one run is no guard",
+                "partman.toml:5:13: retention \"1000000 years\" is over the limit of 1000 years (365000 days, 52000 weeks, 12000 months or 4000 quarters): to keep the data for good, leave retention out",
+            ]
+        );
+        assert!(
+            text.contains("5 | retention = \"1000000 years\"\n  |             ^"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn numbers_at_their_bounds_are_accepted() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.e\"\ninterval = \"yearly\"\npremake = 1000\n\
+             retention = \"1000 years\"\nmax_drops_per_run = 1000\nlock_retries = 100\n\
+             lock_timeout = \"1h\"\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        assert_eq!(
+            (table.premake, table.max_drops_per_run, table.lock_retries),
+            (1000, 1000, 100)
+        );
+        assert_eq!(table.lock_timeout, MAX_LOCK_TIMEOUT);
+    }
+
+    #[test]
+    fn a_default_over_its_bound_is_reported_once() {
+        let text = problems(
+            "[defaults]\npremake = 4000000000\n\n[[table]]\nname = \"public.a\"\ninterval = \"daily\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"daily\"\n",
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("partman.toml"))
+                .collect::<Vec<_>>(),
+            [
+                "partman.toml:2:11: premake = 4000000000 is over the limit of 1000: every run would check (and first create) that many partitions ahead"
+            ]
+        );
+    }
+
+    #[test]
+    fn retention_amounts_are_bounded_per_unit() {
+        for (text, expected) in [
+            ("1000 years", Some((1000, RetentionUnit::Years))),
+            ("4000 quarters", Some((4000, RetentionUnit::Quarters))),
+            ("12000 months", Some((12000, RetentionUnit::Months))),
+            ("52000 weeks", Some((52000, RetentionUnit::Weeks))),
+            ("365000 days", Some((365000, RetentionUnit::Days))),
+            ("+12 months", Some((12, RetentionUnit::Months))),
+            ("1001 years", None),
+            ("365001 days", None),
+            ("4294967296 days", None),
+            ("99999999999999999999999999 months", None),
+        ] {
+            assert_eq!(parse_retention(text).ok(), expected, "{text}");
+        }
+        assert!(
+            parse_retention("99999999999999999999999999 months")
+                .unwrap_err()
+                .contains("over the limit of 1000 years")
+        );
+        for text in ["-1 years", "1.5 years", "twelve months", "+ months"] {
+            assert!(
+                parse_retention(text)
+                    .unwrap_err()
+                    .contains("needs a whole number above 0"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn cutoffs_never_leave_the_calendar() {
+        let retention = Retention {
+            amount: u32::MAX,
+            unit: RetentionUnit::Years,
+            action: RetentionAction::Drop,
+            text: String::new(),
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        assert_eq!(retention.checked_cutoff(today), None);
+        assert_eq!(retention.cutoff(today), NaiveDate::MIN);
+        let days = Retention {
+            amount: u32::MAX,
+            unit: RetentionUnit::Days,
+            ..retention
+        };
+        assert_eq!(days.cutoff(NaiveDate::MIN), NaiveDate::MIN);
+    }
+
+    #[test]
+    fn plans_stay_within_the_years_of_partition_bounds() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.e\"\ninterval = \"monthly\"\ntime_zone = \"Pacific/Kiritimati\"\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(table.check_plannable(at("2026-11-22T00:00:00Z")), Ok(()));
+        assert_eq!(table.check_plannable(at("9999-08-31T00:00:00Z")), Ok(()));
+        let message = table
+            .check_plannable(at("9999-09-01T00:00:00Z"))
+            .unwrap_err();
+        assert_eq!(
+            message,
+            "public.e cannot be planned at 9999-09-01 00:00:00 UTC: its partitions (the monthly period \
+             holding that time in Pacific/Kiritimati and premake = 3 more) would run from 9999-09-01 to \
+             +10000-01-01, but pgm writes partition bounds only from 0001-01-01 to 9999-12-31; plan for \
+             another time"
+        );
+        for now in [DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+            assert!(table.check_plannable(now).is_err(), "{now}");
+        }
+        assert!(table.check_plannable(at("0000-12-31T23:59:59Z")).is_err());
     }
 }

@@ -146,6 +146,9 @@ pub enum ProblemKind {
     UnsupportedKey,
     UnsupportedKeyType,
     InvalidIndex,
+    /// The clock and the policy reach past the years partition bounds can
+    /// be written for.
+    OutOfRange,
     /// Partitions or periods that do not match the policy: reported and
     /// left alone, they stop nothing.
     Drift,
@@ -386,6 +389,15 @@ pub fn plan_table(
     snapshot: &Snapshot,
     now: DateTime<Utc>,
 ) -> Vec<Entry> {
+    // Planned only where every bound can be written: a clock or a policy
+    // at the ends of the calendar is an error entry, not a crash.
+    if let Err(message) = table.check_plannable(now) {
+        return vec![Entry::Problem(Problem::new(
+            table,
+            ProblemKind::OutOfRange,
+            message,
+        ))];
+    }
     let (parent, key, key_type) = match manageable(table, parent) {
         Ok(manageable) => manageable,
         Err((kind, message)) => return vec![Entry::Problem(Problem::new(table, kind, message))],
@@ -517,26 +529,24 @@ fn aligned_period(context: &Context<'_>, lo: KeyValue, hi: KeyValue) -> Option<N
         return None;
     }
     let date = key_to_date(context.key, lo, context.zone)?;
-    let start = context.table.interval.floor(date);
+    // Bounds read from the catalog may sit at the ends of chrono's calendar.
+    let start = context.table.interval.checked_floor(date)?;
+    let end = context.table.interval.checked_next(start)?;
     let matches = calendar::key_value(context.key, start, context.zone) == lo
-        && calendar::key_value(
-            context.key,
-            context.table.interval.next(start),
-            context.zone,
-        ) == hi;
+        && calendar::key_value(context.key, end, context.zone) == hi;
     matches.then_some(start)
 }
 
 fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
     Some(match key {
-        KeyType::TimestampTz => DateTime::from_timestamp_micros(value)?
-            .with_timezone(&zone)
-            .date_naive(),
+        KeyType::TimestampTz => {
+            calendar::checked_local_date(DateTime::from_timestamp_micros(value)?, zone)?
+        }
         KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
         KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::EpochSeconds => DateTime::from_timestamp(value, 0)?
-            .with_timezone(&zone)
-            .date_naive(),
+        KeyType::EpochSeconds => {
+            calendar::checked_local_date(DateTime::from_timestamp(value, 0)?, zone)?
+        }
     })
 }
 
