@@ -5,7 +5,7 @@ pub mod cli;
 mod commands;
 pub mod config;
 pub mod db;
-pub mod demo;
+mod demo;
 pub mod duration;
 pub mod exit;
 pub mod lint;
@@ -16,7 +16,7 @@ pub mod os;
 pub mod partition;
 pub mod pg_version;
 pub mod sandbox;
-pub mod suggest;
+mod suggest;
 pub mod units;
 
 pub use commands::run;

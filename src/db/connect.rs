@@ -36,15 +36,6 @@ pub enum ConnectError {
     },
 }
 
-impl ConnectError {
-    pub fn sqlstate(&self) -> Option<&str> {
-        match self {
-            ConnectError::Failed { sqlstate, .. } => sqlstate.as_deref(),
-            ConnectError::Tls(_) => None,
-        }
-    }
-}
-
 fn attempts_text(attempts: u32, elapsed: Duration) -> String {
     match attempts {
         0 | 1 => String::new(),

@@ -1,16 +1,16 @@
 //! Everything that touches a server connection.
 
-pub mod blocking;
+pub(crate) mod blocking;
 pub mod connect;
-pub mod conninfo;
+mod conninfo;
 pub mod ident;
-pub mod lock;
-pub mod passfile;
-pub mod retry;
-pub mod server;
+pub(crate) mod lock;
+mod passfile;
+pub(crate) mod retry;
+pub(crate) mod server;
 pub mod settings;
-pub mod tls;
+mod tls;
 
 pub use connect::{ConnectError, connect};
 pub use ident::{quote_ident, quote_literal};
-pub use settings::{ConnectionSettings, Environment, SettingsError, resolve};
+pub use settings::{ConnectionSettings, Environment, resolve};

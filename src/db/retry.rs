@@ -117,13 +117,6 @@ impl Watch<'_> {
     }
 }
 
-/// What an attempt is told: which try it is, and the statement that
-/// replaces the step's own once an `instead` cleanup applied.
-pub struct Attempt<'a> {
-    pub number: u32,
-    pub replacement: Option<&'a str>,
-}
-
 pub struct LockRetry<'s> {
     settings: &'s ConnectionSettings,
     retries: u32,
@@ -142,14 +135,16 @@ impl<'s> LockRetry<'s> {
 
     /// Runs `attempt` until it succeeds, fails for another reason than a
     /// lock timeout, or has been retried `retries` times. Before each retry
-    /// the `cleanup` the step declared runs when its condition holds.
+    /// the `cleanup` the step declared runs when its condition holds; once
+    /// an `instead` cleanup applied, `attempt` is handed its statement to
+    /// run in place of its own.
     /// Returns the value and the number of attempts made.
     pub fn run<T, E: AttemptError + From<postgres::Error>>(
         &mut self,
         client: &mut Client,
         what: &str,
         cleanup: Option<&OnRetry>,
-        mut attempt: impl FnMut(&mut Client, Watch<'_>, Attempt<'_>) -> Result<T, E>,
+        mut attempt: impl FnMut(&mut Client, Watch<'_>, Option<&str>) -> Result<T, E>,
     ) -> Result<(T, u32), GaveUp<E>> {
         let mut number = 1;
         let mut replaced = false;
@@ -166,14 +161,7 @@ impl<'s> LockRetry<'s> {
             .and_then(|()| {
                 let replacement = cleanup.filter(|_| replaced).map(|c| c.sql.as_str());
                 let watch = Watch(self.watcher.as_ref());
-                attempt(
-                    client,
-                    watch,
-                    Attempt {
-                        number,
-                        replacement,
-                    },
-                )
+                attempt(client, watch, replacement)
             });
             let error = match result {
                 Ok(value) => return Ok((value, number)),

@@ -6,7 +6,6 @@ use postgres::Client;
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
     pub version: String,
-    pub version_num: i32,
     pub user: String,
     pub database: String,
     pub in_recovery: bool,
@@ -17,20 +16,18 @@ pub struct ServerInfo {
 
 pub fn describe(client: &mut Client) -> Result<ServerInfo, postgres::Error> {
     let row = client.query_one(
-        "SELECT current_setting('server_version'), current_setting('server_version_num')::int4, \
-                current_user::text, current_database()::text, pg_is_in_recovery(), \
+        "SELECT current_setting('server_version'), current_user::text, current_database()::text, pg_is_in_recovery(), \
                 coalesce((SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl), 'off'), \
                 current_setting('application_name')",
         &[],
     )?;
     Ok(ServerInfo {
         version: row.get(0),
-        version_num: row.get(1),
-        user: row.get(2),
-        database: row.get(3),
-        in_recovery: row.get(4),
-        tls: row.get(5),
-        application_name: row.get(6),
+        user: row.get(1),
+        database: row.get(2),
+        in_recovery: row.get(3),
+        tls: row.get(4),
+        application_name: row.get(5),
     })
 }
 

@@ -40,6 +40,7 @@ impl Environment {
         }
     }
 
+    #[cfg(test)]
     pub fn with_vars<'a>(
         vars: impl IntoIterator<Item = (&'a str, &'a str)>,
         home: Option<&Path>,
@@ -91,8 +92,6 @@ pub enum SslMode {
 }
 
 impl SslMode {
-    pub const NAMES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
-
     fn parse(text: &str) -> Result<Self, SettingsError> {
         Ok(match text {
             "disable" => SslMode::Disable,
@@ -229,12 +228,6 @@ pub enum SettingsError {
         "no user name given and the current OS user cannot be found: set PGUSER or put a user in the URL"
     )]
     NoUser,
-    #[error("{parameter} is set but the file {} cannot be read: {source}", path.display())]
-    UnreadableFile {
-        parameter: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("sslcert and sslkey must be given together")]
     HalfClientCertificate,
     #[error(

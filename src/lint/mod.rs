@@ -7,7 +7,7 @@ pub mod config;
 mod ignore;
 pub mod partitioned;
 pub mod render;
-pub mod rules;
+pub(crate) mod rules;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

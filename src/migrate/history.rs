@@ -117,12 +117,6 @@ pub struct TablesPresent {
     pub journal: bool,
 }
 
-impl TablesPresent {
-    pub fn all(&self) -> bool {
-        self.history && self.runs && self.journal
-    }
-}
-
 pub fn tables_present(
     client: &mut Client,
     tables: &Tables,

@@ -2,12 +2,12 @@
 //! history row commit together, under a run lock, with statements that refuse
 //! a transaction run one by one and journaled.
 
-pub mod apply;
+pub(crate) mod apply;
 #[cfg(test)]
 mod fixtures;
-pub mod history;
-pub mod plan;
-pub mod render;
-pub mod runner;
-pub mod source;
+pub(crate) mod history;
+pub(crate) mod plan;
+pub(crate) mod render;
+pub(crate) mod runner;
+pub(crate) mod source;
 pub mod sql;

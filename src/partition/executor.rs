@@ -47,17 +47,6 @@ impl TableReport {
         }
     }
 
-    pub fn did_something(&self) -> bool {
-        self.created
-            + self.attached
-            + self.detached
-            + self.dropped
-            + self.archived
-            + self.indexes_built
-            + self.indexes_attached
-            > 0
-    }
-
     fn count(&mut self, step: &Step, moved_rows: u64) {
         self.moved_rows += moved_rows;
         match step.action {
@@ -218,8 +207,8 @@ impl Executor<'_> {
         for (position, statement) in step.sql.iter().enumerate() {
             let cleanup = step.on_retry.as_ref().filter(|r| r.statement == position);
             let settings = self.settings;
-            let result = retry.run(self.client, &what, cleanup, |client, watch, attempt| {
-                let sql = attempt.replacement.unwrap_or(statement);
+            let result = retry.run(self.client, &what, cleanup, |client, watch, replacement| {
+                let sql = replacement.unwrap_or(statement);
                 let _progress = (step.action == Action::CreateIndex)
                     .then(|| watch_build(client, settings, step))
                     .flatten();

@@ -3,10 +3,10 @@
 
 pub mod calendar;
 pub mod catalog;
-pub mod executor;
+pub(crate) mod executor;
 pub mod health;
-pub mod maintain;
+pub(crate) mod maintain;
 pub mod planner;
 pub mod policy;
-pub mod progress;
+mod progress;
 pub mod render;

@@ -12,8 +12,6 @@ mod creation;
 mod indexes;
 mod retention;
 
-pub use indexes::child_index_name;
-
 use super::calendar::{self, KeyType, KeyValue};
 use super::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
 use super::policy::{Policy, RetentionAction, TablePolicy};
