@@ -118,12 +118,8 @@ fn assess(
     let now = now_or(at);
     let policy = load_policy(config)?;
     let mut client = db::connect(settings)?;
-    let names: Vec<(String, String)> = policy
-        .tables
-        .iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    let snapshot = catalog::take(&mut client, &names).context("reading the catalog")?;
+    let snapshot =
+        catalog::take_tables(&mut client, &policy.tables).context("reading the catalog")?;
     let default_rows = catalog::default_partitions_with_rows(&mut client, &snapshot)
         .context("probing the default partitions")?;
     Ok(health::assess(&policy, &snapshot, now, &default_rows))

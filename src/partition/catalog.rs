@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use postgres::Client;
 use serde::Serialize;
 
+use super::policy::TablePolicy;
 use crate::db::quote_ident;
 
 /// Marks a table pgm created for a period and has not attached yet, so a
@@ -158,6 +159,18 @@ pub fn default_partitions_with_rows(
         }
     }
     Ok(found)
+}
+
+/// Reads the tables of these policy entries, in their order.
+pub fn take_tables<'a>(
+    client: &mut Client,
+    tables: impl IntoIterator<Item = &'a TablePolicy>,
+) -> Result<Snapshot, postgres::Error> {
+    let names: Vec<(String, String)> = tables
+        .into_iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    take(client, &names)
 }
 
 /// Reads the parents named (schema, table) with their partitions and indexes.

@@ -37,12 +37,8 @@ pub fn plan_now(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<Plan, postgres::Error> {
-    let snapshot = catalog::take(client, &table_names(policy.tables.iter()))?;
+    let snapshot = catalog::take_tables(client, &policy.tables)?;
     Ok(planner::plan(policy, &snapshot, now))
-}
-
-fn table_names<'a>(tables: impl Iterator<Item = &'a TablePolicy>) -> Vec<(String, String)> {
-    tables.map(|t| (t.schema.clone(), t.name.clone())).collect()
 }
 
 /// Maintains every table of `plan` that has entries. `plan` is the plan
@@ -86,7 +82,7 @@ fn maintain_table(
     };
     // Planned again under the lock: the first plan may predate another run's work.
     let client = guard.client();
-    match catalog::take(client, &table_names(std::iter::once(table))) {
+    match catalog::take_tables(client, [table]) {
         Ok(fresh) => {
             let parent = fresh.parents.first().and_then(Option::as_ref);
             let entries = planner::plan_table(table, parent, &fresh, now);
