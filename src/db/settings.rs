@@ -256,26 +256,103 @@ pub fn resolve(
         Some(text) => conninfo::parse(text)?,
         None => Parameters::new(),
     };
-    let pick = |name: &str, var: &str| {
-        params
+    let sources = Sources {
+        params: &params,
+        env,
+    };
+    let port = resolve_port(sources.pick("port", "PGPORT"))?;
+    let (host, hostaddr) = resolve_host(&sources, port)?;
+    let user = match sources.pick("user", "PGUSER") {
+        Some(user) => user.to_owned(),
+        None => crate::os::current_account()
+            .map(|account| account.name)
+            .ok_or(SettingsError::NoUser)?,
+    };
+    let dbname = sources
+        .pick("dbname", "PGDATABASE")
+        .unwrap_or(&user)
+        .to_owned();
+    let sslmode = SslMode::parse(sources.pick("sslmode", "PGSSLMODE").unwrap_or("prefer"))?;
+    let connect_timeout = match sources.pick("connect_timeout", "PGCONNECT_TIMEOUT") {
+        Some(text) => parse_connect_timeout(text)?,
+        None => DEFAULT_CONNECT_TIMEOUT,
+    };
+    let application_name = params
+        .get("application_name")
+        .map(String::as_str)
+        .or_else(|| env.var("PGAPPNAME"))
+        .or_else(|| params.get("fallback_application_name").map(String::as_str))
+        .unwrap_or(DEFAULT_APPLICATION_NAME)
+        .to_owned();
+    // As libpq, TLS is never attempted over a Unix socket, so its files are
+    // not demanded there.
+    let tls_applies = matches!(host, Host::Tcp(_));
+    let root_certificates = resolve_root_certificates(
+        sources.pick("sslrootcert", "PGSSLROOTCERT"),
+        sslmode,
+        tls_applies,
+        env,
+    )?;
+    let client_certificate = match (
+        sources.pick("sslcert", "PGSSLCERT"),
+        sources.pick("sslkey", "PGSSLKEY"),
+    ) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        _ => return Err(SettingsError::HalfClientCertificate),
+    };
+    let mut notes = Vec::new();
+    let password = resolve_password(&sources, &host, port, &dbname, &user, &mut notes);
+    Ok(ConnectionSettings {
+        host,
+        hostaddr,
+        port,
+        user,
+        dbname,
+        password,
+        sslmode,
+        root_certificates,
+        client_certificate,
+        connect_timeout,
+        application_name,
+        options: sources.pick("options", "PGOPTIONS").map(str::to_owned),
+        notes,
+    })
+}
+
+/// Where a setting comes from: the connection string, else its variable.
+struct Sources<'a> {
+    params: &'a Parameters,
+    env: &'a Environment,
+}
+
+impl Sources<'_> {
+    fn pick(&self, name: &str, var: &str) -> Option<&str> {
+        self.params
             .get(name)
             .map(String::as_str)
-            .or_else(|| env.var(var))
-    };
+            .or_else(|| self.env.var(var))
+    }
+}
 
-    let port = match pick("port", "PGPORT") {
-        Some(text) => text
-            .parse::<u16>()
-            .ok()
-            .filter(|port| *port > 0)
-            .ok_or_else(|| SettingsError::InvalidValue {
-                name: "port",
-                value: text.to_owned(),
-                expected: "a number from 1 to 65535",
-            })?,
-        None => DEFAULT_PORT,
+fn resolve_port(text: Option<&str>) -> Result<u16, SettingsError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_PORT);
     };
-    let hostaddr = match pick("hostaddr", "PGHOSTADDR") {
+    text.parse::<u16>()
+        .ok()
+        .filter(|port| *port > 0)
+        .ok_or_else(|| SettingsError::InvalidValue {
+            name: "port",
+            value: text.to_owned(),
+            expected: "a number from 1 to 65535",
+        })
+}
+
+/// The host (a name, an address or a socket directory) and the address to
+/// connect to instead of looking the name up, if one is given.
+fn resolve_host(sources: &Sources<'_>, port: u16) -> Result<(Host, Option<IpAddr>), SettingsError> {
+    let hostaddr = match sources.pick("hostaddr", "PGHOSTADDR") {
         Some(text) => {
             Some(
                 text.trim()
@@ -290,93 +367,51 @@ pub fn resolve(
         None => None,
     };
     // As libpq: an address given means TCP to it, whatever host says.
-    let host = match (pick("host", "PGHOST"), hostaddr) {
+    let host = match (sources.pick("host", "PGHOST"), hostaddr) {
         (Some(text), None) if text.starts_with('/') => Host::Socket(PathBuf::from(text)),
         (Some(text), Some(address)) if text.starts_with('/') => Host::Tcp(address.to_string()),
         (Some(text), _) => Host::Tcp(text.to_owned()),
         (None, Some(address)) => Host::Tcp(address.to_string()),
         (None, None) => Host::Socket(default_socket_directory(port)),
     };
-    let user = match pick("user", "PGUSER") {
-        Some(user) => user.to_owned(),
-        None => crate::os::current_account()
-            .map(|account| account.name)
-            .ok_or(SettingsError::NoUser)?,
-    };
-    let dbname = pick("dbname", "PGDATABASE").unwrap_or(&user).to_owned();
-    let sslmode = SslMode::parse(pick("sslmode", "PGSSLMODE").unwrap_or("prefer"))?;
-    let connect_timeout = match pick("connect_timeout", "PGCONNECT_TIMEOUT") {
-        Some(text) => parse_connect_timeout(text)?,
-        None => DEFAULT_CONNECT_TIMEOUT,
-    };
-    let application_name = params
-        .get("application_name")
-        .map(String::as_str)
-        .or_else(|| env.var("PGAPPNAME"))
-        .or_else(|| params.get("fallback_application_name").map(String::as_str))
-        .unwrap_or(DEFAULT_APPLICATION_NAME)
-        .to_owned();
-    let options = pick("options", "PGOPTIONS").map(str::to_owned);
-    // As libpq, TLS is never attempted over a Unix socket, so its files are
-    // not demanded there.
-    let tls_applies = matches!(host, Host::Tcp(_));
-    let root_certificates = resolve_root_certificates(
-        pick("sslrootcert", "PGSSLROOTCERT"),
-        sslmode,
-        tls_applies,
-        env,
-    )?;
-    let client_certificate = match (pick("sslcert", "PGSSLCERT"), pick("sslkey", "PGSSLKEY")) {
-        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
-        (None, None) => None,
-        _ => return Err(SettingsError::HalfClientCertificate),
-    };
+    Ok((host, hostaddr))
+}
 
-    let mut notes = Vec::new();
-    let password = if let Some(password) = params.get("password") {
-        Some((Password(password.clone()), PasswordSource::ConnectionString))
-    } else if let Some(password) = env.var("PGPASSWORD") {
-        Some((Password(password.to_owned()), PasswordSource::Environment))
-    } else {
-        let passfile_path = params
-            .get("passfile")
-            .map(PathBuf::from)
-            .or_else(|| env.var("PGPASSFILE").map(PathBuf::from))
-            .or_else(|| env.home().map(|home| home.join(".pgpass")));
-        let lookup = match passfile_path {
-            Some(path) => passfile::lookup(&path, &passfile_hosts(&host), port, &dbname, &user),
-            None => PassfileLookup::Absent,
-        };
-        match lookup {
-            PassfileLookup::Found {
-                password,
-                path,
-                line,
-            } => Some((Password(password), PasswordSource::Passfile { path, line })),
-            PassfileLookup::Ignored(reason) => {
-                tracing::warn!("{reason}");
-                notes.push(reason);
-                None
-            }
-            PassfileLookup::Absent | PassfileLookup::NoMatch => None,
+/// The password from the connection string, else PGPASSWORD, else the
+/// password file; a password file ignored for its permissions is noted.
+fn resolve_password(
+    sources: &Sources<'_>,
+    host: &Host,
+    port: u16,
+    dbname: &str,
+    user: &str,
+    notes: &mut Vec<String>,
+) -> Option<(Password, PasswordSource)> {
+    if let Some(password) = sources.params.get("password") {
+        return Some((Password(password.clone()), PasswordSource::ConnectionString));
+    }
+    if let Some(password) = sources.env.var("PGPASSWORD") {
+        return Some((Password(password.to_owned()), PasswordSource::Environment));
+    }
+    let path = sources
+        .params
+        .get("passfile")
+        .map(PathBuf::from)
+        .or_else(|| sources.env.var("PGPASSFILE").map(PathBuf::from))
+        .or_else(|| sources.env.home().map(|home| home.join(".pgpass")))?;
+    match passfile::lookup(&path, &passfile_hosts(host), port, dbname, user) {
+        PassfileLookup::Found {
+            password,
+            path,
+            line,
+        } => Some((Password(password), PasswordSource::Passfile { path, line })),
+        PassfileLookup::Ignored(reason) => {
+            tracing::warn!("{reason}");
+            notes.push(reason);
+            None
         }
-    };
-
-    Ok(ConnectionSettings {
-        host,
-        hostaddr,
-        port,
-        user,
-        dbname,
-        password,
-        sslmode,
-        root_certificates,
-        client_certificate,
-        connect_timeout,
-        application_name,
-        options,
-        notes,
-    })
+        PassfileLookup::Absent | PassfileLookup::NoMatch => None,
+    }
 }
 
 /// libpq: a timeout of zero (or less) means "wait forever"; below 2 s it uses 2 s.

@@ -196,6 +196,31 @@ pub fn examine(path: &Path, text: String) -> Examined {
             class,
         });
     }
+    let (mode, mode_reason) = choose_mode(path, &text, &lines, &statements, &mut problems);
+    problems.sort_by_key(SqlError::offset_order);
+    let file = ParsedFile {
+        path: path.to_path_buf(),
+        text,
+        statements,
+        mode,
+        mode_reason,
+    };
+    Examined {
+        file,
+        problems,
+        syntax: parse,
+    }
+}
+
+/// Transaction or statement by statement, and why; a file that mixes both
+/// kinds of statements is a problem.
+fn choose_mode(
+    path: &Path,
+    text: &str,
+    lines: &LineIndex<'_>,
+    statements: &[Statement],
+    problems: &mut Vec<SqlError>,
+) -> (Mode, String) {
     let forced = text
         .lines()
         .take_while(|line| line.trim_start().starts_with("--") || line.trim().is_empty())
@@ -206,7 +231,7 @@ pub fn examine(path: &Path, text: String) -> Examined {
     let inside = statements
         .iter()
         .find(|s| s.class == StatementClass::Transactional);
-    let (mode, mode_reason) = match (forced, outside, inside) {
+    match (forced, outside, inside) {
         (true, _, _) => (
             Mode::NoTransaction,
             format!("the file starts with `{NO_TRANSACTION_HEADER}`"),
@@ -240,19 +265,6 @@ pub fn examine(path: &Path, text: String) -> Examined {
             Mode::Transaction,
             "every statement can run in one transaction".to_owned(),
         ),
-    };
-    problems.sort_by_key(SqlError::offset_order);
-    let file = ParsedFile {
-        path: path.to_path_buf(),
-        text,
-        statements,
-        mode,
-        mode_reason,
-    };
-    Examined {
-        file,
-        problems,
-        syntax: parse,
     }
 }
 

@@ -418,79 +418,151 @@ fn check_table(
     let raw = entry.get_ref();
     let errors_before = checker.problems.len();
     let location = checker.lines.location(checker.path, entry.span().start);
+    let (schema, name) = check_name(checker, &raw.name);
+    let interval = check_interval(checker, &raw.interval);
+    let time_zone = check_time_zone(
+        checker,
+        raw.time_zone.as_ref().or(defaults.time_zone.as_ref()),
+    );
+    let lock_timeout = check_lock_timeout(
+        checker,
+        raw.lock_timeout.as_ref().or(defaults.lock_timeout.as_ref()),
+    );
+    let counts = check_counts(checker, defaults, entry);
+    let retention = check_retention(checker, defaults, raw, interval);
+    let naming = raw.naming.as_ref().map_or_else(
+        || {
+            interval
+                .map(default_naming)
+                .unwrap_or("{parent}_p{YYYY}_{MM}")
+                .to_owned()
+        },
+        |n| n.get_ref().clone(),
+    );
+    if let Some(interval) = interval
+        && let Err(message) = check_naming(&naming, interval, &name)
+    {
+        checker.problem(
+            raw.naming.as_ref().map_or(entry.span(), Spanned::span),
+            message,
+        );
+    }
+    let indexes = check_indexes(checker, &raw.indexes);
+    if checker.problems.len() > errors_before {
+        return None;
+    }
+    Some(TablePolicy {
+        schema,
+        name,
+        interval: interval?,
+        premake: counts.premake,
+        retention,
+        default_partition: counts.default_partition,
+        move_default_rows: raw
+            .move_default_rows
+            .or(defaults.move_default_rows)
+            .unwrap_or(false),
+        naming,
+        time_zone,
+        lock_timeout,
+        lock_retries: counts.lock_retries,
+        max_drops_per_run: counts.max_drops_per_run,
+        indexes,
+        location,
+    })
+}
 
-    let name_span = raw.name.span();
-    let (schema, name) = match split_qualified(raw.name.get_ref()) {
-        Some(parts) => parts,
-        None => {
-            checker.problem(
-                name_span.clone(),
-                format!(
-                    "table name \"{}\" must be schema-qualified, like \"public.{}\"",
-                    raw.name.get_ref(),
-                    raw.name.get_ref()
-                ),
-            );
-            (String::new(), raw.name.get_ref().clone())
-        }
-    };
+/// (schema, table) of a schema-qualified name.
+fn check_name(checker: &mut Checker<'_>, raw: &Spanned<String>) -> (String, String) {
+    split_qualified(raw.get_ref()).unwrap_or_else(|| {
+        checker.problem(
+            raw.span(),
+            format!(
+                "table name \"{}\" must be schema-qualified, like \"public.{}\"",
+                raw.get_ref(),
+                raw.get_ref()
+            ),
+        );
+        (String::new(), raw.get_ref().clone())
+    })
+}
 
-    let interval = Interval::parse(raw.interval.get_ref()).or_else(|| {
-        let suggestion = crate::suggest::did_you_mean(raw.interval.get_ref(), Interval::NAMES)
+fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<String>) -> Option<Interval> {
+    Interval::parse(raw.get_ref()).or_else(|| {
+        let suggestion = crate::suggest::did_you_mean(raw.get_ref(), Interval::NAMES)
             .map(|near| format!(" (did you mean \"{near}\"?)"))
             .unwrap_or_default();
         checker.problem(
-            raw.interval.span(),
+            raw.span(),
             format!(
                 "unknown interval \"{}\"{suggestion}: use one of {}",
-                raw.interval.get_ref(),
+                raw.get_ref(),
                 Interval::NAMES.join(", ")
             ),
         );
         None
-    });
+    })
+}
 
-    let time_zone_raw = raw.time_zone.as_ref().or(defaults.time_zone.as_ref());
-    let time_zone = match time_zone_raw {
-        None => Tz::UTC,
-        Some(zone) => zone.get_ref().parse::<Tz>().unwrap_or_else(|_| {
-            let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
-            let suggestion = crate::suggest::did_you_mean(zone.get_ref(), &names)
-                .map(|near| format!(" (did you mean \"{near}\"?)"))
-                .unwrap_or_default();
+fn check_time_zone(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) -> Tz {
+    let Some(zone) = raw else {
+        return Tz::UTC;
+    };
+    zone.get_ref().parse::<Tz>().unwrap_or_else(|_| {
+        let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()).collect();
+        let suggestion = crate::suggest::did_you_mean(zone.get_ref(), &names)
+            .map(|near| format!(" (did you mean \"{near}\"?)"))
+            .unwrap_or_default();
+        checker.problem(
+            zone.span(),
+            format!("unknown time zone \"{}\"{suggestion}: use an IANA name like \"UTC\" or \"Europe/Berlin\"", zone.get_ref()),
+        );
+        Tz::UTC
+    })
+}
+
+fn check_lock_timeout(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) -> Timeout {
+    let Some(text) = raw else {
+        return DEFAULT_LOCK_TIMEOUT;
+    };
+    match text.get_ref().parse::<Timeout>() {
+        Ok(timeout) if timeout.0.is_zero() => {
+            checker.problem(text.span(), "lock_timeout = 0 would let DDL wait in the lock queue forever: use a short timeout like \"2s\"");
+            DEFAULT_LOCK_TIMEOUT
+        }
+        Ok(timeout) if timeout > MAX_LOCK_TIMEOUT => {
             checker.problem(
-                zone.span(),
-                format!("unknown time zone \"{}\"{suggestion}: use an IANA name like \"UTC\" or \"Europe/Berlin\"", zone.get_ref()),
+                text.span(),
+                format!(
+                    "lock_timeout = \"{}\" is over {MAX_LOCK_TIMEOUT}: a statement waiting for a lock makes \
+                     every later query on the table wait behind it; keep it short, like \"2s\"",
+                    text.get_ref()
+                ),
             );
-            Tz::UTC
-        }),
-    };
+            DEFAULT_LOCK_TIMEOUT
+        }
+        Ok(timeout) => timeout,
+        Err(message) => {
+            checker.problem(text.span(), format!("invalid lock_timeout: {message}"));
+            DEFAULT_LOCK_TIMEOUT
+        }
+    }
+}
 
-    let lock_timeout = match raw.lock_timeout.as_ref().or(defaults.lock_timeout.as_ref()) {
-        None => DEFAULT_LOCK_TIMEOUT,
-        Some(text) => match text.get_ref().parse::<Timeout>() {
-            Ok(timeout) if timeout.0.is_zero() => {
-                checker.problem(text.span(), "lock_timeout = 0 would let DDL wait in the lock queue forever: use a short timeout like \"2s\"");
-                DEFAULT_LOCK_TIMEOUT
-            }
-            Ok(timeout) if timeout > MAX_LOCK_TIMEOUT => {
-                checker.problem(
-                    text.span(),
-                    format!(
-                        "lock_timeout = \"{}\" is over {MAX_LOCK_TIMEOUT}: a statement waiting for a lock makes \
-                         every later query on the table wait behind it; keep it short, like \"2s\"",
-                        text.get_ref()
-                    ),
-                );
-                DEFAULT_LOCK_TIMEOUT
-            }
-            Ok(timeout) => timeout,
-            Err(message) => {
-                checker.problem(text.span(), format!("invalid lock_timeout: {message}"));
-                DEFAULT_LOCK_TIMEOUT
-            }
-        },
-    };
+/// The table's counts, each within its bounds.
+struct Counts {
+    lock_retries: u32,
+    premake: u32,
+    default_partition: bool,
+    max_drops_per_run: u32,
+}
+
+fn check_counts(
+    checker: &mut Checker<'_>,
+    defaults: &RawDefaults,
+    entry: &Spanned<RawTable>,
+) -> Counts {
+    let raw = entry.get_ref();
     let lock_retries_raw = raw.lock_retries.as_ref().or(defaults.lock_retries.as_ref());
     checker.at_most(
         "lock_retries",
@@ -498,7 +570,6 @@ fn check_table(
         MAX_LOCK_RETRIES,
         "each retry waits for lock_timeout again, and the tables after this one wait with it",
     );
-    let lock_retries = lock_retries_raw.map_or(DEFAULT_LOCK_RETRIES, |r| *r.get_ref());
     let premake_raw = raw.premake.as_ref().or(defaults.premake.as_ref());
     checker.at_most(
         "premake",
@@ -510,10 +581,6 @@ fn check_table(
     let default_partition = raw
         .default_partition
         .or(defaults.default_partition)
-        .unwrap_or(false);
-    let move_default_rows = raw
-        .move_default_rows
-        .or(defaults.move_default_rows)
         .unwrap_or(false);
     if premake == 0 && !default_partition {
         checker.problem(
@@ -540,26 +607,18 @@ fn check_table(
              everything, or allow at least 1",
         );
     }
-
-    let retention = check_retention(checker, defaults, raw, interval);
-
-    let naming_default = interval
-        .map(default_naming)
-        .unwrap_or("{parent}_p{YYYY}_{MM}");
-    let naming = raw
-        .naming
-        .as_ref()
-        .map_or(naming_default.to_owned(), |n| n.get_ref().clone());
-    if let Some(interval) = interval {
-        let span = raw.naming.as_ref().map_or(entry.span(), Spanned::span);
-        if let Err(message) = check_naming(&naming, interval, &name) {
-            checker.problem(span, message);
-        }
+    Counts {
+        lock_retries: lock_retries_raw.map_or(DEFAULT_LOCK_RETRIES, |r| *r.get_ref()),
+        premake,
+        default_partition,
+        max_drops_per_run,
     }
+}
 
+fn check_indexes(checker: &mut Checker<'_>, raw: &[Spanned<RawIndex>]) -> Vec<IndexPolicy> {
     let mut index_names = HashSet::new();
     let mut indexes = Vec::new();
-    for index in &raw.indexes {
+    for index in raw {
         let raw_index = index.get_ref();
         if raw_index.columns.get_ref().is_empty() {
             checker.problem(
@@ -594,26 +653,7 @@ fn check_table(
             unique: raw_index.unique,
         });
     }
-
-    if checker.problems.len() > errors_before {
-        return None;
-    }
-    Some(TablePolicy {
-        schema,
-        name,
-        interval: interval?,
-        premake,
-        retention,
-        default_partition,
-        move_default_rows,
-        naming,
-        time_zone,
-        lock_timeout,
-        lock_retries,
-        max_drops_per_run,
-        indexes,
-        location,
-    })
+    indexes
 }
 
 fn check_retention(
