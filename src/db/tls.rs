@@ -21,13 +21,6 @@ use super::settings::{ConnectionSettings, RootCertificates, SslMode};
 #[derive(Debug, Error)]
 pub enum TlsSetupError {
     #[error(
-        "sslmode={mode} needs the root certificate file {}, which does not exist: \
-         give its path with sslrootcert=PATH (or PGSSLROOTCERT), use sslrootcert=system \
-         for the system's trust store, or choose sslmode=require to encrypt without verifying",
-        path.display()
-    )]
-    MissingRootFile { mode: &'static str, path: PathBuf },
-    #[error(
         "sslmode={mode} verifies the server against root certificates, but none is configured: \
          give the file with sslrootcert=PATH (or PGSSLROOTCERT), use sslrootcert=system for the \
          system's trust store, or choose sslmode=require to encrypt without verifying"
@@ -51,11 +44,9 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
                 provider: provider.clone(),
             }),
             (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
-                inner: webpki_verifier(settings.sslmode, roots, &provider)?,
+                inner: webpki_verifier(roots, &provider)?,
             }),
-            (SslMode::VerifyFull, Some(roots)) => {
-                webpki_verifier(settings.sslmode, roots, &provider)?
-            }
+            (SslMode::VerifyFull, Some(roots)) => webpki_verifier(roots, &provider)?,
             // Settings resolution refuses this; settings built by hand may not.
             (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
                 return Err(TlsSetupError::NoRootCertificates {
@@ -83,19 +74,13 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
 }
 
 fn webpki_verifier(
-    mode: SslMode,
     roots: &RootCertificates,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsSetupError> {
     let mut store = RootCertStore::empty();
     match roots {
+        // Its existence was checked when the settings were resolved.
         RootCertificates::File(path) => {
-            if !path.exists() {
-                return Err(TlsSetupError::MissingRootFile {
-                    mode: mode.name(),
-                    path: path.clone(),
-                });
-            }
             for certificate in read_certificates(path)? {
                 store.add(certificate)?;
             }
