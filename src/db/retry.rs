@@ -66,6 +66,22 @@ pub struct OnRetry {
 }
 
 impl OnRetry {
+    /// A concurrent build cancelled by lock_timeout leaves an INVALID index
+    /// under its name, which must go before the build runs again.
+    /// `index` is the name as SQL writes it (quoted, qualified or not).
+    pub fn drop_invalid_index(index: &str) -> OnRetry {
+        OnRetry {
+            statement: 0,
+            when: format!(
+                "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass({}) AND NOT indisvalid)",
+                super::quote_literal(index)
+            ),
+            sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"),
+            instead: false,
+            why: "the cancelled build left an INVALID index: dropped before building again".into(),
+        }
+    }
+
     /// As SQL comments above the statement, for a plan a person reviews.
     pub fn as_comment(&self) -> String {
         let how = if self.instead {

@@ -412,7 +412,8 @@ fn statement_steps(
         run.on_retry = statement
             .concurrent_index
             .as_deref()
-            .map(drop_cancelled_build);
+            // Unqualified, as the statement names it: looked up on the search path.
+            .map(|name| OnRetry::drop_invalid_index(&quote_ident(name)));
         steps.push(run);
         steps.push(journal_step(source, tables, index));
     }
@@ -429,23 +430,6 @@ fn statement_steps(
     ));
     steps.push(Step::new(Role::Commit, "COMMIT"));
     steps
-}
-
-/// A concurrent build cancelled by lock_timeout leaves an INVALID index
-/// under its name; it goes before the statement runs again. The name is
-/// looked up on the search path, as the statement itself wrote it.
-fn drop_cancelled_build(index: &str) -> OnRetry {
-    let name = quote_ident(index);
-    OnRetry {
-        statement: 0,
-        when: format!(
-            "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass({}) AND NOT indisvalid)",
-            crate::db::quote_literal(&name)
-        ),
-        sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
-        instead: false,
-        why: "the cancelled build left an INVALID index: dropped before building again".into(),
-    }
 }
 
 fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step {

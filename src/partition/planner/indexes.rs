@@ -3,8 +3,8 @@
 
 use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step};
 use crate::db::ident::{QualifiedName, shorten_identifier};
+use crate::db::quote_ident;
 use crate::db::retry::OnRetry;
-use crate::db::{quote_ident, quote_literal};
 use crate::partition::catalog::{self, Partition};
 use crate::partition::policy::IndexPolicy;
 
@@ -163,7 +163,7 @@ fn plan_partition_index(
             partition_name.quoted(),
             index_body(index)
         )];
-        build.on_retry = Some(drop_cancelled_build(&child));
+        build.on_retry = Some(OnRetry::drop_invalid_index(&child.quoted()));
         build.index = Some(child.clone());
         build.transactional = false;
         build.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on {partition_name}"));
@@ -184,21 +184,6 @@ fn plan_partition_index(
     attach.lock = Lock::AccessShare;
     attach.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on index {}", index.name));
     entries.push(Entry::Step(attach));
-}
-
-/// A concurrent build cancelled by lock_timeout leaves an INVALID index
-/// under its name, which must go before the build runs again.
-pub(crate) fn drop_cancelled_build(index: &QualifiedName) -> OnRetry {
-    OnRetry {
-        statement: 0,
-        when: format!(
-            "SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass({}) AND NOT indisvalid)",
-            quote_literal(&index.quoted())
-        ),
-        sql: format!("DROP INDEX CONCURRENTLY IF EXISTS {}", index.quoted()),
-        instead: false,
-        why: "the cancelled build left an INVALID index: dropped before building again".into(),
-    }
 }
 
 /// PostgreSQL refuses a unique index on a partitioned table that lacks the
