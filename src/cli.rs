@@ -94,7 +94,11 @@ pub enum Command {
     #[command(subcommand)]
     Partitions(PartitionsCommand),
     /// Check the connection: connect with the resolved settings and describe the server.
-    Ping,
+    Ping {
+        /// text for people; json for scripts: the target and the session as the server sees it.
+        #[arg(long, value_enum, default_value = "text")]
+        format: StatusFormat,
+    },
     /// Run the whole story on a throwaway cluster: migrate, plan, maintain, retention.
     Demo {
         /// Leave the cluster running at the end and print how to connect (Ctrl-C stops it).
@@ -317,7 +321,7 @@ impl Command {
         match self {
             Command::Migrate(args) => args.into_config(),
             Command::Partitions(command) => command.into_config(),
-            Command::Ping => C::Ping,
+            Command::Ping { format } => C::Ping { format },
             Command::Demo { keep, at } => C::Demo { keep, at },
             Command::Init => C::Init,
             Command::Lint(args) => C::Lint(config::Lint {

@@ -28,7 +28,9 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub enum Command {
-    Ping,
+    Ping {
+        format: StatusFormat,
+    },
     Migrate(Migrate),
     MigrateStatus {
         exit_code: bool,

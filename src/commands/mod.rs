@@ -21,7 +21,7 @@ use crate::exit::{Outcome, UsageError};
 pub fn run(config: Config) -> Result<Outcome> {
     let settings = || connection_settings(&config);
     match &config.command {
-        Command::Ping => ping::run(&settings()?),
+        Command::Ping { format } => ping::run(&settings()?, *format),
         Command::Migrate(migrate) => migrate::apply(&config, migrate, &settings()?),
         Command::MigrateStatus { exit_code, format } => {
             migrate::status(&config, &settings()?, *exit_code, *format)

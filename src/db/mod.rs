@@ -7,7 +7,7 @@ pub mod ident;
 pub(crate) mod lock;
 mod passfile;
 pub(crate) mod retry;
-pub(crate) mod server;
+pub mod server;
 pub mod settings;
 mod tls;
 

@@ -31,6 +31,33 @@ pub fn describe(client: &mut Client) -> Result<ServerInfo, postgres::Error> {
     })
 }
 
+/// One JSON object describing the session as the server sees it: who, where,
+/// how and with which session settings. The same query run through any client
+/// tells whether two clients given the same connection settings arrived at
+/// the same place.
+pub const SESSION_FACTS_SQL: &str = "SELECT json_build_object(\
+    'user', current_user, \
+    'session_user', session_user, \
+    'database', current_database(), \
+    'server_port', current_setting('port')::int, \
+    'server_address', host(inet_server_addr()), \
+    'cluster_name', current_setting('cluster_name'), \
+    'tls', coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), \
+    'application_name', current_setting('application_name'), \
+    'in_recovery', pg_is_in_recovery(), \
+    'read_only', current_setting('transaction_read_only') = 'on', \
+    'time_zone', current_setting('TimeZone'), \
+    'date_style', current_setting('DateStyle'), \
+    'geqo', current_setting('geqo'), \
+    'search_path', current_setting('search_path'), \
+    'client_encoding', current_setting('client_encoding'))::text";
+
+pub fn session_facts(client: &mut Client) -> Result<serde_json::Value, postgres::Error> {
+    let text: String = client.query_one(SESSION_FACTS_SQL, &[])?.get(0);
+    // The server wrote it with json_build_object.
+    Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+}
+
 /// True on a standby: nothing may be written there.
 pub fn in_recovery(client: &mut Client) -> Result<bool, postgres::Error> {
     Ok(client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0))
