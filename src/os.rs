@@ -90,3 +90,32 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
     }
     Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
+
+/// The OS user running the process that listens on a Unix socket, as the
+/// kernel reports it for a connection to it (SO_PEERCRED).
+pub fn socket_peer_user(socket: &std::path::Path) -> std::io::Result<String> {
+    use std::os::fd::AsRawFd;
+    let stream = std::os::unix::net::UnixStream::connect(socket)?;
+    // SAFETY: ucred is plain old data; zeroed is a valid value.
+    let mut credentials: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut length = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the pointers are to live locals of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut length,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let uid = credentials.uid;
+    lookup(|pwd, buf, result| unsafe {
+        libc::getpwuid_r(uid, pwd, buf.as_mut_ptr(), buf.len(), result)
+    })
+    .map(|account| account.name)
+    .ok_or_else(|| std::io::Error::other(format!("no account has user id {uid}")))
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::db::settings::{ConnectionSettings, Host, SslMode};
+use crate::db::settings::{ConnectionSettings, Endpoint, Host, SslMode};
 use crate::os::{self, Account};
 
 pub const SUPERUSER: &str = "postgres";
@@ -275,21 +275,11 @@ impl Sandbox {
 
     /// Settings for the superuser over the Unix socket.
     pub fn settings(&self, dbname: &str) -> ConnectionSettings {
-        ConnectionSettings {
-            host: Host::Socket(self.root.clone()),
-            hostaddr: None,
-            port: self.port,
-            user: SUPERUSER.to_owned(),
-            dbname: dbname.to_owned(),
-            password: None,
-            sslmode: SslMode::Disable,
-            root_certificates: None,
-            client_certificate: None,
-            connect_timeout: Duration::from_secs(10),
-            application_name: crate::db::settings::DEFAULT_APPLICATION_NAME.to_owned(),
-            options: None,
-            notes: Vec::new(),
-        }
+        let endpoint = Endpoint::new(Host::Socket(self.root.clone()), self.port);
+        let mut settings = ConnectionSettings::new(endpoint, SUPERUSER, dbname);
+        settings.sslmode = SslMode::Disable;
+        settings.connect_timeout = Duration::from_secs(10);
+        settings
     }
 
     /// A connection string for the superuser over the Unix socket, in the

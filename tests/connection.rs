@@ -98,17 +98,18 @@ fn tcp_url(sandbox: &Sandbox, password: Option<&str>, query: &str) -> String {
 
 /// The PG* variables naming the same target as these settings.
 fn pg_variables(settings: &ConnectionSettings) -> Vec<(&'static str, String)> {
-    let host = match &settings.host {
+    let endpoint = &settings.endpoints[0];
+    let host = match &endpoint.host {
         Host::Tcp(name) => name.clone(),
         Host::Socket(dir) => dir.display().to_string(),
     };
     let mut vars = vec![
         ("PGHOST", host),
-        ("PGPORT", settings.port.to_string()),
+        ("PGPORT", endpoint.port.to_string()),
         ("PGUSER", settings.user.clone()),
         ("PGDATABASE", settings.dbname.clone()),
     ];
-    if let Some((password, _)) = &settings.password {
+    if let Some((password, _)) = &endpoint.password {
         vars.push(("PGPASSWORD", password.expose().to_owned()));
     }
     vars
@@ -468,7 +469,7 @@ fn the_password_never_appears_in_any_output() {
         ),
         (
             format!("postgres://app:{pw}@127.0.0.1:{port}/appdb?sslmode"),
-            "has no '='",
+            "has no \"=\"",
         ),
         (
             format!("postgres://app:{pw}/x@127.0.0.1:{port}/appdb"),
@@ -480,7 +481,7 @@ fn the_password_never_appears_in_any_output() {
         ),
         (
             format!("host=127.0.0.1 port={port} user=app password='{pw}"),
-            "unterminated quoted value",
+            "has no closing quote",
         ),
         (
             format!("host=127.0.0.1 port={port} user=app password={pw} passwd={pw}"),

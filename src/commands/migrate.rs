@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 
 use crate::config::{Config, Migrate, PlanFormat, StatusFormat};
-use crate::db::{self, ConnectionSettings};
+use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
 use crate::migrate::apply::{self, ApplyError, RunLock};
 use crate::migrate::plan::{self, Options, State};
@@ -31,7 +31,13 @@ pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> 
         target: args.target,
         allow_out_of_order: args.allow_out_of_order,
     };
-    let mut client = db::connect(settings)?;
+    let target = if args.dry_run {
+        TargetSessionAttrs::Any
+    } else {
+        TargetSessionAttrs::ReadWrite
+    };
+    let (mut client, settings) = db::open_for(settings, target).map_err(refuse_standbys)?;
+    let settings = &settings;
     if args.dry_run {
         let state = read_state(&mut client, sources)?;
         let plan = plan::plan(sources, &state, &options)?;
@@ -147,7 +153,8 @@ pub fn baseline(
     lock_wait: std::time::Duration,
 ) -> Result<Outcome> {
     let mut sources = load_sources(config)?;
-    let client = db::connect(settings)?;
+    let (client, _) =
+        db::open_for(settings, TargetSessionAttrs::ReadWrite).map_err(refuse_standbys)?;
     let (count, highest) =
         apply::baseline(client, &mut sources, version, &RunLock { wait: lock_wait })
             .map_err(glue_error)?;
@@ -156,4 +163,15 @@ pub fn baseline(
         "baseline: recorded {count} migration(s) up to version {highest} as applied, without running them"
     )?;
     Ok(Outcome::Success)
+}
+
+/// Only standbys answered: say so the way a run on a replica does.
+fn refuse_standbys(error: db::ConnectError) -> anyhow::Error {
+    if error.only_standbys() {
+        anyhow::Error::new(error).context(
+            "this server is a read-only replica (in recovery): point DATABASE_URL at the primary",
+        )
+    } else {
+        error.into()
+    }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
 use crate::config::{CheckFormat, Config, PlanFormat, StatusFormat};
-use crate::db::{self, ConnectionSettings};
+use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
 use crate::partition::maintain::{self, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
@@ -84,7 +84,20 @@ pub fn maintain(
         }
         policy.tables.retain(|t| only.contains(&t.qualified_name()));
     }
-    let mut client = db::connect(settings)?;
+    let target = if dry_run {
+        TargetSessionAttrs::Any
+    } else {
+        TargetSessionAttrs::ReadWrite
+    };
+    let (mut client, settings) = match db::open_for(settings, target) {
+        Ok(session) => session,
+        // Cron runs maintain on every node; the replicas have nothing to do.
+        Err(error) if error.only_standbys() => {
+            return report_replica(&mut std::io::stdout().lock());
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let settings = &settings;
     let plan = plan_now(&mut client, &policy, now)?;
     let mut out = std::io::stdout().lock();
     if dry_run {
@@ -94,10 +107,7 @@ pub fn maintain(
     }
     let maintenance = maintain::run(&mut client, settings, &policy, &plan)?;
     match &maintenance {
-        Maintenance::Replica => writeln!(
-            out,
-            "this server is a read-only replica (in recovery): nothing to maintain here; run maintenance against the primary"
-        )?,
+        Maintenance::Replica => return report_replica(&mut out),
         Maintenance::Tables(reports) => render::write_summary(&mut out, reports)?,
     }
     out.flush()?;
@@ -105,6 +115,15 @@ pub fn maintain(
     if failed > 0 {
         bail!("{failed} table(s) failed (see above); the others were maintained");
     }
+    Ok(Outcome::Success)
+}
+
+fn report_replica(out: &mut impl Write) -> Result<Outcome> {
+    writeln!(
+        out,
+        "this server is a read-only replica (in recovery): nothing to maintain here; run maintenance against the primary"
+    )?;
+    out.flush()?;
     Ok(Outcome::Success)
 }
 

@@ -8,9 +8,11 @@ pub(crate) mod lock;
 mod passfile;
 pub(crate) mod retry;
 pub mod server;
+pub(crate) mod service;
 pub mod settings;
 mod tls;
 
-pub use connect::{ConnectError, connect};
+pub use connect::{ConnectError, Connected, connect, open, open_for};
 pub use ident::{quote_ident, quote_literal};
+pub use settings::TargetSessionAttrs;
 pub use settings::{ConnectionSettings, Environment, resolve};

@@ -1,7 +1,8 @@
 //! The password file (`~/.pgpass` or PGPASSFILE), with libpq's rules:
-//! `host:port:database:user:password` lines, `*` matches anything, `\`
-//! escapes `:` and `\`, the first matching line wins, and a file that group or
-//! others may access is ignored.
+//! `host:port:database:user:password` lines, `*` matches any value, `\`
+//! escapes the next character, the first matching line wins, the password
+//! ends at the next unescaped `:`, and a file that group or others may
+//! access is ignored.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -19,13 +20,9 @@ pub enum PassfileLookup {
     },
 }
 
-pub fn lookup(
-    path: &Path,
-    hosts: &[String],
-    port: u16,
-    dbname: &str,
-    user: &str,
-) -> PassfileLookup {
+/// The password of the first line matching these values, compared as
+/// written (the port too: `05432` is not `5432`).
+pub fn lookup(path: &Path, host: &str, port: &str, dbname: &str, user: &str) -> PassfileLookup {
     let Ok(metadata) = std::fs::metadata(path) else {
         return PassfileLookup::Absent;
     };
@@ -54,23 +51,17 @@ pub fn lookup(
             ));
         }
     };
-    let port = port.to_string();
-    for (index, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() {
+    for (index, line) in text.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let fields = split_fields(line);
-        let [host_field, port_field, db_field, user_field, password] = fields.as_slice() else {
-            continue;
-        };
-        let matches = |field: &str, value: &str| field == "*" || field == value;
-        if hosts.iter().any(|host| matches(host_field, host))
-            && matches(port_field, &port)
-            && matches(db_field, dbname)
-            && matches(user_field, user)
-        {
+        let password = [host, port, dbname, user]
+            .iter()
+            .try_fold(line, |rest, value| match_field(rest, value));
+        if let Some(password) = password {
             return PassfileLookup::Found {
-                password: password.clone(),
+                password: unescape_password(password),
                 path: path.to_path_buf(),
                 line: index + 1,
             };
@@ -79,19 +70,41 @@ pub fn lookup(
     PassfileLookup::NoMatch
 }
 
-/// Splits at unescaped colons into at most five fields; the last keeps any
-/// further colons. Returns fewer than five for a malformed line.
-fn split_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => fields.last_mut().expect("never empty").extend(chars.next()),
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            c => fields.last_mut().expect("never empty").push(c),
+/// When the line's next field matches `value`, the rest of the line after
+/// that field's `:`. A field of `*` matches anything; `\x` stands for x.
+fn match_field<'a>(line: &'a str, value: &str) -> Option<&'a str> {
+    if let Some(rest) = line.strip_prefix("*:") {
+        return Some(rest);
+    }
+    let mut expected = value.chars();
+    let mut chars = line.char_indices();
+    while let Some((index, c)) = chars.next() {
+        let literal = match c {
+            // As libpq: an unescaped ':' ends the field once the value is
+            // used up, and otherwise is compared like any other character.
+            ':' if expected.as_str().is_empty() => return Some(&line[index + 1..]),
+            '\\' => chars.next()?.1,
+            c => c,
+        };
+        if expected.next() != Some(literal) {
+            return None;
         }
     }
-    fields
+    None
+}
+
+/// The password field: `\x` stands for x, an unescaped `:` ends it.
+fn unescape_password(field: &str) -> String {
+    let mut password = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ':' => break,
+            '\\' => password.push(chars.next().unwrap_or('\\')),
+            c => password.push(c),
+        }
+    }
+    password
 }
 
 #[cfg(test)]
@@ -108,15 +121,11 @@ mod tests {
     fn find(
         file: &tempfile::NamedTempFile,
         host: &str,
-        port: u16,
+        port: &str,
         db: &str,
         user: &str,
-    ) -> PassfileLookup {
-        lookup(file.path(), &[host.to_owned()], port, db, user)
-    }
-
-    fn password(lookup: PassfileLookup) -> Option<(String, usize)> {
-        match lookup {
+    ) -> Option<(String, usize)> {
+        match lookup(file.path(), host, port, db, user) {
             PassfileLookup::Found { password, line, .. } => Some((password, line)),
             _ => None,
         }
@@ -132,45 +141,59 @@ mod tests {
             0o600,
         );
         assert_eq!(
-            password(find(&file, "db1", 5432, "app", "alice")),
+            find(&file, "db1", "5432", "app", "alice"),
             Some(("first".into(), 2))
         );
         assert_eq!(
-            password(find(&file, "db2", 5432, "other", "alice")),
+            find(&file, "db2", "5432", "other", "alice"),
             Some(("second".into(), 3))
         );
         assert_eq!(
-            password(find(&file, "db2", 6432, "app", "bob")),
+            find(&file, "db2", "6432", "app", "bob"),
             Some(("fallback".into(), 4))
         );
     }
 
     #[test]
-    fn escapes_and_colons_in_password() {
+    fn escapes_and_the_colon_that_ends_the_password() {
         let file = write("h\\:x:5432:db:u:pa\\:ss:w\\\\rd\n", 0o600);
         assert_eq!(
-            password(find(&file, "h:x", 5432, "db", "u")),
-            Some(("pa:ss:w\\rd".into(), 1))
+            find(&file, "h:x", "5432", "db", "u"),
+            Some(("pa:ss".into(), 1))
+        );
+        let file = write("::1:5432:db:u:pw\n", 0o600);
+        assert_eq!(
+            find(&file, "::1", "5432", "db", "u"),
+            Some(("pw".into(), 1))
+        );
+        let file = write("h:5432:db:u:trail\\", 0o600);
+        assert_eq!(
+            find(&file, "h", "5432", "db", "u"),
+            Some(("trail\\".into(), 1))
         );
     }
 
     #[test]
+    fn the_port_is_compared_as_written() {
+        let file = write("h:05432:db:u:pw\n", 0o600);
+        assert_eq!(find(&file, "h", "5432", "db", "u"), None);
+        assert_eq!(find(&file, "h", "05432", "db", "u"), Some(("pw".into(), 1)));
+    }
+
+    #[test]
     fn no_match_and_malformed_lines() {
-        let file = write("only:three:fields\nh:5432:db:u:pw\n", 0o600);
+        let file = write("only:three:fields\nh:5432:db:u\nh:5432:db:u:pw\n", 0o600);
         assert_eq!(
-            find(&file, "other", 5432, "db", "u"),
+            lookup(file.path(), "other", "5432", "db", "u"),
             PassfileLookup::NoMatch
         );
-        assert_eq!(
-            password(find(&file, "h", 5432, "db", "u")),
-            Some(("pw".into(), 2))
-        );
+        assert_eq!(find(&file, "h", "5432", "db", "u"), Some(("pw".into(), 3)));
     }
 
     #[test]
     fn group_or_world_access_is_refused_with_the_fix() {
         let file = write("*:*:*:*:pw\n", 0o644);
-        let PassfileLookup::Ignored(reason) = find(&file, "h", 5432, "db", "u") else {
+        let PassfileLookup::Ignored(reason) = lookup(file.path(), "h", "5432", "db", "u") else {
             panic!("expected the file to be ignored");
         };
         assert!(
@@ -178,14 +201,13 @@ mod tests {
             "{reason}"
         );
         assert!(reason.contains("chmod 0600"), "{reason}");
-        assert!(!reason.contains("pw\n"));
     }
 
     #[test]
     fn missing_file_is_absent() {
         let missing = Path::new("/nonexistent/pgpass");
         assert_eq!(
-            lookup(missing, &["h".into()], 5432, "d", "u"),
+            lookup(missing, "h", "5432", "d", "u"),
             PassfileLookup::Absent
         );
     }

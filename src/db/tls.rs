@@ -10,13 +10,15 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime,
+};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use thiserror::Error;
 
-use super::settings::{ConnectionSettings, RootCertificates, SslMode};
+use super::settings::{ConnectionSettings, Host, RootCertificates, SslMode};
 
 #[derive(Debug, Error)]
 pub enum TlsSetupError {
@@ -28,6 +30,10 @@ pub enum TlsSetupError {
     NoRootCertificates { mode: &'static str },
     #[error("cannot read certificates from {}: {reason}", path.display())]
     BadPem { path: PathBuf, reason: String },
+    #[error(
+        "ssl_min_protocol_version=TLSv1.3 and ssl_max_protocol_version=TLSv1.2 leave no TLS version to use"
+    )]
+    NoProtocolVersion,
     #[error("the system trust store holds no usable certificate")]
     EmptySystemStore,
     #[error("the TLS configuration is invalid: {0}")]
@@ -36,45 +42,66 @@ pub enum TlsSetupError {
 
 /// The client TLS configuration for these settings; `None` when TLS is off.
 pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfig>, TlsSetupError> {
+    let over_tcp = settings
+        .endpoints
+        .iter()
+        .any(|endpoint| matches!(endpoint.host, Host::Tcp(_)));
+    if !over_tcp {
+        return Ok(None);
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> =
-        match (settings.sslmode, &settings.root_certificates) {
-            (SslMode::Disable, _) => return Ok(None),
-            (SslMode::Prefer, _) | (SslMode::Require, None) => Arc::new(AcceptAnyCertificate {
+    let tls = &settings.tls;
+    let verifier: Arc<dyn ServerCertVerifier> = match (settings.sslmode, &tls.root_certificates) {
+        (SslMode::Disable, _) => return Ok(None),
+        (SslMode::Allow | SslMode::Prefer, _) | (SslMode::Require, None) => {
+            Arc::new(AcceptAnyCertificate {
                 provider: provider.clone(),
-            }),
-            (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
-                inner: webpki_verifier(roots, &provider)?,
-            }),
-            (SslMode::VerifyFull, Some(roots)) => webpki_verifier(roots, &provider)?,
-            // Settings resolution refuses this; settings built by hand may not.
-            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
-                return Err(TlsSetupError::NoRootCertificates {
-                    mode: settings.sslmode.name(),
-                });
-            }
-        };
+            })
+        }
+        (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
+            inner: webpki_verifier(roots, &tls.revocation_lists, &provider)?,
+        }),
+        (SslMode::VerifyFull, Some(roots)) => {
+            webpki_verifier(roots, &tls.revocation_lists, &provider)?
+        }
+        // Settings resolution refuses this; settings built by hand may not.
+        (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+            return Err(TlsSetupError::NoRootCertificates {
+                mode: settings.sslmode.name(),
+            });
+        }
+    };
+    let versions: &[&rustls::SupportedProtocolVersion] = match (tls.only_tls12, tls.only_tls13) {
+        (true, true) => return Err(TlsSetupError::NoProtocolVersion),
+        (true, false) => &[&rustls::version::TLS12],
+        (false, true) => &[&rustls::version::TLS13],
+        (false, false) => rustls::DEFAULT_VERSIONS,
+    };
     let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_protocol_versions(versions)?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    let config = match &settings.client_certificate {
+    let mut config = match &tls.client_certificate {
         Some((cert_path, key_path)) => {
             let chain = read_certificates(cert_path)?;
             let key =
                 PrivateKeyDer::from_pem_file(key_path).map_err(|err| TlsSetupError::BadPem {
                     path: key_path.clone(),
-                    reason: err.to_string(),
+                    reason: format!(
+                        "{err} (an encrypted key cannot be read: decrypt it with openssl pkey)"
+                    ),
                 })?;
             builder.with_client_auth_cert(chain, key)?
         }
         None => builder.with_no_client_auth(),
     };
+    config.enable_sni = tls.sni;
     Ok(Some(config))
 }
 
 fn webpki_verifier(
     roots: &RootCertificates,
+    revocation_lists: &[PathBuf],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsSetupError> {
     let mut store = RootCertStore::empty();
@@ -93,7 +120,20 @@ fn webpki_verifier(
             }
         }
     }
+    let mut crls = Vec::new();
+    for path in revocation_lists {
+        let bad = |reason: String| TlsSetupError::BadPem {
+            path: path.clone(),
+            reason,
+        };
+        for crl in
+            CertificateRevocationListDer::pem_file_iter(path).map_err(|err| bad(err.to_string()))?
+        {
+            crls.push(crl.map_err(|err| bad(err.to_string()))?);
+        }
+    }
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+        .with_crls(crls)
         .build()
         .map_err(|err| TlsSetupError::BadPem {
             path: PathBuf::from("(root certificates)"),
@@ -233,7 +273,7 @@ mod tests {
     #[test]
     fn a_verify_mode_without_roots_is_an_error_not_a_crash() {
         let mut settings = resolve(
-            Some("host=h sslmode=require"),
+            Some("host=h sslmode=require user=u"),
             &Environment::with_vars([], None),
         )
         .unwrap();
