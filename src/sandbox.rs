@@ -149,6 +149,14 @@ pub struct SandboxOptions {
     /// Start as a hot standby (in recovery, read-only) with no primary: the
     /// server a replica connection string leads to.
     pub standby: bool,
+    /// More directories for the server's Unix socket, besides the sandbox
+    /// root (which stays first). They must exist and be writable by the
+    /// server's account.
+    pub extra_socket_dirs: Vec<PathBuf>,
+    /// SQL statements, one per line, run in single-user mode after initdb
+    /// and before the server starts: how a standby, which refuses writes
+    /// once up, gets its roles and databases.
+    pub setup_sql: Vec<String>,
 }
 
 /// A running throwaway cluster. Dropping it stops the server and removes its
@@ -178,6 +186,9 @@ impl Sandbox {
         // From here on, a failure must not leave the directory behind.
         let cleanup = RemoveOnError(Some(root.clone()));
         initdb(&binaries, &root, run_as.as_ref())?;
+        if !options.setup_sql.is_empty() {
+            run_setup_sql(&binaries, &root, &options.setup_sql, run_as.as_ref())?;
+        }
         if let Some(tls) = &options.tls {
             write_server_tls(&root, tls, run_as.as_ref())?;
         }
@@ -476,6 +487,43 @@ fn initdb(
     Ok(())
 }
 
+fn run_setup_sql(
+    binaries: &ServerBinaries,
+    root: &Path,
+    statements: &[String],
+    run_as: Option<&Account>,
+) -> Result<(), SandboxError> {
+    use std::io::Write;
+    let log_path = root.join("setup.log");
+    let log = fs::File::create(&log_path).map_err(io_error("creating setup.log"))?;
+    let mut child = server_command(binaries, "postgres", root, run_as)
+        .args(["--single", "-D", "data", "-c", "fsync=off", "postgres"])
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().map_err(io_error("opening setup.log"))?)
+        .stderr(log)
+        .spawn()
+        .map_err(io_error(format!(
+            "running {} --single",
+            binaries.bindir.join("postgres").display()
+        )))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let written = stdin.write_all(statements.join("\n").as_bytes());
+    drop(stdin);
+    let status = child
+        .wait()
+        .map_err(io_error("waiting for postgres --single"))?;
+    written.map_err(io_error("writing the setup SQL"))?;
+    let log_text = fs::read_to_string(&log_path).unwrap_or_default();
+    if !status.success() || log_text.contains("ERROR:") {
+        return Err(SandboxError::CommandFailed {
+            program: "postgres --single".into(),
+            status: status.to_string(),
+            log_tail: log_tail(&log_path),
+        });
+    }
+    Ok(())
+}
+
 fn write_server_tls(
     root: &Path,
     tls: &ServerTls,
@@ -536,7 +584,12 @@ fn launch(
         .map_err(fail)?;
     let mut command = server_command(binaries, "postgres", root, run_as);
     command.args(["-D", "data", "-p", &port.to_string()]);
-    command.arg("-k").arg(root);
+    let mut socket_dirs = root.as_os_str().to_owned();
+    for dir in &options.extra_socket_dirs {
+        socket_dirs.push(",");
+        socket_dirs.push(dir);
+    }
+    command.arg("-k").arg(socket_dirs);
     let mut settings: Vec<(String, String)> = [
         ("listen_addresses", "127.0.0.1"),
         ("fsync", "off"),

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use pgm::db::ConnectionSettings;
 use pgm::db::settings::Host;
 use pgm::sandbox::{Sandbox, SandboxOptions, ServerTls};
+use support::tls::issue_certificate;
 use support::{TestDb, output_text, pgm};
 
 const APP_PASSWORD: &str = "Sup3r-Secret-Pw";
@@ -53,23 +54,6 @@ fn tls_server() -> &'static TlsServer {
             _dir: dir,
         }
     })
-}
-
-/// A CA and a server certificate it signed: (ca pem, server cert pem, server key pem).
-fn issue_certificate(name: &str) -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "pgm test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec![name.to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    (ca.pem(), server.pem(), server_key.serialize_pem())
 }
 
 fn with_app_role(sandbox: &'static Sandbox) -> &'static Sandbox {

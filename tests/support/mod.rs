@@ -3,6 +3,8 @@
 //! so tests run in parallel, and a builder for the `pgm` binary.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
