@@ -252,6 +252,15 @@ enum Expect {
         reason: &'static str,
         stderr_contains: &'static str,
     },
+    /// libpq 15 fails where pgm, on purpose, connects: psql must fail and
+    /// pgm must connect.
+    PgmConnects { reason: &'static str },
+    /// Both connect, and the sessions differ on purpose in this one field
+    /// only.
+    SessionDiffers {
+        field: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// One way of naming a database. `{HOME}`, `{SYSCONF}` and `{SCRATCH}` in
@@ -280,6 +289,21 @@ fn case(name: &str) -> Case {
 }
 
 impl Case {
+    fn deliberate(mut self, reason: &'static str, stderr_contains: &'static str) -> Self {
+        self.expect = Expect::Deliberate {
+            reason,
+            stderr_contains,
+        };
+        self
+    }
+    fn pgm_connects(mut self, reason: &'static str) -> Self {
+        self.expect = Expect::PgmConnects { reason };
+        self
+    }
+    fn session_differs(mut self, field: &'static str, reason: &'static str) -> Self {
+        self.expect = Expect::SessionDiffers { field, reason };
+        self
+    }
     fn arg(mut self, arg: impl Into<String>) -> Self {
         self.arg = Some(arg.into());
         self
@@ -434,7 +458,8 @@ fn corpus(s: &Servers) -> Vec<Case> {
             .arg("appdb")
             .env("PGHOST", &ps)
             .env("PGPORT", p.to_string())
-            .env("PGUSER", "app"),
+            .env("PGUSER", "app")
+            .deliberate("a bare word is most often a URL with a mistyped scheme, which libpq would send (password included) as a database name", "neither a postgresql:// URL nor key=value pairs"),
         case("kv_port_trailing_space").arg(format!(
             "host={ps} port='{p} ' user=app dbname=appdb"
         )),
@@ -632,7 +657,8 @@ fn corpus(s: &Servers) -> Vec<Case> {
         )),
         case("hostaddr_verify_full_without_host").arg(format!(
             "hostaddr=127.0.0.1 port={p} user=app password={APP_PW} dbname=appdb sslmode=verify-full sslrootcert={ca}"
-        )),
+        ))
+            .pgm_connects("with only hostaddr, pgm checks the certificate against the address; libpq 15 checks it against its default socket directory"),
         case("hostaddr_list_matches_host_list").arg(format!(
             "host=a.invalid,b.invalid hostaddr=127.0.0.1,127.0.0.1 port={down},{p} user=app password={APP_PW} dbname=appdb"
         )),
@@ -666,8 +692,10 @@ fn corpus(s: &Servers) -> Vec<Case> {
                 "127.0.0.1:*:*:app:{WRONG_PW}\nlocalhost:*:*:app:{APP_PW}\n"
             )),
         // ------------------------------------------------ load balancing (libpq 16)
-        case("load_balance_hosts_random").arg(format!("{sock} load_balance_hosts=random")),
-        case("load_balance_hosts_disable").arg(format!("{sock} load_balance_hosts=disable")),
+        case("load_balance_hosts_random").arg(format!("{sock} load_balance_hosts=random"))
+            .pgm_connects("a libpq 16 parameter: pgm accepts the parameters of libpq 16 to 18"),
+        case("load_balance_hosts_disable").arg(format!("{sock} load_balance_hosts=disable"))
+            .pgm_connects("a libpq 16 parameter: pgm accepts the parameters of libpq 16 to 18"),
     ];
 
     // ------------------------------------------------ target_session_attrs
@@ -772,7 +800,8 @@ fn corpus(s: &Servers) -> Vec<Case> {
             .arg(format!("{tcp} sslmode=verify-ca sslrootcert={ca}"))
             .env("PGSSLROOTCERT", &other_ca),
         case("sslrootcert_system_verify_full").arg(format!("{tcp} sslmode=verify-full sslrootcert=system")),
-        case("sslrootcert_system_require").arg(format!("{tcp} sslmode=require sslrootcert=system")),
+        case("sslrootcert_system_require").arg(format!("{tcp} sslmode=require sslrootcert=system"))
+            .deliberate("sslrootcert=system means the system trust store, as in libpq 16 and later, where only verify-full may use it", "only verify-full is allowed"),
         case("sslrootcert_missing_file_require")
             .arg(format!("{tcp} sslmode=require sslrootcert=/nonexistent-parity/root.crt")),
         case("sslrootcert_missing_file_verify_ca")
@@ -862,20 +891,25 @@ fn corpus(s: &Servers) -> Vec<Case> {
         case("requirepeer_over_tcp_is_ignored").arg(format!("{tcp} requirepeer=parity_nobody")),
         case("pgrequirepeer_other_account").arg(&sock).env("PGREQUIREPEER", "parity_nobody"),
         // ------------------------------------------------ replication
-        case("replication_database").arg(format!("host={ps} port={p} user=postgres dbname=appdb replication=database")),
+        case("replication_database").arg(format!("host={ps} port={p} user=postgres dbname=appdb replication=database"))
+            .deliberate("pgm opens ordinary sessions, never replication connections", "never replication connections"),
         case("replication_true").arg(format!("host={ps} port={p} user=postgres dbname=appdb replication=true")),
         case("replication_false").arg(format!("host={ps} port={p} user=postgres dbname=appdb replication=false")),
         case("replication_invalid").arg(format!("host={ps} port={p} user=postgres dbname=appdb replication=maybe")),
         // ------------------------------------------------ client encoding
         case("client_encoding_string_beats_pgclientencoding")
             .arg(format!("{sock} client_encoding=LATIN1"))
-            .env("PGCLIENTENCODING", "UTF8"),
-        case("pgclientencoding_latin1").arg(&sock).env("PGCLIENTENCODING", "LATIN1"),
+            .env("PGCLIENTENCODING", "UTF8")
+            .session_differs("client_encoding", "pgm always talks UTF8 to the server and warns that client_encoding is not applied"),
+        case("pgclientencoding_latin1").arg(&sock).env("PGCLIENTENCODING", "LATIN1")
+            .session_differs("client_encoding", "pgm always talks UTF8 to the server and warns that client_encoding is not applied"),
         case("pgclientencoding_auto").arg(&sock).env("PGCLIENTENCODING", "auto"),
-        case("pgclientencoding_invalid").arg(&sock).env("PGCLIENTENCODING", "NOSUCHENCODING"),
+        case("pgclientencoding_invalid").arg(&sock).env("PGCLIENTENCODING", "NOSUCHENCODING")
+            .pgm_connects("pgm always talks UTF8 to the server and warns that client_encoding is not applied"),
         case("client_encoding_sql_ascii")
             .arg(format!("{sock} client_encoding=SQL_ASCII"))
-            .env("PGCLIENTENCODING", "UTF8"),
+            .env("PGCLIENTENCODING", "UTF8")
+            .session_differs("client_encoding", "pgm always talks UTF8 to the server and warns that client_encoding is not applied"),
         // ------------------------------------------------ keepalives, timeouts
         case("keepalives_0").arg(format!("{tcp} keepalives=0")),
         case("keepalives_1_with_settings").arg(format!(
@@ -1361,6 +1395,33 @@ fn run_case(servers: &Servers, index: usize, case: &Case) -> Verdict {
                 ));
             }
         }
+        Expect::PgmConnects { reason } => {
+            if !matches!(
+                (&psql_outcome, &pgm_outcome),
+                (Outcome::Failed(_), Outcome::Session(_))
+            ) {
+                problems.push(format!(
+                    "deliberately connects ({reason}): expected psql to fail and pgm to connect"
+                ));
+            }
+        }
+        Expect::SessionDiffers { field, reason } => match (&psql_outcome, &pgm_outcome) {
+            (Outcome::Session(a), Outcome::Session(b)) => {
+                let differing: Vec<String> = session_diffs(a, b, case.libpq_fallback.as_deref())
+                    .into_iter()
+                    .map(|(left, _)| left)
+                    .filter(|left| !left.starts_with(&format!("{field}=")))
+                    .collect();
+                if !differing.is_empty() || a.get(*field) == b.get(*field) {
+                    problems.push(format!(
+                        "deliberately differs in {field} only ({reason}): differs in {differing:?}"
+                    ));
+                }
+            }
+            _ => problems.push(format!(
+                "deliberately differs in {field} ({reason}): expected both to connect"
+            )),
+        },
         Expect::Libpq => match (&psql_outcome, &pgm_outcome) {
             (Outcome::Session(a), Outcome::Session(b)) => {
                 let diffs = session_diffs(a, b, case.libpq_fallback.as_deref());

@@ -409,9 +409,14 @@ fn client_config(
     with_check_option: bool,
 ) -> postgres::Config {
     let mut config = postgres::Config::new();
-    match &endpoint.host {
-        Host::Tcp(name) => config.host(name),
-        Host::Socket(dir) => config.host_path(dir),
+    match (&endpoint.host, endpoint.hostaddr) {
+        // A socket path as the name of an address: libpq connects to the
+        // address; the client would take the path for a socket.
+        (Host::Tcp(name), Some(address)) if name.starts_with('/') => {
+            config.host(&address.to_string())
+        }
+        (Host::Tcp(name), _) => config.host(name),
+        (Host::Socket(dir), _) => config.host_path(dir),
     };
     if let Some(address) = endpoint.hostaddr {
         // Connects there; `host` stays the name TLS verifies.

@@ -206,6 +206,9 @@ pub struct TlsOptions {
     pub root_certificates: Option<RootCertificates>,
     pub client_certificate: Option<(PathBuf, PathBuf)>,
     pub revocation_lists: Vec<PathBuf>,
+    /// sslcrldir was named: a certificate without a revocation list for its
+    /// issuer is refused.
+    pub revocation_required: bool,
     pub sni: bool,
     /// TLS 1.3 only (`ssl_min_protocol_version=TLSv1.3`).
     pub only_tls13: bool,
@@ -381,6 +384,11 @@ pub enum SettingsError {
     )]
     MissingClientKey { cert: PathBuf, key: PathBuf },
     #[error(
+        "the private key {} has group or world access (mode {mode:04o}): run chmod 0600 {} (0640 is allowed when root owns it)",
+        path.display(), path.display()
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
+    #[error(
         "sslmode={mode} verifies the server against root certificates, but none is named and there is \
          no home directory to look for ~/.postgresql/root.crt in (HOME is unset and the current OS user \
          has no account entry): give the file with sslrootcert=PATH (or PGSSLROOTCERT), use \
@@ -466,7 +474,10 @@ pub fn resolve(
     settings.options = startup_options(&sources);
     settings.target_session_attrs = resolve_target(&sources)?;
     settings.load_balance_hosts = resolve_load_balance(&sources)?;
-    settings.keepalives = resolve_keepalives(&sources)?;
+    // As libpq, read only for TCP connections.
+    if tls_applies {
+        settings.keepalives = resolve_keepalives(&sources)?;
+    }
     settings.require_peer = sources
         .get("requirepeer")
         .filter(|peer| !peer.is_empty())
@@ -519,6 +530,16 @@ fn refuse_unsupported(sources: &Sources<'_>) -> Result<(), SettingsError> {
             value: value.to_owned(),
             why: "pgm opens ordinary sessions, never replication connections",
         });
+    }
+    if let Some(value) = sources
+        .get("gssencmode")
+        .filter(|value| !matches!(*value, "disable" | "prefer" | "require"))
+    {
+        return Err(invalid(
+            "gssencmode",
+            value,
+            "one of disable, prefer, require",
+        ));
     }
     if sources.get("gssencmode") == Some("require") {
         return Err(SettingsError::Unsupported {
@@ -610,7 +631,7 @@ fn resolve_endpoints(sources: &Sources<'_>) -> Result<Vec<(Endpoint, PassfileKey
         .map(|index| {
             let host = hosts.get(index).map(String::as_str).unwrap_or("");
             let address = addresses.get(index).map(String::as_str).unwrap_or("");
-            let key = PassfileKey::new(host, address, &ports[index]);
+            let key = PassfileKey::new(host, &ports[index]);
             Ok((endpoint(host, address, &ports[index])?, key))
         })
         .collect()
@@ -744,12 +765,12 @@ struct PassfileKey {
 }
 
 impl PassfileKey {
-    fn new(host: &str, address: &str, port: &str) -> Self {
-        let host = match (host, address) {
-            ("", "") => "localhost",
-            ("", address) => address,
-            (DEFAULT_SOCKET_DIRECTORY, _) => "localhost",
-            (host, _) => host,
+    fn new(host: &str, port: &str) -> Self {
+        // As libpq 15: with only an address, the host is the default socket
+        // directory, which the file calls localhost.
+        let host = match host {
+            "" | DEFAULT_SOCKET_DIRECTORY => "localhost",
+            host => host,
         };
         PassfileKey {
             host: host.to_owned(),
@@ -977,14 +998,22 @@ fn resolve_tls(
         tls_applies,
         postgresql_dir.as_deref(),
     )?;
-    let client_certificate = resolve_client_certificate(sources, postgresql_dir.as_deref())?;
+    // As libpq, the client's files are read only when TLS may be used.
+    let client_certificate = match tls_applies {
+        true => resolve_client_certificate(sources, postgresql_dir.as_deref())?,
+        false => None,
+    };
+    // As libpq: a missing sslcrl file is skipped; a revocation directory,
+    // once named, demands a list for the server's issuer.
     let mut revocation_lists: Vec<PathBuf> = sources
         .get("sslcrl")
         .filter(|path| !path.is_empty())
         .map(PathBuf::from)
+        .filter(|path| path.exists())
         .into_iter()
         .collect();
-    if let Some(dir) = sources.get("sslcrldir").filter(|dir| !dir.is_empty()) {
+    let crl_dir = sources.get("sslcrldir").filter(|dir| !dir.is_empty());
+    if let Some(dir) = crl_dir {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|entries| {
                 entries
@@ -1023,6 +1052,7 @@ fn resolve_tls(
         root_certificates,
         client_certificate,
         revocation_lists,
+        revocation_required: crl_dir.is_some(),
         sni: sources
             .get("sslsni")
             .is_none_or(|value| value.starts_with('1')),
@@ -1059,7 +1089,26 @@ fn resolve_client_certificate(
     if !key.is_file() {
         return Err(SettingsError::MissingClientKey { cert, key });
     }
+    check_key_permissions(&key)?;
     Ok(Some((cert, key)))
+}
+
+/// As libpq: a private key others may read is refused; root may own one
+/// its group reads (u=rw,g=r).
+fn check_key_permissions(key: &Path) -> Result<(), SettingsError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(metadata) = std::fs::metadata(key) else {
+        return Ok(());
+    };
+    let mode = metadata.mode() & 0o777;
+    let allowed = if metadata.uid() == 0 { 0o640 } else { 0o600 };
+    if mode & !allowed != 0 {
+        return Err(SettingsError::KeyPermissions {
+            path: key.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 fn resolve_root_certificates(
@@ -1092,18 +1141,18 @@ fn resolve_root_certificates(
         }
     };
     // Checked here rather than when connecting, so that a missing file is
-    // reported as the configuration mistake it is (prefer never verifies,
-    // so it does not need the file).
-    if let RootCertificates::File(path) = &roots
-        && verifying
-        && !path.exists()
-    {
-        return Err(SettingsError::MissingRootFile {
-            mode: sslmode.name(),
-            path: path.clone(),
-        });
+    // reported as the configuration mistake it is. As libpq, the modes that
+    // do not demand verification verify only when the file exists.
+    match &roots {
+        RootCertificates::File(path) if !path.exists() && verifying => {
+            Err(SettingsError::MissingRootFile {
+                mode: sslmode.name(),
+                path: path.clone(),
+            })
+        }
+        RootCertificates::File(path) if !path.exists() => Ok(None),
+        _ => Ok(Some(roots)),
     }
-    Ok(Some(roots))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use rustls::{
 };
 use thiserror::Error;
 
-use super::settings::{ConnectionSettings, Host, RootCertificates, SslMode};
+use super::settings::{ConnectionSettings, Host, RootCertificates, SslMode, TlsOptions};
 
 #[derive(Debug, Error)]
 pub enum TlsSetupError {
@@ -34,6 +34,10 @@ pub enum TlsSetupError {
         "ssl_min_protocol_version=TLSv1.3 and ssl_max_protocol_version=TLSv1.2 leave no TLS version to use"
     )]
     NoProtocolVersion,
+    #[error(
+        "sslcrldir names a directory with no certificate revocation list in it, so the server's certificate cannot be checked: put the issuer's CRL there, or leave sslcrldir unset"
+    )]
+    NoRevocationList,
     #[error("the system trust store holds no usable certificate")]
     EmptySystemStore,
     #[error("the TLS configuration is invalid: {0}")]
@@ -53,17 +57,20 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
     let tls = &settings.tls;
     let verifier: Arc<dyn ServerCertVerifier> = match (settings.sslmode, &tls.root_certificates) {
         (SslMode::Disable, _) => return Ok(None),
-        (SslMode::Allow | SslMode::Prefer, _) | (SslMode::Require, None) => {
+        // As libpq: a root certificate file, when there is one, is used by
+        // every mode that encrypts (prefer falls back to plain when the
+        // check fails).
+        (SslMode::Allow | SslMode::Prefer | SslMode::Require | SslMode::VerifyCa, Some(roots)) => {
+            Arc::new(ChainOnly {
+                inner: webpki_verifier(roots, tls, &provider)?,
+            })
+        }
+        (SslMode::Allow | SslMode::Prefer | SslMode::Require, None) => {
             Arc::new(AcceptAnyCertificate {
                 provider: provider.clone(),
             })
         }
-        (SslMode::Require | SslMode::VerifyCa, Some(roots)) => Arc::new(ChainOnly {
-            inner: webpki_verifier(roots, &tls.revocation_lists, &provider)?,
-        }),
-        (SslMode::VerifyFull, Some(roots)) => {
-            webpki_verifier(roots, &tls.revocation_lists, &provider)?
-        }
+        (SslMode::VerifyFull, Some(roots)) => webpki_verifier(roots, tls, &provider)?,
         // Settings resolution refuses this; settings built by hand may not.
         (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
             return Err(TlsSetupError::NoRootCertificates {
@@ -101,7 +108,7 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<Option<ClientConfi
 
 fn webpki_verifier(
     roots: &RootCertificates,
-    revocation_lists: &[PathBuf],
+    tls: &TlsOptions,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, TlsSetupError> {
     let mut store = RootCertStore::empty();
@@ -121,7 +128,7 @@ fn webpki_verifier(
         }
     }
     let mut crls = Vec::new();
-    for path in revocation_lists {
+    for path in &tls.revocation_lists {
         let bad = |reason: String| TlsSetupError::BadPem {
             path: path.clone(),
             reason,
@@ -131,6 +138,9 @@ fn webpki_verifier(
         {
             crls.push(crl.map_err(|err| bad(err.to_string()))?);
         }
+    }
+    if tls.revocation_required && crls.is_empty() {
+        return Err(TlsSetupError::NoRevocationList);
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
         .with_crls(crls)
