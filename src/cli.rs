@@ -35,9 +35,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Connection string, URL (postgres://user@host:port/db?sslmode=…) or key=value form.
-    /// Unset: the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE,
-    /// PGCONNECT_TIMEOUT and the password file (PGPASSFILE or ~/.pgpass).
+    /// Connection string, URL (postgres://user@host:port,host2:port/db?sslmode=…) or key=value
+    /// form, read as libpq reads it; what it leaves unset comes from the service (PGSERVICE,
+    /// ~/.pg_service.conf), the PG* variables and the password file (PGPASSFILE or ~/.pgpass).
     #[arg(
         long,
         env = "DATABASE_URL",

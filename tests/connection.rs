@@ -603,3 +603,157 @@ fn hostaddr_connects_to_the_address_and_keeps_the_name_for_tls_and_the_password_
         "{stderr}"
     );
 }
+
+/// A primary and a standby of their own, for host lists (the standby has no
+/// primary: it only needs to answer as one in recovery).
+fn primary_and_standby() -> (&'static Sandbox, &'static Sandbox) {
+    static SERVERS: OnceLock<(&'static Sandbox, &'static Sandbox)> = OnceLock::new();
+    *SERVERS.get_or_init(|| {
+        let primary = Sandbox::start_for_process(&Default::default()).unwrap();
+        let standby = Sandbox::start_for_process(&SandboxOptions {
+            standby: true,
+            ..Default::default()
+        })
+        .unwrap();
+        (primary, standby)
+    })
+}
+
+fn socket_list(servers: &[&Sandbox], dbname: &str) -> String {
+    let hosts: Vec<String> = servers
+        .iter()
+        .map(|s| s.socket_dir().display().to_string())
+        .collect();
+    let ports: Vec<String> = servers.iter().map(|s| s.port().to_string()).collect();
+    format!(
+        "host={} port={} user=postgres dbname={dbname}",
+        hosts.join(","),
+        ports.join(",")
+    )
+}
+
+#[test]
+fn ping_says_which_host_answered_and_why_the_others_were_passed_over() {
+    let (primary, standby) = primary_and_standby();
+    let list = format!(
+        "{} target_session_attrs=read-write",
+        socket_list(&[standby, primary], "postgres")
+    );
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env("DATABASE_URL", &list);
+    });
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "connected: postgres@{}:{}/postgres",
+            primary.socket_dir().display(),
+            primary.port()
+        )
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "passed over: {}:{}: session is read-only (a standby in recovery)",
+            standby.socket_dir().display(),
+            standby.port()
+        )
+    );
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env("DATABASE_URL", format!("{list} target_session_attrs=standby"))
+            .args(["--format", "json"]);
+    });
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["endpoint"],
+        format!("{}:{}", standby.socket_dir().display(), standby.port())
+    );
+    assert_eq!(report["session"]["in_recovery"], true);
+}
+
+#[test]
+fn ping_names_the_service_and_its_file() {
+    let db = TestDb::new();
+    let home = tempfile::tempdir().unwrap();
+    let settings = db.settings();
+    let endpoint = &settings.endpoints[0];
+    let Host::Socket(dir) = &endpoint.host else {
+        panic!("the test server is reached over a socket");
+    };
+    let file = home.path().join(".pg_service.conf");
+    std::fs::write(
+        &file,
+        format!(
+            "[reports]\nhost={}\nport={}\nuser={}\ndbname={}\n",
+            dir.display(),
+            endpoint.port,
+            settings.user,
+            db.name
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = ping(|c| {
+        c.env_remove("DATABASE_URL")
+            .env("HOME", home.path())
+            .env("PGSERVICE", "reports")
+            .env("PGPORT", "1");
+    });
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("service: reports ({})\n", file.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("database: {}\n", db.name)),
+        "the service's port beats PGPORT: {stdout}"
+    );
+}
+
+#[test]
+fn migrate_goes_to_the_writable_server_of_a_list() {
+    let (primary, standby) = primary_and_standby();
+    let project = support::Project::new();
+    project.write(
+        "V1__accounts.sql",
+        "CREATE TABLE IF NOT EXISTS list_accounts (id int);",
+    );
+    let list = socket_list(&[standby, primary], "postgres");
+    let output = pgm()
+        .current_dir(project.path())
+        .env("DATABASE_URL", &list)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let mut client = pgm::db::connect(&primary.settings("postgres")).unwrap();
+    let applied: i64 = client
+        .query_one("SELECT count(*) FROM refinery_schema_history", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 1, "applied on the primary, the second host");
+
+    // Only the standby: migrate refuses and says why (maintain reports it has
+    // nothing to do there: tests/partitions_maintain.rs).
+    let only_standby = socket_list(&[standby], "postgres");
+    let output = pgm()
+        .current_dir(project.path())
+        .env("DATABASE_URL", &only_standby)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    let (_, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "this server is a read-only replica (in recovery): point DATABASE_URL at the primary"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("session is read-only (a standby in recovery)"),
+        "{stderr}"
+    );
+}
