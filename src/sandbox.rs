@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL cluster: initdb into a temporary directory, a server
 //! on a Unix socket there and on a free loopback port, everything stopped and
 //! removed when the `Sandbox` is dropped. Used by the test suite and by
-//! `pgm demo`.
+//! `pgm demo`. `pgbouncer` puts a throwaway PgBouncer in front of one.
 //!
 //! The server is our own child process (not daemonized by pg_ctl), started
 //! with a parent-death signal, so it cannot outlive us even when we are
@@ -20,6 +20,10 @@ use thiserror::Error;
 
 use crate::db::settings::{ConnectionSettings, Endpoint, Host, SslMode};
 use crate::os::{self, Account};
+
+pub mod pgbouncer;
+
+pub use pgbouncer::{PgBouncer, PgBouncerOptions, PoolMode};
 
 pub const SUPERUSER: &str = "postgres";
 const DIR_PREFIX: &str = "pgm-sandbox-";
@@ -56,6 +60,17 @@ pub enum SandboxError {
     NotReady { log_tail: String },
     #[error("the sandbox server exited at startup ({status}); its log ends with:\n{log_tail}")]
     ServerExited { status: String, log_tail: String },
+    #[error(
+        "no pgbouncer binary found (looked in {searched}): {}",
+        pgbouncer::PGBOUNCER_HINT
+    )]
+    NoPgBouncer { searched: String },
+    #[error("PGM_PGBOUNCER={} is not an executable file: {}", .0.display(), pgbouncer::PGBOUNCER_HINT)]
+    BadPgBouncer(PathBuf),
+    #[error("pgbouncer did not let a client through to the cluster within {}s; its log ends with:\n{log_tail}", READY_TIMEOUT.as_secs())]
+    PgBouncerNotReady { log_tail: String },
+    #[error("pgbouncer exited at startup ({status}); its log ends with:\n{log_tail}")]
+    PgBouncerExited { status: String, log_tail: String },
 }
 
 fn io_error(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -563,9 +578,8 @@ enum LaunchError {
     Failed(SandboxError),
 }
 
-/// Starts the server from a thread that lives exactly as long as the server:
-/// the parent-death signal fires when the thread that forked the child ends,
-/// so a short-lived caller (a test thread) must not be that thread.
+/// Starts the server (see `spawn_kept`) and waits until it accepts
+/// connections.
 fn launch(
     binaries: &ServerBinaries,
     root: &Path,
@@ -609,51 +623,8 @@ fn launch(
     for (name, value) in &settings {
         command.arg("-c").arg(format!("{name}={value}"));
     }
-    command
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(stderr)
-        .process_group(0);
-    let parent_pid = std::process::id();
-    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
-    unsafe {
-        command.pre_exec(move || {
-            // Runs after the uid switch, which would otherwise clear it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() as u32 != parent_pid {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-
-    let (pid_sender, pid_receiver) = mpsc::channel();
-    let (exit_sender, exit_receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name(format!("pgm-sandbox-{port}"))
-        .spawn(move || match command.spawn() {
-            Ok(mut child) => {
-                let _ = pid_sender.send(Ok(child.id()));
-                if let Ok(status) = child.wait() {
-                    let _ = exit_sender.send(status);
-                }
-            }
-            Err(error) => {
-                let _ = pid_sender.send(Err(error));
-            }
-        })
-        .map_err(io_error("starting the sandbox keeper thread"))
-        .map_err(fail)?;
-    let pid = pid_receiver
-        .recv()
-        .map_err(|_| {
-            fail(SandboxError::ServerExited {
-                status: "keeper thread died".into(),
-                log_tail: String::new(),
-            })
-        })?
+    command.stdin(Stdio::null()).stdout(log).stderr(stderr);
+    let (pid, exit_receiver) = spawn_kept(command, &format!("pgm-sandbox-{port}"), libc::SIGQUIT)
         .map_err(io_error(format!(
             "running {}",
             binaries.bindir.join("postgres").display()
@@ -699,6 +670,52 @@ fn launch(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Spawns `command` in a process group of its own, from a thread that
+/// lives exactly as long as the child: the parent-death signal
+/// (`death_signal`) fires when the thread that forked the child ends, so a short-lived
+/// caller (a test thread) must not be that thread. Returns the child's pid
+/// and a receiver that gets its exit status.
+fn spawn_kept(
+    mut command: Command,
+    thread_name: &str,
+    death_signal: libc::c_int,
+) -> std::io::Result<(u32, Receiver<ExitStatus>)> {
+    command.process_group(0);
+    let parent_pid = std::process::id();
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            // Runs after the uid switch, which would otherwise clear it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let (pid_sender, pid_receiver) = mpsc::channel();
+    let (exit_sender, exit_receiver) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(thread_name.to_owned())
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = pid_sender.send(Ok(child.id()));
+                if let Ok(status) = child.wait() {
+                    let _ = exit_sender.send(status);
+                }
+            }
+            Err(error) => {
+                let _ = pid_sender.send(Err(error));
+            }
+        })?;
+    let pid = pid_receiver
+        .recv()
+        .map_err(|_| std::io::Error::other("the keeper thread died"))??;
+    Ok((pid, exit_receiver))
 }
 
 fn log_tail(path: &Path) -> String {

@@ -661,8 +661,11 @@ fn ping_says_which_host_answered_and_why_the_others_were_passed_over() {
         )
     );
     let (ok, stdout, stderr) = ping(|c| {
-        c.env("DATABASE_URL", format!("{list} target_session_attrs=standby"))
-            .args(["--format", "json"]);
+        c.env(
+            "DATABASE_URL",
+            format!("{list} target_session_attrs=standby"),
+        )
+        .args(["--format", "json"]);
     });
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -93,8 +93,12 @@ fn read_state(
     })
 }
 
-/// An error of the run, marked as a usage error when it is one of input.
+/// An error of the run, marked as a usage error when it is one of input or
+/// of where the connection leads.
 fn glue_error(error: ApplyError) -> anyhow::Error {
+    if error.is_connection_setup_error() {
+        return UsageError(error.to_string()).into();
+    }
     if error.is_input_error() {
         let what = match &error {
             ApplyError::Run(_) => "invalid migration files",
@@ -153,11 +157,16 @@ pub fn baseline(
     lock_wait: std::time::Duration,
 ) -> Result<Outcome> {
     let mut sources = load_sources(config)?;
-    let (client, _) =
+    let (client, settings) =
         db::open_for(settings, TargetSessionAttrs::ReadWrite).map_err(refuse_standbys)?;
-    let (count, highest) =
-        apply::baseline(client, &mut sources, version, &RunLock { wait: lock_wait })
-            .map_err(glue_error)?;
+    let (count, highest) = apply::baseline(
+        client,
+        &settings,
+        &mut sources,
+        version,
+        &RunLock { wait: lock_wait },
+    )
+    .map_err(glue_error)?;
     writeln!(
         std::io::stdout().lock(),
         "baseline: recorded {count} migration(s) up to version {highest} as applied, without running them"

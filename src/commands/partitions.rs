@@ -6,9 +6,10 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
 use crate::config::{CheckFormat, Config, PlanFormat, StatusFormat};
+use crate::db::pooler::PoolerError;
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
-use crate::partition::maintain::{self, Maintenance};
+use crate::partition::maintain::{self, MaintainError, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
 
 fn now_or(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
@@ -105,7 +106,15 @@ pub fn maintain(
         out.flush()?;
         return Ok(Outcome::Success);
     }
-    let maintenance = maintain::run(&mut client, settings, &policy, &plan)?;
+    let maintenance = maintain::run(&mut client, settings, &policy, &plan).map_err(|error| {
+        match error {
+            // Where the connection leads: a configuration problem.
+            MaintainError::Pooled(PoolerError::TransactionPooling(_)) => {
+                UsageError(error.to_string()).into()
+            }
+            other => anyhow::Error::new(other),
+        }
+    })?;
     match &maintenance {
         Maintenance::Replica => return report_replica(&mut out),
         Maintenance::Tables(reports) => render::write_summary(&mut out, reports)?,

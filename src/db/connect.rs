@@ -369,16 +369,15 @@ fn login(
     };
     match result {
         // A pooler that passes no startup options (PgBouncer without
-        // ignore_startup_parameters) refuses ours: set it after login.
+        // ignore_startup_parameters) refuses ours. Without it: the server
+        // would be checking the pooler's connection, which outlives pgm anyway.
         Err(error)
             if with_check_option && settings.options.is_none() && refuses_options(&error) =>
         {
-            let mut client = login(settings, endpoint, encryption, false)?;
-            if let Err(error) = client.batch_execute("SET client_connection_check_interval = 1000")
-            {
-                tracing::debug!("could not set client_connection_check_interval: {error}");
-            }
-            Ok(client)
+            tracing::debug!(
+                "the server end refused startup options (a pooler); logging in without them"
+            );
+            login(settings, endpoint, encryption, false)
         }
         other => other,
     }

@@ -42,6 +42,12 @@ pub enum LockError {
         holder: Option<Holder>,
         waited: Duration,
     },
+    #[error(
+        "{what} is no longer held by this session: its statements now run in server process {pid}, which does not hold it \
+         (a pooler in transaction mode moves a session between server connections); connect directly to the server, \
+         or through a pool in session mode"
+    )]
+    Lost { what: String, pid: i32 },
     #[error("taking {what}: {source}")]
     Query {
         what: String,
@@ -111,6 +117,11 @@ impl<C: BorrowMut<Client>> SessionLock<C> {
     pub fn client(&mut self) -> &mut Client {
         self.client.borrow_mut()
     }
+
+    /// See `confirm`.
+    pub fn confirm(&mut self, what: &str) -> Result<(), LockError> {
+        confirm(self.client.borrow_mut(), self.key, what)
+    }
 }
 
 impl<C: BorrowMut<Client>> Drop for SessionLock<C> {
@@ -131,11 +142,54 @@ fn try_lock(client: &mut Client, key: i64) -> Result<bool, postgres::Error> {
         .get(0))
 }
 
+/// Confirms that the server process running this session's statements now
+/// is the one holding advisory lock `key`. A tripwire for a session that a
+/// pooler moved between server connections (the check in `pooler` should
+/// have refused it before the lock was taken): it tells about this moment,
+/// not about the next transaction. One round trip, on the simple protocol.
+pub fn confirm(client: &mut Client, key: i64, what: &str) -> Result<(), LockError> {
+    let (high, low) = key_halves(key);
+    let sql = format!(
+        "SELECT pg_backend_pid(), EXISTS (SELECT FROM pg_locks \
+           WHERE locktype = 'advisory' AND granted AND pid = pg_backend_pid() AND objsubid = 1 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             AND classid::bigint = {high} AND objid::bigint = {low})"
+    );
+    let query_error = |source| LockError::Query {
+        what: format!("confirming {what}"),
+        source,
+    };
+    let messages = client.simple_query(&sql).map_err(query_error)?;
+    let row = messages.iter().find_map(|message| match message {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let pid = row
+        .and_then(|row| row.get(0))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_default();
+    if row.and_then(|row| row.get(1)) == Some("t") {
+        Ok(())
+    } else {
+        Err(LockError::Lost {
+            what: what.to_owned(),
+            pid,
+        })
+    }
+}
+
+/// A bigint key shows in pg_locks as classid (high half), objid (low half),
+/// objsubid 1.
+fn key_halves(key: i64) -> (i64, i64) {
+    (
+        ((key as u64) >> 32) as i64,
+        ((key as u64) & 0xffff_ffff) as i64,
+    )
+}
+
 /// The session holding advisory lock `key` in this database, if any.
 pub fn holder(client: &mut Client, key: i64) -> Result<Option<Holder>, postgres::Error> {
-    // A bigint key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
-    let high = ((key as u64) >> 32) as i64;
-    let low = ((key as u64) & 0xffff_ffff) as i64;
+    let (high, low) = key_halves(key);
     let row = client.query_opt(
         "SELECT a.pid, coalesce(a.application_name, ''), \
                 extract(epoch FROM now() - a.backend_start)::float8, coalesce(a.state, '') \
@@ -152,4 +206,39 @@ pub fn holder(client: &mut Client, key: i64) -> Result<Option<Holder>, postgres:
         connected_for: Duration::from_secs_f64(row.get::<_, f64>(2).max(0.0)),
         state: row.get(3),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::{PgBouncer, PgBouncerOptions, PoolMode, Sandbox};
+
+    /// The hazard itself, through a real PgBouncer in transaction mode: the
+    /// lock stays on the server connection that took it, another client's
+    /// transaction gets that connection, and ours runs elsewhere.
+    #[test]
+    fn a_lock_left_behind_on_another_server_connection_is_noticed() {
+        let cluster = Sandbox::start().unwrap_or_else(|e| panic!("{e}"));
+        let pooler = PgBouncer::start(&cluster, &PgBouncerOptions::new(PoolMode::Transaction))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let settings = pooler.settings("postgres");
+        let mut ours = crate::db::connect(&settings).unwrap();
+        let mut other = crate::db::connect(&settings).unwrap();
+        let mut guard = SessionLock::try_acquire(&mut ours, 42)
+            .unwrap()
+            .expect("nobody else holds it");
+        guard.confirm("the test lock").unwrap();
+        // The most recently released server connection goes first: the one
+        // holding our lock.
+        other.simple_query("BEGIN; SELECT 1").unwrap();
+        let error = guard.confirm("the test lock").unwrap_err();
+        assert!(matches!(error, LockError::Lost { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("the test lock is no longer held by this session: its statements now run in server process "),
+            "{error}"
+        );
+        other.simple_query("ROLLBACK").unwrap();
+    }
 }

@@ -6,6 +6,7 @@ mod conninfo;
 pub mod ident;
 pub(crate) mod lock;
 mod passfile;
+pub mod pooler;
 pub(crate) mod retry;
 pub mod server;
 pub(crate) mod service;

@@ -1,6 +1,8 @@
-//! A whole `pgm migrate` run on the database: refuse a replica, take the
-//! run lock on the session that then does the work, read the state, plan,
-//! create the history tables, run each migration. Also `baseline`.
+//! A whole `pgm migrate` run on the database: refuse a replica and a
+//! session that a pooler does not keep to itself, take the run lock on the
+//! session that then does the work, read the state, plan, create the history
+//! tables, run each migration (confirming the lock before each). Also
+//! `baseline`.
 
 use std::time::Duration;
 
@@ -11,16 +13,20 @@ use super::history;
 use super::plan::{self, Options, PlanError};
 use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
-use crate::db::lock::{Holder, LockError, SessionLock};
+use crate::db::lock::{self, Holder, LockError, SessionLock};
+use crate::db::pooler::{self, PoolerError};
 use crate::db::{ConnectionSettings, server};
 
 /// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
 pub const MIGRATE_LOCK_KEY: i64 = 0x0070_676d_206d_6967;
+const MIGRATE_LOCK: &str = "the migration lock";
 
 #[derive(Debug, Error)]
 pub enum ApplyError {
     #[error("this server is a read-only replica (in recovery): point DATABASE_URL at the primary")]
     Replica,
+    #[error(transparent)]
+    Pooled(#[from] PoolerError),
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error(transparent)]
@@ -48,6 +54,12 @@ impl ApplyError {
             ApplyError::Run(RunError::InvalidFile(_)) | ApplyError::NothingToBaseline(_)
         )
     }
+
+    /// The connection leads somewhere a run cannot be protected: a
+    /// configuration problem, which trying again does not fix.
+    pub fn is_connection_setup_error(&self) -> bool {
+        matches!(self, ApplyError::Pooled(PoolerError::TransactionPooling(_)))
+    }
 }
 
 /// What a run applied, and how many were applied before it.
@@ -69,7 +81,7 @@ pub fn apply(
     lock_retries: u32,
     run_lock: &RunLock,
 ) -> Result<Applied, ApplyError> {
-    let mut lock = lock_runs(&mut client, run_lock)?;
+    let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     // Check the history against the files before creating anything.
@@ -79,12 +91,15 @@ pub fn apply(
         settings,
         lock_retries,
     };
+    if !planned.setup.is_empty() {
+        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    }
     runner.run_setup(&planned.setup)?;
-    let reports = planned
-        .migrations
-        .iter()
-        .map(|migration| runner.run(migration))
-        .collect::<Result<_, _>>()?;
+    let mut reports = Vec::with_capacity(planned.migrations.len());
+    for migration in &planned.migrations {
+        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        reports.push(runner.run(migration)?);
+    }
     Ok(Applied {
         already: state.applied.len(),
         reports,
@@ -95,11 +110,12 @@ pub fn apply(
 /// returns how many, and the highest.
 pub fn baseline(
     mut client: Client,
+    settings: &ConnectionSettings,
     sources: &mut [SourceMigration],
     version: Version,
     run_lock: &RunLock,
 ) -> Result<(usize, Version), ApplyError> {
-    let mut lock = lock_runs(&mut client, run_lock)?;
+    let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     if !state.applied.is_empty() {
@@ -117,6 +133,7 @@ pub fn baseline(
     let Some(highest) = covered.last().map(|s| s.version) else {
         return Err(ApplyError::NothingToBaseline(version));
     };
+    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
     history::record_without_running(client, &state.tables, &state.setup, &covered).map_err(
         |source| ApplyError::Query {
             what: "recording the baseline",
@@ -126,9 +143,11 @@ pub fn baseline(
     Ok((covered.len(), highest))
 }
 
-/// Refuses a replica, then waits for the run lock on this session.
+/// Refuses a replica and a session a pooler shares with other clients,
+/// then waits for the run lock on this session.
 fn lock_runs<'c>(
     client: &'c mut Client,
+    settings: &ConnectionSettings,
     run_lock: &RunLock,
 ) -> Result<SessionLock<&'c mut Client>, ApplyError> {
     let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
@@ -138,10 +157,11 @@ fn lock_runs<'c>(
     if replica {
         return Err(ApplyError::Replica);
     }
+    pooler::require_own_session(client, settings)?;
     Ok(SessionLock::acquire(
         client,
         MIGRATE_LOCK_KEY,
-        "the migration lock",
+        MIGRATE_LOCK,
         run_lock.wait,
         log_wait,
     )?)

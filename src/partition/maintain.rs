@@ -1,16 +1,29 @@
-//! `pgm partitions maintain`: per table, take the table's advisory lock (an
-//! overlapping run skips the table instead of doing its steps twice), plan
+//! `pgm partitions maintain`: refuse a session that a pooler does not keep
+//! to itself; then per table, take the table's advisory lock (an overlapping
+//! run skips the table instead of doing its steps twice), confirm it, plan
 //! again under the lock from a fresh snapshot, execute, report.
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
+use thiserror::Error;
 
 use super::catalog;
 use super::executor::{Executor, TableReport};
 use super::planner::{self, Plan};
 use super::policy::{Policy, TablePolicy};
-use crate::db::lock::{self, SessionLock};
+use crate::db::lock::{self, LockError, SessionLock};
+use crate::db::pooler::{self, PoolerError};
 use crate::db::{ConnectionSettings, server};
+
+#[derive(Debug, Error)]
+pub enum MaintainError {
+    #[error(transparent)]
+    Pooled(#[from] PoolerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Query(#[from] postgres::Error),
+}
 
 /// What a maintenance run did.
 #[derive(Debug)]
@@ -49,10 +62,13 @@ pub fn run(
     settings: &ConnectionSettings,
     policy: &Policy,
     plan: &Plan,
-) -> Result<Maintenance, postgres::Error> {
+) -> Result<Maintenance, MaintainError> {
     if server::in_recovery(client)? {
         return Ok(Maintenance::Replica);
     }
+    // Even with nothing to do: a cron job through a transaction pool should
+    // fail from its first run, not on the day partitions are due.
+    pooler::require_own_session(client, settings)?;
     let mut reports = Vec::new();
     for table in &policy.tables {
         let mut report = TableReport::new(&table.qualified_name());
@@ -70,7 +86,8 @@ fn maintain_table(
     table: &TablePolicy,
     now: DateTime<Utc>,
     report: &mut TableReport,
-) -> Result<(), postgres::Error> {
+) -> Result<(), MaintainError> {
+    let what = format!("the maintenance lock of {}", report.table);
     let key = lock::key_for(&format!("pgm partitions {}", table.parent()));
     let Some(mut guard) = SessionLock::try_acquire(&mut *client, key)? else {
         report.skipped = Some("another pgm partitions maintain is working on it".into());
@@ -80,6 +97,7 @@ fn maintain_table(
         );
         return Ok(());
     };
+    guard.confirm(&what)?;
     // Planned again under the lock: the first plan may predate another run's work.
     let client = guard.client();
     match catalog::take_tables(client, [table]) {
