@@ -372,6 +372,10 @@ pub enum SettingsError {
         "{0} host names do not match {1} hostaddr values: give as many of each, in the same order"
     )]
     HostaddrCount(usize, usize),
+    #[error(
+        "sslmode=verify-full checks the server's certificate against the host name, and only hostaddr was given: add host=NAME (the name in the certificate) next to hostaddr, as libpq requires"
+    )]
+    NoHostToVerify,
     #[error("{0} port numbers do not match {1} hosts: give one port for all, or one per host")]
     PortCount(usize, usize),
     #[error(
@@ -447,11 +451,18 @@ pub fn resolve(
         .filter(|dbname| !dbname.is_empty())
         .unwrap_or(&user)
         .to_owned();
+    let sslmode = resolve_sslmode(&sources)?;
     let mut slots = resolve_endpoints(&sources)?;
+    if sslmode == SslMode::VerifyFull
+        && slots
+            .iter()
+            .any(|(endpoint, key)| endpoint.hostaddr.is_some() && key.named_by_address)
+    {
+        return Err(SettingsError::NoHostToVerify);
+    }
     let mut notes = Vec::new();
     resolve_passwords(&sources, &mut slots, &user, &dbname, &mut notes);
     let mut endpoints: Vec<Endpoint> = slots.into_iter().map(|(endpoint, _)| endpoint).collect();
-    let sslmode = resolve_sslmode(&sources)?;
     let tls_applies = endpoints
         .iter()
         .any(|endpoint| matches!(endpoint.host, Host::Tcp(_)));
@@ -631,7 +642,7 @@ fn resolve_endpoints(sources: &Sources<'_>) -> Result<Vec<(Endpoint, PassfileKey
         .map(|index| {
             let host = hosts.get(index).map(String::as_str).unwrap_or("");
             let address = addresses.get(index).map(String::as_str).unwrap_or("");
-            let key = PassfileKey::new(host, &ports[index]);
+            let key = PassfileKey::new(host, address, &ports[index]);
             Ok((endpoint(host, address, &ports[index])?, key))
         })
         .collect()
@@ -762,17 +773,20 @@ fn resolve_passwords(
 struct PassfileKey {
     host: String,
     port: String,
+    /// Only an address was given for this host.
+    named_by_address: bool,
 }
 
 impl PassfileKey {
-    fn new(host: &str, port: &str) -> Self {
-        // As libpq 15: with only an address, the host is the default socket
-        // directory, which the file calls localhost.
-        let host = match host {
-            "" | DEFAULT_SOCKET_DIRECTORY => "localhost",
-            host => host,
+    fn new(host: &str, address: &str, port: &str) -> Self {
+        let named_by_address = host.is_empty() && !address.is_empty();
+        let host = match (host, address) {
+            ("", "") | (DEFAULT_SOCKET_DIRECTORY, _) => "localhost",
+            ("", address) => address,
+            (host, _) => host,
         };
         PassfileKey {
+            named_by_address,
             host: host.to_owned(),
             port: if port.is_empty() {
                 DEFAULT_PORT.to_string()
