@@ -760,3 +760,40 @@ fn migrate_goes_to_the_writable_server_of_a_list() {
         "{stderr}"
     );
 }
+
+#[test]
+fn when_every_host_fails_the_error_lists_each_with_its_reason() {
+    let (_, standby) = primary_and_standby();
+    let list = format!(
+        "host=/nonexistent-pgm-dir,{} port=5432,{} user=postgres dbname=postgres \
+         target_session_attrs=primary password=Hidden-Secret-1",
+        standby.socket_dir().display(),
+        standby.port()
+    );
+    let (ok, _, stderr) = ping(|c| {
+        c.env("DATABASE_URL", &list);
+    });
+    assert!(!ok);
+    assert!(!stderr.contains("Hidden-Secret-1"), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines[0].starts_with("error: cannot connect to postgres@/nonexistent-pgm-dir:5432,"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("  postgres@/nonexistent-pgm-dir:5432: error connecting to server:"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "  postgres@{}:{}: server is in hot standby mode",
+            standby.socket_dir().display(),
+            standby.port()
+        )
+    );
+    assert!(
+        stderr.contains("hint: target_session_attrs=primary:"),
+        "{stderr}"
+    );
+}

@@ -74,7 +74,7 @@ impl ConnectError {
 /// Why one host of the list was not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFailure {
-    /// `host:port`, never a password.
+    /// `host:port` (`user@host:port` in errors), never a password.
     pub endpoint: String,
     pub reason: String,
     pub kind: FailureKind,
@@ -169,6 +169,13 @@ pub fn open(settings: &ConnectionSettings) -> Result<Connected, ConnectError> {
             .all(|failure| failure.kind == FailureKind::Unreachable);
         let remaining = settings.connect_timeout.saturating_sub(started.elapsed());
         if !transient || remaining.is_zero() {
+            let failures = failures
+                .into_iter()
+                .map(|failure| HostFailure {
+                    endpoint: format!("{}@{}", settings.user, failure.endpoint),
+                    ..failure
+                })
+                .collect::<Vec<_>>();
             return Err(ConnectError::Failed {
                 target: settings.to_string(),
                 hints: hints(settings, &failures),
