@@ -174,6 +174,39 @@ pub struct SandboxOptions {
     pub setup_sql: Vec<String>,
 }
 
+/// A process a test binary leaves running until it exits.
+pub(crate) trait StopAtExit: Sync {
+    fn stop(&self);
+}
+
+/// Stops `item` at normal exit (and at exit after failed tests), the last
+/// registered first: a pooler before the cluster behind it.
+pub(crate) fn stop_at_exit(item: &'static dyn StopAtExit) {
+    static AT_EXIT: OnceLock<Mutex<Vec<&'static dyn StopAtExit>>> = OnceLock::new();
+    extern "C" fn stop_all() {
+        let _ = std::panic::catch_unwind(|| {
+            if let Some(list) = AT_EXIT.get() {
+                let list = list.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                list.iter().rev().for_each(|item| item.stop());
+            }
+        });
+    }
+    let list = AT_EXIT.get_or_init(|| {
+        // SAFETY: registering a plain extern "C" function that never unwinds.
+        unsafe { libc::atexit(stop_all) };
+        Mutex::new(Vec::new())
+    });
+    list.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(item);
+}
+
+impl StopAtExit for Sandbox {
+    fn stop(&self) {
+        Sandbox::stop(self);
+    }
+}
+
 /// A running throwaway cluster. Dropping it stops the server and removes its
 /// directory.
 #[derive(Debug)]
@@ -254,23 +287,7 @@ impl Sandbox {
     /// the server dies with it and the next start sweeps its directory.
     pub fn start_for_process(options: &SandboxOptions) -> Result<&'static Sandbox, SandboxError> {
         let sandbox: &'static Sandbox = Box::leak(Box::new(Sandbox::start_with(options)?));
-        static AT_EXIT: OnceLock<Mutex<Vec<&'static Sandbox>>> = OnceLock::new();
-        extern "C" fn stop_all() {
-            let _ = std::panic::catch_unwind(|| {
-                if let Some(list) = AT_EXIT.get() {
-                    let list = list.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    list.iter().for_each(|sandbox| sandbox.stop());
-                }
-            });
-        }
-        let list = AT_EXIT.get_or_init(|| {
-            // SAFETY: registering a plain extern "C" function that never unwinds.
-            unsafe { libc::atexit(stop_all) };
-            Mutex::new(Vec::new())
-        });
-        list.lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(sandbox);
+        stop_at_exit(sandbox);
         Ok(sandbox)
     }
 

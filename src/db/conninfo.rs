@@ -255,23 +255,7 @@ fn parse_key_values(text: &str) -> Result<Parameters, ConninfoError> {
 /// split the way libpq splits it: the user info ends at the first `@`.
 fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
     let mut params = Parameters::new();
-    let after_userinfo = match rest.find(['@', '/']) {
-        Some(at) if rest.as_bytes()[at] == b'@' => {
-            let userinfo = &rest[..at];
-            let (user, password) = match userinfo.split_once(':') {
-                Some((user, password)) => (user, Some(password)),
-                None => (userinfo, None),
-            };
-            if !user.is_empty() {
-                params.insert("user", decode(user, "user name")?);
-            }
-            if let Some(password) = password.filter(|password| !password.is_empty()) {
-                params.insert("password", decode(password, "password")?);
-            }
-            &rest[at + 1..]
-        }
-        _ => rest,
-    };
+    let after_userinfo = parse_userinfo(rest, &mut params)?;
     let (hosts, ports, after_hosts) = split_host_list(after_userinfo)?;
     if !hosts.is_empty() {
         params.insert("host", decode(&hosts, "host")?);
@@ -306,35 +290,66 @@ fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
         }
         None => after_hosts.strip_prefix('?'),
     };
-    // As libpq: one trailing '&' ends the query; an empty pair elsewhere is
-    // a parameter with no "=".
-    let query = query.map(|query| query.strip_suffix('&').unwrap_or(query));
-    for pair in query
-        .filter(|query| !query.is_empty())
-        .into_iter()
-        .flat_map(|query| query.split('&'))
-    {
+    if let Some(query) = query {
+        parse_query(query, &mut params)?;
+    }
+    Ok(params)
+}
+
+/// `user[:password]@`, when an '@' comes before any '/': the user name
+/// ends at the first ':' or '@', the password at the first '@'. Empty parts
+/// stay unset. Returns the text after the '@'.
+fn parse_userinfo<'a>(rest: &'a str, params: &mut Parameters) -> Result<&'a str, ConninfoError> {
+    let Some(at) = rest
+        .find(['@', '/'])
+        .filter(|at| rest.as_bytes()[*at] == b'@')
+    else {
+        return Ok(rest);
+    };
+    let userinfo = &rest[..at];
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    if !user.is_empty() {
+        params.insert("user", decode(user, "user name")?);
+    }
+    if let Some(password) = password.filter(|password| !password.is_empty()) {
+        params.insert("password", decode(password, "password")?);
+    }
+    Ok(&rest[at + 1..])
+}
+
+/// `name=value&...`, stored after the URL's other parts, so that they
+/// override them. As libpq: one trailing '&' ends the query; an empty pair
+/// elsewhere is a parameter with no "=".
+fn parse_query(query: &str, params: &mut Parameters) -> Result<(), ConninfoError> {
+    let query = query.strip_suffix('&').unwrap_or(query);
+    if query.is_empty() {
+        return Ok(());
+    }
+    for pair in query.split('&') {
         let Some((name, value)) = pair.split_once('=') else {
             return Err(ConninfoError::MalformedUrl(
                 "a query parameter has no \"=\" (expected name=value)".to_owned(),
             ));
         };
+        let name = decode(name, "query")?;
         if value.contains('=') {
             return Err(ConninfoError::MalformedUrl(format!(
                 "the query parameter {} has a second \"=\": write it as %3D",
-                shown_name(&decode(name, "query")?)
+                shown_name(&name)
             )));
         }
-        let name = decode(name, "query")?;
         let value = decode(value, "query")?;
         if name == "ssl" && value == "true" {
             // JDBC's spelling, which libpq accepts too.
-            store(&mut params, "sslmode", "require".to_owned())?;
+            store(params, "sslmode", "require".to_owned())?;
         } else {
-            store(&mut params, &name, value)?;
+            store(params, &name, value)?;
         }
     }
-    Ok(params)
+    Ok(())
 }
 
 /// The comma-separated `host[:port]` list, joined back into libpq's `host`

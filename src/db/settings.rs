@@ -517,31 +517,83 @@ impl Sources<'_> {
     }
 }
 
+/// A parameter pgm cannot honour with some values: which values, and why.
+struct Unhonoured {
+    name: &'static str,
+    refused: fn(&str) -> bool,
+    why: &'static str,
+}
+
+const UNHONOURED: &[Unhonoured] = &[
+    Unhonoured {
+        name: "replication",
+        refused: |value| !matches!(value, "0" | "off" | "false" | "no" | "f" | "n"),
+        why: "pgm opens ordinary sessions, never replication connections",
+    },
+    Unhonoured {
+        name: "gssencmode",
+        refused: |value| value == "require",
+        why: "pgm has no GSSAPI encryption; use TLS (sslmode=verify-full)",
+    },
+    Unhonoured {
+        name: "sslnegotiation",
+        refused: |value| value != "postgres",
+        why: "pgm negotiates TLS the PostgreSQL way (sslnegotiation=postgres)",
+    },
+    Unhonoured {
+        name: "sslcertmode",
+        refused: |value| value == "require",
+        why: "pgm cannot tell whether the server asked for the certificate; use allow",
+    },
+    Unhonoured {
+        name: "min_protocol_version",
+        refused: |value| value != "3.0",
+        why: "pgm speaks protocol 3.0",
+    },
+    Unhonoured {
+        name: "require_auth",
+        refused: |_| true,
+        why: "pgm cannot restrict the server's authentication methods; use channel_binding=require to insist on SCRAM with channel binding",
+    },
+    Unhonoured {
+        name: "sslkeylogfile",
+        refused: |_| true,
+        why: "pgm does not write TLS key logs",
+    },
+    Unhonoured {
+        name: "scram_client_key",
+        refused: |_| true,
+        why: "pgm authenticates with passwords, not SCRAM keys",
+    },
+    Unhonoured {
+        name: "scram_server_key",
+        refused: |_| true,
+        why: "pgm authenticates with passwords, not SCRAM keys",
+    },
+    Unhonoured {
+        name: "oauth_issuer",
+        refused: |_| true,
+        why: "pgm has no OAuth authentication",
+    },
+    Unhonoured {
+        name: "oauth_client_id",
+        refused: |_| true,
+        why: "pgm has no OAuth authentication",
+    },
+    Unhonoured {
+        name: "oauth_client_secret",
+        refused: |_| true,
+        why: "pgm has no OAuth authentication",
+    },
+    Unhonoured {
+        name: "oauth_scope",
+        refused: |_| true,
+        why: "pgm has no OAuth authentication",
+    },
+];
+
 /// Parameters pgm cannot honour are refused by name, never ignored.
 fn refuse_unsupported(sources: &Sources<'_>) -> Result<(), SettingsError> {
-    let refuse = |name: &'static str, why: &'static str| -> Result<(), SettingsError> {
-        match sources.get(name).filter(|value| !value.is_empty()) {
-            Some(value) => Err(SettingsError::Unsupported {
-                name,
-                value: if name.contains("key") || name.contains("secret") {
-                    "…".to_owned()
-                } else {
-                    value.to_owned()
-                },
-                why,
-            }),
-            None => Ok(()),
-        }
-    };
-    if let Some(value) = sources.get("replication")
-        && !matches!(value, "" | "0" | "off" | "false" | "no" | "f" | "n")
-    {
-        return Err(SettingsError::Unsupported {
-            name: "replication",
-            value: value.to_owned(),
-            why: "pgm opens ordinary sessions, never replication connections",
-        });
-    }
     if let Some(value) = sources
         .get("gssencmode")
         .filter(|value| !matches!(*value, "disable" | "prefer" | "require"))
@@ -552,63 +604,25 @@ fn refuse_unsupported(sources: &Sources<'_>) -> Result<(), SettingsError> {
             "one of disable, prefer, require",
         ));
     }
-    if sources.get("gssencmode") == Some("require") {
-        return Err(SettingsError::Unsupported {
-            name: "gssencmode",
-            value: "require".to_owned(),
-            why: "pgm has no GSSAPI encryption; use TLS (sslmode=verify-full)",
-        });
-    }
-    if let Some(value) = sources
-        .get("sslnegotiation")
-        .filter(|v| *v != "postgres" && !v.is_empty())
-    {
-        return Err(SettingsError::Unsupported {
-            name: "sslnegotiation",
-            value: value.to_owned(),
-            why: "pgm negotiates TLS the PostgreSQL way (sslnegotiation=postgres)",
-        });
-    }
-    if sources.get("sslcertmode") == Some("require") {
-        return Err(SettingsError::Unsupported {
-            name: "sslcertmode",
-            value: "require".to_owned(),
-            why: "pgm cannot tell whether the server asked for the certificate; use allow",
-        });
-    }
-    if let Some(value) = sources
-        .get("min_protocol_version")
-        .filter(|v| !matches!(*v, "" | "3.0"))
-    {
-        return Err(SettingsError::Unsupported {
-            name: "min_protocol_version",
-            value: value.to_owned(),
-            why: "pgm speaks protocol 3.0",
-        });
-    }
-    refuse(
-        "require_auth",
-        "pgm cannot restrict the server's authentication methods; use channel_binding=require to insist on SCRAM with channel binding",
-    )?;
-    refuse("sslkeylogfile", "pgm does not write TLS key logs")?;
-    refuse(
-        "scram_client_key",
-        "pgm authenticates with passwords, not SCRAM keys",
-    )?;
-    refuse(
-        "scram_server_key",
-        "pgm authenticates with passwords, not SCRAM keys",
-    )?;
-    for name in [
-        "oauth_issuer",
-        "oauth_client_id",
-        "oauth_client_secret",
-        "oauth_scope",
-    ] {
-        let name = find_keyword(name)
-            .map(|keyword| keyword.name)
-            .unwrap_or("oauth");
-        refuse(name, "pgm has no OAuth authentication")?;
+    for unhonoured in UNHONOURED {
+        let Some(value) = sources
+            .get(unhonoured.name)
+            .filter(|value| !value.is_empty())
+        else {
+            continue;
+        };
+        if (unhonoured.refused)(value) {
+            let secret = unhonoured.name.contains("key") || unhonoured.name.contains("secret");
+            return Err(SettingsError::Unsupported {
+                name: unhonoured.name,
+                value: if secret {
+                    "…".to_owned()
+                } else {
+                    value.to_owned()
+                },
+                why: unhonoured.why,
+            });
+        }
     }
     Ok(())
 }

@@ -9,8 +9,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -132,24 +132,7 @@ impl PgBouncer {
         options: &PgBouncerOptions,
     ) -> Result<&'static PgBouncer, SandboxError> {
         let pooler: &'static PgBouncer = Box::leak(Box::new(PgBouncer::start(sandbox, options)?));
-        static AT_EXIT: OnceLock<Mutex<Vec<&'static PgBouncer>>> = OnceLock::new();
-        extern "C" fn stop_all() {
-            let _ = std::panic::catch_unwind(|| {
-                if let Some(list) = AT_EXIT.get() {
-                    let list = list.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    list.iter().for_each(|pooler| pooler.stop());
-                }
-            });
-        }
-        let list = AT_EXIT.get_or_init(|| {
-            // SAFETY: registering a plain extern "C" function that never unwinds.
-            // Registered after the cluster's, so it runs before the cluster stops.
-            unsafe { libc::atexit(stop_all) };
-            Mutex::new(Vec::new())
-        });
-        list.lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(pooler);
+        super::stop_at_exit(pooler);
         Ok(pooler)
     }
 
@@ -407,5 +390,11 @@ fn launch(
             return Err(fail(SandboxError::PgBouncerNotReady { log_tail: logs() }));
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl super::StopAtExit for PgBouncer {
+    fn stop(&self) {
+        PgBouncer::stop(self);
     }
 }
