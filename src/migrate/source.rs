@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use refinery::Migration;
 use thiserror::Error;
 
-use super::sql::{self, ParsedFile, SqlError};
+use super::sql::{self, InvalidFiles, ParsedFile, SqlError};
 
 pub type Version = i32;
 
@@ -130,16 +130,28 @@ fn migration_stem(path: &Path) -> Result<&str, SourceError> {
         })
 }
 
-/// Parses every migration whose version is not in `applied`, reporting the
-/// first file that does not parse or mixes transaction modes.
-pub fn parse_pending(sources: &mut [SourceMigration], applied: &[Version]) -> Result<(), SqlError> {
+/// Parses every migration whose version is not in `applied`; every file
+/// that does not parse or mixes transaction modes is reported, all at once.
+pub fn parse_pending(
+    sources: &mut [SourceMigration],
+    applied: &[Version],
+) -> Result<(), InvalidFiles> {
+    let mut problems = Vec::new();
     for source in sources
         .iter_mut()
         .filter(|s| !applied.contains(&s.version) && s.parsed.is_none())
     {
-        source.parsed = Some(sql::parse_file(&source.path, source.text.clone())?);
+        let examined = sql::examine(&source.path, source.text.clone());
+        if examined.problems.is_empty() {
+            source.parsed = Some(examined.file);
+        } else {
+            problems.extend(examined.problems);
+        }
     }
-    Ok(())
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(InvalidFiles(problems)),
+    }
 }
 
 /// Reads every migration below `dir` (sorted by version). Files whose name
