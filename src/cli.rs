@@ -224,6 +224,17 @@ pub enum MigrateCommand {
         #[command(flatten)]
         wait: LockWaitArg,
     },
+    /// Accept applied files that were edited: only comments or whitespace, or anything with --force (audited).
+    Repair {
+        /// The edited files (default: every applied file whose checksum changed).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Record the new checksum even when statements changed, or when the applied text is unknown.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        wait: LockWaitArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -345,6 +356,11 @@ impl MigrateArgs {
             }
             Some(MigrateCommand::Baseline { version, wait }) => config::Command::Baseline {
                 version,
+                lock_wait: wait.lock_wait.0,
+            },
+            Some(MigrateCommand::Repair { files, force, wait }) => config::Command::Repair {
+                files,
+                force,
                 lock_wait: wait.lock_wait.0,
             },
             None => config::Command::Migrate(config::Migrate {

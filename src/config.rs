@@ -40,6 +40,11 @@ pub enum Command {
         version: Version,
         lock_wait: Duration,
     },
+    Repair {
+        files: Vec<PathBuf>,
+        force: bool,
+        lock_wait: Duration,
+    },
     PartitionsPlan {
         at: Option<DateTime<Utc>>,
         format: PlanFormat,

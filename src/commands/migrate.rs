@@ -10,6 +10,7 @@ use crate::exit::{Outcome, UsageError};
 use crate::migrate::apply::{self, ApplyError, RunLock};
 use crate::migrate::plan::{self, Options, State};
 use crate::migrate::render;
+use crate::migrate::repair::Actor;
 use crate::migrate::runner;
 use crate::migrate::source::{self, SourceMigration};
 
@@ -183,4 +184,50 @@ fn refuse_standbys(error: db::ConnectError) -> anyhow::Error {
     } else {
         error.into()
     }
+}
+
+pub fn repair(
+    config: &Config,
+    settings: &ConnectionSettings,
+    files: &[std::path::PathBuf],
+    force: bool,
+    lock_wait: std::time::Duration,
+) -> Result<Outcome> {
+    let sources = load_sources(config)?;
+    let (client, settings) =
+        db::open_for(settings, TargetSessionAttrs::ReadWrite).map_err(refuse_standbys)?;
+    let os_user = crate::os::current_account()
+        .map(|account| account.name)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let repaired = apply::repair(
+        client,
+        &settings,
+        &sources,
+        files,
+        force,
+        &Actor { os_user: &os_user },
+        &RunLock { wait: lock_wait },
+    )
+    .map_err(glue_error)?;
+    let mut out = std::io::stdout().lock();
+    if repaired.is_empty() {
+        writeln!(out, "repair: no applied file changed; nothing to record")?;
+    }
+    for repair in &repaired {
+        writeln!(
+            out,
+            "repaired: {} (version {}): checksum {} recorded, was {}{}",
+            repair.path.display(),
+            repair.version,
+            repair.new_checksum,
+            repair.old_checksum,
+            if repair.forced {
+                " (forced: statements changed or the applied text was unknown)"
+            } else {
+                " (only comments or whitespace changed)"
+            }
+        )?;
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
 }

@@ -8,6 +8,7 @@ mod fixtures;
 pub(crate) mod history;
 pub(crate) mod plan;
 pub(crate) mod render;
+pub(crate) mod repair;
 pub(crate) mod runner;
 pub(crate) mod source;
 pub mod sql;
