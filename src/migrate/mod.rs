@@ -9,5 +9,6 @@ pub(crate) mod history;
 pub(crate) mod plan;
 pub(crate) mod render;
 pub(crate) mod runner;
+pub(crate) mod scaffold;
 pub(crate) mod source;
 pub mod sql;
