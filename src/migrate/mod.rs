@@ -12,3 +12,4 @@ pub(crate) mod runner;
 pub(crate) mod scaffold;
 pub(crate) mod source;
 pub mod sql;
+pub(crate) mod wait;
