@@ -46,18 +46,14 @@ pub enum WaitError {
         applied: String,
         on_disk: u64,
     },
-    #[error(
-        "timed out after {}: still not applied: {}",
-        Timeout(*.waited),
-        describe(.missing)
-    )]
+    #[error("{}: still not applied: {}", timed_out(*.timeout), describe(.missing))]
     TimedOut {
-        waited: Duration,
+        timeout: Duration,
         missing: Vec<String>,
     },
-    #[error("timed out after {} without reaching the database: {source}", Timeout(*.waited))]
+    #[error("{} without reaching the database: {source}", timed_out(*.timeout))]
     Unreachable {
-        waited: Duration,
+        timeout: Duration,
         source: ConnectError,
     },
     #[error(transparent)]
@@ -76,8 +72,7 @@ pub fn wait(
     sources: &[SourceMigration],
     options: &WaitOptions,
 ) -> Result<Ready, WaitError> {
-    let started = Instant::now();
-    let deadline = started + options.timeout;
+    let deadline = Instant::now() + options.timeout;
     let awaited: Vec<&SourceMigration> = sources
         .iter()
         .filter(|source| options.target.is_none_or(|target| source.version <= target))
@@ -89,7 +84,7 @@ pub fn wait(
             Ok(applied) => Some(missing(&awaited, &applied)?),
             Err(PollError::Unreachable(error)) if Instant::now() >= deadline => {
                 return Err(WaitError::Unreachable {
-                    waited: started.elapsed(),
+                    timeout: options.timeout,
                     source: error,
                 });
             }
@@ -119,7 +114,7 @@ pub fn wait(
         if now >= deadline {
             let missing = announced.unwrap_or_else(|| awaited.iter().map(|s| label(s)).collect());
             return Err(WaitError::TimedOut {
-                waited: started.elapsed(),
+                timeout: options.timeout,
                 missing,
             });
         }
@@ -154,6 +149,14 @@ fn missing(
 fn label(source: &SourceMigration) -> String {
     let name = source.file_name();
     name.strip_suffix(".sql").unwrap_or(&name).to_owned()
+}
+
+fn timed_out(timeout: Duration) -> String {
+    if timeout.is_zero() {
+        "looked once (--timeout 0)".to_owned()
+    } else {
+        format!("timed out after {}", Timeout(timeout))
+    }
 }
 
 /// "3 migrations: V7__a, V8__b, V9__c", the list cut after a few.
