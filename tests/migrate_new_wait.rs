@@ -150,7 +150,10 @@ fn new_files_are_applied_by_migrate_each_in_the_mode_asked() {
     append("V1__create_things.sql", "CREATE TABLE things (id int);\n");
     // Without the header this file would be refused for mixing modes; the
     // header makes it run statement by statement.
-    assert_eq!(new(&project, &["things_index", "--no-transaction"]).0, Some(0));
+    assert_eq!(
+        new(&project, &["things_index", "--no-transaction"]).0,
+        Some(0)
+    );
     append(
         "V2__things_index.sql",
         "CREATE TABLE others (id int);\nCREATE INDEX CONCURRENTLY things_id_idx ON things (id);\n",
@@ -196,7 +199,10 @@ fn slow_project() -> Project {
     let project = Project::new();
     project.write("V1__a.sql", "CREATE TABLE a (id int);\n");
     project.write("V2__b.sql", "CREATE TABLE b (id int);\n");
-    project.write("V3__slow.sql", "SELECT pg_sleep(2);\nCREATE TABLE c (id int);\n");
+    project.write(
+        "V3__slow.sql",
+        "SELECT pg_sleep(2);\nCREATE TABLE c (id int);\n",
+    );
     project
 }
 
@@ -254,7 +260,10 @@ fn wait_times_out_naming_what_is_missing_and_honours_the_target() {
 
     let (code, stdout, stderr) = run(&project, &db, &["migrate", "wait", "--target", "5"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(stdout, "ready: all 5 migrations up to version 5 are applied\n");
+    assert_eq!(
+        stdout,
+        "ready: all 5 migrations up to version 5 are applied\n"
+    );
 }
 
 #[test]
@@ -262,7 +271,14 @@ fn wait_returns_soon_after_another_process_applies() {
     let (db, project) = (TestDb::new(), slow_project());
     let waiter = project.spawn(
         &db,
-        &["migrate", "wait", "--interval", "100ms", "--timeout", "1min"],
+        &[
+            "migrate",
+            "wait",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "1min",
+        ],
     );
     let mut client = db.connect();
     // The waiter is polling before the migrations start.
@@ -295,7 +311,14 @@ fn wait_connects_again_when_its_session_is_ended() {
     let (db, project) = (TestDb::new(), slow_project());
     let waiter = project.spawn(
         &db,
-        &["migrate", "wait", "--interval", "100ms", "--timeout", "1min"],
+        &[
+            "migrate",
+            "wait",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "1min",
+        ],
     );
     let mut client = db.connect();
     let waiting = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \

@@ -219,10 +219,7 @@ mod tests {
     #[test]
     fn timestamps_are_the_clock_and_always_higher_than_the_highest() {
         assert_eq!(next_version_number(None, true, at(NOON)), 20270304123045);
-        assert_eq!(
-            next_version_number(Some(7), true, at(NOON)),
-            20270304123045
-        );
+        assert_eq!(next_version_number(Some(7), true, at(NOON)), 20270304123045);
         // The clock at or behind the newest file (another branch, a skewed clock).
         assert_eq!(
             next_version_number(Some(20270304123045), true, at(NOON)),
@@ -237,14 +234,22 @@ mod tests {
             next_version_number(Some(20260101000000), false, at(NOON)),
             20270304123045
         );
-        assert_eq!(next_version_number(Some(18991231), false, at(NOON)), 18991232);
+        assert_eq!(
+            next_version_number(Some(18991231), false, at(NOON)),
+            18991232
+        );
     }
 
     #[test]
     fn a_timestamp_does_not_fit_the_history_table() {
         let error = next_version(Some(3), true, at(NOON)).unwrap_err();
         assert!(
-            matches!(error, NewError::TimestampTooLarge { candidate: 20270304123045 }),
+            matches!(
+                error,
+                NewError::TimestampTooLarge {
+                    candidate: 20270304123045
+                }
+            ),
             "{error}"
         );
         assert!(error.to_string().contains("at most 2147483647"), "{error}");

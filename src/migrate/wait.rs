@@ -227,10 +227,7 @@ fn read(
 ) -> Result<HashMap<Version, String>, PollError> {
     let table = quote_ident(HISTORY_TABLE);
     if !*history_exists {
-        let exists = format!(
-            "SELECT to_regclass({}) IS NOT NULL",
-            quote_literal(&table)
-        );
+        let exists = format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&table));
         let rows = client.simple_query(&exists).map_err(classify)?;
         *history_exists = first_values(&rows).next().flatten() == Some("t");
         if !*history_exists {
@@ -295,7 +292,10 @@ mod tests {
 
     #[test]
     fn what_is_missing_and_what_diverged() {
-        let (one, two) = (source("V1__a.sql", "SELECT 1;"), source("V2__b.sql", "SELECT 2;"));
+        let (one, two) = (
+            source("V1__a.sql", "SELECT 1;"),
+            source("V2__b.sql", "SELECT 2;"),
+        );
         let awaited = [&one, &two];
         let mut applied = HashMap::new();
         assert_eq!(missing(&awaited, &applied).unwrap(), ["V1__a", "V2__b"]);
