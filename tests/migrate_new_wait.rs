@@ -206,6 +206,27 @@ fn slow_project() -> Project {
     project
 }
 
+/// True once a `pgm migrate wait` session other than `not_pid` has polled
+/// and sits idle between polls, outside any transaction.
+fn waiter_polling(client: &mut postgres::Client, not_pid: i32) -> bool {
+    let sql = format!(
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'pgm' AND pid <> {not_pid} AND state = 'idle' \
+         AND xact_start IS NULL AND query LIKE 'SELECT %')"
+    );
+    wait_for(client, &sql, 20)
+}
+
+fn waiter_pid(client: &mut postgres::Client) -> i32 {
+    client
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
 #[test]
 fn wait_returns_at_once_when_everything_is_applied() {
     let (db, project) = (TestDb::new(), Project::bundled());
@@ -280,13 +301,8 @@ fn wait_returns_soon_after_another_process_applies() {
             "1min",
         ],
     );
-    let mut client = db.connect();
     // The waiter is polling before the migrations start.
-    assert!(wait_for(
-        &mut client,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm')",
-        20
-    ));
+    assert!(waiter_polling(&mut db.connect(), 0));
     let (code, _, stderr) = run(&project, &db, &["migrate"]);
     assert_eq!(code, Some(0), "{stderr}");
     let applied = Instant::now();
@@ -321,18 +337,13 @@ fn wait_connects_again_when_its_session_is_ended() {
         ],
     );
     let mut client = db.connect();
-    let waiting = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
-                   AND application_name = 'pgm' AND state = 'idle' AND xact_start IS NULL)";
-    assert!(wait_for(&mut client, waiting, 20));
+    assert!(waiter_polling(&mut client, 0));
+    let first = waiter_pid(&mut client);
     client
-        .batch_execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND application_name = 'pgm'",
-        )
+        .execute("SELECT pg_terminate_backend($1)", &[&first])
         .unwrap();
-    // A new session, idle between polls and outside any transaction.
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(wait_for(&mut client, waiting, 20));
+    // Another session, polling in its turn.
+    assert!(waiter_polling(&mut client, first));
     let (code, _, stderr) = run(&project, &db, &["migrate"]);
     assert_eq!(code, Some(0), "{stderr}");
     let (code, stdout, stderr) = outcome(&waiter.wait_with_output().unwrap());
