@@ -34,6 +34,12 @@ pub fn run(config: Config) -> Result<Outcome> {
         Command::Baseline { version, lock_wait } => {
             migrate::baseline(&config, &settings()?, *version, *lock_wait)
         }
+        Command::MigrateNew(new) => migrate::new(&config, new),
+        Command::MigrateWait {
+            target,
+            timeout,
+            interval,
+        } => migrate::wait(&config, &settings()?, *target, *timeout, *interval),
         Command::PartitionsPlan {
             at,
             format,

@@ -10,5 +10,7 @@ pub(crate) mod plan;
 pub(crate) mod render;
 pub(crate) mod repair;
 pub(crate) mod runner;
+pub(crate) mod scaffold;
 pub(crate) mod source;
 pub mod sql;
+pub(crate) mod wait;

@@ -241,7 +241,13 @@ fn is_valid_stem(stem: &str) -> bool {
     let Some(name) = rest[digits..].strip_prefix("__") else {
         return false;
     };
-    digits > 0 && !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+    digits > 0 && is_valid_name(name)
+}
+
+/// The name part of a migration file (after `V{version}__`): one or more
+/// letters, digits and underscores.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -258,6 +264,9 @@ mod tests {
         assert!(!is_valid_stem("V__x"));
         assert!(!is_valid_stem("v1__x"));
         assert!(!is_valid_stem("V1__"));
+        assert!(is_valid_name("add_orders2"));
+        assert!(!is_valid_name("add orders"));
+        assert!(!is_valid_name(""));
     }
 
     #[test]
