@@ -8,6 +8,7 @@ mod ignore;
 pub mod partitioned;
 pub mod render;
 pub(crate) mod rules;
+mod same_file;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use self::config::LintConfig;
 use self::ignore::Ignores;
 use self::partitioned::{PartitionedTables, PolicyCoverage};
 use self::rules::{PgmRule, RuleId};
+use self::same_file::SameFile;
 use crate::location::LineIndex;
 use crate::migrate::sql::{self, Examined, Mode, SqlError};
 use crate::pg_version::PgVersion;
@@ -210,7 +212,9 @@ impl Linter {
             .iter()
             .any(|problem| matches!(problem, SqlError::Syntax { .. }));
         if !syntax_error {
-            findings.extend(self.squawk(&examined, &lines));
+            let same_file =
+                SameFile::read(&examined.syntax, examined.file.mode == Mode::Transaction);
+            findings.extend(self.squawk(&examined, &lines, &same_file));
             findings.extend(self.pgm(&examined.syntax, &lines));
         }
         for finding in &mut findings {
@@ -228,7 +232,12 @@ impl Linter {
         }
     }
 
-    fn squawk(&self, examined: &Examined, lines: &LineIndex<'_>) -> Vec<Finding> {
+    fn squawk(
+        &self,
+        examined: &Examined,
+        lines: &LineIndex<'_>,
+        same_file: &SameFile,
+    ) -> Vec<Finding> {
         let squawk_rules = |list: &[RuleId]| -> Vec<SquawkRule> {
             list.iter().filter_map(|r| r.as_squawk()).collect()
         };
@@ -239,15 +248,48 @@ impl Linter {
                 .filter(|rule| rules::satisfied_by_pgm(*rule).is_some())
                 .filter_map(RuleId::as_squawk),
         );
-        let mut linter =
-            squawk_linter::Linter::with_rules(&squawk_rules(&self.config.include), &exclude);
+        let include = squawk_rules(&self.config.include);
+        let in_transaction = examined.file.mode == Mode::Transaction;
+        let mut linter = squawk_linter::Linter::with_rules(&include, &exclude);
         linter.settings = LinterSettings {
             pg_version: self.version.squawk(),
-            assume_in_transaction: examined.file.mode == Mode::Transaction,
+            assume_in_transaction: in_transaction,
         };
-        linter
-            .lint(&examined.syntax, examined.file.text.as_str())
+        let mut violations = linter.lint(&examined.syntax, examined.file.text.as_str());
+        if in_transaction {
+            // squawk excuses a few rules for any table created in the
+            // transaction with the same last name, whatever its schema; pgm
+            // excuses them itself, by the table PostgreSQL resolves (see
+            // `same_file`). So those rules run again as if outside one, and
+            // what squawk left out comes back for `same_file` to judge.
+            let enabled: Vec<SquawkRule> = same_file::SQUAWK_EXCUSES_CREATED
+                .into_iter()
+                .filter(|rule| !exclude.contains(rule))
+                .filter(|rule| !rule.is_opt_in() || include.contains(rule))
+                .collect();
+            let mut again = squawk_linter::Linter::from(enabled.clone());
+            again.settings = LinterSettings {
+                pg_version: self.version.squawk(),
+                assume_in_transaction: false,
+            };
+            let missing: Vec<Violation> = again
+                .lint(&examined.syntax, examined.file.text.as_str())
+                .into_iter()
+                .filter(|v| enabled.contains(&v.code))
+                .filter(|v| {
+                    !violations
+                        .iter()
+                        .any(|known| known.code == v.code && known.text_range == v.text_range)
+                })
+                .collect();
+            violations.extend(missing);
+        }
+        violations
             .into_iter()
+            .filter(|violation| {
+                let start = usize::from(violation.text_range.start());
+                !same_file.excuses(violation.code, start)
+            })
             .filter_map(|violation| self.squawk_finding(violation, examined, lines))
             .collect()
     }
