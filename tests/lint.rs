@@ -617,3 +617,106 @@ fn a_view_dropped_and_created_again_in_the_file_is_not_a_drop() {
         "{findings:?}"
     );
 }
+
+/// A column's default rewrites the table exactly when lint says so: the
+/// server's `relfilenode` changes with a rewrite.
+#[test]
+fn a_non_volatile_default_does_not_rewrite_and_is_not_reported() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    client
+        .batch_execute(
+            "CREATE TABLE items (id bigint); INSERT INTO items SELECT generate_series(1, 1000);\
+             CREATE FUNCTION app_tier() RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT 'basic' $$;\
+             CREATE DOMAIN positive AS int CHECK (VALUE > 0);\
+             CREATE SEQUENCE item_numbers;",
+        )
+        .unwrap();
+    // (column, rewrites, what lint says without a server)
+    let cases: &[(&str, bool, bool)] = &[
+        ("text DEFAULT 'new'", false, false),
+        ("int DEFAULT -1", false, false),
+        ("jsonb DEFAULT '{}'::jsonb", false, false),
+        ("timestamptz DEFAULT now()", false, false),
+        ("date DEFAULT CURRENT_DATE", false, false),
+        ("timestamptz DEFAULT date_trunc('day', now())", false, false),
+        ("text DEFAULT lower('A') || 'b'", false, false),
+        ("text DEFAULT app_tier()", false, true),
+        ("float8 DEFAULT random()", true, true),
+        ("timestamptz DEFAULT clock_timestamp()", true, true),
+        ("uuid DEFAULT gen_random_uuid()", true, true),
+        ("bigint DEFAULT nextval('item_numbers')", true, true),
+        ("bigserial", true, true),
+        ("positive DEFAULT 1", true, false),
+    ];
+    let project = Project::new();
+    let relfilenode = |client: &mut postgres::Client| -> u32 {
+        client
+            .query_one(
+                "SELECT relfilenode FROM pg_class WHERE oid = 'items'::regclass",
+                &[],
+            )
+            .unwrap()
+            .get::<_, postgres::types::Oid>(0)
+    };
+    for (i, (column, rewrites, offline)) in cases.iter().enumerate() {
+        let sql = format!("ALTER TABLE items ADD COLUMN c{i} {column};\n");
+        project.write("V1__column.sql", &sql);
+        let reported = |findings: &[(String, u64)]| {
+            findings
+                .iter()
+                .any(|(rule, _)| rule == "adding-field-with-default")
+        };
+        let sequence = |client: &mut postgres::Client| -> (i64, bool) {
+            let row = client
+                .query_one("SELECT last_value, is_called FROM item_numbers", &[])
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        let sequence_before = sequence(&mut client);
+        let (_, connected) = findings_of(&mut project.pgm(&db));
+        // Asking the server evaluated no volatile default: no sequence advanced.
+        assert_eq!(sequence(&mut client), sequence_before, "{column}");
+        let (_, flag) = findings_of(
+            pgm()
+                .current_dir(project.path())
+                .env("PGM_PG_VERSION", "16"),
+        );
+        let before = relfilenode(&mut client);
+        client.batch_execute(&sql).unwrap();
+        let rewritten = relfilenode(&mut client) != before;
+        assert_eq!(
+            rewritten, *rewrites,
+            "{column}: the server disagrees with the case"
+        );
+        assert_eq!(
+            reported(&connected),
+            rewritten,
+            "{column}: connected lint {connected:?}"
+        );
+        assert_eq!(
+            reported(&flag),
+            *offline,
+            "{column}: lint without a server {flag:?}"
+        );
+    }
+}
+
+#[test]
+fn before_postgresql_11_every_default_rewrites() {
+    let project = Project::new();
+    project.write(
+        "V1__column.sql",
+        "ALTER TABLE items ADD COLUMN tier text DEFAULT 'basic';\n",
+    );
+    let at = |version: &str| {
+        findings_of(
+            pgm()
+                .current_dir(project.path())
+                .env("PGM_PG_VERSION", version),
+        )
+        .1
+    };
+    assert_eq!(at("10"), [("adding-field-with-default".to_owned(), 1)]);
+    assert!(at("11").is_empty(), "{:?}", at("11"));
+}

@@ -189,6 +189,11 @@ impl SameFile {
         (NEW_TABLE_RULES.contains(&rule) && within(&self.on_new_tables))
             || (rule == SquawkRule::BanDropView && within(&self.recreated_drops))
     }
+
+    /// Whether the statement starting at `offset` alters a table the file created.
+    pub fn on_new_table(&self, offset: usize) -> bool {
+        self.on_new_tables.iter().any(|r| r.contains(&offset))
+    }
 }
 
 fn is_temp(persistence: Option<ast::Persistence>) -> bool {
