@@ -143,6 +143,7 @@ fn table_policy(case: &Case) -> TablePolicy {
         naming: "{parent}_p{YYYY}_{MM}_{DD}".into(),
         time_zone: case.zone,
         lock_timeout: Timeout::from_millis(2000),
+        snapshot_wait: Timeout::from_millis(1_800_000),
         lock_retries: 5,
         max_drops_per_run: case.max_drops,
         indexes: Vec::new(),

@@ -124,6 +124,7 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
             naming: "{parent}_p{YYYY}_{MM}".to_owned(),
             time_zone: Tz::UTC,
             lock_timeout: Timeout::from_millis(2_000),
+            snapshot_wait: Timeout::from_millis(1_800_000),
             lock_retries: 5,
             max_drops_per_run: 5,
             indexes: vec![IndexPolicy {

@@ -207,13 +207,17 @@ impl Executor<'_> {
         for (position, statement) in step.sql.iter().enumerate() {
             let cleanup = step.on_retry.as_ref().filter(|r| r.statement == position);
             let settings = self.settings;
-            let result = retry.run(self.client, &what, cleanup, |client, watch, replacement| {
-                let sql = replacement.unwrap_or(statement);
-                let _progress = (step.action == Action::CreateIndex)
-                    .then(|| watch_build(client, settings, step))
-                    .flatten();
-                watch.around(|| client.batch_execute(sql))
-            });
+            let result = if step.action == Action::CreateIndex {
+                retry.run_patient(self.client, &what, |client, watch, _| {
+                    let _progress = watch_build(client, settings, step);
+                    watch.around(|| client.batch_execute(statement))
+                })
+            } else {
+                retry.run(self.client, &what, cleanup, |client, watch, replacement| {
+                    let sql = replacement.unwrap_or(statement);
+                    watch.around(|| client.batch_execute(sql))
+                })
+            };
             match result {
                 Ok(_) => {}
                 Err(gave_up)

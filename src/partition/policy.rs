@@ -145,6 +145,8 @@ pub struct TablePolicy {
     pub naming: String,
     pub time_zone: Tz,
     pub lock_timeout: Timeout,
+    /// How long an index build may wait for older transactions.
+    pub snapshot_wait: Timeout,
     pub lock_retries: u32,
     pub max_drops_per_run: u32,
     pub indexes: Vec<IndexPolicy>,
@@ -230,6 +232,7 @@ struct RawDefaults {
     move_default_rows: Option<bool>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
+    snapshot_wait: Option<Spanned<String>>,
     lock_retries: Option<Spanned<u32>>,
     max_drops_per_run: Option<Spanned<u32>>,
 }
@@ -248,6 +251,7 @@ struct RawTable {
     naming: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
+    snapshot_wait: Option<Spanned<String>>,
     lock_retries: Option<Spanned<u32>>,
     max_drops_per_run: Option<Spanned<u32>>,
     #[serde(default, rename = "index")]
@@ -272,6 +276,10 @@ pub const DEFAULT_PREMAKE: u32 = 3;
 pub const DEFAULT_MAX_DROPS: u32 = 5;
 pub const DEFAULT_LOCK_TIMEOUT: Timeout = Timeout(std::time::Duration::from_secs(2));
 pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+pub const DEFAULT_SNAPSHOT_WAIT: Timeout = Timeout(std::time::Duration::from_secs(30 * 60));
+/// An index build waiting longer than a day for older transactions is
+/// waiting for something that will not end by itself.
+pub const MAX_SNAPSHOT_WAIT: Timeout = Timeout(std::time::Duration::from_secs(24 * 3600));
 
 // Upper bounds on the policy's numbers. Past them a value is a slip of the
 // keyboard, not a wish, and plans would stop being small and finite.
@@ -428,6 +436,12 @@ fn check_table(
         checker,
         raw.lock_timeout.as_ref().or(defaults.lock_timeout.as_ref()),
     );
+    let snapshot_wait = check_snapshot_wait(
+        checker,
+        raw.snapshot_wait
+            .as_ref()
+            .or(defaults.snapshot_wait.as_ref()),
+    );
     let counts = check_counts(checker, defaults, entry);
     let retention = check_retention(checker, defaults, raw, interval);
     let naming = raw.naming.as_ref().map_or_else(
@@ -465,6 +479,7 @@ fn check_table(
         naming,
         time_zone,
         lock_timeout,
+        snapshot_wait,
         lock_retries: counts.lock_retries,
         max_drops_per_run: counts.max_drops_per_run,
         indexes,
@@ -545,6 +560,30 @@ fn check_lock_timeout(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) 
         Err(message) => {
             checker.problem(text.span(), format!("invalid lock_timeout: {message}"));
             DEFAULT_LOCK_TIMEOUT
+        }
+    }
+}
+
+fn check_snapshot_wait(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) -> Timeout {
+    let Some(text) = raw else {
+        return DEFAULT_SNAPSHOT_WAIT;
+    };
+    match text.get_ref().parse::<Timeout>() {
+        Ok(wait) if wait.0.is_zero() || wait > MAX_SNAPSHOT_WAIT => {
+            checker.problem(
+                text.span(),
+                format!(
+                    "snapshot_wait = \"{}\" must be more than 0 and at most {MAX_SNAPSHOT_WAIT}: an index build \
+                     waits this long for older transactions (blocking no reads or writes), like \"30min\"",
+                    text.get_ref()
+                ),
+            );
+            DEFAULT_SNAPSHOT_WAIT
+        }
+        Ok(wait) => wait,
+        Err(message) => {
+            checker.problem(text.span(), format!("invalid snapshot_wait: {message}"));
+            DEFAULT_SNAPSHOT_WAIT
         }
     }
 }

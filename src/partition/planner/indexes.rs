@@ -4,7 +4,6 @@
 use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step};
 use crate::db::ident::{QualifiedName, shorten_identifier};
 use crate::db::quote_ident;
-use crate::db::retry::OnRetry;
 use crate::partition::catalog::{self, Partition};
 use crate::partition::policy::IndexPolicy;
 
@@ -151,10 +150,13 @@ fn plan_partition_index(
             table,
             Action::CreateIndex,
             format!(
-                "{} lacks {}; built without blocking writes",
-                partition.name, index.name
+                "{} lacks {}; built without blocking writes, waiting up to {} for older transactions",
+                partition.name, index.name, table.snapshot_wait
             ),
         );
+        // Its wait for older transactions blocks nobody: under its own
+        // budget, one attempt (an INVALID leftover is the next plan's).
+        build.lock_timeout = table.snapshot_wait.to_string();
         build.partition = Some(partition_name.clone());
         build.sql = vec![format!(
             "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
@@ -163,7 +165,6 @@ fn plan_partition_index(
             partition_name.quoted(),
             index_body(index)
         )];
-        build.on_retry = Some(OnRetry::drop_invalid_index(&child.quoted()));
         build.index = Some(child.clone());
         build.transactional = false;
         build.other_locks = Some(format!("SHARE UPDATE EXCLUSIVE on {partition_name}"));
