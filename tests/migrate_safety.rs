@@ -129,7 +129,7 @@ fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
     let mut watcher = db.connect();
     assert!(wait_for(
         &mut watcher,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND wait_event = 'PgSleep')",
         30
     ));
     kill(child);
