@@ -262,10 +262,7 @@ impl Runner<'_> {
         let result = retry.run(self.client, &what, None, |client, watch, _| {
             watch
                 .around(|| client.batch_execute(&query.text))
-                .map_err(|error| {
-                    back_to_idle(client);
-                    error
-                })
+                .inspect_err(|_| back_to_idle(client))
         });
         result.map(|(_, attempts)| attempts).map_err(|gave_up| {
             let failure = self.locate(planned, &query, gave_up);
