@@ -1,8 +1,8 @@
-//! A whole `pgm migrate` run on the database: refuse a replica and a
-//! session that a pooler does not keep to itself, take the run lock on the
-//! session that then does the work, read the state, plan, create the history
-//! tables, run each migration (confirming the lock before each). Also
-//! `baseline`.
+//! A whole `pgm migrate` run on the database: refuse a replica; stop there
+//! when everything is applied; else refuse a session that a pooler does not
+//! keep to itself, take the run lock on the session that then does the
+//! work, read the state, plan, create the history tables, run each
+//! migration (confirming the lock before each). Also `baseline`.
 
 use std::time::Duration;
 
@@ -81,6 +81,17 @@ pub fn apply(
     lock_retries: u32,
     run_lock: &RunLock,
 ) -> Result<Applied, ApplyError> {
+    refuse_replica(&mut client)?;
+    // Nothing to do is found without the run lock and the pooler check
+    // (which opens a second session): every migration this run knows of is
+    // applied, and no other run undoes that. Anything else is read again
+    // under the lock.
+    if let Some(already) = up_to_date(&mut client, sources, options)? {
+        return Ok(Applied {
+            already,
+            reports: Vec::new(),
+        });
+    }
     let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
@@ -104,6 +115,29 @@ pub fn apply(
         already: state.applied.len(),
         reports,
     })
+}
+
+/// How many migrations are applied, when that is all of them (up to the
+/// target) and the tables exist: a run with nothing to do.
+fn up_to_date(
+    client: &mut Client,
+    sources: &mut [SourceMigration],
+    options: &Options,
+) -> Result<Option<usize>, ApplyError> {
+    let state = runner::read_state(client, sources)?;
+    let planned = plan::plan(sources, &state, options)?;
+    Ok((planned.setup.is_empty() && planned.migrations.is_empty()).then_some(state.applied.len()))
+}
+
+fn refuse_replica(client: &mut Client) -> Result<(), ApplyError> {
+    let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
+        what: "checking whether the server is a replica",
+        source,
+    })?;
+    if replica {
+        return Err(ApplyError::Replica);
+    }
+    Ok(())
 }
 
 /// Records the migrations up to `version` as applied without running them;
@@ -150,13 +184,7 @@ fn lock_runs<'c>(
     settings: &ConnectionSettings,
     run_lock: &RunLock,
 ) -> Result<SessionLock<&'c mut Client>, ApplyError> {
-    let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
-        what: "checking whether the server is a replica",
-        source,
-    })?;
-    if replica {
-        return Err(ApplyError::Replica);
-    }
+    refuse_replica(client)?;
     pooler::require_own_session(client, settings)?;
     Ok(SessionLock::acquire(
         client,
