@@ -2,9 +2,10 @@
 //! when everything is applied; else refuse a session that a pooler does not
 //! keep to itself, take the run lock on the session that then does the
 //! work, read the state, plan, create the history tables, run each
-//! migration (confirming the lock before each). Also `baseline`.
+//! migration (confirming the lock before each, see [`Tripwire`]). Also
+//! `baseline`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 use thiserror::Error;
@@ -102,19 +103,59 @@ pub fn apply(
         settings,
         lock_retries,
     };
+    let mut tripwire = Tripwire::default();
     if !planned.setup.is_empty() {
-        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        tripwire.check(runner.client)?;
     }
     runner.run_setup(&planned.setup)?;
     let mut reports = Vec::with_capacity(planned.migrations.len());
     for migration in &planned.migrations {
-        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        tripwire.check(runner.client)?;
         reports.push(runner.run(migration)?);
     }
     Ok(Applied {
         already: state.applied.len(),
         reports,
     })
+}
+
+/// The check before each migration that this session still holds the run
+/// lock. In full it reads pg_locks, whose cost grows with the server's lock
+/// table (max_locks_per_transaction): at 1,024 it cost more than a small
+/// migration. So it runs in full first and then at most once a second; in
+/// between, the server process serving the session must be the one that
+/// passed it, which is what a pooler moving the session would change.
+#[derive(Default)]
+struct Tripwire {
+    confirmed: Option<(i32, Instant)>,
+}
+
+impl Tripwire {
+    const FULL_EVERY: Duration = Duration::from_secs(1);
+
+    fn check(&mut self, client: &mut Client) -> Result<(), ApplyError> {
+        if let Some((pid, at)) = self.confirmed
+            && at.elapsed() < Self::FULL_EVERY
+            && backend_pid(client) == Some(pid)
+        {
+            return Ok(());
+        }
+        lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        self.confirmed = backend_pid(client).map(|pid| (pid, Instant::now()));
+        Ok(())
+    }
+}
+
+/// One round trip on the simple protocol.
+fn backend_pid(client: &mut Client) -> Option<i32> {
+    client
+        .simple_query("SELECT pg_backend_pid()")
+        .ok()?
+        .iter()
+        .find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
 }
 
 /// How many migrations are applied, when that is all of them (up to the
