@@ -224,6 +224,76 @@ pub enum MigrateCommand {
         #[command(flatten)]
         wait: LockWaitArg,
     },
+    /// Accept applied files that were edited: only comments or whitespace, or anything with --force (audited).
+    Repair {
+        /// The edited files (default: every applied file whose checksum changed).
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Record the new checksum even when statements changed, or when the applied text is unknown.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        wait: LockWaitArg,
+    },
+    /// Write the next migration file, migrations/V{next}__NAME.sql, and print its path.
+    #[command(
+        long_about = "Write the next migration file, V{next}__NAME.sql in the --migrations directory, with a header \
+                      comment saying how pgm will run it, and print its path (`$EDITOR \
+                      \"$(pgm migrate new add_orders)\"`). The version is the highest one in the \
+                      directory plus one (V1 in an empty or missing directory). Never overwrites."
+    )]
+    New {
+        /// The migration's name: letters, digits and underscores, e.g. add_orders.
+        name: String,
+        /// Start the file with `-- pgm:no-transaction`: it runs statement by statement outside
+        /// any transaction, for CREATE INDEX CONCURRENTLY and other statements PostgreSQL
+        /// refuses in one.
+        #[arg(long)]
+        no_transaction: bool,
+        /// Number by the clock (YYYYMMDDHHMMSS, UTC). Refused: the history table stores
+        /// 32-bit versions, which cannot hold one.
+        #[arg(long, hide = true)]
+        timestamp: bool,
+        /// The clock for --timestamp (RFC 3339), for tests.
+        #[arg(long, hide = true, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
+    },
+    /// Wait until the database has every migration of the directory applied (for init
+    /// containers and readiness gates); exit 1 at the timeout, naming what is missing.
+    #[command(
+        long_about = "Wait until the database has every migration of the directory (or every one up \
+                      to --target) applied, then exit 0; for Kubernetes init containers and readiness \
+                      gates. Polls the history table with one short query per --interval, outside any \
+                      transaction, and connects again when the server restarts. Exits 1 at \
+                      --timeout naming the migrations still missing, and at once when an applied \
+                      migration's file has changed since (its checksum differs) or the server \
+                      refuses the login."
+    )]
+    Wait {
+        /// Wait only for the migrations up to this version (inclusive).
+        #[arg(long, value_name = "N")]
+        target: Option<i32>,
+        /// How long to wait before giving up with exit 1 (0: look once).
+        #[arg(
+            long,
+            env = "PGM_WAIT_TIMEOUT",
+            default_value = "10min",
+            value_name = "DURATION"
+        )]
+        timeout: Timeout,
+        /// How long to sleep between two looks at the history table.
+        #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = parse_interval)]
+        interval: Timeout,
+    },
+}
+
+/// A poll interval: a duration above zero.
+fn parse_interval(text: &str) -> Result<Timeout, String> {
+    let interval: Timeout = text.parse()?;
+    if interval.0.is_zero() {
+        return Err("the interval must be longer than 0, such as 500ms or 2s".to_owned());
+    }
+    Ok(interval)
 }
 
 #[derive(Debug, Subcommand)]
@@ -346,6 +416,31 @@ impl MigrateArgs {
             Some(MigrateCommand::Baseline { version, wait }) => config::Command::Baseline {
                 version,
                 lock_wait: wait.lock_wait.0,
+            },
+            Some(MigrateCommand::Repair { files, force, wait }) => config::Command::Repair {
+                files,
+                force,
+                lock_wait: wait.lock_wait.0,
+            },
+            Some(MigrateCommand::New {
+                name,
+                no_transaction,
+                timestamp,
+                at,
+            }) => config::Command::MigrateNew(config::MigrateNew {
+                name,
+                no_transaction,
+                timestamp,
+                at,
+            }),
+            Some(MigrateCommand::Wait {
+                target,
+                timeout,
+                interval,
+            }) => config::Command::MigrateWait {
+                target,
+                timeout: timeout.0,
+                interval: interval.0,
             },
             None => config::Command::Migrate(config::Migrate {
                 dry_run: self.dry_run,

@@ -40,6 +40,17 @@ pub enum Command {
         version: Version,
         lock_wait: Duration,
     },
+    Repair {
+        files: Vec<PathBuf>,
+        force: bool,
+        lock_wait: Duration,
+    },
+    MigrateNew(MigrateNew),
+    MigrateWait {
+        target: Option<Version>,
+        timeout: Duration,
+        interval: Duration,
+    },
     PartitionsPlan {
         at: Option<DateTime<Utc>>,
         format: PlanFormat,
@@ -76,6 +87,16 @@ pub struct Migrate {
     pub allow_out_of_order: bool,
     pub maintain: bool,
     pub locks: MigrateLocks,
+}
+
+/// `pgm migrate new`.
+#[derive(Debug, Clone)]
+pub struct MigrateNew {
+    pub name: String,
+    pub no_transaction: bool,
+    pub timestamp: bool,
+    /// The clock for timestamp versions; now when unset.
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy)]

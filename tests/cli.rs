@@ -54,6 +54,9 @@ fn usage_errors_exit_64() {
         &["-v", "-q", "ping"][..],
         &["lint", "--pending", "V1__a.sql"][..],
         &["lint", "--format", "sarif"][..],
+        &["migrate", "new"][..],
+        &["migrate", "wait", "--interval", "0"][..],
+        &["migrate", "wait", "--timeout", "soon"][..],
     ] {
         let output = pgm().args(args).output().unwrap();
         assert_eq!(output.status.code(), Some(64), "{args:?}");

@@ -140,6 +140,34 @@ fn a_migration_with_a_syntax_error_after_wide_characters() {
 }
 
 #[test]
+fn every_bad_pending_file_is_reported_in_one_run() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project
+        .write("V1__accounts.sql", "CREATE TABLE accounts (id bigint);\n")
+        .write(
+            "V2__orders.sql",
+            "BEGIN;\nCREATE TABLE orders (id bigint);\nCOMMIT;\n",
+        )
+        .write("V3__notes.sql", "CREATE TABLE notes (body text;\n")
+        .write(
+            "V4__index.sql",
+            "CREATE INDEX CONCURRENTLY accounts_id ON accounts (id);\nINSERT INTO accounts VALUES (1);\n",
+        );
+    let (code, stderr) = migrate(&project, &db);
+    assert_eq!(code, Some(64));
+    insta::assert_snapshot!(stderr);
+    let applied: i64 = db
+        .connect()
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE tablename IN ('accounts', 'orders', 'notes')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, 0, "no migration ran, not even the valid first one");
+}
+
+#[test]
 fn a_migration_referring_to_a_missing_table() {
     let (db, project) = (TestDb::new(), Project::new());
     project.write(

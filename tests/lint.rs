@@ -483,3 +483,240 @@ fn every_rule_is_listed() {
         "{line}"
     );
 }
+
+/// (rule, line) of every finding `pgm lint --format json` reports, with its exit code.
+fn findings_of(command: &mut assert_cmd::Command) -> (Option<i32>, Vec<(String, u64)>) {
+    let output = command.args(["lint", "--format", "json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{:?}", output_text(&output)));
+    let findings = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|file| file["findings"].as_array().unwrap().clone())
+        .map(|finding| {
+            (
+                finding["rule"].as_str().unwrap().to_owned(),
+                finding["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (output.status.code(), findings)
+}
+
+fn offline_findings(sql: &str) -> Vec<(String, u64)> {
+    let project = Project::new();
+    project.write("V1__case.sql", sql);
+    findings_of(
+        pgm()
+            .current_dir(project.path())
+            .args(["--migrations", "migrations"])
+            .env("PGM_PG_VERSION", "16"),
+    )
+    .1
+}
+
+#[test]
+fn tables_created_as_select_or_select_into_in_the_file_are_new() {
+    let sql = "\
+CREATE TABLE order_totals AS SELECT user_id, sum(total) AS total FROM orders GROUP BY user_id;
+SELECT id, email INTO TABLE \"UserEmails\" FROM users;
+CREATE INDEX order_totals_user_idx ON order_totals (user_id);
+ALTER TABLE order_totals ADD CONSTRAINT order_totals_user_key UNIQUE (user_id);
+ALTER TABLE order_totals ALTER COLUMN total TYPE numeric(20, 2);
+ALTER TABLE \"UserEmails\" ADD COLUMN seen_at timestamptz DEFAULT clock_timestamp();
+ALTER TABLE \"UserEmails\" ALTER COLUMN email SET NOT NULL;
+CREATE TABLE archive.events AS SELECT 1 AS id;
+CREATE INDEX events_id_idx ON events (id);
+CREATE INDEX orders_total_idx ON orders (total);
+ALTER TABLE useremails ADD COLUMN note text DEFAULT random()::text;
+";
+    let project = Project::new();
+    project.write("V1__case.sql", sql);
+    let (code, findings) = findings_of(
+        pgm()
+            .current_dir(project.path())
+            .args(["--migrations", "migrations"]),
+    );
+    assert_eq!(code, Some(1));
+    // Lines 3-7 act on the tables the file created; 9 on events, not
+    // archive.events; 10 on a live table; 11 on useremails, not "UserEmails".
+    assert_eq!(
+        findings,
+        [
+            ("require-concurrent-index-creation".to_owned(), 9),
+            ("require-concurrent-index-creation".to_owned(), 10),
+            ("adding-field-with-default".to_owned(), 11),
+        ],
+        "{findings:?}"
+    );
+
+    // The file really runs in one transaction on a server with these tables.
+    let db = TestDb::new();
+    let mut client = db.connect();
+    client
+        .batch_execute(
+            "CREATE SCHEMA archive;\
+             CREATE TABLE users (id bigint, email text); INSERT INTO users VALUES (1, 'a@example.com');\
+             CREATE TABLE orders (user_id bigint, total numeric); INSERT INTO orders VALUES (1, 2.5);\
+             CREATE TABLE events (id int); CREATE TABLE useremails (id int);",
+        )
+        .unwrap();
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{:?}", output_text(&output));
+
+    // A plain CREATE TABLE in another schema, or IF NOT EXISTS (an older
+    // table may be there), does not make the table an index goes on new.
+    let findings = offline_findings(
+        "CREATE TABLE archive.orders (id bigint);\n\
+         CREATE INDEX orders_id_idx ON orders (id);\n\
+         CREATE TABLE IF NOT EXISTS users (id bigint);\n\
+         CREATE INDEX users_id_idx ON users (id);\n\
+         CREATE TABLE coupons (id bigint);\n\
+         CREATE INDEX coupons_id_idx ON coupons (id);\n",
+    );
+    assert_eq!(
+        findings,
+        [
+            ("require-concurrent-index-creation".to_owned(), 2),
+            ("require-concurrent-index-creation".to_owned(), 4),
+        ],
+        "{findings:?}"
+    );
+
+    // Statement by statement, each table is live once its statement commits.
+    let no_transaction = format!("-- pgm:no-transaction\n{sql}");
+    let findings = offline_findings(&no_transaction);
+    assert!(
+        findings.contains(&("require-concurrent-index-creation".to_owned(), 4)),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn a_view_dropped_and_created_again_in_the_file_is_not_a_drop() {
+    let findings = offline_findings(
+        "DROP VIEW user_names;\n\
+         DROP VIEW IF EXISTS app.order_sums;\n\
+         DROP MATERIALIZED VIEW user_counts;\n\
+         DROP VIEW legacy_names;\n\
+         DROP VIEW shown CASCADE;\n\
+         CREATE VIEW user_names AS SELECT name FROM users;\n\
+         CREATE OR REPLACE VIEW app.order_sums AS SELECT sum(total) FROM orders;\n\
+         CREATE MATERIALIZED VIEW user_counts AS SELECT count(*) FROM users;\n\
+         CREATE VIEW shown AS SELECT 1 AS one;\n\
+         CREATE VIEW order_sums AS SELECT 1 AS one;\n",
+    );
+    // legacy_names is gone for good; shown's dependents went with CASCADE.
+    assert_eq!(
+        findings,
+        [
+            ("ban-drop-view".to_owned(), 4),
+            ("ban-drop-view".to_owned(), 5)
+        ],
+        "{findings:?}"
+    );
+}
+
+/// A column's default rewrites the table exactly when lint says so: the
+/// server's `relfilenode` changes with a rewrite.
+#[test]
+fn a_non_volatile_default_does_not_rewrite_and_is_not_reported() {
+    let db = TestDb::new();
+    let mut client = db.connect();
+    client
+        .batch_execute(
+            "CREATE TABLE items (id bigint); INSERT INTO items SELECT generate_series(1, 1000);\
+             CREATE FUNCTION app_tier() RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT 'basic' $$;\
+             CREATE DOMAIN positive AS int CHECK (VALUE > 0);\
+             CREATE SEQUENCE item_numbers;",
+        )
+        .unwrap();
+    // (column, rewrites, what lint says without a server)
+    let cases: &[(&str, bool, bool)] = &[
+        ("text DEFAULT 'new'", false, false),
+        ("int DEFAULT -1", false, false),
+        ("jsonb DEFAULT '{}'::jsonb", false, false),
+        ("timestamptz DEFAULT now()", false, false),
+        ("date DEFAULT CURRENT_DATE", false, false),
+        ("timestamptz DEFAULT date_trunc('day', now())", false, false),
+        ("text DEFAULT lower('A') || 'b'", false, false),
+        ("text DEFAULT app_tier()", false, true),
+        ("float8 DEFAULT random()", true, true),
+        ("timestamptz DEFAULT clock_timestamp()", true, true),
+        ("uuid DEFAULT gen_random_uuid()", true, true),
+        ("bigint DEFAULT nextval('item_numbers')", true, true),
+        ("bigserial", true, true),
+        ("positive DEFAULT 1", true, false),
+    ];
+    let project = Project::new();
+    let relfilenode = |client: &mut postgres::Client| -> u32 {
+        client
+            .query_one(
+                "SELECT relfilenode FROM pg_class WHERE oid = 'items'::regclass",
+                &[],
+            )
+            .unwrap()
+            .get::<_, postgres::types::Oid>(0)
+    };
+    for (i, (column, rewrites, offline)) in cases.iter().enumerate() {
+        let sql = format!("ALTER TABLE items ADD COLUMN c{i} {column};\n");
+        project.write("V1__column.sql", &sql);
+        let reported = |findings: &[(String, u64)]| {
+            findings
+                .iter()
+                .any(|(rule, _)| rule == "adding-field-with-default")
+        };
+        let sequence = |client: &mut postgres::Client| -> (i64, bool) {
+            let row = client
+                .query_one("SELECT last_value, is_called FROM item_numbers", &[])
+                .unwrap();
+            (row.get(0), row.get(1))
+        };
+        let sequence_before = sequence(&mut client);
+        let (_, connected) = findings_of(&mut project.pgm(&db));
+        // Asking the server evaluated no volatile default: no sequence advanced.
+        assert_eq!(sequence(&mut client), sequence_before, "{column}");
+        let (_, flag) = findings_of(
+            pgm()
+                .current_dir(project.path())
+                .env("PGM_PG_VERSION", "16"),
+        );
+        let before = relfilenode(&mut client);
+        client.batch_execute(&sql).unwrap();
+        let rewritten = relfilenode(&mut client) != before;
+        assert_eq!(
+            rewritten, *rewrites,
+            "{column}: the server disagrees with the case"
+        );
+        assert_eq!(
+            reported(&connected),
+            rewritten,
+            "{column}: connected lint {connected:?}"
+        );
+        assert_eq!(
+            reported(&flag),
+            *offline,
+            "{column}: lint without a server {flag:?}"
+        );
+    }
+}
+
+#[test]
+fn before_postgresql_11_every_default_rewrites() {
+    let project = Project::new();
+    project.write(
+        "V1__column.sql",
+        "ALTER TABLE items ADD COLUMN tier text DEFAULT 'basic';\n",
+    );
+    let at = |version: &str| {
+        findings_of(
+            pgm()
+                .current_dir(project.path())
+                .env("PGM_PG_VERSION", version),
+        )
+        .1
+    };
+    assert_eq!(at("10"), [("adding-field-with-default".to_owned(), 1)]);
+    assert!(at("11").is_empty(), "{:?}", at("11"));
+}

@@ -12,6 +12,7 @@ use crate::db::{self, ConnectionSettings};
 use crate::exit::{Outcome, UsageError};
 use crate::lint::config::{self, LintConfig};
 use crate::lint::partitioned::PolicyCoverage;
+use crate::lint::rewrite::ServerProbe;
 use crate::lint::{Linter, Report, TargetVersion, VersionSource, render};
 use crate::migrate::history;
 use crate::migrate::source::{self, SourceMigration, Version};
@@ -39,9 +40,11 @@ pub fn run(
         Vec::new()
     };
     let mut applied = None;
+    let mut server_probe = None;
     let version = if args.pending || (flag_version.is_none() && database_configured) {
         let settings = settings()?;
-        let (server, applied_versions) = read_server(&settings, args.pending)?;
+        let (server, applied_versions, client) = read_server(&settings, args.pending)?;
+        server_probe = Some(ServerProbe::new(client));
         if let Some(flag) = flag_version
             && flag.major != server.major
         {
@@ -58,6 +61,9 @@ pub fn run(
     };
 
     let mut linter = Linter::new(version, lint_config, coverage);
+    if let Some(probe) = server_probe {
+        linter = linter.with_server(probe);
+    }
     let explicit = ExplicitFiles::new(&args.files)?;
     let mut files = Vec::new();
     for migration in &sources {
@@ -130,11 +136,12 @@ fn load_config(path: &Path, is_default: bool) -> Result<(LintConfig, PolicyCover
     Ok((lint_config, coverage))
 }
 
-/// The server's version and, for `--pending`, the versions already applied.
+/// The server's version and, for `--pending`, the versions already applied;
+/// the session stays open for the rules that ask the server.
 fn read_server(
     settings: &ConnectionSettings,
     pending: bool,
-) -> Result<(TargetVersion, Option<Vec<Version>>)> {
+) -> Result<(TargetVersion, Option<Vec<Version>>, postgres::Client)> {
     let mut client = db::connect(settings).context(
         "connecting to read the server's version (give --pg-version N to lint without a server)",
     )?;
@@ -142,7 +149,7 @@ fn read_server(
         db::server::version_num(&mut client).context("reading the server's version")?;
     let server = TargetVersion::from_server(version_num);
     if !pending {
-        return Ok((server, None));
+        return Ok((server, None, client));
     }
     let tables = history::Tables::locate(&mut client).context("locating the migration tables")?;
     let present =
@@ -151,7 +158,7 @@ fn read_server(
         .iter()
         .map(|applied| applied.version)
         .collect();
-    Ok((server, Some(applied)))
+    Ok((server, Some(applied), client))
 }
 
 /// The files named on the command line, matched to migrations by their real

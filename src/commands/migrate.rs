@@ -1,17 +1,21 @@
-//! `pgm migrate`, `pgm migrate status`, `pgm migrate baseline`.
+//! `pgm migrate`, `pgm migrate status`, `pgm migrate baseline`, `pgm migrate
+//! new`, `pgm migrate wait`.
 
 use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::{Config, Migrate, PlanFormat, StatusFormat};
+use crate::config::{Config, Migrate, MigrateNew, PlanFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
 use crate::migrate::apply::{self, ApplyError, RunLock};
 use crate::migrate::plan::{self, Options, State};
 use crate::migrate::render;
+use crate::migrate::repair::Actor;
 use crate::migrate::runner;
+use crate::migrate::scaffold::{self, NewError, NewMigration};
 use crate::migrate::source::{self, SourceMigration};
+use crate::migrate::wait::{self as waiting, WaitOptions};
 
 fn load_sources(config: &Config) -> Result<Vec<SourceMigration>> {
     source::load(&config.migrations).context(UsageError("invalid migration files".into()))
@@ -183,4 +187,97 @@ fn refuse_standbys(error: db::ConnectError) -> anyhow::Error {
     } else {
         error.into()
     }
+}
+
+pub fn repair(
+    config: &Config,
+    settings: &ConnectionSettings,
+    files: &[std::path::PathBuf],
+    force: bool,
+    lock_wait: std::time::Duration,
+) -> Result<Outcome> {
+    let sources = load_sources(config)?;
+    let (client, settings) =
+        db::open_for(settings, TargetSessionAttrs::ReadWrite).map_err(refuse_standbys)?;
+    let os_user = crate::os::current_account()
+        .map(|account| account.name)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let repaired = apply::repair(
+        client,
+        &settings,
+        &sources,
+        files,
+        force,
+        &Actor { os_user: &os_user },
+        &RunLock { wait: lock_wait },
+    )
+    .map_err(glue_error)?;
+    let mut out = std::io::stdout().lock();
+    if repaired.is_empty() {
+        writeln!(out, "repair: no applied file changed; nothing to record")?;
+    }
+    for repair in &repaired {
+        writeln!(
+            out,
+            "repaired: {} (version {}): checksum {} recorded, was {}{}",
+            repair.path.display(),
+            repair.version,
+            repair.new_checksum,
+            repair.old_checksum,
+            if repair.forced {
+                " (forced: statements changed or the applied text was unknown)"
+            } else {
+                " (only comments or whitespace changed)"
+            }
+        )?;
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+/// `pgm migrate new`: writes the file and prints its path.
+pub fn new(config: &Config, args: &MigrateNew) -> Result<Outcome> {
+    let new = NewMigration {
+        name: &args.name,
+        no_transaction: args.no_transaction,
+        timestamp: args.timestamp,
+        now: args.at.unwrap_or_else(chrono::Utc::now),
+    };
+    let path = scaffold::create(&config.migrations, &new).map_err(|error| match error {
+        NewError::Source(_) => {
+            anyhow::Error::new(error).context(UsageError("invalid migration files".into()))
+        }
+        error if error.is_input_error() => UsageError(error.to_string()).into(),
+        error => error.into(),
+    })?;
+    writeln!(std::io::stdout().lock(), "{}", path.display())?;
+    Ok(Outcome::Success)
+}
+
+/// `pgm migrate wait`: success once every migration (up to `target`) is
+/// applied; progress goes to the log, the result to stdout.
+pub fn wait(
+    config: &Config,
+    settings: &ConnectionSettings,
+    target: Option<source::Version>,
+    timeout: std::time::Duration,
+    interval: std::time::Duration,
+) -> Result<Outcome> {
+    let sources = load_sources(config)?;
+    let options = WaitOptions {
+        target,
+        timeout,
+        interval,
+    };
+    let ready = waiting::wait(settings, &sources, &options)?;
+    let what = match (ready.count, target) {
+        (0, None) => "no migrations to wait for".to_owned(),
+        (0, Some(target)) => format!("no migrations up to version {target} to wait for"),
+        (1, None) => "the migration is applied".to_owned(),
+        (n, None) => format!("all {n} migrations are applied"),
+        (1, Some(target)) => format!("the migration up to version {target} is applied"),
+        (n, Some(target)) => format!("all {n} migrations up to version {target} are applied"),
+    };
+    writeln!(std::io::stdout().lock(), "ready: {what}")?;
+    Ok(Outcome::Success)
 }

@@ -26,9 +26,20 @@ pub fn run(config: Config) -> Result<Outcome> {
         Command::MigrateStatus { exit_code, format } => {
             migrate::status(&config, &settings()?, *exit_code, *format)
         }
+        Command::Repair {
+            files,
+            force,
+            lock_wait,
+        } => migrate::repair(&config, &settings()?, files, *force, *lock_wait),
         Command::Baseline { version, lock_wait } => {
             migrate::baseline(&config, &settings()?, *version, *lock_wait)
         }
+        Command::MigrateNew(new) => migrate::new(&config, new),
+        Command::MigrateWait {
+            target,
+            timeout,
+            interval,
+        } => migrate::wait(&config, &settings()?, *target, *timeout, *interval),
         Command::PartitionsPlan {
             at,
             format,

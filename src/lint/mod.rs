@@ -7,7 +7,9 @@ pub mod config;
 mod ignore;
 pub mod partitioned;
 pub mod render;
+pub mod rewrite;
 pub(crate) mod rules;
+mod same_file;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,9 @@ use squawk_syntax::SourceFile;
 use self::config::LintConfig;
 use self::ignore::Ignores;
 use self::partitioned::{PartitionedTables, PolicyCoverage};
+use self::rewrite::ServerProbe;
 use self::rules::{PgmRule, RuleId};
+use self::same_file::SameFile;
 use crate::location::LineIndex;
 use crate::migrate::sql::{self, Examined, Mode, SqlError};
 use crate::pg_version::PgVersion;
@@ -180,6 +184,8 @@ pub struct Linter {
     config: LintConfig,
     coverage: PolicyCoverage,
     partitioned: PartitionedTables,
+    /// The server, when lint connected: asked whether a column default rewrites.
+    probe: Option<ServerProbe>,
 }
 
 impl Linter {
@@ -189,7 +195,15 @@ impl Linter {
             config,
             coverage,
             partitioned: PartitionedTables::default(),
+            probe: None,
         }
+    }
+
+    /// Asks this server (the one the target version is read from) whether
+    /// an added column's default rewrites the table.
+    pub fn with_server(mut self, probe: ServerProbe) -> Linter {
+        self.probe = Some(probe);
+        self
     }
 
     /// Reads a file that is not linted (an applied migration) only for the
@@ -210,8 +224,11 @@ impl Linter {
             .iter()
             .any(|problem| matches!(problem, SqlError::Syntax { .. }));
         if !syntax_error {
-            findings.extend(self.squawk(&examined, &lines));
-            findings.extend(self.pgm(&examined.syntax, &lines));
+            let same_file =
+                SameFile::read(&examined.syntax, examined.file.mode == Mode::Transaction);
+            let columns = rewrite::added_columns(&examined.syntax.syntax_node());
+            findings.extend(self.squawk(&examined, &lines, &same_file, &columns));
+            findings.extend(self.pgm(&examined.syntax, &lines, &same_file, &columns));
         }
         for finding in &mut findings {
             if self.config.warn.contains(&finding.rule) {
@@ -228,7 +245,13 @@ impl Linter {
         }
     }
 
-    fn squawk(&self, examined: &Examined, lines: &LineIndex<'_>) -> Vec<Finding> {
+    fn squawk(
+        &self,
+        examined: &Examined,
+        lines: &LineIndex<'_>,
+        same_file: &SameFile,
+        columns: &[rewrite::AddedColumn],
+    ) -> Vec<Finding> {
         let squawk_rules = |list: &[RuleId]| -> Vec<SquawkRule> {
             list.iter().filter_map(|r| r.as_squawk()).collect()
         };
@@ -239,15 +262,52 @@ impl Linter {
                 .filter(|rule| rules::satisfied_by_pgm(*rule).is_some())
                 .filter_map(RuleId::as_squawk),
         );
-        let mut linter =
-            squawk_linter::Linter::with_rules(&squawk_rules(&self.config.include), &exclude);
+        let include = squawk_rules(&self.config.include);
+        let in_transaction = examined.file.mode == Mode::Transaction;
+        let mut linter = squawk_linter::Linter::with_rules(&include, &exclude);
         linter.settings = LinterSettings {
             pg_version: self.version.squawk(),
-            assume_in_transaction: examined.file.mode == Mode::Transaction,
+            assume_in_transaction: in_transaction,
         };
-        linter
-            .lint(&examined.syntax, examined.file.text.as_str())
+        let mut violations = linter.lint(&examined.syntax, examined.file.text.as_str());
+        if in_transaction {
+            // squawk excuses a few rules for any table created in the
+            // transaction with the same last name, whatever its schema; pgm
+            // excuses them itself, by the table PostgreSQL resolves (see
+            // `same_file`). So those rules run again as if outside one, and
+            // what squawk left out comes back for `same_file` to judge.
+            let enabled: Vec<SquawkRule> = same_file::SQUAWK_EXCUSES_CREATED
+                .into_iter()
+                .filter(|rule| !exclude.contains(rule))
+                .filter(|rule| !rule.is_opt_in() || include.contains(rule))
+                .collect();
+            let mut again = squawk_linter::Linter::from(enabled.clone());
+            again.settings = LinterSettings {
+                pg_version: self.version.squawk(),
+                assume_in_transaction: false,
+            };
+            let missing: Vec<Violation> = again
+                .lint(&examined.syntax, examined.file.text.as_str())
+                .into_iter()
+                .filter(|v| enabled.contains(&v.code))
+                .filter(|v| {
+                    !violations
+                        .iter()
+                        .any(|known| known.code == v.code && known.text_range == v.text_range)
+                })
+                .collect();
+            violations.extend(missing);
+        }
+        violations
             .into_iter()
+            .filter(|violation| {
+                let start = usize::from(violation.text_range.start());
+                // pgm judges added columns' defaults itself (see `pgm`); the
+                // generated columns squawk reports are left to it.
+                let judged_by_pgm = violation.code == SquawkRule::AddingFieldWithDefault
+                    && columns.iter().any(|column| column.range.start == start);
+                !judged_by_pgm && !same_file.excuses(violation.code, start)
+            })
             .filter_map(|violation| self.squawk_finding(violation, examined, lines))
             .collect()
     }
@@ -302,6 +362,8 @@ impl Linter {
         &mut self,
         parse: &squawk_syntax::Parse<SourceFile>,
         lines: &LineIndex<'_>,
+        same_file: &SameFile,
+        columns: &[rewrite::AddedColumn],
     ) -> Vec<Finding> {
         let root = parse.syntax_node();
         let ignores = Ignores::collect(&root, lines);
@@ -322,6 +384,7 @@ impl Linter {
             }
         });
         let futile_ignores: Vec<Finding> = futile_ignores.collect();
+        let rewrites = self.rewriting_columns(columns, same_file, &ignores, lines);
         partitioned::check(&root, &mut self.partitioned, &self.coverage)
             .into_iter()
             .filter_map(|raw| {
@@ -346,7 +409,58 @@ impl Linter {
                 })
             })
             .chain(futile_ignores)
+            .chain(rewrites)
             .collect()
+    }
+
+    /// `adding-field-with-default` as PostgreSQL decides it: the added
+    /// columns whose default (or serial type) rewrites an existing table.
+    fn rewriting_columns(
+        &mut self,
+        columns: &[rewrite::AddedColumn],
+        same_file: &SameFile,
+        ignores: &Ignores,
+        lines: &LineIndex<'_>,
+    ) -> Vec<Finding> {
+        let rule = RuleId::Squawk(SquawkRule::AddingFieldWithDefault);
+        if self.config.exclude.contains(&rule) {
+            return Vec::new();
+        }
+        let mut findings = Vec::new();
+        for column in columns {
+            let (line, column_number) = lines.line_column(column.range.start);
+            if same_file.on_new_table(column.statement) || ignores.covers(rule, line) {
+                continue;
+            }
+            if !column.rewrites(self.version.major, self.probe.as_mut()) {
+                continue;
+            }
+            let (end_line, end_column) = lines.line_column(column.range.end);
+            findings.push(Finding {
+                rule,
+                level: Level::Error,
+                line,
+                column: column_number,
+                end_line,
+                end_column,
+                message: format!(
+                    "Adding this column rewrites the table under an `ACCESS EXCLUSIVE` lock: {}.",
+                    if column.is_serial() {
+                        "a serial column's default, nextval(), is volatile"
+                    } else if self.version.major < 11 {
+                        "before PostgreSQL 11 any default but NULL does"
+                    } else {
+                        "its default is volatile (or its type is a domain with constraints)"
+                    }
+                ),
+                help: Some(
+                    "Add the column without the default (or with a non-volatile one), backfill \
+                     existing rows in batches, then set the default."
+                        .to_owned(),
+                ),
+            });
+        }
+        findings
     }
 }
 

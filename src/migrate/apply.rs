@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use thiserror::Error;
 
+use std::path::PathBuf;
+
 use super::history;
 use super::plan::{self, Options, PlanError};
+use super::repair::{self, Actor, RepairError, Repaired};
 use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
 use crate::db::lock::{self, Holder, LockError, SessionLock};
@@ -43,6 +46,8 @@ pub enum ApplyError {
         "the history already holds {count} migration(s), up to version {highest}: baseline is for a database pgm has not migrated yet"
     )]
     AlreadyMigrated { count: usize, highest: Version },
+    #[error(transparent)]
+    Repair(#[from] RepairError),
     #[error("no migration has a version at or below {0}: nothing to baseline")]
     NothingToBaseline(Version),
 }
@@ -52,7 +57,14 @@ impl ApplyError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            ApplyError::Run(RunError::InvalidFile(_)) | ApplyError::NothingToBaseline(_)
+            ApplyError::Run(RunError::InvalidFile(_))
+                | ApplyError::NothingToBaseline(_)
+                | ApplyError::Repair(
+                    RepairError::UnknownFile(_)
+                        | RepairError::NotApplied(_)
+                        | RepairError::Unchanged(_)
+                        | RepairError::Renamed { .. }
+                )
         )
     }
 
@@ -216,6 +228,30 @@ pub fn baseline(
         },
     )?;
     Ok((covered.len(), highest))
+}
+
+/// Records the new checksum of edited applied files (see `repair`), under
+/// the run lock so that no migrate runs meanwhile.
+pub fn repair(
+    mut client: Client,
+    settings: &ConnectionSettings,
+    sources: &[SourceMigration],
+    files: &[PathBuf],
+    force: bool,
+    actor: &Actor<'_>,
+    run_lock: &RunLock,
+) -> Result<Vec<Repaired>, ApplyError> {
+    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let client = lock.client();
+    let query = |what| move |source| ApplyError::Query { what, source };
+    let tables = history::Tables::locate(client).map_err(query("locating the history table"))?;
+    let present =
+        history::tables_present(client, &tables).map_err(query("looking for the history table"))?;
+    let applied = history::read_applied(client, &tables, present).map_err(RunError::from)?;
+    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    Ok(repair::repair(
+        client, &tables, sources, &applied, files, force, actor,
+    )?)
 }
 
 /// Refuses a replica and a session a pooler shares with other clients,

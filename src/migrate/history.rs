@@ -12,6 +12,10 @@ use super::source::{SourceMigration, Version};
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 pub const RUNS_TABLE: &str = "pgm_migration_runs";
 pub const JOURNAL_TABLE: &str = "pgm_migration_journal";
+/// The text of each applied file (PostgreSQL compresses long values).
+pub const TEXTS_TABLE: &str = "pgm_migration_texts";
+/// One row per repair: what, who, when, and the checksum it replaced.
+pub const REPAIRS_TABLE: &str = "pgm_migration_repairs";
 
 #[derive(Debug, Error)]
 pub enum HistoryError {
@@ -68,6 +72,14 @@ impl Tables {
         self.qualified(JOURNAL_TABLE)
     }
 
+    pub fn texts(&self) -> String {
+        self.qualified(TEXTS_TABLE)
+    }
+
+    pub fn repairs(&self) -> String {
+        self.qualified(REPAIRS_TABLE)
+    }
+
     fn qualified(&self, table: &str) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
     }
@@ -95,26 +107,22 @@ pub fn record_without_running(
     for statement in setup {
         transaction.batch_execute(statement)?;
     }
-    let insert = insert_applied(tables);
+    let (insert, text) = (insert_applied(tables), upsert_text(tables));
     for migration in migrations {
-        transaction.execute(
-            &insert,
-            &[
-                &migration.version,
-                &migration.name,
-                &migration.checksum.to_string(),
-            ],
-        )?;
+        let checksum = migration.checksum.to_string();
+        transaction.execute(&insert, &[&migration.version, &migration.name, &checksum])?;
+        transaction.execute(&text, &[&migration.version, &checksum, &migration.text()])?;
     }
     transaction.commit()
 }
 
-/// Which of the three tables exist.
+/// Which of pgm's tables exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TablesPresent {
     pub history: bool,
     pub runs: bool,
     pub journal: bool,
+    pub texts: bool,
 }
 
 pub fn tables_present(
@@ -122,13 +130,15 @@ pub fn tables_present(
     tables: &Tables,
 ) -> Result<TablesPresent, postgres::Error> {
     let row = client.query_one(
-        "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL",
-        &[&tables.history(), &tables.runs(), &tables.journal()],
+        "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL, \
+                to_regclass($4) IS NOT NULL",
+        &[&tables.history(), &tables.runs(), &tables.journal(), &tables.texts()],
     )?;
     Ok(TablesPresent {
         history: row.get(0),
         runs: row.get(1),
         journal: row.get(2),
+        texts: row.get(3),
     })
 }
 
@@ -156,6 +166,9 @@ pub fn create_statements(tables: &Tables, present: TablesPresent) -> Vec<String>
              PRIMARY KEY (version, statement))",
             tables.journal()
         ));
+    }
+    if !present.texts {
+        statements.push(create_texts_table(tables));
     }
     statements
 }
@@ -248,4 +261,80 @@ pub fn read_progress(
             ))
         })
         .collect()
+}
+
+/// The tables a repair writes to, created when missing.
+pub fn create_repair_tables(tables: &Tables) -> Vec<String> {
+    vec![
+        create_texts_table(tables),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+             version int4 NOT NULL, name text NOT NULL, old_checksum text NOT NULL, new_checksum text NOT NULL, \
+             forced bool NOT NULL, os_user text NOT NULL, database_user text NOT NULL DEFAULT session_user, \
+             repaired_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            tables.repairs()
+        ),
+    ]
+}
+
+pub fn create_texts_table(tables: &Tables) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, checksum text NOT NULL, text text NOT NULL)",
+        tables.texts()
+    )
+}
+
+/// The applied text of each migration pgm applied (or repaired), with the
+/// checksum it was applied under; none before pgm kept them.
+pub fn read_applied_texts(
+    client: &mut Client,
+    tables: &Tables,
+) -> Result<Vec<(Version, u64, String)>, postgres::Error> {
+    let present: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&tables.texts()])?
+        .get(0);
+    if !present {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        &format!(
+            "SELECT version, checksum, text FROM {} ORDER BY version",
+            tables.texts()
+        ),
+        &[],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let checksum: String = row.get(1);
+            Some((row.get(0), checksum.parse().ok()?, row.get(2)))
+        })
+        .collect())
+}
+
+/// `$1` version, `$2` the checksum it had, `$3` the new one: the history
+/// row takes the new checksum if nobody changed it meanwhile.
+pub fn update_checksum(tables: &Tables) -> String {
+    format!(
+        "UPDATE {} SET checksum = $3 WHERE version = $1 AND checksum = $2",
+        tables.history()
+    )
+}
+
+/// `$1` version, `$2` name, `$3` old checksum, `$4` new checksum, `$5`
+/// forced, `$6` the OS user.
+pub fn insert_repair(tables: &Tables) -> String {
+    format!(
+        "INSERT INTO {} (version, name, old_checksum, new_checksum, forced, os_user) VALUES ($1, $2, $3, $4, $5, $6)",
+        tables.repairs()
+    )
+}
+
+/// `$1` version, `$2` checksum, `$3` text.
+pub fn upsert_text(tables: &Tables) -> String {
+    format!(
+        "INSERT INTO {} (version, checksum, text) VALUES ($1, $2, $3) \
+         ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, text = excluded.text",
+        tables.texts()
+    )
 }

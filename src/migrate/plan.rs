@@ -319,7 +319,8 @@ pub fn plan<'a>(
             } else {
                 format!(
                     "{}: changed after it was applied on {} (checksum {} then, {} now): restore the applied \
-                     version and put the change in a new migration",
+                     version and put the change in a new migration (if only comments or whitespace changed, \
+                     `pgm migrate repair` records the new checksum)",
                     source.path.display(), applied.applied_on, applied.checksum, source.checksum
                 )
             }),
@@ -396,6 +397,17 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
             vec![
                 Param::Int(source.version),
                 Param::Text(source.parsed().mode.to_string()),
+            ],
+        ),
+        // The text as applied, so that a later edit can be shown to be
+        // comments or whitespace only (`pgm migrate repair`).
+        Step::with(
+            Role::History,
+            super::history::upsert_text(tables),
+            vec![
+                Param::Int(source.version),
+                Param::Text(source.checksum.to_string()),
+                Param::Text(source.text().to_owned()),
             ],
         ),
     ]
@@ -630,6 +642,9 @@ mod tests {
          'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), $3)";
     const RUN_ROW_UPSERT: &str = "ON CONFLICT (version) DO UPDATE SET started_at = \
          EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, mode = EXCLUDED.mode";
+    const TEXT_ROW: &str = "INSERT INTO \"public\".\"pgm_migration_texts\" (version, checksum, text) \
+         VALUES ($1, $2, $3) ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, \
+         text = excluded.text";
 
     #[test]
     fn a_transactional_migration_commits_with_its_history_rows() {
@@ -658,6 +673,7 @@ mod tests {
                      finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), \
                      'transaction') {RUN_ROW_UPSERT}"
                 ),
+                format!("History: {TEXT_ROW} [1, CHECKSUM, {:?}]", sources[0].text()),
                 "Commit: COMMIT".to_owned(),
                 "Reset: RESET ALL".to_owned(),
             ]
@@ -746,6 +762,7 @@ mod tests {
                      transaction_timestamp()), clock_timestamp(), $2) {RUN_ROW_UPSERT} \
                      [2, \"no-transaction\"]"
                 ),
+                format!("History: {TEXT_ROW} [2, CHECKSUM, {:?}]", sources[0].text()),
                 "History: DELETE FROM \"public\".\"pgm_migration_journal\" WHERE version = $1 [2]"
                     .to_owned(),
                 "Commit: COMMIT".to_owned(),
@@ -856,7 +873,8 @@ mod tests {
                 format!(
                     "migrations/V1__a.sql: changed after it was applied on 2026-01-05T10:00:00.000000Z \
                      (checksum {} then, {} now): restore the applied version and put the change in a \
-                     new migration",
+                     new migration (if only comments or whitespace changed, `pgm migrate repair` \
+                     records the new checksum)",
                     original[0].checksum, now[0].checksum
                 ),
                 "migrations/V2__bee.sql: version 2 was applied as \"b\" but the file is named \"bee\": \

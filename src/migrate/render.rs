@@ -358,6 +358,12 @@ mod tests {
             "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')";
         let upsert = "ON CONFLICT (version) DO UPDATE SET started_at = EXCLUDED.started_at, \
                       finished_at = EXCLUDED.finished_at, mode = EXCLUDED.mode";
+        let texts = "\"public\".\"pgm_migration_texts\"";
+        let text_upsert = "ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, text = excluded.text";
+        let (text1, text2) = (
+            crate::db::quote_literal(sources[0].text()),
+            crate::db::quote_literal(sources[1].text()),
+        );
         assert_eq!(
             sql,
             format!(
@@ -373,6 +379,7 @@ mod tests {
                  CREATE TABLE a (x int, y int, z int);\n\
                  INSERT INTO {history} (version, name, applied_on, checksum) VALUES (1, 'a', {clock}, 'CHECKSUM1');\n\
                  INSERT INTO {runs} (version, started_at, finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), 'transaction') {upsert};\n\
+                 INSERT INTO {texts} (version, checksum, text) VALUES (1, 'CHECKSUM1', {text1}) {text_upsert};\n\
                  COMMIT;\n\
                  RESET ALL;\n\
                  \n\
@@ -392,6 +399,7 @@ mod tests {
                  BEGIN;\n\
                  INSERT INTO {history} (version, name, applied_on, checksum) VALUES (2, 'i', {clock}, 'CHECKSUM2');\n\
                  INSERT INTO {runs} (version, started_at, finished_at, mode) VALUES (2, coalesce((SELECT completed_at FROM {journal} WHERE version = 2 AND statement = 0), transaction_timestamp()), clock_timestamp(), 'no-transaction') {upsert};\n\
+                 INSERT INTO {texts} (version, checksum, text) VALUES (2, 'CHECKSUM2', {text2}) {text_upsert};\n\
                  DELETE FROM {journal} WHERE version = 2;\n\
                  COMMIT;\n\
                  RESET ALL;\n\

@@ -18,15 +18,15 @@ use crate::db::retry::{GaveUp, LockRetry, Watch};
 use super::history::{self, HistoryError};
 use super::plan::{DatabaseState, ExistingIndex, OneQuery, Param, PlannedMigration, Role, Step};
 use super::source::SourceMigration;
-use super::sql::{Mode, SqlError};
+use super::sql::{InvalidFiles, Mode};
 use crate::location::LineIndex;
 use crate::location::Location;
 
 #[derive(Debug, Error)]
 pub enum RunError {
-    /// A pending migration does not parse (or mixes modes): nothing ran.
+    /// Pending migrations do not parse (or mix modes): nothing ran.
     #[error(transparent)]
-    InvalidFile(#[from] SqlError),
+    InvalidFile(#[from] InvalidFiles),
     #[error(transparent)]
     History(#[from] HistoryError),
     #[error("{what}: {source}")]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use refinery::Migration;
 use thiserror::Error;
 
-use super::sql::{self, ParsedFile, SqlError};
+use super::sql::{self, InvalidFiles, ParsedFile, SqlError};
 
 pub type Version = i32;
 
@@ -130,16 +130,28 @@ fn migration_stem(path: &Path) -> Result<&str, SourceError> {
         })
 }
 
-/// Parses every migration whose version is not in `applied`, reporting the
-/// first file that does not parse or mixes transaction modes.
-pub fn parse_pending(sources: &mut [SourceMigration], applied: &[Version]) -> Result<(), SqlError> {
+/// Parses every migration whose version is not in `applied`; every file
+/// that does not parse or mixes transaction modes is reported, all at once.
+pub fn parse_pending(
+    sources: &mut [SourceMigration],
+    applied: &[Version],
+) -> Result<(), InvalidFiles> {
+    let mut problems = Vec::new();
     for source in sources
         .iter_mut()
         .filter(|s| !applied.contains(&s.version) && s.parsed.is_none())
     {
-        source.parsed = Some(sql::parse_file(&source.path, source.text.clone())?);
+        let examined = sql::examine(&source.path, source.text.clone());
+        if examined.problems.is_empty() {
+            source.parsed = Some(examined.file);
+        } else {
+            problems.extend(examined.problems);
+        }
     }
-    Ok(())
+    match problems.is_empty() {
+        true => Ok(()),
+        false => Err(InvalidFiles(problems)),
+    }
 }
 
 /// Reads every migration below `dir` (sorted by version). Files whose name
@@ -229,7 +241,13 @@ fn is_valid_stem(stem: &str) -> bool {
     let Some(name) = rest[digits..].strip_prefix("__") else {
         return false;
     };
-    digits > 0 && !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+    digits > 0 && is_valid_name(name)
+}
+
+/// The name part of a migration file (after `V{version}__`): one or more
+/// letters, digits and underscores.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -246,6 +264,9 @@ mod tests {
         assert!(!is_valid_stem("V__x"));
         assert!(!is_valid_stem("v1__x"));
         assert!(!is_valid_stem("V1__"));
+        assert!(is_valid_name("add_orders2"));
+        assert!(!is_valid_name("add orders"));
+        assert!(!is_valid_name(""));
     }
 
     #[test]

@@ -126,12 +126,31 @@ impl ParsedFile {
     }
 }
 
-pub fn parse_file(path: &Path, text: String) -> Result<ParsedFile, SqlError> {
-    let mut examined = examine(path, text);
-    if examined.problems.is_empty() {
-        Ok(examined.file)
-    } else {
-        Err(examined.problems.remove(0))
+/// Every reason the pending files cannot run, across all of them, so that
+/// one run reports them all.
+#[derive(Debug, Error)]
+pub struct InvalidFiles(pub Vec<SqlError>);
+
+impl std::fmt::Display for InvalidFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, problem) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        if self.0.len() > 1 {
+            let mut files: Vec<&Path> =
+                self.0.iter().map(|p| p.location().path.as_path()).collect();
+            files.dedup();
+            write!(
+                f,
+                "\n{} problems in {} file(s); no migration ran: fix them all, then run again",
+                self.0.len(),
+                files.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -360,8 +379,13 @@ fn first_words(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The file, or the first reason it cannot run.
     fn parse(text: &str) -> Result<ParsedFile, SqlError> {
-        parse_file(Path::new("V1__t.sql"), text.to_owned())
+        let mut examined = examine(Path::new("V1__t.sql"), text.to_owned());
+        match examined.problems.is_empty() {
+            true => Ok(examined.file),
+            false => Err(examined.problems.remove(0)),
+        }
     }
 
     #[test]
