@@ -84,15 +84,26 @@ impl Step {
     /// quoting helper: what a DBA would paste into psql, and what a step
     /// sent in a batch (which takes no parameters) carries.
     pub fn inlined(&self) -> String {
-        let mut sql = self.sql.clone();
-        // From the last, so that `$1` does not eat the start of `$10`.
-        for (index, param) in self.params.iter().enumerate().rev() {
-            let literal = match param {
-                Param::Int(value) => value.to_string(),
-                Param::Text(value) => quote_literal(value),
-            };
-            sql = sql.replace(&format!("${}", index + 1), &literal);
+        // One pass over pgm's own SQL: a value written in (a file's text
+        // may hold `$1`) is never read again for placeholders.
+        let mut sql = String::with_capacity(self.sql.len());
+        let mut rest = self.sql.as_str();
+        while let Some(dollar) = rest.find('$') {
+            sql.push_str(&rest[..dollar]);
+            let after = &rest[dollar + 1..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let param = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|number| self.params.get(number.checked_sub(1)?));
+            match param {
+                Some(Param::Int(value)) => sql.push_str(&value.to_string()),
+                Some(Param::Text(value)) => sql.push_str(&quote_literal(value)),
+                None => sql.push_str(&rest[dollar..dollar + 1 + digits]),
+            }
+            rest = &after[digits..];
         }
+        sql.push_str(rest);
         sql
     }
 
@@ -447,11 +458,20 @@ fn plan_migration<'a>(
                 ));
             }
             // Sent in one query string with the file, which takes no
-            // parameters: the values are written in as literals.
+            // parameters: the values are written in as literals. Step by
+            // step they stay parameters: the file may have changed how
+            // literals are read.
+            let one_query = delivery(source) == Delivery::OneQuery;
             steps.extend(
                 history_steps(source, tables, "transaction_timestamp()")
                     .into_iter()
-                    .map(Step::with_literals),
+                    .map(|step| {
+                        if one_query {
+                            step.with_literals()
+                        } else {
+                            step
+                        }
+                    }),
             );
             steps.push(Step::new(Role::Commit, "COMMIT"));
         }
@@ -673,7 +693,13 @@ mod tests {
                      finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), \
                      'transaction') {RUN_ROW_UPSERT}"
                 ),
-                format!("History: {TEXT_ROW} [1, CHECKSUM, {:?}]", sources[0].text()),
+                format!(
+                    "History: {}",
+                    TEXT_ROW
+                        .replace("$1", "1")
+                        .replace("$2", &format!("'{}'", sources[0].checksum))
+                        .replace("$3", &quote_literal(sources[0].text()))
+                ),
                 "Commit: COMMIT".to_owned(),
                 "Reset: RESET ALL".to_owned(),
             ]
@@ -707,7 +733,12 @@ mod tests {
         assert_eq!(query.step_at(1), Some((0, 1)));
         assert_eq!(query.step_at(at("CREATE")), Some((3, 1)));
         assert_eq!(query.step_at(at("x FROM")), Some((4, 15)));
-        assert_eq!(query.step_at(at("COMMIT")), Some((7, 1)));
+        let commit = plan.migrations[0]
+            .steps
+            .iter()
+            .position(|step| step.role == Role::Commit)
+            .unwrap();
+        assert_eq!(query.step_at(at("COMMIT")), Some((commit, 1)));
         assert_eq!(query.step_at(0), None);
     }
 
@@ -724,6 +755,38 @@ mod tests {
         assert_eq!(plan.migrations[0].delivery, Delivery::StepByStep);
         assert!(plan.migrations[0].one_query().is_none());
         assert_eq!(plan.migrations[1].delivery, Delivery::StepByStep);
+    }
+
+    #[test]
+    fn a_value_written_in_is_not_read_again_for_placeholders() {
+        let step = Step::with(
+            Role::History,
+            "INSERT INTO t VALUES ($1, $2, $10, $3)",
+            vec![
+                Param::Int(7),
+                Param::Text("AS $$ SELECT $1 + $2 $$ -- it's".to_owned()),
+            ],
+        );
+        assert_eq!(
+            step.inlined(),
+            "INSERT INTO t VALUES (7, 'AS $$ SELECT $1 + $2 $$ -- it''s', $10, $3)"
+        );
+    }
+
+    #[test]
+    fn a_file_that_changes_how_literals_read_keeps_its_history_values_as_parameters() {
+        let sources = [migration(
+            "V1__a.sql",
+            "SET LOCAL standard_conforming_strings = off;\nSELECT 1;\n",
+        )];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        assert!(
+            plan.migrations[0]
+                .steps
+                .iter()
+                .filter(|step| step.role == Role::History)
+                .all(|step| !step.params.is_empty())
+        );
     }
 
     #[test]

@@ -418,7 +418,7 @@ mod tests {
             .find(|block| block.starts_with("-- V1__a.sql"))
             .unwrap()
             .lines()
-            .filter(|line| !line.starts_with("--"))
+            .skip_while(|line| line.starts_with("--"))
             .collect();
         assert_eq!(
             block.join("\n"),
