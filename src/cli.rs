@@ -192,6 +192,15 @@ pub struct MigrateLockArgs {
         value_name = "DURATION"
     )]
     pub statement_timeout: Timeout,
+    /// How long a CONCURRENTLY statement (an index build) may wait for older transactions to end;
+    /// it blocks no reads or writes meanwhile, and says every 5s whom it waits for.
+    #[arg(
+        long,
+        env = "PGM_SNAPSHOT_WAIT",
+        default_value = "30min",
+        value_name = "DURATION"
+    )]
+    pub snapshot_wait: Timeout,
     #[command(flatten)]
     pub wait: LockWaitArg,
 }
@@ -452,6 +461,7 @@ impl MigrateArgs {
                     lock_timeout: self.locks.lock_timeout,
                     lock_retries: self.locks.lock_retries,
                     statement_timeout: self.locks.statement_timeout,
+                    snapshot_wait: self.locks.snapshot_wait,
                     lock_wait: self.locks.wait.lock_wait.0,
                 },
             }),

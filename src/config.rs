@@ -104,6 +104,7 @@ pub struct MigrateLocks {
     pub lock_timeout: Timeout,
     pub lock_retries: u32,
     pub statement_timeout: Timeout,
+    pub snapshot_wait: Timeout,
     pub lock_wait: Duration,
 }
 
@@ -113,6 +114,7 @@ impl Default for MigrateLocks {
             lock_timeout: Timeout(Duration::from_secs(2)),
             lock_retries: 5,
             statement_timeout: Timeout(Duration::from_secs(300)),
+            snapshot_wait: Timeout(Duration::from_secs(30 * 60)),
             lock_wait: Duration::from_secs(300),
         }
     }

@@ -32,6 +32,7 @@ pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> 
     let options = Options {
         lock_timeout: args.locks.lock_timeout,
         statement_timeout: args.locks.statement_timeout,
+        snapshot_wait: args.locks.snapshot_wait,
         target: args.target,
         allow_out_of_order: args.allow_out_of_order,
     };

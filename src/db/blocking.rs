@@ -11,6 +11,9 @@ use postgres::Client;
 use super::ConnectionSettings;
 
 const POLL: Duration = Duration::from_millis(100);
+/// A statement blocked this long is reported, and again as often while it
+/// stays blocked.
+pub const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// What our session was last seen waiting for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +35,10 @@ impl std::fmt::Display for Blocker {
 
 #[derive(Default)]
 struct Shared {
-    in_flight_since: Option<Instant>,
+    /// What runs, and since when.
+    in_flight: Option<(String, Instant)>,
     last_seen: Option<Blocker>,
+    last_report: Option<Instant>,
     stop: bool,
 }
 
@@ -59,10 +64,12 @@ impl BlockingWatcher {
         })
     }
 
-    /// Marks a statement of ours as running (or done).
-    pub fn set_in_flight(&self, running: bool) {
+    /// Marks a statement of ours as running (with what it is, for the
+    /// reports of a long wait), or done.
+    pub fn set_in_flight(&self, what: Option<&str>) {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        shared.in_flight_since = running.then(Instant::now);
+        shared.in_flight = what.map(|what| (what.to_owned(), Instant::now()));
+        shared.last_report = None;
     }
 
     pub fn last_blocker(&self) -> Option<Blocker> {
@@ -92,15 +99,36 @@ fn watch(client: &mut Client, pid: i32, shared: &Mutex<Shared>) {
                 return;
             }
             shared
-                .in_flight_since
-                .is_some_and(|since| since.elapsed() >= POLL)
+                .in_flight
+                .as_ref()
+                .is_some_and(|(_, since)| since.elapsed() >= POLL)
         };
         if !running {
             continue;
         }
         if let Ok(Some(blocker)) = blocker_of(client, pid) {
-            shared.lock().unwrap_or_else(|p| p.into_inner()).last_seen = Some(blocker);
+            let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+            report_long_wait(&mut shared, &blocker);
+            shared.last_seen = Some(blocker);
         }
+    }
+}
+
+/// Says, every REPORT_EVERY, what a statement blocked that long waits for.
+fn report_long_wait(shared: &mut Shared, blocker: &Blocker) {
+    let Some((what, since)) = &shared.in_flight else {
+        return;
+    };
+    let due = match shared.last_report {
+        Some(last) => last.elapsed() >= REPORT_EVERY,
+        None => since.elapsed() >= REPORT_EVERY,
+    };
+    if due {
+        tracing::info!(
+            "{what}: still waiting after {}s: {blocker}",
+            since.elapsed().as_secs()
+        );
+        shared.last_report = Some(Instant::now());
     }
 }
 

@@ -118,16 +118,19 @@ pub struct GaveUp<E> {
 
 /// Marks our statements as running so the watcher looks only then.
 #[derive(Clone, Copy)]
-pub struct Watch<'w>(Option<&'w BlockingWatcher>);
+pub struct Watch<'w> {
+    watcher: Option<&'w BlockingWatcher>,
+    what: &'w str,
+}
 
 impl Watch<'_> {
     pub fn around<T>(self, run: impl FnOnce() -> T) -> T {
-        if let Some(watcher) = self.0 {
-            watcher.set_in_flight(true);
+        if let Some(watcher) = self.watcher {
+            watcher.set_in_flight(Some(self.what));
         }
         let result = run();
-        if let Some(watcher) = self.0 {
-            watcher.set_in_flight(false);
+        if let Some(watcher) = self.watcher {
+            watcher.set_in_flight(None);
         }
         result
     }
@@ -176,7 +179,10 @@ impl<'s> LockRetry<'s> {
             .map_err(E::from)
             .and_then(|()| {
                 let replacement = cleanup.filter(|_| replaced).map(|c| c.sql.as_str());
-                let watch = Watch(self.watcher.as_ref());
+                let watch = Watch {
+                    watcher: self.watcher.as_ref(),
+                    what,
+                };
                 attempt(client, watch, replacement)
             });
             let error = match result {
@@ -198,6 +204,25 @@ impl<'s> LockRetry<'s> {
             std::thread::sleep(pause);
             number += 1;
         }
+    }
+
+    /// One attempt of a statement expected to wait long (a concurrent index
+    /// build waiting for older transactions, under a lock timeout sized for
+    /// that): the watcher reports its waits as they happen, from the start,
+    /// and a lock timeout is final (it already waited the whole budget).
+    pub fn run_patient<T, E: AttemptError + From<postgres::Error>>(
+        &mut self,
+        client: &mut Client,
+        what: &str,
+        attempt: impl FnMut(&mut Client, Watch<'_>, Option<&str>) -> Result<T, E>,
+    ) -> Result<(T, u32), GaveUp<E>> {
+        if self.watcher.is_none() {
+            self.watcher = start_watcher(client, self.settings);
+        }
+        let retries = std::mem::replace(&mut self.retries, 0);
+        let result = self.run(client, what, None, attempt);
+        self.retries = retries;
+        result
     }
 
     fn gave_up<E>(&self, error: E, attempts: u32) -> GaveUp<E> {

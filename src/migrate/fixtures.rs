@@ -68,6 +68,7 @@ pub fn options() -> Options {
     Options {
         lock_timeout: Timeout::from_millis(2_000),
         statement_timeout: Timeout::from_millis(300_000),
+        snapshot_wait: Timeout::from_millis(1_800_000),
         target: None,
         allow_out_of_order: false,
     }

@@ -18,6 +18,8 @@ use super::sql::Mode;
 pub struct Options {
     pub lock_timeout: Timeout,
     pub statement_timeout: Timeout,
+    /// How long a CONCURRENTLY statement may wait for older transactions.
+    pub snapshot_wait: Timeout,
     pub target: Option<Version>,
     pub allow_out_of_order: bool,
 }
@@ -58,6 +60,10 @@ pub struct Step {
     /// What a retry after a lock timeout runs first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_retry: Option<OnRetry>,
+    /// Waits long for older transactions, under the snapshot budget: its
+    /// waits are reported as they happen, and its lock timeout is final.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub patient: bool,
 }
 
 impl Step {
@@ -71,6 +77,7 @@ impl Step {
             sql: sql.into(),
             params,
             on_retry: None,
+            patient: false,
         }
     }
 
@@ -529,10 +536,7 @@ fn statement_steps(
     // Concurrent builds may run for long and block no reads or writes:
     // only the lock wait is bounded, a statement timeout would only
     // leave INVALID indexes behind.
-    steps.push(Step::new(
-        Role::Setting,
-        format!("SET lock_timeout = '{}'", options.lock_timeout.setting()),
-    ));
+    steps.push(lock_timeout_step(options.lock_timeout));
     steps.push(Step::new(Role::Setting, "SET statement_timeout = 0"));
     let journal = tables.journal();
     if resume_at == 0 {
@@ -547,35 +551,52 @@ fn statement_steps(
             .concurrent_index
             .as_ref()
             .and_then(|name| indexes.iter().find(|i| &i.name == name));
-        match existing {
-            Some(index_row) if !index_row.valid => steps.push(Step::new(
+        if let Some(index_row) = existing.filter(|index_row| index_row.valid) {
+            skipped.push((
+                index,
+                format!(
+                    "index {}.{} already exists and is valid (an interrupted run built it)",
+                    index_row.schema, index_row.name
+                ),
+            ));
+            steps.push(journal_step(source, tables, index));
+            continue;
+        }
+        // A CONCURRENTLY statement's table lock lets reads and writes
+        // through, and its wait for older transactions blocks nobody: it
+        // may wait long, under its own budget, instead of failing into the
+        // same wall again and again.
+        let patient = statement.waits_for_older_transactions;
+        if patient {
+            steps.push(lock_timeout_step(options.snapshot_wait));
+        }
+        if let Some(index_row) = existing {
+            let mut drop = Step::new(
                 Role::DropLeftover(index),
                 format!(
                     "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
                     quote_ident(&index_row.schema),
                     quote_ident(&index_row.name)
                 ),
-            )),
-            Some(index_row) => {
-                skipped.push((
-                    index,
-                    format!(
-                        "index {}.{} already exists and is valid (an interrupted run built it)",
-                        index_row.schema, index_row.name
-                    ),
-                ));
-                steps.push(journal_step(source, tables, index));
-                continue;
-            }
-            None => {}
+            );
+            drop.patient = patient;
+            steps.push(drop);
         }
         let mut run = Step::new(Role::Statement(index), file.statement_text(statement));
+        // A patient statement is not retried (its lock timeout already
+        // waited the whole budget): an INVALID index it leaves is dropped by
+        // the next run's plan (above).
         run.on_retry = statement
             .concurrent_index
             .as_deref()
+            .filter(|_| !patient)
             // Unqualified, as the statement names it: looked up on the search path.
             .map(|name| OnRetry::drop_invalid_index(&quote_ident(name)));
+        run.patient = patient;
         steps.push(run);
+        if patient {
+            steps.push(lock_timeout_step(options.lock_timeout));
+        }
         steps.push(journal_step(source, tables, index));
     }
     steps.push(Step::new(Role::Begin, "BEGIN"));
@@ -591,6 +612,13 @@ fn statement_steps(
     ));
     steps.push(Step::new(Role::Commit, "COMMIT"));
     steps
+}
+
+fn lock_timeout_step(timeout: Timeout) -> Step {
+    Step::new(
+        Role::Setting,
+        format!("SET lock_timeout = '{}'", timeout.setting()),
+    )
 }
 
 fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step {
@@ -810,11 +838,15 @@ mod tests {
                 format!(
                     "StartJournal: {journal} VALUES ($1, $2, 0) ON CONFLICT DO NOTHING [2, CHECKSUM]"
                 ),
+                "Setting: SET lock_timeout = '30min'".to_owned(),
                 "Statement(0): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_x_idx ON a (x);"
                     .to_owned(),
+                "Setting: SET lock_timeout = '2s'".to_owned(),
                 format!("Journal(0): {journal} VALUES ($1, $2, $3) [2, CHECKSUM, 1]"),
+                "Setting: SET lock_timeout = '30min'".to_owned(),
                 "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);"
                     .to_owned(),
+                "Setting: SET lock_timeout = '2s'".to_owned(),
                 format!("Journal(1): {journal} VALUES ($1, $2, $3) [2, CHECKSUM, 2]"),
                 "Begin: BEGIN".to_owned(),
                 format!("History: {HISTORY_ROW} [2, \"i\", CHECKSUM]"),
@@ -967,7 +999,9 @@ mod tests {
             [
                 "Setting: SET lock_timeout = '2s'",
                 "Setting: SET statement_timeout = 0",
+                "Setting: SET lock_timeout = '30min'",
                 "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);",
+                "Setting: SET lock_timeout = '2s'",
                 "Journal(1): INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, \
                  statement) VALUES ($1, $2, $3) [2, CHECKSUM, 2]",
                 "Begin: BEGIN",
@@ -1033,10 +1067,12 @@ mod tests {
             "statement 0 is already journaled"
         );
         assert_eq!(
-            outline(migration)[2..4],
+            outline(migration)[2..6],
             [
+                "Setting: SET lock_timeout = '30min'",
                 "DropLeftover(1): DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_y_idx\"",
                 "Statement(1): CREATE INDEX CONCURRENTLY IF NOT EXISTS a_y_idx ON a (y);",
+                "Setting: SET lock_timeout = '2s'",
             ]
         );
     }

@@ -340,6 +340,7 @@ mod tests {
                 .chain((3..=10).map(Param::Int))
                 .collect(),
             on_retry: None,
+            patient: false,
         };
         assert_eq!(inline_params(&step), "SELECT 7, 'O''Brien', 10");
     }
@@ -389,12 +390,11 @@ mod tests {
                  SET statement_timeout = 0;\n\
                  -- statement already done: index public.a_y_idx already exists and is valid (an interrupted run built it)\n\
                  INSERT INTO {journal} (version, checksum, statement) VALUES (2, 'CHECKSUM2', 2);\n\
+                 SET lock_timeout = '30min';\n\
                  -- statement 3 was interrupted and left an INVALID index:\n\
                  DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_z_idx\";\n\
-                 -- on a lock-timeout retry, when SELECT EXISTS (SELECT FROM pg_index WHERE indexrelid = to_regclass('\"a_z_idx\"') AND NOT indisvalid):\n\
-                 --   the cancelled build left an INVALID index: dropped before building again\n\
-                 -- runs before the statement below, again: DROP INDEX CONCURRENTLY IF EXISTS \"a_z_idx\";\n\
                  CREATE INDEX CONCURRENTLY IF NOT EXISTS a_z_idx ON a (z);\n\
+                 SET lock_timeout = '2s';\n\
                  INSERT INTO {journal} (version, checksum, statement) VALUES (2, 'CHECKSUM2', 3);\n\
                  BEGIN;\n\
                  INSERT INTO {history} (version, name, applied_on, checksum) VALUES (2, 'i', {clock}, 'CHECKSUM2');\n\
@@ -490,10 +490,15 @@ mod tests {
         );
         assert_eq!(
             second["steps"][3],
+            serde_json::json!({"role": "setting", "sql": "SET lock_timeout = '30min'"})
+        );
+        assert_eq!(
+            second["steps"][4],
             serde_json::json!({
                 "role": "drop_leftover",
                 "index": 2,
                 "sql": "DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"a_z_idx\"",
+                "patient": true,
             })
         );
         assert_eq!(

@@ -349,8 +349,12 @@ impl Runner<'_> {
         let mut most_attempts = 1;
         let mut completed = planned.resume_at;
         for step in &planned.steps {
-            let result = if step.retried_on_lock_timeout() {
-                let what = format!("{} statement {}", source.file_name(), completed + 1);
+            let what = format!("{} statement {}", source.file_name(), completed + 1);
+            let result = if step.patient {
+                retry.run_patient(self.client, &what, |client, watch, _| {
+                    watch.around(|| execute(client, step))
+                })
+            } else if step.retried_on_lock_timeout() {
                 retry.run(
                     self.client,
                     &what,
@@ -561,6 +565,7 @@ mod tests {
             sql: format!("{role:?}"),
             params,
             on_retry: None,
+            patient: false,
         }
     }
 

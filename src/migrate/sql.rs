@@ -90,6 +90,9 @@ pub struct Statement {
     /// For CREATE INDEX CONCURRENTLY: the index name, so a rerun can find an
     /// INVALID leftover of an interrupted build.
     pub concurrent_index: Option<String>,
+    /// A CONCURRENTLY statement: it waits for every transaction older than
+    /// itself, blocking no reads or writes meanwhile.
+    pub waits_for_older_transactions: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -211,6 +214,7 @@ pub fn examine(path: &Path, text: String) -> Examined {
             line,
             column,
             concurrent_index: concurrent_index_name(&stmt),
+            waits_for_older_transactions: has_token(stmt.syntax(), SyntaxKind::CONCURRENTLY_KW),
             label,
             class,
         });
