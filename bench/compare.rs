@@ -163,7 +163,11 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').filter_map(|n| n.parse().ok()).collect());
     let wanted = |n: u32| only.as_ref().is_none_or(|list| list.contains(&n));
-    let pgm = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/pgm");
+    // The release build, wherever cargo puts it (CARGO_TARGET_DIR).
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let pgm = target.join("release/pgm");
     assert!(pgm.exists(), "build pgm first: cargo build --release");
     // pg_partman's run_maintenance() locks every partition of every parent
     // in one transaction: at 1,000 parents x 60 partitions the default
@@ -564,7 +568,9 @@ fn write_migrations(dir: &Path, count: usize, dbmate: bool) {
     }
 }
 
-/// Scenario 3: many small migrations from empty, and a run with nothing to do.
+/// Scenario 3: many small migrations from empty, and a run with nothing to
+/// do. The tools take turns within each round, each on a database of its
+/// own, so that a noisy neighbour on a shared machine slows them alike.
 fn migrations(bench: &mut Bench) {
     let count = if bench.smoke { 20 } else { 1000 };
     let runs = if bench.smoke { 1 } else { 5 };
@@ -572,7 +578,6 @@ fn migrations(bench: &mut Bench) {
     let dbmate_dir = bench.work.path().join("dbmate");
     write_migrations(&plain, count, false);
     write_migrations(&dbmate_dir, count, true);
-    let url = bench.tcp_url("mig");
     let tools: Vec<(&str, Vec<String>)> = vec![
         (
             "pgm",
@@ -606,44 +611,59 @@ fn migrations(bench: &mut Bench) {
             ],
         ),
     ];
+    let database = |name: &str| format!("mig_{name}");
+    // Whole-process wall time of one run of a tool, None when it failed.
+    let run = |bench: &Bench, name: &str, command: &[String]| {
+        let started = Instant::now();
+        let output = Command::new(&command[0])
+            .args(&command[1..])
+            .env("DATABASE_URL", bench.tcp_url(&database(name)))
+            .current_dir(bench.work.path())
+            .output();
+        match output {
+            Ok(output) if output.status.success() => Some(started.elapsed()),
+            Ok(output) => {
+                eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
+                None
+            }
+            Err(error) => {
+                eprintln!("{name} did not start: {error}");
+                None
+            }
+        }
+    };
+    let mut empty: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    let mut noop: Vec<Vec<Duration>> = vec![Vec::new(); tools.len()];
+    for round in 0..runs {
+        // Who goes first changes from round to round.
+        for k in 0..tools.len() {
+            let index = (round + k) % tools.len();
+            let (name, command) = &tools[index];
+            bench.recreate(&database(name), None);
+            empty[index].extend(run(bench, name, command));
+        }
+    }
+    for round in 0..runs {
+        for k in 0..tools.len() {
+            let index = (round + k) % tools.len();
+            let (name, command) = &tools[index];
+            noop[index].extend(run(bench, name, command));
+        }
+    }
     bench.line(format!("## 3. Migrations: {count} small migrations"));
     bench.line("");
     bench.line(format!(
-        "Whole-process wall time, median of {runs} runs; each tool over TCP with a password."
+        "Whole-process wall time, median of {runs} runs; each tool over TCP with a password, on a \
+         database of its own; the tools take turns within each round, in a rotating order."
     ));
     bench.line("");
     bench.line("| tool | from empty | nothing to do |");
     bench.line("|---|---|---|");
     let mut results = Vec::new();
-    for (name, command) in &tools {
-        let run = |bench: &Bench| {
-            let started = Instant::now();
-            let output = Command::new(&command[0])
-                .args(&command[1..])
-                .env("DATABASE_URL", &url)
-                .current_dir(bench.work.path())
-                .output();
-            match output {
-                Ok(output) if output.status.success() => Some(started.elapsed()),
-                Ok(output) => {
-                    eprintln!("{name} failed: {}", String::from_utf8_lossy(&output.stderr));
-                    None
-                }
-                Err(error) => {
-                    eprintln!("{name} did not start: {error}");
-                    None
-                }
-            }
-        };
-        let mut empty = Vec::new();
-        for _ in 0..runs {
-            bench.recreate("mig", None);
-            empty.extend(run(bench));
-        }
-        let noop: Vec<Duration> = (0..runs).filter_map(|_| run(bench)).collect();
+    for (index, (name, _)) in tools.iter().enumerate() {
         let (empty, noop) = (
-            (!empty.is_empty()).then(|| median(empty)),
-            (!noop.is_empty()).then(|| median(noop)),
+            (!empty[index].is_empty()).then(|| median(empty[index].clone())),
+            (!noop[index].is_empty()).then(|| median(noop[index].clone())),
         );
         let show = |d: Option<Duration>| d.map_or("failed".to_owned(), ms);
         bench.line(format!("| {name} | {} | {} |", show(empty), show(noop)));

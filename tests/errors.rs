@@ -213,3 +213,82 @@ fn a_statement_outside_a_transaction_failing_after_others_committed() {
       = 42703: column "placed_on" does not exist
     "#);
 }
+
+#[test]
+fn an_error_in_the_middle_of_a_migration_sent_as_one_query() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__orders.sql",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric);\n\
+         INSERT INTO orders VALUES (1, 10);\n\
+         UPDATE orders\n   SET total = total * 2\n WHERE totl > 5;\n\
+         CREATE INDEX orders_total_idx ON orders (total);\n",
+    );
+    let (code, stderr) = migrate(&project, &db);
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!(stderr, @r#"
+     INFO applying V1__orders.sql (transaction, 4 statements)
+    error: migrations/V1__orders.sql failed; it was rolled back: nothing of it is applied
+      --> migrations/V1__orders.sql:5:8
+      |
+    5 |  WHERE totl > 5;
+      |        ^
+      = 42703: column "totl" does not exist
+      = hint: Perhaps you meant to reference the column "orders.total".
+    "#);
+}
+
+#[test]
+fn an_error_after_wide_characters_in_earlier_statements() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__notes.sql",
+        "CREATE TABLE notes (body text, tag text);\n\
+         INSERT INTO notes VALUES ('日本語のメモ 🐘🐘', '🏷️');\n\
+         INSERT INTO notes VALUES ('備考'); SELECT tagg FROM notes;\n",
+    );
+    let (code, stderr) = migrate(&project, &db);
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!(stderr, @r#"
+     INFO applying V1__notes.sql (transaction, 4 statements)
+    error: migrations/V1__notes.sql failed; it was rolled back: nothing of it is applied
+      --> migrations/V1__notes.sql:3:41
+      |
+    3 | INSERT INTO notes VALUES ('備考'); SELECT tagg FROM notes;
+      |                                           ^
+      = 42703: column "tagg" does not exist
+      = hint: Perhaps you meant to reference the column "notes.tag".
+    "#);
+}
+
+#[test]
+fn an_error_without_a_position_names_its_statement() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__halve.sql",
+        "CREATE TABLE t (n int);\n\
+         INSERT INTO t VALUES (1);\n\
+         UPDATE t SET n = n / 0;\n\
+         CREATE INDEX t_n_idx ON t (n);\n",
+    );
+    let (code, stderr) = migrate(&project, &db);
+    assert_eq!(code, Some(1));
+    insta::assert_snapshot!(stderr, @r#"
+     INFO applying V1__halve.sql (transaction, 4 statements)
+    error: migrations/V1__halve.sql failed; it was rolled back: nothing of it is applied
+      --> migrations/V1__halve.sql:3:1
+      |
+    3 | UPDATE t SET n = n / 0;
+      | ^
+      = 22012: division by zero
+    "#);
+    let mut client = db.connect();
+    let left: Option<String> = client
+        .query_one("SELECT to_regclass('t')::text", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        left, None,
+        "the replay to find the statement is rolled back"
+    );
+}

@@ -439,3 +439,22 @@ fn a_reader_that_stops_early_is_not_an_error() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+#[test]
+fn the_history_keeps_the_file_text_exactly_when_sent_as_one_query() {
+    let (db, project) = (TestDb::new(), Project::new());
+    let text = "CREATE FUNCTION add(a int, b int) RETURNS int LANGUAGE sql\n\
+                AS $$ SELECT $1 + $2 $$;\n\
+                COMMENT ON FUNCTION add(int, int) IS 'it''s $3 -- and \\ a backslash';\n";
+    project.write("V1__add.sql", text);
+    let (code, _, stderr) = run(&project, &db, &["migrate"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT text FROM pgm_migration_texts WHERE version = 1"
+        ),
+        [text]
+    );
+    assert_eq!(history(&db), ["1 add"]);
+}

@@ -129,7 +129,7 @@ fn killed_inside_a_transactional_migration_the_next_run_applies_it_once() {
     let mut watcher = db.connect();
     assert!(wait_for(
         &mut watcher,
-        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND query LIKE 'SELECT pg_sleep%')",
+        "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pgm' AND wait_event = 'PgSleep')",
         30
     ));
     kill(child);
@@ -487,6 +487,46 @@ fn refinery_and_pgm_read_each_others_history() {
     // refinery's own verification accepts pgm's rows: nothing to run, no divergence.
     let report = refinery::Runner::new(&all).run(&mut client).unwrap();
     assert!(report.applied_migrations().is_empty());
+}
+
+#[test]
+fn a_run_with_nothing_to_do_does_not_wait_for_another_runs_lock() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    migrate_ok(&project, &db);
+    let mut holder = db.connect();
+    let key: i64 = 0x0070_676d_206d_6967;
+    holder
+        .query_one("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--lock-wait", "1s"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout, "nothing to apply: 1 migration already applied\n");
+    assert!(
+        !stderr.contains("waiting for the migration lock"),
+        "{stderr}"
+    );
+
+    // A new file is work again: it waits for the lock.
+    project.write("V2__b.sql", "CREATE TABLE b (id int);\n");
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--lock-wait", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        output_text(&output)
+            .1
+            .contains("the migration lock is held by another session"),
+        "{}",
+        output_text(&output).1
+    );
 }
 
 /// A concurrent index build waits for every older transaction. Behind a

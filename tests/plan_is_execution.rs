@@ -136,3 +136,113 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
         ["0"]
     );
 }
+
+/// The statements one application's sessions logged, in order, whole:
+/// a query string of many lines is one entry.
+fn logged_queries(log: &str, application: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for line in log.lines() {
+        if line.contains("|entry|") {
+            entries.push(line.to_owned());
+        } else if let Some(last) = entries.last_mut() {
+            // The server indents the lines after the first with a tab.
+            last.push('\n');
+            last.push_str(line.strip_prefix('\t').unwrap_or(line));
+        }
+    }
+    let prefix = format!("{application}|entry|LOG:  statement: ");
+    entries
+        .iter()
+        .filter_map(|entry| entry.strip_prefix(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn migrate_sends_each_transactional_migration_as_the_query_the_plan_shows() {
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), "%a|entry|".into()),
+        ],
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
+    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let url = sandbox.url("app");
+    let project = Project::bundled();
+    let migrate = |args: &[&str]| {
+        let output = pgm()
+            .current_dir(project.path())
+            .env("DATABASE_URL", &url)
+            .arg("migrate")
+            .args(args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+        stdout
+    };
+    let plan = migrate(&["--dry-run", "--format", "sql"]);
+    let log_path = sandbox.root().join("server.log");
+    let before = std::fs::read_to_string(&log_path).unwrap().len();
+
+    migrate(&[]);
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let sent = logged_queries(&log[before..], "pgm");
+    // Each migration's block: from its header to the next one's (a
+    // statement may hold blank lines).
+    let mut blocks: Vec<Vec<&str>> = Vec::new();
+    for line in plan.lines() {
+        if line.starts_with("-- V") && line.contains(".sql: ") {
+            blocks.push(vec![line]);
+        } else if let Some(block) = blocks.last_mut() {
+            block.push(line);
+        }
+    }
+    let one_query: Vec<String> = blocks
+        .iter()
+        .filter(|block| block[0].contains("sent as one query"))
+        .map(|block| {
+            // The comments above the first step only: a history row's
+            // literal may hold a file's own comment lines.
+            block
+                .iter()
+                .skip_while(|line| line.starts_with("--"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim_end()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        one_query.len(),
+        6,
+        "the bundled transactional migrations:\n{plan}"
+    );
+    for query in &one_query {
+        assert_eq!(
+            sent.iter().filter(|s| *s == query).count(),
+            1,
+            "sent once, as planned:\n{query}\n\nsent:\n{sent:#?}"
+        );
+    }
+    // Nothing of the migrations is sent in pieces beside the one query:
+    // no one-line statement of theirs goes alone.
+    for query in &one_query {
+        for line in query.lines().filter(|line| {
+            line.ends_with(';') && !matches!(*line, "BEGIN;" | "COMMIT;" | "RESET ALL;")
+        }) {
+            let line = line.strip_suffix(';').unwrap_or(line);
+            assert!(
+                !sent
+                    .iter()
+                    .any(|s| s == line || s.strip_suffix(';') == Some(line)),
+                "sent alone as well: {line}"
+            );
+        }
+    }
+}

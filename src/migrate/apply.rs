@@ -1,10 +1,11 @@
-//! A whole `pgm migrate` run on the database: refuse a replica and a
-//! session that a pooler does not keep to itself, take the run lock on the
-//! session that then does the work, read the state, plan, create the history
-//! tables, run each migration (confirming the lock before each). Also
+//! A whole `pgm migrate` run on the database: refuse a replica; stop there
+//! when everything is applied; else refuse a session that a pooler does not
+//! keep to itself, take the run lock on the session that then does the
+//! work, read the state, plan, create the history tables, run each
+//! migration (confirming the lock before each, see [`Tripwire`]). Also
 //! `baseline`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::Client;
 use thiserror::Error;
@@ -93,6 +94,17 @@ pub fn apply(
     lock_retries: u32,
     run_lock: &RunLock,
 ) -> Result<Applied, ApplyError> {
+    refuse_replica(&mut client)?;
+    // Nothing to do is found without the run lock and the pooler check
+    // (which opens a second session): every migration this run knows of is
+    // applied, and no other run undoes that. Anything else is read again
+    // under the lock.
+    if let Some(already) = up_to_date(&mut client, sources, options)? {
+        return Ok(Applied {
+            already,
+            reports: Vec::new(),
+        });
+    }
     let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
@@ -103,19 +115,82 @@ pub fn apply(
         settings,
         lock_retries,
     };
+    let mut tripwire = Tripwire::default();
     if !planned.setup.is_empty() {
-        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        tripwire.check(runner.client)?;
     }
     runner.run_setup(&planned.setup)?;
     let mut reports = Vec::with_capacity(planned.migrations.len());
     for migration in &planned.migrations {
-        lock::confirm(runner.client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        tripwire.check(runner.client)?;
         reports.push(runner.run(migration)?);
     }
     Ok(Applied {
         already: state.applied.len(),
         reports,
     })
+}
+
+/// The check before each migration that this session still holds the run
+/// lock. In full it reads pg_locks, whose cost grows with the server's lock
+/// table (max_locks_per_transaction): at 1,024 it cost more than a small
+/// migration. So it runs in full first and then at most once a second; in
+/// between, the server process serving the session must be the one that
+/// passed it, which is what a pooler moving the session would change.
+#[derive(Default)]
+struct Tripwire {
+    confirmed: Option<(i32, Instant)>,
+}
+
+impl Tripwire {
+    const FULL_EVERY: Duration = Duration::from_secs(1);
+
+    fn check(&mut self, client: &mut Client) -> Result<(), ApplyError> {
+        if let Some((pid, at)) = self.confirmed
+            && at.elapsed() < Self::FULL_EVERY
+            && backend_pid(client) == Some(pid)
+        {
+            return Ok(());
+        }
+        lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        self.confirmed = backend_pid(client).map(|pid| (pid, Instant::now()));
+        Ok(())
+    }
+}
+
+/// One round trip on the simple protocol.
+fn backend_pid(client: &mut Client) -> Option<i32> {
+    client
+        .simple_query("SELECT pg_backend_pid()")
+        .ok()?
+        .iter()
+        .find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
+}
+
+/// How many migrations are applied, when that is all of them (up to the
+/// target) and the tables exist: a run with nothing to do.
+fn up_to_date(
+    client: &mut Client,
+    sources: &mut [SourceMigration],
+    options: &Options,
+) -> Result<Option<usize>, ApplyError> {
+    let state = runner::read_state(client, sources)?;
+    let planned = plan::plan(sources, &state, options)?;
+    Ok((planned.setup.is_empty() && planned.migrations.is_empty()).then_some(state.applied.len()))
+}
+
+fn refuse_replica(client: &mut Client) -> Result<(), ApplyError> {
+    let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
+        what: "checking whether the server is a replica",
+        source,
+    })?;
+    if replica {
+        return Err(ApplyError::Replica);
+    }
+    Ok(())
 }
 
 /// Records the migrations up to `version` as applied without running them;
@@ -186,13 +261,7 @@ fn lock_runs<'c>(
     settings: &ConnectionSettings,
     run_lock: &RunLock,
 ) -> Result<SessionLock<&'c mut Client>, ApplyError> {
-    let replica = server::in_recovery(client).map_err(|source| ApplyError::Query {
-        what: "checking whether the server is a replica",
-        source,
-    })?;
-    if replica {
-        return Err(ApplyError::Replica);
-    }
+    refuse_replica(client)?;
     pooler::require_own_session(client, settings)?;
     Ok(SessionLock::acquire(
         client,

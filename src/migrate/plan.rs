@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::db::quote_ident;
 use crate::db::retry::OnRetry;
+use crate::db::{quote_ident, quote_literal};
 use crate::duration::Timeout;
 
 use super::history::{Applied, Progress, Tables};
@@ -86,6 +86,113 @@ impl Step {
     pub fn retried_on_lock_timeout(&self) -> bool {
         matches!(self.role, Role::Statement(_) | Role::DropLeftover(_))
     }
+
+    /// The SQL with its parameters written in as literals, through the one
+    /// quoting helper: what a DBA would paste into psql, and what a step
+    /// sent in a batch (which takes no parameters) carries.
+    pub fn inlined(&self) -> String {
+        // One pass over pgm's own SQL: a value written in (a file's text
+        // may hold `$1`) is never read again for placeholders.
+        let mut sql = String::with_capacity(self.sql.len());
+        let mut rest = self.sql.as_str();
+        while let Some(dollar) = rest.find('$') {
+            sql.push_str(&rest[..dollar]);
+            let after = &rest[dollar + 1..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let param = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|number| self.params.get(number.checked_sub(1)?));
+            match param {
+                Some(Param::Int(value)) => sql.push_str(&value.to_string()),
+                Some(Param::Text(value)) => sql.push_str(&quote_literal(value)),
+                None => sql.push_str(&rest[dollar..dollar + 1 + digits]),
+            }
+            rest = &after[digits..];
+        }
+        sql.push_str(rest);
+        sql
+    }
+
+    /// The same step with its parameters written in.
+    fn with_literals(self) -> Step {
+        Step {
+            sql: self.inlined(),
+            params: Vec::new(),
+            ..self
+        }
+    }
+}
+
+/// A statement ended by a semicolon, as a script shows it and as a batch
+/// joins it to the next: a final line comment keeps the semicolon off its
+/// line.
+pub fn terminated(sql: &str) -> String {
+    let trimmed = sql.trim_end();
+    if trimmed.ends_with(';') {
+        trimmed.to_owned()
+    } else if trimmed
+        .lines()
+        .last()
+        .is_some_and(|line| line.contains("--"))
+    {
+        format!("{trimmed}\n;")
+    } else {
+        format!("{trimmed};")
+    }
+}
+
+/// How a migration's steps reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Every step in one simple query, one round trip: BEGIN, the settings,
+    /// the file, the history rows, COMMIT, RESET ALL.
+    OneQuery,
+    /// Each step (or run of pgm's own steps) on its own.
+    StepByStep,
+}
+
+/// The steps of a migration as the one query string sent, and where each
+/// step starts in it, so that an error position (1-based, in characters
+/// of the whole string) is traced back to a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneQuery {
+    pub text: String,
+    /// Per step, the character offset (0-based) where it starts.
+    starts: Vec<usize>,
+}
+
+impl OneQuery {
+    /// Each step terminated, one per line: the lines the SQL plan shows.
+    pub fn of(steps: &[Step]) -> OneQuery {
+        let mut text = String::new();
+        let mut chars = 0;
+        let mut starts = Vec::with_capacity(steps.len());
+        for (index, step) in steps.iter().enumerate() {
+            debug_assert!(step.params.is_empty(), "a batch takes no parameters");
+            if index > 0 {
+                text.push('\n');
+                chars += 1;
+            }
+            let sql = terminated(&step.sql);
+            starts.push(chars);
+            chars += sql.chars().count();
+            text.push_str(&sql);
+        }
+        OneQuery { text, starts }
+    }
+
+    /// The step a server error position points into, and the 1-based
+    /// character position inside that step's SQL.
+    pub fn step_at(&self, position: usize) -> Option<(usize, usize)> {
+        let offset = position.checked_sub(1)?;
+        let step = self
+            .starts
+            .partition_point(|start| *start <= offset)
+            .checked_sub(1)?;
+        Some((step, offset - self.starts[step] + 1))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +204,14 @@ pub struct PlannedMigration<'a> {
     /// finished building but did not journal), with why.
     pub skipped: Vec<(usize, String)>,
     pub steps: Vec<Step>,
+    pub delivery: Delivery,
+}
+
+impl PlannedMigration<'_> {
+    /// The one query to send, when the steps go as one.
+    pub fn one_query(&self) -> Option<OneQuery> {
+        (self.delivery == Delivery::OneQuery).then(|| OneQuery::of(&self.steps))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -349,7 +464,22 @@ fn plan_migration<'a>(
                     file.statement_text(statement),
                 ));
             }
-            steps.extend(history_steps(source, tables, "transaction_timestamp()"));
+            // Sent in one query string with the file, which takes no
+            // parameters: the values are written in as literals. Step by
+            // step they stay parameters: the file may have changed how
+            // literals are read.
+            let one_query = delivery(source) == Delivery::OneQuery;
+            steps.extend(
+                history_steps(source, tables, "transaction_timestamp()")
+                    .into_iter()
+                    .map(|step| {
+                        if one_query {
+                            step.with_literals()
+                        } else {
+                            step
+                        }
+                    }),
+            );
             steps.push(Step::new(Role::Commit, "COMMIT"));
         }
         Mode::NoTransaction => {
@@ -369,6 +499,25 @@ fn plan_migration<'a>(
         resume_at,
         skipped,
         steps,
+        delivery: delivery(source),
+    }
+}
+
+/// One query for a transactional file, so that it costs one round trip.
+/// But PostgreSQL reads a whole query string before running any of it, so
+/// a file that changes how string literals are read
+/// (`standard_conforming_strings`, `backslash_quote`) for its later
+/// statements goes step by step, as psql would run it.
+fn delivery(source: &SourceMigration) -> Delivery {
+    let file = source.parsed();
+    let text = file.text.to_ascii_lowercase();
+    if file.mode == Mode::Transaction
+        && !text.contains("standard_conforming_strings")
+        && !text.contains("backslash_quote")
+    {
+        Delivery::OneQuery
+    } else {
+        Delivery::StepByStep
     }
 }
 
@@ -560,19 +709,119 @@ mod tests {
                 "Setting: SET LOCAL statement_timeout = '5min'".to_owned(),
                 "Statement(0): CREATE TABLE a (id int);".to_owned(),
                 "Statement(1): INSERT INTO a VALUES (1);".to_owned(),
-                format!("History: {HISTORY_ROW} [1, \"a\", CHECKSUM]"),
+                format!(
+                    "History: {}",
+                    HISTORY_ROW
+                        .replace("$1", "1")
+                        .replace("$2", "'a'")
+                        .replace("$3", &format!("'{}'", sources[0].checksum))
+                ),
                 format!(
                     "History: INSERT INTO \"public\".\"pgm_migration_runs\" (version, started_at, \
-                     finished_at, mode) VALUES ($1, transaction_timestamp(), clock_timestamp(), $2) \
-                     {RUN_ROW_UPSERT} [1, \"transaction\"]"
+                     finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), \
+                     'transaction') {RUN_ROW_UPSERT}"
                 ),
-                format!("History: {TEXT_ROW} [1, CHECKSUM, {:?}]", sources[0].text()),
+                format!(
+                    "History: {}",
+                    TEXT_ROW
+                        .replace("$1", "1")
+                        .replace("$2", &format!("'{}'", sources[0].checksum))
+                        .replace("$3", &quote_literal(sources[0].text()))
+                ),
                 "Commit: COMMIT".to_owned(),
                 "Reset: RESET ALL".to_owned(),
             ]
         );
         assert_eq!(plan.migrations[0].resume_at, 0);
         assert!(plan.migrations[0].skipped.is_empty());
+        assert_eq!(plan.migrations[0].delivery, Delivery::OneQuery);
+    }
+
+    #[test]
+    fn the_one_query_is_the_steps_one_per_line_and_positions_trace_back_to_a_step() {
+        let sources = [migration(
+            "V1__a.sql",
+            "CREATE TABLE a (id int);\nSELECT '日本🐘', x FROM a;\n",
+        )];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        let query = plan.migrations[0].one_query().unwrap();
+        let lines: Vec<String> = plan.migrations[0]
+            .steps
+            .iter()
+            .map(|step| terminated(&step.sql))
+            .collect();
+        assert_eq!(query.text, lines.join("\n"));
+        // PostgreSQL counts characters of the whole string, 1-based.
+        let at = |needle: &str| {
+            query.text[..query.text.find(needle).unwrap()]
+                .chars()
+                .count()
+                + 1
+        };
+        assert_eq!(query.step_at(1), Some((0, 1)));
+        assert_eq!(query.step_at(at("CREATE")), Some((3, 1)));
+        assert_eq!(query.step_at(at("x FROM")), Some((4, 15)));
+        let commit = plan.migrations[0]
+            .steps
+            .iter()
+            .position(|step| step.role == Role::Commit)
+            .unwrap();
+        assert_eq!(query.step_at(at("COMMIT")), Some((commit, 1)));
+        assert_eq!(query.step_at(0), None);
+    }
+
+    #[test]
+    fn a_file_that_changes_how_literals_read_goes_step_by_step() {
+        let sources = [
+            migration(
+                "V1__a.sql",
+                "SET LOCAL standard_conforming_strings = off;\nSELECT 1;\n",
+            ),
+            migration("V2__i.sql", TWO_CONCURRENT_INDEXES),
+        ];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        assert_eq!(plan.migrations[0].delivery, Delivery::StepByStep);
+        assert!(plan.migrations[0].one_query().is_none());
+        assert_eq!(plan.migrations[1].delivery, Delivery::StepByStep);
+    }
+
+    #[test]
+    fn a_value_written_in_is_not_read_again_for_placeholders() {
+        let step = Step::with(
+            Role::History,
+            "INSERT INTO t VALUES ($1, $2, $10, $3)",
+            vec![
+                Param::Int(7),
+                Param::Text("AS $$ SELECT $1 + $2 $$ -- it's".to_owned()),
+            ],
+        );
+        assert_eq!(
+            step.inlined(),
+            "INSERT INTO t VALUES (7, 'AS $$ SELECT $1 + $2 $$ -- it''s', $10, $3)"
+        );
+    }
+
+    #[test]
+    fn a_file_that_changes_how_literals_read_keeps_its_history_values_as_parameters() {
+        let sources = [migration(
+            "V1__a.sql",
+            "SET LOCAL standard_conforming_strings = off;\nSELECT 1;\n",
+        )];
+        let plan = plan(&sources, &fresh_database(), &options()).unwrap();
+        assert!(
+            plan.migrations[0]
+                .steps
+                .iter()
+                .filter(|step| step.role == Role::History)
+                .all(|step| !step.params.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_final_line_comment_keeps_the_semicolon_off_its_line() {
+        assert_eq!(terminated("SELECT 1;  \n"), "SELECT 1;");
+        assert_eq!(terminated("SELECT 1"), "SELECT 1;");
+        assert_eq!(terminated("SELECT 1 -- one"), "SELECT 1 -- one\n;");
     }
 
     #[test]

@@ -4,37 +4,27 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::plan::{Entry, Param, Plan, PlannedMigration, Role, State, Step};
+use super::plan::{Delivery, Entry, Plan, PlannedMigration, Role, State, Step, terminated};
 use super::runner::AppliedReport;
 use super::sql::Mode;
 
 /// A step's SQL with its parameters written in as literals: what a DBA
 /// would paste into psql.
 pub fn inline_params(step: &Step) -> String {
-    let mut sql = step.sql.clone();
-    for (index, param) in step.params.iter().enumerate().rev() {
-        let literal = match param {
-            Param::Int(value) => value.to_string(),
-            Param::Text(value) => crate::db::quote_literal(value),
-        };
-        sql = sql.replace(&format!("${}", index + 1), &literal);
-    }
-    sql
-}
-
-fn terminated(sql: &str) -> String {
-    let trimmed = sql.trim_end();
-    if trimmed.ends_with(';') {
-        trimmed.to_owned()
-    } else {
-        format!("{trimmed};")
-    }
+    step.inlined()
 }
 
 fn mode_words(migration: &PlannedMigration<'_>) -> String {
     let file = migration.source.parsed();
     match file.mode {
-        Mode::Transaction => format!("in one transaction ({})", file.mode_reason),
+        Mode::Transaction if migration.delivery == Delivery::OneQuery => format!(
+            "in one transaction, sent as one query ({})",
+            file.mode_reason
+        ),
+        Mode::Transaction => format!(
+            "in one transaction, step by step: the file sets how literals are read ({})",
+            file.mode_reason
+        ),
         Mode::NoTransaction => format!(
             "outside a transaction, statement by statement ({})",
             file.mode_reason
@@ -60,6 +50,13 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
             migration.source.file_name(),
             mode_words(migration)
         )?;
+        if migration.delivery == Delivery::OneQuery {
+            writeln!(
+                out,
+                "-- on an error with no position, the steps before COMMIT run again one by one in a\n\
+                 -- transaction that is rolled back, to name the failing statement"
+            )?;
+        }
         if migration.resume_at > 0 {
             writeln!(
                 out,
@@ -141,6 +138,7 @@ struct JsonMigration<'a> {
     file: String,
     mode: Mode,
     mode_reason: &'a str,
+    delivery: Delivery,
     resume_at: usize,
     steps: &'a [Step],
 }
@@ -157,6 +155,7 @@ pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 file: m.source.path.display().to_string(),
                 mode: m.source.parsed().mode,
                 mode_reason: &m.source.parsed().mode_reason,
+                delivery: m.delivery,
                 resume_at: m.resume_at,
                 steps: &m.steps,
             })
@@ -291,7 +290,7 @@ pub fn write_status_text(out: &mut dyn Write, entries: &[Entry<'_>]) -> io::Resu
 mod tests {
     use super::*;
     use crate::migrate::fixtures::*;
-    use crate::migrate::plan::{self, Plan, reconcile};
+    use crate::migrate::plan::{self, Param, Plan, reconcile};
     use crate::migrate::source::SourceMigration;
 
     fn rendered(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
@@ -372,7 +371,9 @@ mod tests {
                 "-- create the migration tables\n\
                  CREATE TABLE IF NOT EXISTS h (version int4);\n\
                  \n\
-                 -- V1__a.sql: in one transaction (every statement can run in one transaction)\n\
+                 -- V1__a.sql: in one transaction, sent as one query (every statement can run in one transaction)\n\
+                 -- on an error with no position, the steps before COMMIT run again one by one in a\n\
+                 -- transaction that is rolled back, to name the failing statement\n\
                  BEGIN;\n\
                  SET LOCAL lock_timeout = '2s';\n\
                  SET LOCAL statement_timeout = '5min';\n\
@@ -404,6 +405,24 @@ mod tests {
                  RESET ALL;\n\
                  \n"
             )
+        );
+    }
+
+    #[test]
+    fn a_migration_sent_as_one_query_shows_that_query_line_for_line() {
+        let sources = sources();
+        let plan = full_plan(&sources);
+        let sql = rendered(|out| write_sql(out, &plan));
+        let block: Vec<&str> = sql
+            .split("\n\n")
+            .find(|block| block.starts_with("-- V1__a.sql"))
+            .unwrap()
+            .lines()
+            .skip_while(|line| line.starts_with("--"))
+            .collect();
+        assert_eq!(
+            block.join("\n"),
+            plan.migrations[0].one_query().unwrap().text
         );
     }
 

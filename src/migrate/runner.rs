@@ -1,12 +1,13 @@
-//! Runs a migration plan step by step on the session that holds the run
-//! lock. A transactional migration is retried whole when a lock wait times
-//! out; a statement of a no-transaction migration is retried alone, after
-//! dropping the INVALID index an interrupted concurrent build left.
+//! Runs a migration plan on the session that holds the run lock. A
+//! transactional migration goes as one query, one round trip, and is
+//! retried whole when a lock wait times out; a statement of a
+//! no-transaction migration is sent and retried alone, after dropping the
+//! INVALID index an interrupted concurrent build left.
 
 use std::time::Instant;
 
 use postgres::Client;
-use postgres::error::ErrorPosition;
+use postgres::error::{ErrorPosition, SqlState};
 use postgres::types::{ToSql, Type};
 use thiserror::Error;
 
@@ -15,7 +16,7 @@ use crate::db::blocking::Blocker;
 use crate::db::retry::{GaveUp, LockRetry, Watch};
 
 use super::history::{self, HistoryError};
-use super::plan::{DatabaseState, ExistingIndex, Param, PlannedMigration, Role, Step};
+use super::plan::{DatabaseState, ExistingIndex, OneQuery, Param, PlannedMigration, Role, Step};
 use super::source::SourceMigration;
 use super::sql::{InvalidFiles, Mode};
 use crate::location::LineIndex;
@@ -161,7 +162,34 @@ pub struct AppliedReport {
 /// A step that failed for good, and where.
 struct StepFailure {
     role: Role,
+    /// Where in the step's SQL the error points: 1-based, in characters.
+    position: Option<usize>,
     gave_up: GaveUp<postgres::Error>,
+}
+
+impl StepFailure {
+    /// A step sent alone: the server's position is already the step's.
+    fn alone(role: Role, gave_up: GaveUp<postgres::Error>) -> StepFailure {
+        StepFailure {
+            role,
+            position: original_position(&gave_up.error),
+            gave_up,
+        }
+    }
+}
+
+fn original_position(error: &postgres::Error) -> Option<usize> {
+    match error.as_db_error()?.position()? {
+        ErrorPosition::Original(position) => Some(*position as usize),
+        ErrorPosition::Internal { .. } => None,
+    }
+}
+
+/// After a failure inside BEGIN the session is in an aborted transaction:
+/// back to idle, without the migration's settings.
+fn back_to_idle(client: &mut Client) {
+    let _ = client.batch_execute("ROLLBACK");
+    let _ = client.batch_execute("RESET ALL");
 }
 
 impl Runner<'_> {
@@ -225,6 +253,71 @@ impl Runner<'_> {
         retry: &mut LockRetry<'_>,
         planned: &PlannedMigration<'_>,
     ) -> Result<u32, RunError> {
+        let Some(query) = planned.one_query() else {
+            return self.run_transaction_step_by_step(retry, planned);
+        };
+        let what = format!("{} (rolled back)", planned.source.file_name());
+        // One round trip. An error stops the query where it happened and
+        // leaves the transaction aborted: nothing of it stays.
+        let result = retry.run(self.client, &what, None, |client, watch, _| {
+            watch
+                .around(|| client.batch_execute(&query.text))
+                .inspect_err(|_| back_to_idle(client))
+        });
+        result.map(|(_, attempts)| attempts).map_err(|gave_up| {
+            let failure = self.locate(planned, &query, gave_up);
+            failure_error(
+                planned.source,
+                &failure,
+                "it was rolled back: nothing of it is applied".into(),
+            )
+        })
+    }
+
+    /// Which step of a failed one-query migration failed. The server's
+    /// error position counts characters of the whole query: traced back to
+    /// its step. Without one, the steps run again one by one in a
+    /// transaction that is rolled back, until one fails.
+    fn locate(
+        &mut self,
+        planned: &PlannedMigration<'_>,
+        query: &OneQuery,
+        gave_up: GaveUp<postgres::Error>,
+    ) -> StepFailure {
+        let error = &gave_up.error;
+        if let Some((step, position)) =
+            original_position(error).and_then(|position| query.step_at(position))
+        {
+            return StepFailure {
+                role: planned.steps[step].role,
+                position: Some(position),
+                gave_up,
+            };
+        }
+        // Running again what ran past statement_timeout would hold its
+        // locks as long again: named by the message alone.
+        let replay =
+            error.as_db_error().is_some() && error.code() != Some(&SqlState::QUERY_CANCELED);
+        let (role, position) = if replay {
+            replay_until_failure(self.client, &planned.steps)
+        } else {
+            None
+        }
+        .unwrap_or((Role::Commit, None));
+        StepFailure {
+            role,
+            position,
+            gave_up,
+        }
+    }
+
+    /// A transactional migration whose file changes how literals are read:
+    /// each step on its own, pgm's own steps in shared round trips.
+    fn run_transaction_step_by_step(
+        &mut self,
+        retry: &mut LockRetry<'_>,
+        planned: &PlannedMigration<'_>,
+    ) -> Result<u32, RunError> {
         let what = format!("{} (rolled back)", planned.source.file_name());
         let mut failed_role = Role::Begin;
         let result = retry.run(self.client, &what, None, |client, watch, _| {
@@ -233,18 +326,14 @@ impl Runner<'_> {
                 .try_for_each(|group| run_group(client, group, watch));
             result.map_err(|(role, error)| {
                 failed_role = role;
-                let _ = client.batch_execute("ROLLBACK");
-                let _ = client.batch_execute("RESET ALL");
+                back_to_idle(client);
                 error
             })
         });
         result.map(|(_, attempts)| attempts).map_err(|gave_up| {
             failure_error(
                 planned.source,
-                &StepFailure {
-                    role: failed_role,
-                    gave_up,
-                },
+                &StepFailure::alone(failed_role, gave_up),
                 "it was rolled back: nothing of it is applied".into(),
             )
         })
@@ -295,10 +384,7 @@ impl Runner<'_> {
                 let _ = self.client.batch_execute("ROLLBACK");
             }
             let _ = self.client.batch_execute("RESET ALL");
-            let failure = StepFailure {
-                role: step.role,
-                gave_up,
-            };
+            let failure = StepFailure::alone(step.role, gave_up);
             return Err(failure_error(
                 source,
                 &failure,
@@ -356,6 +442,23 @@ pub fn execute(client: &mut Client, step: &Step) -> Result<(), postgres::Error> 
         })
         .collect();
     client.execute_typed(&step.sql, &params).map(|_| ())
+}
+
+/// Runs the steps of a failed transactional migration again, one by one
+/// and up to COMMIT, in a transaction that is then rolled back: the step
+/// that fails and where in it, or none when all of them pass this time.
+fn replay_until_failure(client: &mut Client, steps: &[Step]) -> Option<(Role, Option<usize>)> {
+    let mut failed = None;
+    for step in steps.iter().take_while(|step| step.role != Role::Commit) {
+        if let Err(error) = execute(client, step) {
+            if !matches!(step.role, Role::Begin | Role::Setting) {
+                failed = Some((step.role, original_position(&error)));
+            }
+            break;
+        }
+    }
+    back_to_idle(client);
+    failed
 }
 
 /// Splits the steps into runs to send at once: consecutive steps without
@@ -418,12 +521,13 @@ fn failure_error(source: &SourceMigration, failure: &StepFailure, aftermath: Str
     let (location, snippet) = match statement {
         Some(statement) => {
             let text = source.parsed().statement_text(statement);
-            let offset_in_statement = match db.and_then(|db| db.position()) {
-                Some(ErrorPosition::Original(position)) => text
+            // Past the statement's text (the `;` a batch adds): its end.
+            let offset_in_statement = match failure.position {
+                Some(position) => text
                     .char_indices()
-                    .nth((*position as usize).saturating_sub(1))
-                    .map_or(0, |(offset, _)| offset),
-                _ => 0,
+                    .nth(position.saturating_sub(1))
+                    .map_or(text.len(), |(offset, _)| offset),
+                None => 0,
             };
             let location = LineIndex::new(source.text())
                 .location(&source.path, statement.start + offset_in_statement);
