@@ -131,7 +131,10 @@ pub fn check(
         match statement.kind() {
             SyntaxKind::CREATE_TABLE => create_table(&statement, known, coverage, &mut findings),
             SyntaxKind::ALTER_TABLE => alter_table(&statement, known, &mut findings),
-            SyntaxKind::CREATE_INDEX => create_unique_index(&statement, known, &mut findings),
+            SyntaxKind::CREATE_INDEX => {
+                concurrent_index(&statement, known, &mut findings);
+                create_unique_index(&statement, known, &mut findings);
+            }
             SyntaxKind::DROP_TABLE => {
                 for name in child_nodes(&statement, SyntaxKind::TABLE_NAME_REF) {
                     if let Some(name) = TableName::from_node(&name) {
@@ -199,6 +202,39 @@ fn alter_table(statement: &SyntaxNode, known: &PartitionedTables, findings: &mut
             _ => {}
         }
     }
+}
+
+/// PostgreSQL refuses CREATE INDEX CONCURRENTLY on a partitioned table
+/// (not on `ON ONLY`, which builds nothing).
+fn concurrent_index(
+    statement: &SyntaxNode,
+    known: &PartitionedTables,
+    findings: &mut Vec<RawFinding>,
+) {
+    let has = |kind| {
+        statement
+            .descendants_with_tokens()
+            .any(|element| element.kind() == kind)
+    };
+    if !has(SyntaxKind::CONCURRENTLY_KW) || has(SyntaxKind::ONLY_KW) {
+        return;
+    }
+    let Some((name, _)) = known.target_of(statement) else {
+        return;
+    };
+    findings.push(RawFinding {
+        rule: PgmRule::ConcurrentIndexOnPartitionedTable,
+        range: trimmed_range(statement),
+        message: format!(
+            "PostgreSQL refuses CREATE INDEX CONCURRENTLY on the partitioned table {}",
+            name.display()
+        ),
+        help: "create the index ON ONLY the parent (instant, invalid until complete), build it \
+               CONCURRENTLY on each partition, then ALTER INDEX … ATTACH PARTITION each one; \
+               or list the index under the table in partman.toml and let `pgm partitions maintain` \
+               roll it out"
+            .to_owned(),
+    });
 }
 
 fn create_unique_index(
@@ -464,6 +500,24 @@ mod tests {
         assert!(findings(&[created, dropped, plain, unique], &[("public", "m")]).is_empty());
         let found = findings(&[created, unique], &[("public", "m")]);
         assert_eq!(found[0].0, PgmRule::UniqueWithoutPartitionKey);
+    }
+
+    #[test]
+    fn a_concurrent_index_on_a_partitioned_table_is_reported_and_on_only_is_not() {
+        let created = "CREATE TABLE m (id int, at date) PARTITION BY RANGE (at);";
+        let concurrent = "CREATE INDEX CONCURRENTLY m_id ON m (id);";
+        let found = findings(&[created, concurrent], &[("public", "m")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, PgmRule::ConcurrentIndexOnPartitionedTable);
+        assert_eq!(
+            found[0].1,
+            "PostgreSQL refuses CREATE INDEX CONCURRENTLY on the partitioned table m"
+        );
+        let on_only = "CREATE INDEX m_id ON ONLY m (id);";
+        assert!(findings(&[created, on_only], &[("public", "m")]).is_empty());
+        let plain_table = "CREATE TABLE p (id int);";
+        let on_plain = "CREATE INDEX CONCURRENTLY p_id ON p (id);";
+        assert!(findings(&[plain_table, on_plain], &[]).is_empty());
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub enum PgmRule {
     UniqueWithoutPartitionKey,
     /// A range-partitioned table the policy does not maintain.
     PartitionedTableNotInPolicy,
+    /// CREATE INDEX CONCURRENTLY on a partitioned table, which PostgreSQL refuses.
+    ConcurrentIndexOnPartitionedTable,
 }
 
 impl PgmRule {
@@ -28,6 +30,7 @@ impl PgmRule {
             PgmRule::MixedTransactionModes => "mixed-transaction-modes",
             PgmRule::UniqueWithoutPartitionKey => "unique-without-partition-key",
             PgmRule::PartitionedTableNotInPolicy => "partitioned-table-not-in-policy",
+            PgmRule::ConcurrentIndexOnPartitionedTable => "concurrent-index-on-partitioned-table",
         }
     }
 
