@@ -797,3 +797,25 @@ fn when_every_host_fails_the_error_lists_each_with_its_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn load_balance_hosts_random_spreads_sessions_over_the_list() {
+    let (primary, standby) = primary_and_standby();
+    let list = format!(
+        "{} load_balance_hosts=random",
+        socket_list(&[primary, standby], "postgres")
+    );
+    let mut reached = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let (ok, stdout, stderr) = ping(|c| {
+            c.env("DATABASE_URL", &list).args(["--format", "json"]);
+        });
+        assert!(ok, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        reached.insert(report["endpoint"].as_str().unwrap().to_owned());
+        if reached.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(reached.len(), 2, "40 sessions all went to {reached:?}");
+}
