@@ -391,3 +391,15 @@ fn wait_keeps_trying_a_server_that_is_not_there_until_the_timeout() {
         "{stderr}"
     );
 }
+
+#[test]
+fn wait_refuses_an_empty_directory_rather_than_open_the_gate() {
+    let (db, project) = (TestDb::new(), Project::new());
+    let (code, stdout, stderr) = run(&project, &db, &["migrate", "wait", "--timeout", "0"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("migrations holds no migration: there is nothing to wait for"),
+        "{stderr}"
+    );
+}

@@ -265,6 +265,20 @@ pub fn wait(
     interval: std::time::Duration,
 ) -> Result<Outcome> {
     let sources = load_sources(config)?;
+    // A gate that opens on an empty directory (a missing mount, a wrong
+    // path) would let pods start on any schema.
+    if !sources
+        .iter()
+        .any(|source| target.is_none_or(|target| source.version <= target))
+    {
+        bail!(UsageError(format!(
+            "{} holds no migration{}: there is nothing to wait for; check --migrations and that the files are in the image",
+            config.migrations.display(),
+            target
+                .map(|t| format!(" up to version {t}"))
+                .unwrap_or_default()
+        )));
+    }
     let options = WaitOptions {
         target,
         timeout,

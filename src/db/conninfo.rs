@@ -256,6 +256,9 @@ fn parse_key_values(text: &str) -> Result<Parameters, ConninfoError> {
 fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
     let mut params = Parameters::new();
     let after_userinfo = parse_userinfo(rest, &mut params)?;
+    // An '@' that did not end a user info (a password holding '/' or '?'
+    // unencoded): what follows may be part of that password.
+    let misplaced_at = after_userinfo.len() == rest.len() && rest.contains('@');
     let (hosts, ports, after_hosts) = split_host_list(after_userinfo)?;
     if !hosts.is_empty() {
         params.insert("host", decode(&hosts, "host")?);
@@ -291,7 +294,7 @@ fn parse_url(rest: &str) -> Result<Parameters, ConninfoError> {
         None => after_hosts.strip_prefix('?'),
     };
     if let Some(query) = query {
-        parse_query(query, &mut params)?;
+        parse_query(query, &mut params, misplaced_at)?;
     }
     Ok(params)
 }
@@ -323,7 +326,11 @@ fn parse_userinfo<'a>(rest: &'a str, params: &mut Parameters) -> Result<&'a str,
 /// `name=value&...`, stored after the URL's other parts, so that they
 /// override them. As libpq: one trailing '&' ends the query; an empty pair
 /// elsewhere is a parameter with no "=".
-fn parse_query(query: &str, params: &mut Parameters) -> Result<(), ConninfoError> {
+fn parse_query(
+    query: &str,
+    params: &mut Parameters,
+    hide_names: bool,
+) -> Result<(), ConninfoError> {
     let query = query.strip_suffix('&').unwrap_or(query);
     if query.is_empty() {
         return Ok(());
@@ -342,11 +349,19 @@ fn parse_query(query: &str, params: &mut Parameters) -> Result<(), ConninfoError
             )));
         }
         let value = decode(value, "query")?;
-        if name == "ssl" && value == "true" {
+        let stored = if name == "ssl" && value == "true" {
             // JDBC's spelling, which libpq accepts too.
-            store(params, "sslmode", "require".to_owned())?;
+            store(params, "sslmode", "require".to_owned())
         } else {
-            store(params, &name, value)?;
+            store(params, &name, value)
+        };
+        match stored {
+            Err(ConninfoError::UnknownParameter { .. }) if hide_names => {
+                return Err(ConninfoError::MalformedUrl(
+                    "an unknown query parameter follows an \"@\" that ends no user name: percent-encode '/', '@' and '?' in the user name and password (%2F, %40, %3F)".to_owned(),
+                ));
+            }
+            other => other?,
         }
     }
     Ok(())
@@ -527,6 +542,7 @@ mod tests {
             format!("postgres://u:{secret}@h/db?{secret}=x"),
             format!("postgres://u@h/db?password={secret}=x"),
             format!("postgres://u:{secret}/x@h/db"),
+            format!("postgres://user:abc?{secret}=foo/bar@host/db"),
         ] {
             let err = parse(&text).unwrap_err().to_string();
             assert!(!err.contains(secret), "{err}");
@@ -540,6 +556,14 @@ mod tests {
             err.to_string(),
             "unknown connection parameter \"sslmdoe\" (did you mean \"sslmode\"?)"
         );
+    }
+
+    #[test]
+    fn a_password_read_as_a_query_parameter_name_is_not_shown() {
+        let err = parse("postgres://user:abc?secretpart=foo/bar@host/db").unwrap_err();
+        assert!(!err.to_string().contains("secretpart"), "{err}");
+        let p = parse("postgresql://host/db?user=alice@myserver").unwrap();
+        assert_eq!(get(&p, "user"), Some("alice@myserver"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use postgres::Client;
-use postgres::error::{ErrorPosition, SqlState};
+use postgres::error::ErrorPosition;
 use postgres::types::{ToSql, Type};
 use thiserror::Error;
 
@@ -294,10 +294,21 @@ impl Runner<'_> {
                 gave_up,
             };
         }
-        // Running again what ran past statement_timeout would hold its
-        // locks as long again: named by the message alone.
-        let replay =
-            error.as_db_error().is_some() && error.code() != Some(&SqlState::QUERY_CANCELED);
+        // Replayed, in a transaction rolled back, to name the statement:
+        // for errors of the data (classes 22, 23), of names and rules (42),
+        // and for a lock timeout, which waits once more at most lock_timeout.
+        // A statement timeout would run as long again: named by the message.
+        let replay = error.code().is_some_and(|code| {
+            ["22", "23", "42", "55P03"]
+                .iter()
+                .any(|prefix| code.code().starts_with(prefix))
+        });
+        if replay {
+            tracing::debug!(
+                "{}: finding the failed statement: running the migration again in a transaction that is rolled back",
+                planned.source.file_name()
+            );
+        }
         let (role, position) = if replay {
             replay_until_failure(self.client, &planned.steps)
         } else {
