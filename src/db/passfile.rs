@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum PassfileLookup {
     Absent,
     NoMatch,
@@ -18,6 +18,22 @@ pub enum PassfileLookup {
         path: PathBuf,
         line: usize,
     },
+}
+
+impl std::fmt::Debug for PassfileLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PassfileLookup::Absent => f.write_str("Absent"),
+            PassfileLookup::NoMatch => f.write_str("NoMatch"),
+            PassfileLookup::Ignored(reason) => f.debug_tuple("Ignored").field(reason).finish(),
+            PassfileLookup::Found { path, line, .. } => f
+                .debug_struct("Found")
+                .field("password", &"<redacted>")
+                .field("path", path)
+                .field("line", line)
+                .finish(),
+        }
+    }
 }
 
 /// The password of the first line matching these values, compared as

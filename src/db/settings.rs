@@ -23,11 +23,23 @@ const DEFAULT_PORT: u16 = 5432;
 pub const DEFAULT_SOCKET_DIRECTORY: &str = "/var/run/postgresql";
 
 /// The process environment, captured once so that resolution is a pure
-/// function (and tests can hand in their own).
-#[derive(Debug, Clone, Default)]
+/// function (and tests can hand in their own). Its Debug shows names only:
+/// PGPASSWORD is among the values.
+#[derive(Clone, Default)]
 pub struct Environment {
     vars: HashMap<String, String>,
     home: Option<PathBuf>,
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Environment")
+            .field("names", &names)
+            .field("home", &self.home)
+            .finish()
+    }
 }
 
 impl Environment {
