@@ -64,8 +64,23 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 migration.resume_at
             )?;
         }
+        let mut explained = Vec::new();
         for step in &migration.steps {
-            if let Role::DropLeftover(index) = step.role {
+            if let Role::Statement(index) | Role::DropLeftover(index) = step.role
+                && !explained.contains(&index)
+                && let Some((_, why)) = migration.expanded.iter().find(|(e, _)| *e == index)
+            {
+                explained.push(index);
+                writeln!(out, "-- statement {}: {why}", index + 1)?;
+            }
+            if let Role::DropLeftover(index) = step.role
+                && migration.expanded.iter().any(|(e, _)| *e == index)
+            {
+                writeln!(
+                    out,
+                    "-- an interrupted build left this partition's index INVALID:"
+                )?;
+            } else if let Role::DropLeftover(index) = step.role {
                 writeln!(
                     out,
                     "-- statement {} was interrupted and left an INVALID index:",
