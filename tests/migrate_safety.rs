@@ -783,3 +783,38 @@ fn killed_anywhere_in_a_partitioned_index_rollout_the_next_run_finishes_it() {
         ["7"]
     );
 }
+
+#[test]
+fn a_sub_partitioned_partition_gets_its_own_index_attached_in_turn() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__m.sql",
+        "CREATE SCHEMA \"Odd Schema\";\n\
+         CREATE TABLE m (id int, region text, at date) PARTITION BY LIST (region);\n\
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu') PARTITION BY RANGE (at);\n\
+         CREATE TABLE m_eu_2026 PARTITION OF m_eu FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n\
+         CREATE TABLE \"Odd Schema\".\"M Us\" PARTITION OF m FOR VALUES IN ('us');\n\
+         INSERT INTO m VALUES (1, 'eu', '2026-03-01'), (2, 'us', '2026-03-01');\n",
+    );
+    migrate_ok(&project, &db);
+    project.write(
+        "V2__m_id.sql",
+        "CREATE INDEX CONCURRENTLY m_id_idx ON m (id);\n",
+    );
+    migrate_ok(&project, &db);
+    let mut watcher = db.connect();
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT n.nspname || '.' || c.relname || ' ' || i.indisvalid || ' ' || coalesce(h.inhparent::regclass::text, '-') \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid WHERE c.relname LIKE '%m_id_idx' ORDER BY 1"
+        ),
+        [
+            "Odd Schema.M Us_m_id_idx true m_id_idx",
+            "public.m_eu_2026_m_id_idx true m_eu_m_id_idx",
+            "public.m_eu_m_id_idx true m_id_idx",
+            "public.m_id_idx true -",
+        ]
+    );
+}
