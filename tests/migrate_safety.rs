@@ -669,6 +669,22 @@ fn a_concurrent_index_on_a_partitioned_table_is_built_per_partition_and_attached
         "{plan}"
     );
     assert_eq!(plan.matches("ATTACH PARTITION").count(), 12, "{plan}");
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "json"])
+        .output()
+        .unwrap();
+    let (_, json, _) = outcome(&output);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let expanded = &json["migrations"][0]["expanded"][0];
+    assert_eq!(expanded["statement"], 0, "{json}");
+    assert!(
+        expanded["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("public.events is partitioned"),
+        "{json}"
+    );
 
     let output = project.pgm(&db).arg("migrate").output().unwrap();
     let (code, _, stderr) = outcome(&output);

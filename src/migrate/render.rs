@@ -155,7 +155,17 @@ struct JsonMigration<'a> {
     mode_reason: &'a str,
     delivery: Delivery,
     resume_at: usize,
+    /// Statements planned as other statements, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    expanded: Vec<JsonExpanded<'a>>,
     steps: &'a [Step],
+}
+
+#[derive(Serialize)]
+struct JsonExpanded<'a> {
+    /// 0-based, as the steps' roles count.
+    statement: usize,
+    why: &'a str,
 }
 
 pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
@@ -172,6 +182,14 @@ pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 mode_reason: &m.source.parsed().mode_reason,
                 delivery: m.delivery,
                 resume_at: m.resume_at,
+                expanded: m
+                    .expanded
+                    .iter()
+                    .map(|(statement, why)| JsonExpanded {
+                        statement: *statement,
+                        why,
+                    })
+                    .collect(),
                 steps: &m.steps,
             })
             .collect(),

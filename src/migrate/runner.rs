@@ -471,7 +471,14 @@ impl Runner<'_> {
                 let _ = self.client.batch_execute("ROLLBACK");
             }
             let _ = self.client.batch_execute("RESET ALL");
-            let failure = StepFailure::alone(step.role, gave_up);
+            let mut failure = StepFailure::alone(step.role, gave_up);
+            // A step of an expanded statement is not the file's text: the
+            // server's error position says nothing about the file.
+            if let Role::Statement(index) | Role::DropLeftover(index) = step.role
+                && planned.expanded.iter().any(|(e, _)| *e == index)
+            {
+                failure.position = None;
+            }
             return Err(failure_error(
                 source,
                 &failure,
