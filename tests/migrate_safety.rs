@@ -627,3 +627,218 @@ fn a_concurrent_index_build_waits_out_an_old_transaction_without_failing_or_bloc
         "the writer waited {worst_insert:?}"
     );
 }
+
+/// A table partitioned by month into twelve partitions, with rows in each.
+const EVENTS: &str = "CREATE TABLE events (id bigint, at date NOT NULL, kind text) PARTITION BY RANGE (at);\n\
+    DO $$ BEGIN FOR m IN 1..12 LOOP \
+      EXECUTE format('CREATE TABLE events_%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)', m, \
+        make_date(2026, m, 1), make_date(2026, m, 1) + interval '1 month'); \
+    END LOOP; END $$;\n\
+    INSERT INTO events SELECT g, date '2026-01-01' + (g % 365), 'k' || (g % 7) FROM generate_series(1, 3000) g;\n";
+
+/// The index on events and, per partition, its index attached to it.
+fn partitioned_index(watcher: &mut postgres::Client, index: &str) -> Vec<String> {
+    column(
+        watcher,
+        &format!(
+            "SELECT (SELECT indisvalid::text FROM pg_index WHERE indexrelid = '{index}'::regclass) || ' ' || \
+             (SELECT count(*) FROM pg_inherits h JOIN pg_index i ON i.indexrelid = h.inhrelid \
+              WHERE h.inhparent = '{index}'::regclass AND i.indisvalid) || ' ' || \
+             (SELECT count(*) FROM pg_index WHERE NOT indisvalid)"
+        ),
+    )
+}
+
+#[test]
+fn a_concurrent_index_on_a_partitioned_table_is_built_per_partition_and_attached() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__events.sql", EVENTS);
+    migrate_ok(&project, &db);
+    project.write(
+        "V2__events_kind.sql",
+        "CREATE INDEX CONCURRENTLY events_kind_idx ON events (kind) WHERE kind <> 'k0';\n",
+    );
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "sql"])
+        .output()
+        .unwrap();
+    let (_, plan, _) = outcome(&output);
+    assert!(
+        plan.contains(
+            "-- statement 1: public.events is partitioned, where PostgreSQL refuses CREATE INDEX CONCURRENTLY"
+        ) && plan.contains(
+            "\nCREATE INDEX IF NOT EXISTS \"events_kind_idx\" ON ONLY \"public\".\"events\" (kind) WHERE kind <> 'k0';\n"
+        ) && plan.contains(
+            "\nCREATE INDEX CONCURRENTLY IF NOT EXISTS \"events_7_events_kind_idx\" ON \"public\".\"events_7\" (kind) WHERE kind <> 'k0';\n"
+        ) && plan.contains(
+            "\nALTER INDEX \"public\".\"events_kind_idx\" ATTACH PARTITION \"public\".\"events_7_events_kind_idx\";\n"
+        ),
+        "{plan}"
+    );
+    assert_eq!(plan.matches("ATTACH PARTITION").count(), 12, "{plan}");
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "json"])
+        .output()
+        .unwrap();
+    let (_, json, _) = outcome(&output);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let expanded = &json["migrations"][0]["expanded"][0];
+    assert_eq!(expanded["statement"], 0, "{json}");
+    assert!(
+        expanded["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("public.events is partitioned"),
+        "{json}"
+    );
+
+    let output = project.pgm(&db).arg("migrate").output().unwrap();
+    let (code, _, stderr) = outcome(&output);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut watcher = db.connect();
+    assert_eq!(
+        partitioned_index(&mut watcher, "events_kind_idx"),
+        ["true 12 0"]
+    );
+    assert_eq!(history(&db), ["1 events", "2 events_kind"]);
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM pgm_migration_journal"),
+        ["0"]
+    );
+}
+
+#[test]
+fn killed_anywhere_in_a_partitioned_index_rollout_the_next_run_finishes_it() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__events.sql", EVENTS);
+    migrate_ok(&project, &db);
+    let mut watcher = db.connect();
+
+    // Killed while a partition's build waits for an older transaction: its
+    // INVALID index is dropped and rebuilt by the next run.
+    project.write(
+        "V2__events_id.sql",
+        "CREATE UNIQUE INDEX CONCURRENTLY events_id_idx ON events (id, at);\n",
+    );
+    // (A snapshot, no lock on events: the ON ONLY index goes through.)
+    let mut reader = db.connect();
+    reader
+        .batch_execute(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT txid_current(), count(*) FROM pg_class;",
+        )
+        .unwrap();
+    let child = project.spawn(&db, &["migrate"]);
+    assert!(wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+           WHERE c.relname LIKE 'events%events_id_idx' AND NOT i.indisvalid) \
+         AND EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+           AND application_name = 'pgm' AND wait_event_type = 'Lock')",
+        30
+    ));
+    kill(child);
+    wait_until_pgm_is_gone(&mut watcher);
+    reader.batch_execute("COMMIT").unwrap();
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "sql"])
+        .output()
+        .unwrap();
+    let (_, plan, _) = outcome(&output);
+    assert!(
+        plan.contains("-- an interrupted build left this partition's index INVALID:\nDROP INDEX CONCURRENTLY IF EXISTS \"public\".\"events_1_events_id_idx\";"),
+        "{plan}"
+    );
+    migrate_ok(&project, &db);
+    assert_eq!(
+        partitioned_index(&mut watcher, "events_id_idx"),
+        ["true 12 0"]
+    );
+
+    // Killed at points that vary from round to round: as soon as the
+    // parent index exists, then after some partitions have theirs, plus a
+    // jitter of a few milliseconds; whatever it interrupted, a clean run
+    // ends with the index valid and attached everywhere.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    for (round, built) in [0_u64, 2, 5, 8, 11].into_iter().enumerate() {
+        let version = 3 + round;
+        let index = format!("events_r{round}_idx");
+        project.write(
+            &format!("V{version}__events_r{round}.sql"),
+            &format!("CREATE INDEX CONCURRENTLY {index} ON events (kind, id);\n"),
+        );
+        let jitter = (seed >> round) % 8;
+        let child = project.spawn(&db, &["migrate"]);
+        let progress = format!(
+            "SELECT to_regclass('{index}') IS NOT NULL AND \
+             (SELECT count(*) FROM pg_class WHERE relname LIKE 'events\\_%\\_{index}') >= {built}"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !watcher.query_one(&progress, &[]).unwrap().get::<_, bool>(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round} never got there"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(jitter));
+        kill(child);
+        wait_until_pgm_is_gone(&mut watcher);
+        let output = project.pgm(&db).arg("migrate").output().unwrap();
+        let (code, _, stderr) = outcome(&output);
+        assert_eq!(code, Some(0), "killed after {built} builds: {stderr}");
+        assert_eq!(
+            partitioned_index(&mut watcher, &index),
+            ["true 12 0"],
+            "killed after {built} builds"
+        );
+    }
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM pgm_migration_journal"),
+        ["0"]
+    );
+    assert_eq!(
+        column(&mut watcher, "SELECT count(*) FROM refinery_schema_history"),
+        ["7"]
+    );
+}
+
+#[test]
+fn a_sub_partitioned_partition_gets_its_own_index_attached_in_turn() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__m.sql",
+        "CREATE SCHEMA \"Odd Schema\";\n\
+         CREATE TABLE m (id int, region text, at date) PARTITION BY LIST (region);\n\
+         CREATE TABLE m_eu PARTITION OF m FOR VALUES IN ('eu') PARTITION BY RANGE (at);\n\
+         CREATE TABLE m_eu_2026 PARTITION OF m_eu FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n\
+         CREATE TABLE \"Odd Schema\".\"M Us\" PARTITION OF m FOR VALUES IN ('us');\n\
+         INSERT INTO m VALUES (1, 'eu', '2026-03-01'), (2, 'us', '2026-03-01');\n",
+    );
+    migrate_ok(&project, &db);
+    project.write(
+        "V2__m_id.sql",
+        "CREATE INDEX CONCURRENTLY m_id_idx ON m (id);\n",
+    );
+    migrate_ok(&project, &db);
+    let mut watcher = db.connect();
+    assert_eq!(
+        column(
+            &mut watcher,
+            "SELECT n.nspname || '.' || c.relname || ' ' || i.indisvalid || ' ' || coalesce(h.inhparent::regclass::text, '-') \
+             FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_inherits h ON h.inhrelid = i.indexrelid WHERE c.relname LIKE '%m_id_idx' ORDER BY 1"
+        ),
+        [
+            "Odd Schema.M Us_m_id_idx true m_id_idx",
+            "public.m_eu_2026_m_id_idx true m_eu_m_id_idx",
+            "public.m_eu_m_id_idx true m_id_idx",
+            "public.m_id_idx true -",
+        ]
+    );
+}

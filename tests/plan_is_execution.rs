@@ -246,3 +246,73 @@ fn migrate_sends_each_transactional_migration_as_the_query_the_plan_shows() {
         }
     }
 }
+
+#[test]
+fn migrate_sends_a_partitioned_index_rollout_as_the_plan_shows_it() {
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), "%a|".into()),
+        ],
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
+    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let url = sandbox.url("app");
+    let project = Project::new();
+    let migrate = |args: &[&str]| {
+        let output = pgm()
+            .current_dir(project.path())
+            .env("DATABASE_URL", &url)
+            .arg("migrate")
+            .args(args)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = output_text(&output);
+        assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+        stdout
+    };
+    project.write(
+        "V1__events.sql",
+        "CREATE TABLE events (id int, at date) PARTITION BY RANGE (at);\n\
+         CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n\
+         CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');\n",
+    );
+    migrate(&[]);
+    project.write(
+        "V2__events_id.sql",
+        "CREATE UNIQUE INDEX CONCURRENTLY events_id_idx ON events (id, at);\n",
+    );
+    let plan = migrate(&["--dry-run", "--format", "sql"]);
+    let log_path = sandbox.root().join("server.log");
+    let before = std::fs::read_to_string(&log_path).unwrap().len();
+
+    migrate(&[]);
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let index_statement = |s: &str| {
+        ["CREATE ", "ALTER INDEX", "DROP INDEX"]
+            .iter()
+            .any(|prefix| s.starts_with(prefix))
+    };
+    let sent: Vec<String> = logged_statements(&log[before..])
+        .into_iter()
+        .filter(|s| index_statement(s))
+        .collect();
+    let planned: Vec<&str> = plan
+        .lines()
+        .filter_map(|line| line.strip_suffix(';'))
+        .filter(|s| index_statement(s))
+        .collect();
+    assert_eq!(planned.len(), 5, "{plan}");
+    assert_eq!(sent, planned, "the plan:\n{plan}");
+    let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
+    assert_eq!(
+        column(
+            &mut app,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'events_id_idx'::regclass"
+        ),
+        ["true"]
+    );
+}

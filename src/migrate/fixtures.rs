@@ -31,6 +31,7 @@ pub fn fresh_database() -> DatabaseState {
         applied: Vec::new(),
         progress: Vec::new(),
         indexes: Vec::new(),
+        partitioned: Vec::new(),
     }
 }
 

@@ -6,13 +6,16 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::db::ident::QualifiedName;
 use crate::db::retry::OnRetry;
 use crate::db::{quote_ident, quote_literal};
 use crate::duration::Timeout;
+// Named as `pgm partitions maintain` names the indexes it rolls out.
+use crate::partition::planner::child_index_name;
 
 use super::history::{Applied, Progress, Tables};
 use super::source::{Kind, SourceMigration, Version};
-use super::sql::Mode;
+use super::sql::{IndexParts, Mode};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -203,6 +206,10 @@ pub struct PlannedMigration<'a> {
     /// Statements whose effect is already in place (an index a killed run
     /// finished building but did not journal), with why.
     pub skipped: Vec<(usize, String)>,
+    /// Statements planned as other statements than the file's, with why
+    /// (a concurrent index build on a partitioned table, partition by
+    /// partition).
+    pub expanded: Vec<(usize, String)>,
     pub steps: Vec<Step>,
     pub delivery: Delivery,
 }
@@ -228,6 +235,36 @@ pub struct ExistingIndex {
     pub valid: bool,
 }
 
+/// The partitioned table a pending CREATE INDEX CONCURRENTLY names, with
+/// every partition below it and their indexes, as the catalog has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionedTarget {
+    /// The table as the statement writes it.
+    pub table: String,
+    pub name: QualifiedName,
+    /// Every partition at every level, each after its parent.
+    pub partitions: Vec<PartitionNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionNode {
+    pub name: QualifiedName,
+    /// The table it is a partition of.
+    pub parent: QualifiedName,
+    /// Itself partitioned (sub-partitioned).
+    pub partitioned: bool,
+    pub indexes: Vec<PartitionIndex>,
+}
+
+/// An index of a partition: its name (in the partition's schema), whether
+/// it is valid, and the index of the parent table it is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionIndex {
+    pub name: String,
+    pub valid: bool,
+    pub attached_to: Option<String>,
+}
+
 /// Everything read from the database that the plan depends on.
 #[derive(Debug, Clone)]
 pub struct DatabaseState {
@@ -236,6 +273,8 @@ pub struct DatabaseState {
     pub applied: Vec<Applied>,
     pub progress: Vec<(Version, Progress)>,
     pub indexes: Vec<ExistingIndex>,
+    /// Partitioned tables named by pending CREATE INDEX CONCURRENTLY.
+    pub partitioned: Vec<PartitionedTarget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -441,6 +480,7 @@ fn plan_migration<'a>(
     let file = source.parsed();
     let mut steps = Vec::new();
     let mut skipped = Vec::new();
+    let mut expanded = Vec::new();
     match file.mode {
         Mode::Transaction => {
             steps.push(Step::new(Role::Begin, "BEGIN"));
@@ -489,6 +529,7 @@ fn plan_migration<'a>(
                 state,
                 options,
                 &mut skipped,
+                &mut expanded,
             ));
         }
     }
@@ -498,6 +539,7 @@ fn plan_migration<'a>(
         source,
         resume_at,
         skipped,
+        expanded,
         steps,
         delivery: delivery(source),
     }
@@ -529,6 +571,7 @@ fn statement_steps(
     state: &DatabaseState,
     options: &Options,
     skipped: &mut Vec<(usize, String)>,
+    expanded: &mut Vec<(usize, String)>,
 ) -> Vec<Step> {
     let (indexes, tables) = (&state.indexes, &state.tables);
     let file = source.parsed();
@@ -559,6 +602,24 @@ fn statement_steps(
                     index_row.schema, index_row.name
                 ),
             ));
+            steps.push(journal_step(source, tables, index));
+            continue;
+        }
+        let target = statement.index_parts.as_ref().and_then(|parts| {
+            let target = state.partitioned.iter().find(|t| t.table == parts.table)?;
+            Some((parts, target))
+        });
+        if let Some((parts, target)) = target {
+            expanded.push((
+                index,
+                format!(
+                    "{} is partitioned, where PostgreSQL refuses CREATE INDEX CONCURRENTLY: {} is created \
+                     ON ONLY it (INVALID), built concurrently on each partition and attached to it; \
+                     it turns valid with the last",
+                    target.name, parts.name
+                ),
+            ));
+            steps.extend(partitioned_index_steps(index, parts, target, options));
             steps.push(journal_step(source, tables, index));
             continue;
         }
@@ -612,6 +673,136 @@ fn statement_steps(
     ));
     steps.push(Step::new(Role::Commit, "COMMIT"));
     steps
+}
+
+/// A CREATE INDEX CONCURRENTLY on a partitioned table, as `pgm partitions
+/// maintain` rolls out an index: the index ON ONLY the parent (instant,
+/// INVALID), then per partition a concurrent build and an ATTACH; the
+/// parent index turns valid when every partition has one attached. A
+/// sub-partitioned partition gets its own ON ONLY index, built the same way
+/// below it, then attached. Every step holds when repeated, and what a
+/// killed run finished (an index attached, a build done) is not planned
+/// again: the statement is journaled after its last ATTACH.
+fn partitioned_index_steps(
+    statement: usize,
+    parts: &IndexParts,
+    target: &PartitionedTarget,
+    options: &Options,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let unique = if parts.unique { "UNIQUE " } else { "" };
+    steps.push(Step::new(
+        Role::Statement(statement),
+        format!(
+            "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {} {}",
+            quote_ident(&parts.name),
+            target.name.quoted(),
+            parts.body
+        ),
+    ));
+    let parent_index = QualifiedName::new(target.name.schema.clone(), parts.name.clone());
+    roll_out_below(
+        statement,
+        parts,
+        target,
+        &target.name,
+        &parent_index,
+        options,
+        &mut steps,
+    );
+    steps
+}
+
+fn roll_out_below(
+    statement: usize,
+    parts: &IndexParts,
+    target: &PartitionedTarget,
+    table: &QualifiedName,
+    index: &QualifiedName,
+    options: &Options,
+    steps: &mut Vec<Step>,
+) {
+    let unique = if parts.unique { "UNIQUE " } else { "" };
+    for partition in target.partitions.iter().filter(|p| &p.parent == table) {
+        let attached = partition
+            .indexes
+            .iter()
+            .find(|i| i.attached_to.as_deref() == Some(index.name.as_str()));
+        if let Some(attached) = attached {
+            // Attached already; a sub-partitioned one may still lack
+            // indexes below it.
+            if partition.partitioned && !attached.valid {
+                let own = QualifiedName::new(partition.name.schema.clone(), attached.name.clone());
+                roll_out_below(
+                    statement,
+                    parts,
+                    target,
+                    &partition.name,
+                    &own,
+                    options,
+                    steps,
+                );
+            }
+            continue;
+        }
+        let child = QualifiedName::new(
+            partition.name.schema.clone(),
+            child_index_name(&partition.name.name, &parts.name),
+        );
+        if partition.partitioned {
+            steps.push(Step::new(
+                Role::Statement(statement),
+                format!(
+                    "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {} {}",
+                    quote_ident(&child.name),
+                    partition.name.quoted(),
+                    parts.body
+                ),
+            ));
+            roll_out_below(
+                statement,
+                parts,
+                target,
+                &partition.name,
+                &child,
+                options,
+                steps,
+            );
+        } else {
+            let existing = partition.indexes.iter().find(|i| i.name == child.name);
+            if existing.is_none_or(|found| !found.valid) {
+                steps.push(lock_timeout_step(options.snapshot_wait));
+                if existing.is_some() {
+                    let mut drop = Step::new(
+                        Role::DropLeftover(statement),
+                        format!("DROP INDEX CONCURRENTLY IF EXISTS {}", child.quoted()),
+                    );
+                    drop.patient = true;
+                    steps.push(drop);
+                }
+                let mut build = Step::new(
+                    Role::Statement(statement),
+                    format!(
+                        "CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
+                        quote_ident(&child.name),
+                        partition.name.quoted(),
+                        parts.body
+                    ),
+                );
+                build.patient = true;
+                steps.push(build);
+                steps.push(lock_timeout_step(options.lock_timeout));
+            }
+        }
+        steps.push(Step::new(
+            Role::Statement(statement),
+            format!(
+                "ALTER INDEX {} ATTACH PARTITION {}",
+                index.quoted(),
+                child.quoted()
+            ),
+        ));
+    }
 }
 
 fn lock_timeout_step(timeout: Timeout) -> Step {
@@ -1075,5 +1266,116 @@ mod tests {
                 "Setting: SET lock_timeout = '2s'",
             ]
         );
+    }
+
+    fn node(
+        name: &str,
+        parent: &str,
+        partitioned: bool,
+        indexes: &[(&str, bool, Option<&str>)],
+    ) -> PartitionNode {
+        PartitionNode {
+            name: QualifiedName::new("public", name),
+            parent: QualifiedName::new("public", parent),
+            partitioned,
+            indexes: indexes
+                .iter()
+                .map(|(name, valid, attached_to)| PartitionIndex {
+                    name: (*name).to_owned(),
+                    valid: *valid,
+                    attached_to: attached_to.map(str::to_owned),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_concurrent_index_on_a_partitioned_table_is_rolled_out_partition_by_partition() {
+        let sources = [migration(
+            "V2__e.sql",
+            "CREATE UNIQUE INDEX CONCURRENTLY e_x_idx ON e (x, at) WHERE x > 0;",
+        )];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&sources[0], 0)];
+        // e_1 done by a killed run, e_2 left INVALID, e_3 built but not
+        // attached, e_4 untouched, e_5 sub-partitioned into e_5a.
+        state.indexes = vec![index("e_x_idx", false)];
+        state.partitioned = vec![PartitionedTarget {
+            table: "e".to_owned(),
+            name: QualifiedName::new("public", "e"),
+            partitions: vec![
+                node("e_1", "e", false, &[("e_1_e_x_idx", true, Some("e_x_idx"))]),
+                node("e_2", "e", false, &[("e_2_e_x_idx", false, None)]),
+                node("e_3", "e", false, &[("e_3_e_x_idx", true, None)]),
+                node("e_4", "e", false, &[("e_4_pkey", true, None)]),
+                node("e_5", "e", true, &[]),
+                node("e_5a", "e_5", false, &[]),
+            ],
+        }];
+        let plan = plan(&sources, &state, &options()).unwrap();
+        let migration = &plan.migrations[0];
+        assert_eq!(migration.expanded.len(), 1);
+        assert!(
+            migration.expanded[0]
+                .1
+                .starts_with("public.e is partitioned")
+        );
+        assert_eq!(
+            outline(migration)[3..],
+            [
+                "Statement(0): CREATE UNIQUE INDEX IF NOT EXISTS \"e_x_idx\" ON ONLY \"public\".\"e\" (x, at) WHERE x > 0",
+                "Setting: SET lock_timeout = '30min'",
+                "DropLeftover(0): DROP INDEX CONCURRENTLY IF EXISTS \"public\".\"e_2_e_x_idx\"",
+                "Statement(0): CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"e_2_e_x_idx\" ON \"public\".\"e_2\" (x, at) WHERE x > 0",
+                "Setting: SET lock_timeout = '2s'",
+                "Statement(0): ALTER INDEX \"public\".\"e_x_idx\" ATTACH PARTITION \"public\".\"e_2_e_x_idx\"",
+                "Statement(0): ALTER INDEX \"public\".\"e_x_idx\" ATTACH PARTITION \"public\".\"e_3_e_x_idx\"",
+                "Setting: SET lock_timeout = '30min'",
+                "Statement(0): CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"e_4_e_x_idx\" ON \"public\".\"e_4\" (x, at) WHERE x > 0",
+                "Setting: SET lock_timeout = '2s'",
+                "Statement(0): ALTER INDEX \"public\".\"e_x_idx\" ATTACH PARTITION \"public\".\"e_4_e_x_idx\"",
+                "Statement(0): CREATE UNIQUE INDEX IF NOT EXISTS \"e_5_e_x_idx\" ON ONLY \"public\".\"e_5\" (x, at) WHERE x > 0",
+                "Setting: SET lock_timeout = '30min'",
+                "Statement(0): CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"e_5a_e_x_idx\" ON \"public\".\"e_5a\" (x, at) WHERE x > 0",
+                "Setting: SET lock_timeout = '2s'",
+                "Statement(0): ALTER INDEX \"public\".\"e_5_e_x_idx\" ATTACH PARTITION \"public\".\"e_5a_e_x_idx\"",
+                "Statement(0): ALTER INDEX \"public\".\"e_x_idx\" ATTACH PARTITION \"public\".\"e_5_e_x_idx\"",
+                "Journal(0): INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, statement) VALUES ($1, $2, $3) [2, CHECKSUM, 1]",
+                "Begin: BEGIN",
+                "Commit: COMMIT",
+                "Reset: RESET ALL",
+            ]
+        );
+        let patient: Vec<bool> = migration
+            .steps
+            .iter()
+            .filter(|s| s.patient)
+            .map(|s| s.sql.contains("CONCURRENTLY"))
+            .collect();
+        assert_eq!(patient, [true; 4]);
+    }
+
+    #[test]
+    fn a_partitioned_index_already_valid_is_journaled_without_rolling_it_out_again() {
+        let sources = [migration(
+            "V2__e.sql",
+            "CREATE INDEX CONCURRENTLY e_x_idx ON e (x);",
+        )];
+        let mut state = fresh_database();
+        state.progress = vec![journal(&sources[0], 0)];
+        state.indexes = vec![index("e_x_idx", true)];
+        state.partitioned = vec![PartitionedTarget {
+            table: "e".to_owned(),
+            name: QualifiedName::new("public", "e"),
+            partitions: vec![node(
+                "e_1",
+                "e",
+                false,
+                &[("e_1_e_x_idx", true, Some("e_x_idx"))],
+            )],
+        }];
+        let plan = plan(&sources, &state, &options()).unwrap();
+        assert_eq!(plan.migrations[0].skipped.len(), 1);
+        assert!(plan.migrations[0].expanded.is_empty());
     }
 }

@@ -64,8 +64,23 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 migration.resume_at
             )?;
         }
+        let mut explained = Vec::new();
         for step in &migration.steps {
-            if let Role::DropLeftover(index) = step.role {
+            if let Role::Statement(index) | Role::DropLeftover(index) = step.role
+                && !explained.contains(&index)
+                && let Some((_, why)) = migration.expanded.iter().find(|(e, _)| *e == index)
+            {
+                explained.push(index);
+                writeln!(out, "-- statement {}: {why}", index + 1)?;
+            }
+            if let Role::DropLeftover(index) = step.role
+                && migration.expanded.iter().any(|(e, _)| *e == index)
+            {
+                writeln!(
+                    out,
+                    "-- an interrupted build left this partition's index INVALID:"
+                )?;
+            } else if let Role::DropLeftover(index) = step.role {
                 writeln!(
                     out,
                     "-- statement {} was interrupted and left an INVALID index:",
@@ -140,7 +155,17 @@ struct JsonMigration<'a> {
     mode_reason: &'a str,
     delivery: Delivery,
     resume_at: usize,
+    /// Statements planned as other statements, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    expanded: Vec<JsonExpanded<'a>>,
     steps: &'a [Step],
+}
+
+#[derive(Serialize)]
+struct JsonExpanded<'a> {
+    /// 0-based, as the steps' roles count.
+    statement: usize,
+    why: &'a str,
 }
 
 pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
@@ -157,6 +182,14 @@ pub fn write_json(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                 mode_reason: &m.source.parsed().mode_reason,
                 delivery: m.delivery,
                 resume_at: m.resume_at,
+                expanded: m
+                    .expanded
+                    .iter()
+                    .map(|(statement, why)| JsonExpanded {
+                        statement: *statement,
+                        why,
+                    })
+                    .collect(),
                 steps: &m.steps,
             })
             .collect(),

@@ -16,9 +16,13 @@ use crate::db::blocking::Blocker;
 use crate::db::retry::{GaveUp, LockRetry, Watch};
 
 use super::history::{self, HistoryError};
-use super::plan::{DatabaseState, ExistingIndex, OneQuery, Param, PlannedMigration, Role, Step};
+use super::plan::{
+    DatabaseState, ExistingIndex, OneQuery, Param, PartitionIndex, PartitionNode,
+    PartitionedTarget, PlannedMigration, Role, Step,
+};
 use super::source::SourceMigration;
 use super::sql::{InvalidFiles, Mode};
+use crate::db::ident::QualifiedName;
 use crate::location::LineIndex;
 use crate::location::Location;
 
@@ -130,13 +134,93 @@ pub fn read_state(
             .map(|row| ExistingIndex { schema: row.get(0), name: row.get(1), valid: row.get(2) })
             .collect()
     };
+    let mut targets: Vec<String> = sources
+        .iter()
+        .filter(|source| source.is_parsed() && source.parsed().mode == Mode::NoTransaction)
+        .flat_map(|source| {
+            source
+                .parsed()
+                .statements
+                .iter()
+                .filter_map(|s| s.index_parts.as_ref().map(|parts| parts.table.clone()))
+        })
+        .collect();
+    targets.sort();
+    targets.dedup();
+    let mut partitioned = Vec::new();
+    for table in targets {
+        if let Some(target) = read_partitioned(client, &table).map_err(query(
+            "reading the partitions of a table indexed concurrently",
+        ))? {
+            partitioned.push(target);
+        }
+    }
     Ok(DatabaseState {
         setup: history::create_statements(&tables, present),
         tables,
         applied,
         progress,
         indexes,
+        partitioned,
     })
+}
+
+/// The table a CREATE INDEX CONCURRENTLY names, when it is partitioned:
+/// every partition below it, with its indexes and what each is attached to.
+fn read_partitioned(
+    client: &mut Client,
+    table: &str,
+) -> Result<Option<PartitionedTarget>, postgres::Error> {
+    let Some(row) = client.query_opt(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.oid = to_regclass($1::text) AND c.relkind = 'p'",
+        &[&table],
+    )?
+    else {
+        return Ok(None);
+    };
+    let name = QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1));
+    let rows = client.query(
+        "WITH RECURSIVE tree AS ( \
+           SELECT inhrelid AS oid, inhparent AS parent FROM pg_inherits WHERE inhparent = to_regclass($1::text) \
+           UNION ALL SELECT i.inhrelid, i.inhparent FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid) \
+         SELECT pn.nspname::text, p.relname::text, cn.nspname::text, c.relname::text, c.relkind = 'p', \
+                ic.relname::text, x.indisvalid, pi.relname::text \
+         FROM tree t \
+         JOIN pg_class c ON c.oid = t.oid JOIN pg_namespace cn ON cn.oid = c.relnamespace \
+         JOIN pg_class p ON p.oid = t.parent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+         LEFT JOIN pg_index x ON x.indrelid = c.oid \
+         LEFT JOIN pg_class ic ON ic.oid = x.indexrelid \
+         LEFT JOIN pg_inherits h ON h.inhrelid = x.indexrelid \
+         LEFT JOIN pg_class pi ON pi.oid = h.inhparent \
+         ORDER BY cn.nspname, c.relname, ic.relname",
+        &[&table],
+    )?;
+    let mut partitions: Vec<PartitionNode> = Vec::new();
+    for row in rows {
+        let partition = QualifiedName::new(row.get::<_, String>(2), row.get::<_, String>(3));
+        if partitions.last().is_none_or(|last| last.name != partition) {
+            partitions.push(PartitionNode {
+                name: partition,
+                parent: QualifiedName::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                partitioned: row.get(4),
+                indexes: Vec::new(),
+            });
+        }
+        if let Some(index) = row.get::<_, Option<String>>(5) {
+            let node = partitions.last_mut().expect("pushed above");
+            node.indexes.push(PartitionIndex {
+                name: index,
+                valid: row.get(6),
+                attached_to: row.get(7),
+            });
+        }
+    }
+    Ok(Some(PartitionedTarget {
+        table: table.to_owned(),
+        name,
+        partitions,
+    }))
 }
 
 pub struct Runner<'a> {
@@ -223,6 +307,9 @@ impl Runner<'_> {
                 source.file_name(),
                 index + 1
             );
+        }
+        for (index, why) in &planned.expanded {
+            tracing::info!("{}: statement {}: {why}", source.file_name(), index + 1);
         }
         let mut retry = LockRetry::new(self.settings, self.lock_retries);
         let attempts = match source.parsed().mode {
@@ -395,7 +482,14 @@ impl Runner<'_> {
                 let _ = self.client.batch_execute("ROLLBACK");
             }
             let _ = self.client.batch_execute("RESET ALL");
-            let failure = StepFailure::alone(step.role, gave_up);
+            let mut failure = StepFailure::alone(step.role, gave_up);
+            // A step of an expanded statement is not the file's text: the
+            // server's error position says nothing about the file.
+            if let Role::Statement(index) | Role::DropLeftover(index) = step.role
+                && planned.expanded.iter().any(|(e, _)| *e == index)
+            {
+                failure.position = None;
+            }
             return Err(failure_error(
                 source,
                 &failure,

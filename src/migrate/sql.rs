@@ -93,6 +93,24 @@ pub struct Statement {
     /// A CONCURRENTLY statement: it waits for every transaction older than
     /// itself, blocking no reads or writes meanwhile.
     pub waits_for_older_transactions: bool,
+    /// For a named CREATE INDEX CONCURRENTLY: its parts, so that on a
+    /// partitioned table (where PostgreSQL refuses it) it can be rolled
+    /// out partition by partition.
+    pub index_parts: Option<IndexParts>,
+}
+
+/// A CREATE INDEX CONCURRENTLY taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexParts {
+    /// The index name as PostgreSQL stores it.
+    pub name: String,
+    pub unique: bool,
+    /// The table as the statement writes it (quotes and schema included):
+    /// resolved by the server, on its search path.
+    pub table: String,
+    /// Everything after the table, as written: USING, the columns,
+    /// INCLUDE, NULLS NOT DISTINCT, WITH, TABLESPACE, WHERE.
+    pub body: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -214,6 +232,7 @@ pub fn examine(path: &Path, text: String) -> Examined {
             line,
             column,
             concurrent_index: concurrent_index_name(&stmt),
+            index_parts: index_parts(&stmt),
             waits_for_older_transactions: has_token(stmt.syntax(), SyntaxKind::CONCURRENTLY_KW),
             label,
             class,
@@ -360,6 +379,33 @@ fn concurrent_index_name(stmt: &ast::Stmt) -> Option<String> {
     Some(unquote_identifier(&name.syntax().text().to_string()))
 }
 
+fn index_parts(stmt: &ast::Stmt) -> Option<IndexParts> {
+    let ast::Stmt::CreateIndex(create) = stmt else {
+        return None;
+    };
+    create.concurrently_token()?;
+    let relation = create.table_relation_name()?;
+    // `ON ONLY t` is PostgreSQL's to refuse, as written.
+    if relation.only_token().is_some() || relation.star_token().is_some() {
+        return None;
+    }
+    let table = relation.syntax().text().to_string().trim().to_owned();
+    let statement = create.syntax();
+    let text = statement.text().to_string();
+    let offset = usize::from(relation.syntax().text_range().end() - statement.text_range().start());
+    let body = text[offset..]
+        .trim()
+        .trim_end_matches(';')
+        .trim_end()
+        .to_owned();
+    Some(IndexParts {
+        name: concurrent_index_name(stmt)?,
+        unique: create.unique_token().is_some(),
+        table,
+        body,
+    })
+}
+
 /// An identifier as PostgreSQL stores it: quoted names verbatim, others
 /// folded to lower case.
 pub(crate) fn unquote_identifier(text: &str) -> String {
@@ -437,6 +483,35 @@ mod tests {
                 .unwrap()
                 .mode,
             Mode::Transaction
+        );
+    }
+
+    #[test]
+    fn a_concurrent_index_is_taken_apart_for_partitioned_tables() {
+        let file = parse(
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"Ev_Idx\" ON app.\"Events\" USING btree (a, lower(b)) \
+             INCLUDE (c) WITH (fillfactor = 90) WHERE a > 0;\n\
+             CREATE INDEX CONCURRENTLY ON t (a);\n\
+             CREATE INDEX CONCURRENTLY i ON ONLY t (a);\n",
+        )
+        .unwrap();
+        assert_eq!(
+            file.statements[0].index_parts,
+            Some(IndexParts {
+                name: "Ev_Idx".to_owned(),
+                unique: true,
+                table: "app.\"Events\"".to_owned(),
+                body: "USING btree (a, lower(b)) INCLUDE (c) WITH (fillfactor = 90) WHERE a > 0"
+                    .to_owned(),
+            })
+        );
+        assert_eq!(file.statements[1].index_parts, None, "no name");
+        assert_eq!(file.statements[2].index_parts, None, "ON ONLY");
+        let plain = parse("create index concurrently i on t (a);").unwrap();
+        let parts = plain.statements[0].index_parts.clone().unwrap();
+        assert_eq!(
+            (parts.unique, parts.table.as_str(), parts.body.as_str()),
+            (false, "t", "(a)")
         );
     }
 

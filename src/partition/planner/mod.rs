@@ -10,6 +10,7 @@ use serde::Serialize;
 
 mod creation;
 mod indexes;
+pub use indexes::child_index_name;
 mod retention;
 
 use super::calendar::{self, KeyType, KeyValue};
