@@ -229,11 +229,12 @@ fn concurrent_index(
             "PostgreSQL refuses CREATE INDEX CONCURRENTLY on the partitioned table {}",
             name.display()
         ),
-        help: "create the index ON ONLY the parent (instant, invalid until complete), build it \
-               CONCURRENTLY on each partition, then ALTER INDEX … ATTACH PARTITION each one; \
-               or list the index under the table in partman.toml and let `pgm partitions maintain` \
-               roll it out"
-            .to_owned(),
+        help:
+            "`pgm migrate` rolls it out partition by partition (ON ONLY the parent, CONCURRENTLY \
+               on each partition, ATTACH PARTITION) when the table exists before the run starts, \
+               not when a migration of the same run creates it: put the index in a later deploy, \
+               or list it under the table in partman.toml for `pgm partitions maintain`"
+                .to_owned(),
     });
 }
 
