@@ -573,8 +573,7 @@ fn statement_steps(
     skipped: &mut Vec<(usize, String)>,
     expanded: &mut Vec<(usize, String)>,
 ) -> Vec<Step> {
-    let (indexes, tables) = (&state.indexes, &state.tables);
-    let file = source.parsed();
+    let tables = &state.tables;
     let mut steps = Vec::new();
     // Concurrent builds may run for long and block no reads or writes:
     // only the lock wait is bounded, a statement timeout would only
@@ -589,82 +588,125 @@ fn statement_steps(
             vec![Param::Int(source.version), Param::Text(source.checksum.to_string())],
         ));
     }
+    let file = source.parsed();
     for (index, statement) in file.statements.iter().enumerate().skip(resume_at) {
-        let existing = statement
-            .concurrent_index
-            .as_ref()
-            .and_then(|name| indexes.iter().find(|i| &i.name == name));
-        if let Some(index_row) = existing.filter(|index_row| index_row.valid) {
-            skipped.push((
-                index,
-                format!(
-                    "index {}.{} already exists and is valid (an interrupted run built it)",
-                    index_row.schema, index_row.name
-                ),
-            ));
-            steps.push(journal_step(source, tables, index));
-            continue;
-        }
-        let target = statement.index_parts.as_ref().and_then(|parts| {
-            let target = state.partitioned.iter().find(|t| t.table == parts.table)?;
-            Some((parts, target))
-        });
-        if let Some((parts, target)) = target {
-            expanded.push((
-                index,
-                format!(
-                    "{} is partitioned, where PostgreSQL refuses CREATE INDEX CONCURRENTLY: {} is created \
-                     ON ONLY it (INVALID), built concurrently on each partition and attached to it; \
-                     it turns valid with the last",
-                    target.name, parts.name
-                ),
-            ));
-            steps.extend(partitioned_index_steps(index, parts, target, options));
-            steps.push(journal_step(source, tables, index));
-            continue;
-        }
-        // A CONCURRENTLY statement's table lock lets reads and writes
-        // through, and its wait for older transactions blocks nobody: it
-        // may wait long, under its own budget, instead of failing into the
-        // same wall again and again.
-        let patient = statement.waits_for_older_transactions;
-        if patient {
-            steps.push(lock_timeout_step(options.snapshot_wait));
-        }
-        if let Some(index_row) = existing {
-            let mut drop = Step::new(
-                Role::DropLeftover(index),
-                format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
-                    quote_ident(&index_row.schema),
-                    quote_ident(&index_row.name)
-                ),
-            );
-            drop.patient = patient;
-            steps.push(drop);
-        }
-        let mut run = Step::new(Role::Statement(index), file.statement_text(statement));
-        // A patient statement is not retried (its lock timeout already
-        // waited the whole budget): an INVALID index it leaves is dropped by
-        // the next run's plan (above).
-        run.on_retry = statement
-            .concurrent_index
-            .as_deref()
-            .filter(|_| !patient)
-            // Unqualified, as the statement names it: looked up on the search path.
-            .map(|name| OnRetry::drop_invalid_index(&quote_ident(name)));
-        run.patient = patient;
-        steps.push(run);
-        if patient {
-            steps.push(lock_timeout_step(options.lock_timeout));
-        }
+        let planned = StatementToPlan {
+            source,
+            index,
+            statement,
+        };
+        steps.extend(one_statement_steps(
+            &planned, state, options, skipped, expanded,
+        ));
         steps.push(journal_step(source, tables, index));
     }
-    steps.push(Step::new(Role::Begin, "BEGIN"));
+    steps.extend(closing_steps(source, tables));
+    steps
+}
+
+/// One statement of a no-transaction file, with its place in the file.
+struct StatementToPlan<'a> {
+    source: &'a SourceMigration,
+    index: usize,
+    statement: &'a super::sql::Statement,
+}
+
+/// The steps of one statement: nothing when an interrupted run already
+/// built its index; the partition-by-partition rollout on a partitioned
+/// table; else the statement, after the drop of an INVALID leftover.
+fn one_statement_steps(
+    planned: &StatementToPlan<'_>,
+    state: &DatabaseState,
+    options: &Options,
+    skipped: &mut Vec<(usize, String)>,
+    expanded: &mut Vec<(usize, String)>,
+) -> Vec<Step> {
+    let StatementToPlan {
+        source,
+        index,
+        statement,
+    } = *planned;
+    let existing = statement
+        .concurrent_index
+        .as_ref()
+        .and_then(|name| state.indexes.iter().find(|i| &i.name == name));
+    if let Some(index_row) = existing.filter(|index_row| index_row.valid) {
+        skipped.push((
+            index,
+            format!(
+                "index {}.{} already exists and is valid (an interrupted run built it)",
+                index_row.schema, index_row.name
+            ),
+        ));
+        return Vec::new();
+    }
+    let target = statement.index_parts.as_ref().and_then(|parts| {
+        let target = state.partitioned.iter().find(|t| t.table == parts.table)?;
+        Some((parts, target))
+    });
+    if let Some((parts, target)) = target {
+        expanded.push((
+            index,
+            format!(
+                "{} is partitioned, where PostgreSQL refuses CREATE INDEX CONCURRENTLY: {} is created \
+                 ON ONLY it (INVALID), built concurrently on each partition and attached to it; \
+                 it turns valid with the last",
+                target.name, parts.name
+            ),
+        ));
+        return partitioned_index_steps(index, parts, target, options);
+    }
+    // A CONCURRENTLY statement's table lock lets reads and writes through,
+    // and its wait for older transactions blocks nobody: it may wait long,
+    // under its own budget, instead of failing into the same wall again
+    // and again.
+    let patient = statement.waits_for_older_transactions;
+    let mut steps = Vec::new();
+    if patient {
+        steps.push(lock_timeout_step(options.snapshot_wait));
+    }
+    if let Some(index_row) = existing {
+        let mut drop = Step::new(
+            Role::DropLeftover(index),
+            format!(
+                "DROP INDEX CONCURRENTLY IF EXISTS {}.{}",
+                quote_ident(&index_row.schema),
+                quote_ident(&index_row.name)
+            ),
+        );
+        drop.patient = patient;
+        steps.push(drop);
+    }
+    let mut run = Step::new(
+        Role::Statement(index),
+        source.parsed().statement_text(statement),
+    );
+    // A patient statement is not retried (its lock timeout already waited
+    // the whole budget): an INVALID index it leaves is dropped by the next
+    // run's plan (above).
+    run.on_retry = statement
+        .concurrent_index
+        .as_deref()
+        .filter(|_| !patient)
+        // Unqualified, as the statement names it: looked up on the search path.
+        .map(|name| OnRetry::drop_invalid_index(&quote_ident(name)));
+    run.patient = patient;
+    steps.push(run);
+    if patient {
+        steps.push(lock_timeout_step(options.lock_timeout));
+    }
+    steps
+}
+
+/// The history rows of a no-transaction file, in one transaction once its
+/// last statement is done, and its journal cleared.
+fn closing_steps(source: &SourceMigration, tables: &Tables) -> Vec<Step> {
+    let journal = tables.journal();
     let started_at = format!(
         "coalesce((SELECT completed_at FROM {journal} WHERE version = {} AND statement = 0), transaction_timestamp())",
         source.version
     );
+    let mut steps = vec![Step::new(Role::Begin, "BEGIN")];
     steps.extend(history_steps(source, tables, &started_at));
     steps.push(Step::with(
         Role::History,
