@@ -759,12 +759,9 @@ fn killed_anywhere_in_a_partitioned_index_rollout_the_next_run_finishes_it() {
 
     // Killed at points that vary from round to round: as soon as the
     // parent index exists, then after some partitions have theirs, plus a
-    // jitter of a few milliseconds; whatever it interrupted, a clean run
-    // ends with the index valid and attached everywhere.
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
+    // fixed jitter of a few milliseconds; whatever it interrupted, a clean
+    // run ends with the index valid and attached everywhere.
+    const JITTER_MS: [u64; 5] = [0, 3, 7, 1, 5];
     for (round, built) in [0_u64, 2, 5, 8, 11].into_iter().enumerate() {
         let version = 3 + round;
         let index = format!("events_r{round}_idx");
@@ -772,7 +769,7 @@ fn killed_anywhere_in_a_partitioned_index_rollout_the_next_run_finishes_it() {
             &format!("V{version}__events_r{round}.sql"),
             &format!("CREATE INDEX CONCURRENTLY {index} ON events (kind, id);\n"),
         );
-        let jitter = (seed >> round) % 8;
+        let jitter = JITTER_MS[round];
         let child = project.spawn(&db, &["migrate"]);
         let progress = format!(
             "SELECT to_regclass('{index}') IS NOT NULL AND \
