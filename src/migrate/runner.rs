@@ -108,41 +108,17 @@ pub fn read_state(
     let progress = history::read_progress(client, &tables, present)?;
     let applied_versions: Vec<_> = applied.iter().map(|a| a.version).collect();
     super::source::parse_pending(sources, &applied_versions)?;
-    let names: Vec<String> = sources
-        .iter()
-        .filter(|source| source.is_parsed() && source.parsed().mode == Mode::NoTransaction)
-        .flat_map(|source| {
-            source
-                .parsed()
-                .statements
-                .iter()
-                .filter_map(|s| s.concurrent_index.clone())
-        })
+    let names: Vec<String> = pending_no_transaction_statements(sources)
+        .filter_map(|statement| statement.concurrent_index.clone())
         .collect();
-    let indexes = if names.is_empty() {
-        Vec::new()
-    } else {
-        client
-            .query(
-                "SELECT n.nspname::text, c.relname::text, i.indisvalid \
-                 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relname = ANY($1) AND n.nspname = ANY(current_schemas(false))",
-                &[&names],
-            )
-            .map_err(query("looking for indexes of interrupted builds"))?
-            .iter()
-            .map(|row| ExistingIndex { schema: row.get(0), name: row.get(1), valid: row.get(2) })
-            .collect()
-    };
-    let mut targets: Vec<String> = sources
-        .iter()
-        .filter(|source| source.is_parsed() && source.parsed().mode == Mode::NoTransaction)
-        .flat_map(|source| {
-            source
-                .parsed()
-                .statements
-                .iter()
-                .filter_map(|s| s.index_parts.as_ref().map(|parts| parts.table.clone()))
+    let indexes = read_existing_indexes(client, &names)
+        .map_err(query("looking for indexes of interrupted builds"))?;
+    let mut targets: Vec<String> = pending_no_transaction_statements(sources)
+        .filter_map(|statement| {
+            statement
+                .index_parts
+                .as_ref()
+                .map(|parts| parts.table.clone())
         })
         .collect();
     targets.sort();
@@ -163,6 +139,42 @@ pub fn read_state(
         indexes,
         partitioned,
     })
+}
+
+/// The statements of the parsed (pending) files that run outside a
+/// transaction: the ones whose catalog state the plan needs.
+fn pending_no_transaction_statements(
+    sources: &[SourceMigration],
+) -> impl Iterator<Item = &super::sql::Statement> {
+    sources
+        .iter()
+        .filter(|source| source.is_parsed() && source.parsed().mode == Mode::NoTransaction)
+        .flat_map(|source| source.parsed().statements.iter())
+}
+
+/// The indexes of these names on the search path, valid or left INVALID by
+/// an interrupted concurrent build.
+fn read_existing_indexes(
+    client: &mut Client,
+    names: &[String],
+) -> Result<Vec<ExistingIndex>, postgres::Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = client.query(
+        "SELECT n.nspname::text, c.relname::text, i.indisvalid \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relname = ANY($1) AND n.nspname = ANY(current_schemas(false))",
+        &[&names],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| ExistingIndex {
+            schema: row.get(0),
+            name: row.get(1),
+            valid: row.get(2),
+        })
+        .collect())
 }
 
 /// The table a CREATE INDEX CONCURRENTLY names, when it is partitioned:
