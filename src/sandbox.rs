@@ -648,7 +648,6 @@ fn launch(
         )))
         .map_err(fail)?;
 
-    let deadline = Instant::now() + READY_TIMEOUT;
     let mut probe = postgres::Config::new();
     probe
         .host_path(root)
@@ -656,34 +655,55 @@ fn launch(
         .user(SUPERUSER)
         .dbname("postgres")
         .connect_timeout(Duration::from_secs(2));
+    match wait_until_ready(pid, &exit_receiver, || {
+        probe.connect(postgres::NoTls).is_ok()
+    }) {
+        Readiness::Ready => Ok((pid, exit_receiver)),
+        Readiness::Exited(status) => {
+            let tail = log_tail(&log_path);
+            if tail.contains("could not bind") || tail.contains("Address already in use") {
+                return Err(LaunchError::PortTaken);
+            }
+            Err(fail(SandboxError::ServerExited {
+                status,
+                log_tail: tail,
+            }))
+        }
+        Readiness::NotReady => Err(fail(SandboxError::NotReady {
+            log_tail: log_tail(&log_path),
+        })),
+    }
+}
+
+/// How a started process turned out.
+pub(crate) enum Readiness {
+    Ready,
+    /// It exited, with this status.
+    Exited(String),
+    /// Not ready within READY_TIMEOUT: it was killed.
+    NotReady,
+}
+
+/// Polls `ready` until it answers, the process `pid` exits, or
+/// READY_TIMEOUT passes (the process is then killed).
+pub(crate) fn wait_until_ready(
+    pid: u32,
+    exit: &Receiver<ExitStatus>,
+    mut ready: impl FnMut() -> bool,
+) -> Readiness {
+    let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        match exit_receiver.try_recv() {
-            Ok(status) => {
-                let tail = log_tail(&log_path);
-                if tail.contains("could not bind") || tail.contains("Address already in use") {
-                    return Err(LaunchError::PortTaken);
-                }
-                return Err(fail(SandboxError::ServerExited {
-                    status: status.to_string(),
-                    log_tail: tail,
-                }));
-            }
-            Err(mpsc::TryRecvError::Disconnected) => {
-                return Err(fail(SandboxError::ServerExited {
-                    status: "unknown".into(),
-                    log_tail: log_tail(&log_path),
-                }));
-            }
+        match exit.try_recv() {
+            Ok(status) => return Readiness::Exited(status.to_string()),
+            Err(mpsc::TryRecvError::Disconnected) => return Readiness::Exited("unknown".into()),
             Err(mpsc::TryRecvError::Empty) => {}
         }
-        if probe.connect(postgres::NoTls).is_ok() {
-            return Ok((pid, exit_receiver));
+        if ready() {
+            return Readiness::Ready;
         }
         if Instant::now() > deadline {
             os::send_signal(pid, libc::SIGKILL);
-            return Err(fail(SandboxError::NotReady {
-                log_tail: log_tail(&log_path),
-            }));
+            return Readiness::NotReady;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

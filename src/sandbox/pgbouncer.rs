@@ -10,12 +10,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
 
 use super::{
-    PORT_ATTEMPTS, READY_TIMEOUT, SUPERUSER, Sandbox, SandboxError, create_root, free_port,
-    io_error, log_tail, server_account, spawn_kept, sweep_stale, temp_root,
+    PORT_ATTEMPTS, Readiness, SUPERUSER, Sandbox, SandboxError, create_root, free_port, io_error,
+    log_tail, server_account, spawn_kept, sweep_stale, temp_root,
 };
 use crate::db::settings::{ConnectionSettings, Endpoint, Host, SslMode};
 use crate::os::{self, Account};
@@ -350,7 +350,6 @@ fn launch(
         }
         text
     };
-    let deadline = Instant::now() + READY_TIMEOUT;
     let mut probe = postgres::Config::new();
     probe
         .host(LISTEN_ADDRESS)
@@ -358,38 +357,26 @@ fn launch(
         .user(SUPERUSER)
         .dbname("postgres")
         .connect_timeout(Duration::from_secs(2));
-    loop {
-        match exit.try_recv() {
-            Ok(status) => {
-                let tail = logs();
-                if tail.contains("Address already in use") {
-                    return Err(Launch::PortTaken);
-                }
-                return Err(fail(SandboxError::PgBouncerExited {
-                    status: status.to_string(),
-                    log_tail: tail,
-                }));
-            }
-            Err(TryRecvError::Disconnected) => {
-                return Err(fail(SandboxError::PgBouncerExited {
-                    status: "unknown".into(),
-                    log_tail: logs(),
-                }));
-            }
-            Err(TryRecvError::Empty) => {}
-        }
-        // Through to the cluster, not only PgBouncer's own login.
-        let through = probe
+    // Through to the cluster, not only PgBouncer's own login.
+    let through = || {
+        probe
             .connect(postgres::NoTls)
-            .and_then(|mut client| client.simple_query("SELECT 1"));
-        if through.is_ok() {
-            return Ok((pid, exit));
+            .and_then(|mut client| client.simple_query("SELECT 1"))
+            .is_ok()
+    };
+    match super::wait_until_ready(pid, &exit, through) {
+        Readiness::Ready => Ok((pid, exit)),
+        Readiness::Exited(status) => {
+            let tail = logs();
+            if tail.contains("Address already in use") {
+                return Err(Launch::PortTaken);
+            }
+            Err(fail(SandboxError::PgBouncerExited {
+                status,
+                log_tail: tail,
+            }))
         }
-        if Instant::now() > deadline {
-            os::send_signal(pid, libc::SIGKILL);
-            return Err(fail(SandboxError::PgBouncerNotReady { log_tail: logs() }));
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        Readiness::NotReady => Err(fail(SandboxError::PgBouncerNotReady { log_tail: logs() })),
     }
 }
 
