@@ -251,11 +251,16 @@ fn start_watcher(client: &mut Client, settings: &ConnectionSettings) -> Option<B
     BlockingWatcher::start(settings, backend_pid(client)?)
 }
 
+/// This session's server process; one round trip on the simple protocol.
 pub fn backend_pid(client: &mut Client) -> Option<i32> {
     client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .ok()
-        .map(|row| row.get(0))
+        .simple_query("SELECT pg_backend_pid()")
+        .ok()?
+        .iter()
+        .find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+            _ => None,
+        })
 }
 
 #[cfg(test)]

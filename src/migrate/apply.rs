@@ -19,6 +19,7 @@ use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
 use crate::db::lock::{self, Holder, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
+use crate::db::retry::backend_pid;
 use crate::db::{ConnectionSettings, server};
 
 /// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
@@ -156,18 +157,6 @@ impl Tripwire {
         self.confirmed = backend_pid(client).map(|pid| (pid, Instant::now()));
         Ok(())
     }
-}
-
-/// One round trip on the simple protocol.
-fn backend_pid(client: &mut Client) -> Option<i32> {
-    client
-        .simple_query("SELECT pg_backend_pid()")
-        .ok()?
-        .iter()
-        .find_map(|message| match message {
-            postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
-            _ => None,
-        })
 }
 
 /// How many migrations are applied, when that is all of them (up to the
