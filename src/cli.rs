@@ -150,7 +150,7 @@ pub struct MigrateArgs {
     pub dry_run: bool,
     /// Migrate up to this version (inclusive).
     #[arg(long, value_name = "N")]
-    pub target: Option<i32>,
+    pub target: Option<i64>,
     /// Output format; `sql` goes with --dry-run.
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
@@ -167,23 +167,8 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateLockArgs {
-    /// How long any statement may wait for a lock before it is cancelled (and retried).
-    #[arg(
-        long,
-        env = "PGM_LOCK_TIMEOUT",
-        default_value = "2s",
-        value_name = "DURATION"
-    )]
-    pub lock_timeout: Timeout,
-    /// Retries of a migration (or of a statement outside a transaction) cancelled by lock_timeout.
-    #[arg(
-        long,
-        env = "PGM_LOCK_RETRIES",
-        default_value_t = 5,
-        value_name = "N",
-        value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_LOCK_RETRIES))
-    )]
-    pub lock_retries: u32,
+    #[command(flatten)]
+    pub lock: LockTimeoutArgs,
     /// How long a statement of a transactional migration may run (0: no limit).
     #[arg(
         long,
@@ -203,6 +188,27 @@ pub struct MigrateLockArgs {
     pub snapshot_wait: Timeout,
     #[command(flatten)]
     pub wait: LockWaitArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LockTimeoutArgs {
+    /// How long any statement may wait for a lock before it is cancelled (and retried).
+    #[arg(
+        long,
+        env = "PGM_LOCK_TIMEOUT",
+        default_value = "2s",
+        value_name = "DURATION"
+    )]
+    pub lock_timeout: Timeout,
+    /// Retries of a migration (or of a statement outside a transaction) cancelled by lock_timeout.
+    #[arg(
+        long,
+        env = "PGM_LOCK_RETRIES",
+        default_value_t = 5,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(..=i64::from(MAX_LOCK_RETRIES))
+    )]
+    pub lock_retries: u32,
 }
 
 #[derive(Debug, Args)]
@@ -229,7 +235,7 @@ pub enum MigrateCommand {
     },
     /// Record the migrations up to version N as applied without running them (for an existing database).
     Baseline {
-        version: i32,
+        version: i64,
         #[command(flatten)]
         wait: LockWaitArg,
     },
@@ -241,6 +247,26 @@ pub enum MigrateCommand {
         /// Record the new checksum even when statements changed, or when the applied text is unknown.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        wait: LockWaitArg,
+    },
+    /// Make the history table (and pgm's own tables) hold 64-bit versions, for YYYYMMDDHHMMSS versions.
+    #[command(
+        long_about = "Make the history table refinery_schema_history, and pgm's own tables, hold 64-bit \
+                      versions, so that YYYYMMDDHHMMSS versions (pgm migrate new --timestamp) fit. refinery \
+                      hashes the version at its width into every checksum, so each applied row gets the \
+                      checksum of refinery's 64-bit build (its int8-versions feature): from the file when it \
+                      is unchanged, else from the text pgm recorded when it applied it. One transaction \
+                      under lock_timeout, retried; the tables are locked ACCESS EXCLUSIVE for as long as it \
+                      takes to rewrite them (milliseconds for thousands of rows). Does nothing when the \
+                      tables are 64-bit already."
+    )]
+    WidenHistory {
+        /// Print the exact SQL, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        lock: LockTimeoutArgs,
         #[command(flatten)]
         wait: LockWaitArg,
     },
@@ -259,9 +285,10 @@ pub enum MigrateCommand {
         /// refuses in one.
         #[arg(long)]
         no_transaction: bool,
-        /// Number by the clock (YYYYMMDDHHMMSS, UTC). Refused: the history table stores
-        /// 32-bit versions, which cannot hold one.
-        #[arg(long, hide = true)]
+        /// Number by the clock (YYYYMMDDHHMMSS, UTC), the form for teams with many branches; the
+        /// history table then needs 64-bit versions (see pgm migrate widen-history). Once the
+        /// directory holds such versions, new files get them without the flag.
+        #[arg(long)]
         timestamp: bool,
         /// The clock for --timestamp (RFC 3339), for tests.
         #[arg(long, hide = true, value_name = "RFC3339", value_parser = config::parse_instant)]
@@ -281,7 +308,7 @@ pub enum MigrateCommand {
     Wait {
         /// Wait only for the migrations up to this version (inclusive).
         #[arg(long, value_name = "N")]
-        target: Option<i32>,
+        target: Option<i64>,
         /// How long to wait before giving up with exit 1 (0: look once).
         #[arg(
             long,
@@ -431,6 +458,16 @@ impl MigrateArgs {
                 force,
                 lock_wait: wait.lock_wait.0,
             },
+            Some(MigrateCommand::WidenHistory {
+                dry_run,
+                lock,
+                wait,
+            }) => config::Command::WidenHistory {
+                dry_run,
+                lock_timeout: lock.lock_timeout,
+                lock_retries: lock.lock_retries,
+                lock_wait: wait.lock_wait.0,
+            },
             Some(MigrateCommand::New {
                 name,
                 no_transaction,
@@ -458,8 +495,8 @@ impl MigrateArgs {
                 allow_out_of_order: self.allow_out_of_order,
                 maintain: self.maintain,
                 locks: MigrateLocks {
-                    lock_timeout: self.locks.lock_timeout,
-                    lock_retries: self.locks.lock_retries,
+                    lock_timeout: self.locks.lock.lock_timeout,
+                    lock_retries: self.locks.lock.lock_retries,
                     statement_timeout: self.locks.statement_timeout,
                     snapshot_wait: self.locks.snapshot_wait,
                     lock_wait: self.locks.wait.lock_wait.0,

@@ -45,6 +45,12 @@ pub enum Command {
         force: bool,
         lock_wait: Duration,
     },
+    WidenHistory {
+        dry_run: bool,
+        lock_timeout: Timeout,
+        lock_retries: u32,
+        lock_wait: Duration,
+    },
     MigrateNew(MigrateNew),
     MigrateWait {
         target: Option<Version>,

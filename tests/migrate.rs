@@ -293,7 +293,7 @@ fn bad_migration_files_are_named_and_nothing_runs() {
         ),
         (
             "version_too_large",
-            &[("V99999999999__a.sql", b"SELECT 1;")],
+            &[("V99999999999999999999__a.sql", b"SELECT 1;")],
         ),
         (
             "mixed_modes",

@@ -119,26 +119,6 @@ fn new_never_overwrites() {
 }
 
 #[test]
-fn new_with_timestamp_explains_why_the_history_cannot_hold_it() {
-    let project = Project::new();
-    project.write("V3__a.sql", "SELECT 1;\n");
-    let (code, stdout, stderr) = new(
-        &project,
-        &["add_orders", "--timestamp", "--at", "2027-03-04T12:30:45Z"],
-    );
-    assert_eq!(code, Some(64), "{stderr}");
-    assert_eq!(stdout, "");
-    assert!(
-        stderr.starts_with(
-            "error: --timestamp gives version 20270304123045, which does not fit the history table: \
-             refinery_schema_history stores versions as 32-bit integers (at most 2147483647)"
-        ),
-        "{stderr}"
-    );
-    assert_eq!(files(&project), ["V3__a.sql"]);
-}
-
-#[test]
 fn new_files_are_applied_by_migrate_each_in_the_mode_asked() {
     let (db, project) = (TestDb::new(), Project::new());
     let append = |name: &str, sql: &str| {

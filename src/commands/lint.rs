@@ -151,9 +151,8 @@ fn read_server(
     if !pending {
         return Ok((server, None, client));
     }
-    let tables = history::Tables::locate(&mut client).context("locating the migration tables")?;
-    let present =
-        history::tables_present(&mut client, &tables).context("reading the migration tables")?;
+    let (tables, present) =
+        history::Tables::locate(&mut client, &[]).context("locating the migration tables")?;
     let applied = history::read_applied(&mut client, &tables, present)?
         .iter()
         .map(|applied| applied.version)

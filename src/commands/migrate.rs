@@ -7,8 +7,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::{Config, Migrate, MigrateNew, PlanFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
+use crate::duration::Timeout;
 use crate::exit::{Outcome, UsageError};
 use crate::migrate::apply::{self, ApplyError, RunLock};
+use crate::migrate::history::HistoryError;
 use crate::migrate::plan::{self, Options, State};
 use crate::migrate::render;
 use crate::migrate::repair::Actor;
@@ -94,6 +96,9 @@ fn read_state(
         runner::RunError::InvalidFile(sql) => {
             anyhow::Error::new(sql).context(UsageError("invalid migration files".into()))
         }
+        runner::RunError::History(narrow @ HistoryError::TooNarrow { .. }) => {
+            anyhow::Error::new(narrow).context(UsageError("invalid migration files".into()))
+        }
         other => other.into(),
     })
 }
@@ -158,7 +163,7 @@ pub fn status(
 pub fn baseline(
     config: &Config,
     settings: &ConnectionSettings,
-    version: i32,
+    version: source::Version,
     lock_wait: std::time::Duration,
 ) -> Result<Outcome> {
     let mut sources = load_sources(config)?;
@@ -231,6 +236,54 @@ pub fn repair(
                 " (only comments or whitespace changed)"
             }
         )?;
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+/// `pgm migrate widen-history`: the SQL with `--dry-run`, else the run and
+/// what it changed.
+pub fn widen_history(
+    config: &Config,
+    settings: &ConnectionSettings,
+    dry_run: bool,
+    lock_timeout: Timeout,
+    lock_retries: u32,
+    lock_wait: std::time::Duration,
+) -> Result<Outcome> {
+    let sources = load_sources(config)?;
+    let target = match dry_run {
+        true => TargetSessionAttrs::Any,
+        false => TargetSessionAttrs::ReadWrite,
+    };
+    let (mut client, settings) = db::open_for(settings, target).map_err(refuse_standbys)?;
+    let widening = if dry_run {
+        apply::plan_widening(&mut client, &sources, lock_timeout)
+    } else {
+        let run_lock = RunLock { wait: lock_wait };
+        apply::widen_history(
+            client,
+            &settings,
+            &sources,
+            lock_timeout,
+            lock_retries,
+            &run_lock,
+        )
+    }
+    .map_err(glue_error)?;
+    let mut out = std::io::stdout().lock();
+    match (widening.steps.is_empty(), dry_run) {
+        (true, _) => writeln!(
+            out,
+            "widen-history: the versions are 64-bit already; nothing to do"
+        )?,
+        (false, true) => render::write_widening(&mut out, &widening)?,
+        (false, false) => writeln!(
+            out,
+            "widen-history: {} table(s) now hold 64-bit versions; the checksums of {} applied \
+             migration(s) are refinery's 64-bit ones",
+            widening.tables, widening.checksums
+        )?,
     }
     out.flush()?;
     Ok(Outcome::Success)

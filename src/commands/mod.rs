@@ -34,6 +34,19 @@ pub fn run(config: Config) -> Result<Outcome> {
         Command::Baseline { version, lock_wait } => {
             migrate::baseline(&config, &settings()?, *version, *lock_wait)
         }
+        Command::WidenHistory {
+            dry_run,
+            lock_timeout,
+            lock_retries,
+            lock_wait,
+        } => migrate::widen_history(
+            &config,
+            &settings()?,
+            *dry_run,
+            *lock_timeout,
+            *lock_retries,
+            *lock_wait,
+        ),
         Command::MigrateNew(new) => migrate::new(&config, new),
         Command::MigrateWait {
             target,

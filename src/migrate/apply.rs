@@ -12,15 +12,18 @@ use thiserror::Error;
 
 use std::path::PathBuf;
 
-use super::history;
+use super::history::{self, HistoryError};
 use super::plan::{self, Options, PlanError};
 use super::repair::{self, Actor, RepairError, Repaired};
 use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
+use super::widen::{self, HistoryRead, WidenError, Widening};
 use crate::db::lock::{self, Holder, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
 use crate::db::retry::backend_pid;
+use crate::db::retry::{GaveUp, LockRetry};
 use crate::db::{ConnectionSettings, server};
+use crate::duration::Timeout;
 
 /// The advisory lock every `pgm migrate` of a database takes ("pgm mig" in ASCII).
 pub const MIGRATE_LOCK_KEY: i64 = 0x0070_676d_206d_6967;
@@ -51,6 +54,20 @@ pub enum ApplyError {
     Repair(#[from] RepairError),
     #[error("no migration has a version at or below {0}: nothing to baseline")]
     NothingToBaseline(Version),
+    #[error(transparent)]
+    Widen(#[from] WidenError),
+    #[error("widening the history table failed{}; it was rolled back: {}",
+        if .0.attempts > 1 { format!(" after {} attempts", .0.attempts) } else { String::new() },
+        describe_gave_up(.0))]
+    WidenFailed(GaveUp<postgres::Error>),
+}
+
+fn describe_gave_up(gave_up: &GaveUp<postgres::Error>) -> String {
+    let error = gave_up.error.to_string();
+    match &gave_up.blocker {
+        Some(blocker) => format!("{error} (blocked by {blocker})"),
+        None => error,
+    }
 }
 
 impl ApplyError {
@@ -58,8 +75,10 @@ impl ApplyError {
     pub fn is_input_error(&self) -> bool {
         matches!(
             self,
-            ApplyError::Run(RunError::InvalidFile(_))
-                | ApplyError::NothingToBaseline(_)
+            ApplyError::Run(
+                RunError::InvalidFile(_) | RunError::History(HistoryError::TooNarrow { .. })
+            ) | ApplyError::NothingToBaseline(_)
+                | ApplyError::Widen(_)
                 | ApplyError::Repair(
                     RepairError::UnknownFile(_)
                         | RepairError::NotApplied(_)
@@ -233,14 +252,104 @@ pub fn repair(
     let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let query = |what| move |source| ApplyError::Query { what, source };
-    let tables = history::Tables::locate(client).map_err(query("locating the history table"))?;
-    let present =
-        history::tables_present(client, &tables).map_err(query("looking for the history table"))?;
+    let (tables, present) =
+        history::Tables::locate(client, sources).map_err(query("locating the history table"))?;
     let applied = history::read_applied(client, &tables, present).map_err(RunError::from)?;
     lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
     Ok(repair::repair(
         client, &tables, sources, &applied, files, force, actor,
     )?)
+}
+
+/// The steps that widen the history to 64-bit versions (see `widen`), read
+/// without the run lock: for `--dry-run`.
+pub fn plan_widening(
+    client: &mut Client,
+    sources: &[SourceMigration],
+    lock_timeout: Timeout,
+) -> Result<Widening, ApplyError> {
+    let read = read_history(client, sources)?;
+    Ok(widen::plan(&read.borrowed(), sources, lock_timeout)?)
+}
+
+/// Widens the history to 64-bit versions under the run lock, in one
+/// transaction retried on lock timeouts; returns the steps it ran.
+pub fn widen_history(
+    mut client: Client,
+    settings: &ConnectionSettings,
+    sources: &[SourceMigration],
+    lock_timeout: Timeout,
+    lock_retries: u32,
+    run_lock: &RunLock,
+) -> Result<Widening, ApplyError> {
+    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let client = lock.client();
+    let read = read_history(client, sources)?;
+    let widening = widen::plan(&read.borrowed(), sources, lock_timeout)?;
+    let steps = &widening.steps;
+    if steps.is_empty() {
+        return Ok(widening);
+    }
+    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    let mut retry = LockRetry::new(settings, lock_retries);
+    retry
+        .run(
+            client,
+            "widening the history table",
+            None,
+            |client, watch, _| {
+                watch
+                    .around(|| {
+                        steps
+                            .iter()
+                            .try_for_each(|step| runner::execute(client, step))
+                    })
+                    .inspect_err(|_| runner::back_to_idle(client))
+            },
+        )
+        .map_err(ApplyError::WidenFailed)?;
+    Ok(widening)
+}
+
+/// Everything the widening plan reads.
+struct OwnedHistory {
+    tables: history::Tables,
+    present: history::TablesPresent,
+    applied: Vec<history::Applied>,
+    progress: Vec<(Version, history::Progress)>,
+    texts: Vec<(Version, u64, String)>,
+}
+
+impl OwnedHistory {
+    fn borrowed(&self) -> HistoryRead<'_> {
+        HistoryRead {
+            tables: &self.tables,
+            applied: &self.applied,
+            progress: &self.progress,
+            texts: &self.texts,
+            texts_table: self.present.texts,
+        }
+    }
+}
+
+fn read_history(
+    client: &mut Client,
+    sources: &[SourceMigration],
+) -> Result<OwnedHistory, ApplyError> {
+    let query = |what| move |source| ApplyError::Query { what, source };
+    let (tables, present) =
+        history::Tables::locate(client, sources).map_err(query("locating the history table"))?;
+    let applied = history::read_applied(client, &tables, present).map_err(RunError::from)?;
+    let progress = history::read_progress(client, &tables, present).map_err(RunError::from)?;
+    let texts =
+        history::read_applied_texts(client, &tables).map_err(query("reading the applied texts"))?;
+    Ok(OwnedHistory {
+        tables,
+        present,
+        applied,
+        progress,
+        texts,
+    })
 }
 
 /// Refuses a replica and a session a pooler shares with other clients,

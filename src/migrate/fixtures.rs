@@ -7,7 +7,7 @@ use crate::duration::Timeout;
 
 use super::history::{Applied, Progress, Tables};
 use super::plan::{DatabaseState, ExistingIndex, Options};
-use super::source::{self, SourceMigration};
+use super::source::{self, SourceMigration, Version, VersionWidth};
 
 /// `migrations/{file}` holding `text`, parsed as for a run.
 pub fn migration(file: &str, text: &str) -> SourceMigration {
@@ -26,6 +26,8 @@ pub fn fresh_database() -> DatabaseState {
     DatabaseState {
         tables: Tables {
             schema: "public".to_owned(),
+            width: VersionWidth::Int4,
+            narrow: Vec::new(),
         },
         setup: Vec::new(),
         applied: Vec::new(),
@@ -41,17 +43,17 @@ pub fn history_row(source: &SourceMigration) -> Applied {
         version: source.version,
         name: source.name.clone(),
         applied_on: "2026-01-05T10:00:00.000000Z".to_owned(),
-        checksum: source.checksum,
+        checksum: source.checksum(VersionWidth::Int4),
         duration_ms: Some(12),
     }
 }
 
 /// The journal of an interrupted run of `source` that finished `completed` statements.
-pub fn journal(source: &SourceMigration, completed: usize) -> (i32, Progress) {
+pub fn journal(source: &SourceMigration, completed: usize) -> (Version, Progress) {
     (
         source.version,
         Progress {
-            checksum: source.checksum,
+            checksum: source.checksum(VersionWidth::Int4),
             completed,
         },
     )

@@ -5,9 +5,12 @@
 use postgres::Client;
 use thiserror::Error;
 
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+
 use crate::db::quote_ident;
 
-use super::source::{SourceMigration, Version};
+use super::source::{SourceMigration, Version, VersionWidth};
 
 pub const HISTORY_TABLE: &str = "refinery_schema_history";
 pub const RUNS_TABLE: &str = "pgm_migration_runs";
@@ -28,6 +31,18 @@ pub enum HistoryError {
         "{HISTORY_TABLE} row for version {version} has a checksum that is not a number ({checksum:?}); was the table edited by hand?"
     )]
     BadChecksum { version: Version, checksum: String },
+    #[error(
+        "{file}{} {} a version above 2147483647, which {tables} cannot hold (32-bit versions, \
+         refinery's default): run pgm migrate widen-history once to make them 64-bit (refinery then \
+         needs its int8-versions feature), or give the file the next whole-number version",
+        if *more > 0 { format!(" and {more} more file(s)") } else { String::new() },
+        if *more > 0 { "have" } else { "has" }
+    )]
+    TooNarrow {
+        file: String,
+        more: usize,
+        tables: String,
+    },
 }
 
 /// A row of the history table.
@@ -44,20 +59,106 @@ pub struct Applied {
 /// Where the tables live: the schema holding the history table when it
 /// exists (as refinery finds it through the search path), else the current
 /// schema. Resolved once per run and written schema-qualified, so that a
-/// migration changing search_path cannot move them.
+/// migration changing search_path cannot move them. With it, the width of
+/// the versions, which decides the checksums.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
     pub schema: String,
+    /// The history table's; for a table still to be created, 64 bits only
+    /// when a file needs them, so refinery's default build can read it.
+    pub width: VersionWidth,
+    /// pgm's tables that exist with 32-bit versions.
+    pub narrow: Vec<&'static str>,
 }
 
+/// Which of pgm's tables exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TablesPresent {
+    pub history: bool,
+    pub runs: bool,
+    pub journal: bool,
+    pub texts: bool,
+}
+
+const ALL_TABLES: [&str; 5] = [
+    HISTORY_TABLE,
+    RUNS_TABLE,
+    JOURNAL_TABLE,
+    TEXTS_TABLE,
+    REPAIRS_TABLE,
+];
+
 impl Tables {
-    pub fn locate(client: &mut Client) -> Result<Tables, postgres::Error> {
-        let row = client.query_one(
-            "SELECT coalesce((SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                              WHERE c.oid = to_regclass($1)), current_schema()::text, 'public')",
-            &[&quote_ident(HISTORY_TABLE)],
+    /// Finds the tables, which exist and their version widths, in one
+    /// query; `sources` decide the width of a history table still to create.
+    pub fn locate(
+        client: &mut Client,
+        sources: &[SourceMigration],
+    ) -> Result<(Tables, TablesPresent), postgres::Error> {
+        let rows = client.query(
+            "WITH home AS (SELECT coalesce((SELECT c.relnamespace FROM pg_class c WHERE c.oid = to_regclass($1)), \
+                                           to_regnamespace(current_schema()), to_regnamespace('public')) AS nsp) \
+             SELECT n.nspname::text, c.relname::text, a.atttypid = 'int8'::regtype \
+             FROM home LEFT JOIN pg_namespace n ON n.oid = home.nsp \
+             LEFT JOIN pg_class c ON c.relnamespace = home.nsp AND c.relname = ANY($2) AND c.relkind IN ('r', 'p') \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'version' AND NOT a.attisdropped",
+            &[&quote_ident(HISTORY_TABLE), &ALL_TABLES.as_slice()],
         )?;
-        Ok(Tables { schema: row.get(0) })
+        let schema = rows
+            .first()
+            .and_then(|row| row.get::<_, Option<String>>(0))
+            .unwrap_or_else(|| "public".to_owned());
+        let found: Vec<(&'static str, bool)> = rows
+            .iter()
+            .filter_map(|row| {
+                let name: Option<String> = row.get(1);
+                let table = ALL_TABLES
+                    .into_iter()
+                    .find(|t| Some(*t) == name.as_deref())?;
+                Some((table, row.get::<_, Option<bool>>(2).unwrap_or(false)))
+            })
+            .collect();
+        let exists = |table: &str| found.iter().any(|(t, _)| *t == table);
+        let needs_int8 = sources.iter().any(|s| !VersionWidth::Int4.holds(s.version));
+        let width = match found.iter().find(|(t, _)| *t == HISTORY_TABLE) {
+            Some((_, true)) => VersionWidth::Int8,
+            Some((_, false)) => VersionWidth::Int4,
+            None if needs_int8 => VersionWidth::Int8,
+            None => VersionWidth::Int4,
+        };
+        let tables = Tables {
+            schema,
+            width,
+            narrow: found
+                .iter()
+                .filter(|(_, wide)| !wide)
+                .map(|(t, _)| *t)
+                .collect(),
+        };
+        let present = TablesPresent {
+            history: exists(HISTORY_TABLE),
+            runs: exists(RUNS_TABLE),
+            journal: exists(JOURNAL_TABLE),
+            texts: exists(TEXTS_TABLE),
+        };
+        Ok((tables, present))
+    }
+
+    /// Refuses files whose versions some existing table cannot hold, before
+    /// anything runs.
+    pub fn check_width(&self, sources: &[SourceMigration]) -> Result<(), HistoryError> {
+        let wide: Vec<&SourceMigration> = sources
+            .iter()
+            .filter(|s| !VersionWidth::Int4.holds(s.version))
+            .collect();
+        match (wide.first(), self.narrow.is_empty()) {
+            (Some(first), false) => Err(HistoryError::TooNarrow {
+                file: first.path.display().to_string(),
+                more: wide.len() - 1,
+                tables: self.narrow.join(", "),
+            }),
+            _ => Ok(()),
+        }
     }
 
     pub fn history(&self) -> String {
@@ -80,8 +181,49 @@ impl Tables {
         self.qualified(REPAIRS_TABLE)
     }
 
-    fn qualified(&self, table: &str) -> String {
+    pub fn qualified(&self, table: &str) -> String {
         format!("{}.{}", quote_ident(&self.schema), quote_ident(table))
+    }
+}
+
+/// A version as a statement parameter or a column value, whichever width
+/// the table has: refinery's tables hold 32-bit versions unless built for
+/// 64, and pgm reads and writes both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionValue(pub Version);
+
+impl ToSql for VersionValue {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *ty {
+            Type::INT4 => i32::try_from(self.0)?.to_sql(ty, out),
+            _ => self.0.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT4 | Type::INT8)
+    }
+
+    to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for VersionValue {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<VersionValue, Box<dyn std::error::Error + Sync + Send>> {
+        match *ty {
+            Type::INT4 => i32::from_sql(ty, raw).map(|v| VersionValue(v.into())),
+            _ => i64::from_sql(ty, raw).map(VersionValue),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(*ty, Type::INT4 | Type::INT8)
     }
 }
 
@@ -109,59 +251,35 @@ pub fn record_without_running(
     }
     let (insert, text) = (insert_applied(tables), upsert_text(tables));
     for migration in migrations {
-        let checksum = migration.checksum.to_string();
-        transaction.execute(&insert, &[&migration.version, &migration.name, &checksum])?;
-        transaction.execute(&text, &[&migration.version, &checksum, &migration.text()])?;
+        let checksum = migration.checksum(tables.width).to_string();
+        let version = VersionValue(migration.version);
+        transaction.execute(&insert, &[&version, &migration.name, &checksum])?;
+        transaction.execute(&text, &[&version, &checksum, &migration.text()])?;
     }
     transaction.commit()
-}
-
-/// Which of pgm's tables exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TablesPresent {
-    pub history: bool,
-    pub runs: bool,
-    pub journal: bool,
-    pub texts: bool,
-}
-
-pub fn tables_present(
-    client: &mut Client,
-    tables: &Tables,
-) -> Result<TablesPresent, postgres::Error> {
-    let row = client.query_one(
-        "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL, to_regclass($3) IS NOT NULL, \
-                to_regclass($4) IS NOT NULL",
-        &[&tables.history(), &tables.runs(), &tables.journal(), &tables.texts()],
-    )?;
-    Ok(TablesPresent {
-        history: row.get(0),
-        runs: row.get(1),
-        journal: row.get(2),
-        texts: row.get(3),
-    })
 }
 
 /// The statements that create whatever is missing.
 pub fn create_statements(tables: &Tables, present: TablesPresent) -> Vec<String> {
     let mut statements = Vec::new();
+    let version = tables.width.sql_type();
     if !present.history {
         statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, name varchar(255), \
+            "CREATE TABLE IF NOT EXISTS {} (version {version} PRIMARY KEY, name varchar(255), \
              applied_on varchar(255), checksum varchar(255))",
             tables.history()
         ));
     }
     if !present.runs {
         statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, started_at timestamptz NOT NULL, \
+            "CREATE TABLE IF NOT EXISTS {} (version {version} PRIMARY KEY, started_at timestamptz NOT NULL, \
              finished_at timestamptz NOT NULL, mode text NOT NULL)",
             tables.runs()
         ));
     }
     if !present.journal {
         statements.push(format!(
-            "CREATE TABLE IF NOT EXISTS {} (version int4 NOT NULL, checksum text NOT NULL, \
+            "CREATE TABLE IF NOT EXISTS {} (version {version} NOT NULL, checksum text NOT NULL, \
              statement int4 NOT NULL, completed_at timestamptz NOT NULL DEFAULT clock_timestamp(), \
              PRIMARY KEY (version, statement))",
             tables.journal()
@@ -202,7 +320,7 @@ pub fn read_applied(
         })?;
     rows.iter()
         .map(|row| {
-            let version: Version = row.get(0);
+            let VersionValue(version) = row.get(0);
             let checksum: String = row.get(3);
             Ok(Applied {
                 version,
@@ -246,7 +364,7 @@ pub fn read_progress(
         })?;
     rows.iter()
         .map(|row| {
-            let version: Version = row.get(0);
+            let VersionValue(version) = row.get(0);
             let checksum: String = row.get(1);
             let completed: i64 = row.get(2);
             Ok((
@@ -269,18 +387,20 @@ pub fn create_repair_tables(tables: &Tables) -> Vec<String> {
         create_texts_table(tables),
         format!(
             "CREATE TABLE IF NOT EXISTS {} (id int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
-             version int4 NOT NULL, name text NOT NULL, old_checksum text NOT NULL, new_checksum text NOT NULL, \
+             version {} NOT NULL, name text NOT NULL, old_checksum text NOT NULL, new_checksum text NOT NULL, \
              forced bool NOT NULL, os_user text NOT NULL, database_user text NOT NULL DEFAULT session_user, \
              repaired_at timestamptz NOT NULL DEFAULT clock_timestamp())",
-            tables.repairs()
+            tables.repairs(),
+            tables.width.sql_type()
         ),
     ]
 }
 
 pub fn create_texts_table(tables: &Tables) -> String {
     format!(
-        "CREATE TABLE IF NOT EXISTS {} (version int4 PRIMARY KEY, checksum text NOT NULL, text text NOT NULL)",
-        tables.texts()
+        "CREATE TABLE IF NOT EXISTS {} (version {} PRIMARY KEY, checksum text NOT NULL, text text NOT NULL)",
+        tables.texts(),
+        tables.width.sql_type()
     )
 }
 
@@ -307,7 +427,8 @@ pub fn read_applied_texts(
         .iter()
         .filter_map(|row| {
             let checksum: String = row.get(1);
-            Some((row.get(0), checksum.parse().ok()?, row.get(2)))
+            let VersionValue(version) = row.get(0);
+            Some((version, checksum.parse().ok()?, row.get(2)))
         })
         .collect())
 }

@@ -14,3 +14,4 @@ pub(crate) mod scaffold;
 pub(crate) mod source;
 pub mod sql;
 pub(crate) mod wait;
+pub(crate) mod widen;

@@ -32,6 +32,8 @@ pub struct Options {
 #[serde(untagged)]
 pub enum Param {
     Int(i32),
+    /// A migration's version, bound at the width of the table's column.
+    Version(i64),
     Text(String),
 }
 
@@ -70,11 +72,11 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(role: Role, sql: impl Into<String>) -> Step {
+    pub(crate) fn new(role: Role, sql: impl Into<String>) -> Step {
         Step::with(role, sql, Vec::new())
     }
 
-    fn with(role: Role, sql: impl Into<String>, params: Vec<Param>) -> Step {
+    pub(crate) fn with(role: Role, sql: impl Into<String>, params: Vec<Param>) -> Step {
         Step {
             role,
             sql: sql.into(),
@@ -108,6 +110,7 @@ impl Step {
                 .and_then(|number| self.params.get(number.checked_sub(1)?));
             match param {
                 Some(Param::Int(value)) => sql.push_str(&value.to_string()),
+                Some(Param::Version(value)) => sql.push_str(&value.to_string()),
                 Some(Param::Text(value)) => sql.push_str(&quote_literal(value)),
                 None => sql.push_str(&rest[dollar..dollar + 1 + digits]),
             }
@@ -315,12 +318,13 @@ pub fn reconcile<'a>(sources: &'a [SourceMigration], state: &DatabaseState) -> V
     let progress: BTreeMap<Version, &Progress> =
         state.progress.iter().map(|(v, p)| (*v, p)).collect();
     let highest_applied = state.applied.iter().map(|a| a.version).max();
+    let width = state.tables.width;
     let mut entries: Vec<Entry<'a>> = sources
         .iter()
         .map(|source| {
             let applied_row = applied.get(&source.version).copied();
             let state = match applied_row {
-                Some(row) if row.checksum == source.checksum && row.name == source.name => {
+                Some(row) if row.checksum == source.checksum(width) && row.name == source.name => {
                     State::Applied
                 }
                 Some(_) => State::Divergent,
@@ -364,6 +368,7 @@ pub fn plan<'a>(
     options: &Options,
 ) -> Result<Plan<'a>, PlanError> {
     let entries = reconcile(sources, state);
+    let width = state.tables.width;
     let mut problems = Vec::new();
     for entry in &entries {
         match (entry.state, entry.source, &entry.applied) {
@@ -378,7 +383,7 @@ pub fn plan<'a>(
                     "{}: changed after it was applied on {} (checksum {} then, {} now): restore the applied \
                      version and put the change in a new migration (if only comments or whitespace changed, \
                      `pgm migrate repair` records the new checksum)",
-                    source.path.display(), applied.applied_on, applied.checksum, source.checksum
+                    source.path.display(), applied.applied_on, applied.checksum, source.checksum(width)
                 )
             }),
             (State::Missing, _, Some(applied)) => problems.push(format!(
@@ -395,7 +400,7 @@ pub fn plan<'a>(
             )),
             (State::PartlyApplied, Some(source), _) => {
                 let progress = entry.progress.as_ref().expect("partly applied entries have progress");
-                if progress.checksum != source.checksum {
+                if progress.checksum != source.checksum(width) {
                     problems.push(format!(
                         "{}: an interrupted run completed {} of its statements, and the file changed since: \
                          restore the file as it was to finish it, then make further changes in a new migration",
@@ -438,9 +443,9 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
             Role::History,
             super::history::insert_applied(tables),
             vec![
-                Param::Int(source.version),
+                Param::Version(source.version),
                 Param::Text(source.name.clone()),
-                Param::Text(source.checksum.to_string()),
+                Param::Text(source.checksum(tables.width).to_string()),
             ],
         ),
         Step::with(
@@ -452,7 +457,7 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
                 tables.runs()
             ),
             vec![
-                Param::Int(source.version),
+                Param::Version(source.version),
                 Param::Text(source.parsed().mode.to_string()),
             ],
         ),
@@ -462,8 +467,8 @@ fn history_steps(source: &SourceMigration, tables: &Tables, started_at: &str) ->
             Role::History,
             super::history::upsert_text(tables),
             vec![
-                Param::Int(source.version),
-                Param::Text(source.checksum.to_string()),
+                Param::Version(source.version),
+                Param::Text(source.checksum(tables.width).to_string()),
                 Param::Text(source.text().to_owned()),
             ],
         ),
@@ -585,7 +590,7 @@ fn statement_steps(
         steps.push(Step::with(
             Role::StartJournal,
             format!("INSERT INTO {journal} (version, checksum, statement) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING"),
-            vec![Param::Int(source.version), Param::Text(source.checksum.to_string())],
+            vec![Param::Version(source.version), Param::Text(source.checksum(tables.width).to_string())],
         ));
     }
     let file = source.parsed();
@@ -711,7 +716,7 @@ fn closing_steps(source: &SourceMigration, tables: &Tables) -> Vec<Step> {
     steps.push(Step::with(
         Role::History,
         format!("DELETE FROM {journal} WHERE version = $1"),
-        vec![Param::Int(source.version)],
+        vec![Param::Version(source.version)],
     ));
     steps.push(Step::new(Role::Commit, "COMMIT"));
     steps
@@ -862,8 +867,8 @@ fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step
             tables.journal()
         ),
         vec![
-            Param::Int(source.version),
-            Param::Text(source.checksum.to_string()),
+            Param::Version(source.version),
+            Param::Text(source.checksum(tables.width).to_string()),
             Param::Int(index as i32 + 1),
         ],
     )
@@ -873,6 +878,7 @@ fn journal_step(source: &SourceMigration, tables: &Tables, index: usize) -> Step
 mod tests {
     use super::*;
     use crate::migrate::fixtures::*;
+    use crate::migrate::source::VersionWidth;
 
     /// One line a step: role, SQL, parameters; checksums as `CHECKSUM`.
     fn listing(steps: &[Step], source: &SourceMigration) -> Vec<String> {
@@ -883,11 +889,14 @@ mod tests {
                     .params
                     .iter()
                     .map(|param| match param {
-                        Param::Text(text) if *text == source.checksum.to_string() => {
+                        Param::Text(text)
+                            if *text == source.checksum(VersionWidth::Int4).to_string() =>
+                        {
                             "CHECKSUM".to_owned()
                         }
                         Param::Text(text) => format!("{text:?}"),
                         Param::Int(value) => value.to_string(),
+                        Param::Version(value) => value.to_string(),
                     })
                     .collect();
                 if params.is_empty() {
@@ -944,10 +953,10 @@ mod tests {
                 "Statement(1): INSERT INTO a VALUES (1);".to_owned(),
                 format!(
                     "History: {}",
-                    HISTORY_ROW
-                        .replace("$1", "1")
-                        .replace("$2", "'a'")
-                        .replace("$3", &format!("'{}'", sources[0].checksum))
+                    HISTORY_ROW.replace("$1", "1").replace("$2", "'a'").replace(
+                        "$3",
+                        &format!("'{}'", sources[0].checksum(VersionWidth::Int4))
+                    )
                 ),
                 format!(
                     "History: INSERT INTO \"public\".\"pgm_migration_runs\" (version, started_at, \
@@ -958,7 +967,10 @@ mod tests {
                     "History: {}",
                     TEXT_ROW
                         .replace("$1", "1")
-                        .replace("$2", &format!("'{}'", sources[0].checksum))
+                        .replace(
+                            "$2",
+                            &format!("'{}'", sources[0].checksum(VersionWidth::Int4))
+                        )
                         .replace("$3", &quote_literal(sources[0].text()))
                 ),
                 "Commit: COMMIT".to_owned(),
@@ -1203,7 +1215,7 @@ mod tests {
                      (checksum {} then, {} now): restore the applied version and put the change in a \
                      new migration (if only comments or whitespace changed, `pgm migrate repair` \
                      records the new checksum)",
-                    original[0].checksum, now[0].checksum
+                    original[0].checksum(VersionWidth::Int4), now[0].checksum(VersionWidth::Int4)
                 ),
                 "migrations/V2__bee.sql: version 2 was applied as \"b\" but the file is named \"bee\": \
                  a migration's name and contents are fixed once applied; restore the original and put \

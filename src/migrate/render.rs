@@ -6,7 +6,9 @@ use serde::Serialize;
 
 use super::plan::{Delivery, Entry, Plan, PlannedMigration, Role, State, Step, terminated};
 use super::runner::AppliedReport;
+use super::source::Version;
 use super::sql::Mode;
+use super::widen::Widening;
 
 /// A step's SQL with its parameters written in as literals: what a DBA
 /// would paste into psql.
@@ -30,6 +32,21 @@ fn mode_words(migration: &PlannedMigration<'_>) -> String {
             file.mode_reason
         ),
     }
+}
+
+/// The widening of the history to 64-bit versions, as the script it runs.
+pub fn write_widening(out: &mut dyn Write, widening: &Widening) -> io::Result<()> {
+    writeln!(
+        out,
+        "-- one transaction, retried after a lock timeout: {} table(s) rewritten with 64-bit versions\n\
+         -- (ACCESS EXCLUSIVE on each until COMMIT), then the checksums of {} applied migration(s)\n\
+         -- as refinery's 64-bit build computes them",
+        widening.tables, widening.checksums
+    )?;
+    for step in &widening.steps {
+        writeln!(out, "{}", terminated(&inline_params(step)))?;
+    }
+    Ok(())
 }
 
 pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
@@ -148,7 +165,7 @@ struct JsonPlan<'a> {
 
 #[derive(Serialize)]
 struct JsonMigration<'a> {
-    version: i32,
+    version: Version,
     name: &'a str,
     file: String,
     mode: Mode,
@@ -234,7 +251,7 @@ pub fn write_report_json(out: &mut dyn Write, applied: &[AppliedReport]) -> io::
 
 #[derive(Serialize)]
 struct JsonEntry<'a> {
-    version: i32,
+    version: Version,
     name: &'a str,
     state: State,
     file: Option<String>,
@@ -325,6 +342,7 @@ mod tests {
     use crate::migrate::fixtures::*;
     use crate::migrate::plan::{self, Param, Plan, reconcile};
     use crate::migrate::source::SourceMigration;
+    use crate::migrate::source::VersionWidth;
 
     fn rendered(write: impl FnOnce(&mut Vec<u8>) -> io::Result<()>) -> String {
         let mut out = Vec::new();
@@ -357,7 +375,7 @@ mod tests {
     fn with_checksums(text: &str, sources: &[SourceMigration]) -> String {
         sources.iter().fold(text.to_owned(), |text, source| {
             text.replace(
-                &source.checksum.to_string(),
+                &source.checksum(VersionWidth::Int4).to_string(),
                 &format!("CHECKSUM{}", source.version),
             )
         })
@@ -518,7 +536,7 @@ mod tests {
                 "role": "journal",
                 "index": 1,
                 "sql": "INSERT INTO \"public\".\"pgm_migration_journal\" (version, checksum, statement) VALUES ($1, $2, $3)",
-                "params": [2, sources[1].checksum.to_string(), 2],
+                "params": [2, sources[1].checksum(VersionWidth::Int4).to_string(), 2],
             })
         );
         assert_eq!(

@@ -11,8 +11,9 @@ use postgres::Client;
 use squawk_lexer::TokenKind;
 use thiserror::Error;
 
+use super::history::VersionValue;
 use super::history::{self, Applied, Tables};
-use super::source::{SourceMigration, Version};
+use super::source::{SourceMigration, Version, VersionWidth};
 use crate::location::{LineIndex, Location};
 
 #[derive(Debug, Error)]
@@ -176,7 +177,7 @@ pub fn repair(
     force: bool,
     actor: &Actor<'_>,
 ) -> Result<Vec<Repaired>, RepairError> {
-    let chosen = choose(sources, applied, files)?;
+    let chosen = choose(sources, applied, files, tables.width)?;
     let texts =
         history::read_applied_texts(client, tables).map_err(|source| RepairError::Query {
             what: "reading the applied texts",
@@ -218,6 +219,7 @@ fn choose<'a>(
     sources: &'a [SourceMigration],
     applied: &'a [Applied],
     files: &[PathBuf],
+    width: VersionWidth,
 ) -> Result<Vec<(&'a SourceMigration, &'a Applied)>, RepairError> {
     let row = |source: &SourceMigration| applied.iter().find(|a| a.version == source.version);
     if files.is_empty() {
@@ -225,7 +227,7 @@ fn choose<'a>(
             .iter()
             .filter_map(|source| row(source).map(|applied| (source, applied)))
             .filter(|(source, applied)| {
-                applied.checksum != source.checksum && applied.name == source.name
+                applied.checksum != source.checksum(width) && applied.name == source.name
             })
             .collect());
     }
@@ -243,7 +245,7 @@ fn choose<'a>(
                 applied_name: applied.name.clone(),
             });
         }
-        if applied.checksum == source.checksum {
+        if applied.checksum == source.checksum(width) {
             return Err(RepairError::Unchanged(file.clone()));
         }
         chosen.push((source, applied));
@@ -271,12 +273,13 @@ fn record(
         transaction.batch_execute(&statement).map_err(query)?;
     }
     for (source, applied, forced) in repairs {
-        let (old, new) = (applied.checksum.to_string(), source.checksum.to_string());
+        let (old, new) = (
+            applied.checksum.to_string(),
+            source.checksum(tables.width).to_string(),
+        );
+        let version = VersionValue(source.version);
         let updated = transaction
-            .execute(
-                &history::update_checksum(tables),
-                &[&source.version, &old, &new],
-            )
+            .execute(&history::update_checksum(tables), &[&version, &old, &new])
             .map_err(query)?;
         if updated != 1 {
             return Err(RepairError::Raced(source.path.clone()));
@@ -284,20 +287,13 @@ fn record(
         transaction
             .execute(
                 &history::insert_repair(tables),
-                &[
-                    &source.version,
-                    &source.name,
-                    &old,
-                    &new,
-                    forced,
-                    &actor.os_user,
-                ],
+                &[&version, &source.name, &old, &new, forced, &actor.os_user],
             )
             .map_err(query)?;
         transaction
             .execute(
                 &history::upsert_text(tables),
-                &[&source.version, &new, &source.text()],
+                &[&version, &new, &source.text()],
             )
             .map_err(query)?;
     }
@@ -308,7 +304,7 @@ fn record(
             path: source.path.clone(),
             version: source.version,
             old_checksum: applied.checksum,
-            new_checksum: source.checksum,
+            new_checksum: source.checksum(tables.width),
             forced: *forced,
         })
         .collect())

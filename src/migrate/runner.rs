@@ -20,7 +20,7 @@ use super::plan::{
     DatabaseState, ExistingIndex, OneQuery, Param, PartitionIndex, PartitionNode,
     PartitionedTarget, PlannedMigration, Role, Step,
 };
-use super::source::SourceMigration;
+use super::source::{SourceMigration, Version};
 use super::sql::{InvalidFiles, Mode};
 use crate::db::ident::QualifiedName;
 use crate::location::LineIndex;
@@ -101,9 +101,9 @@ pub fn read_state(
         let what = what.to_owned();
         move |source| RunError::Query { what, source }
     };
-    let tables = history::Tables::locate(client).map_err(query("locating the migration tables"))?;
-    let present =
-        history::tables_present(client, &tables).map_err(query("reading the migration tables"))?;
+    let (tables, present) =
+        history::Tables::locate(client, sources).map_err(query("locating the migration tables"))?;
+    tables.check_width(sources)?;
     let applied = history::read_applied(client, &tables, present)?;
     let progress = history::read_progress(client, &tables, present)?;
     let applied_versions: Vec<_> = applied.iter().map(|a| a.version).collect();
@@ -245,7 +245,7 @@ pub struct Runner<'a> {
 /// One applied migration, for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AppliedReport {
-    pub version: i32,
+    pub version: Version,
     pub name: String,
     pub file: String,
     pub mode: Mode,
@@ -283,7 +283,7 @@ fn original_position(error: &postgres::Error) -> Option<usize> {
 
 /// After a failure inside BEGIN the session is in an aborted transaction:
 /// back to idle, without the migration's settings.
-fn back_to_idle(client: &mut Client) {
+pub(crate) fn back_to_idle(client: &mut Client) {
     let _ = client.batch_execute("ROLLBACK");
     let _ = client.batch_execute("RESET ALL");
 }
@@ -555,6 +555,8 @@ pub fn execute(client: &mut Client, step: &Step) -> Result<(), postgres::Error> 
         .iter()
         .map(|param| match param {
             Param::Int(value) => (value as &(dyn ToSql + Sync), Type::INT4),
+            // Declared 64-bit: the server converts to the column's width.
+            Param::Version(value) => (value as &(dyn ToSql + Sync), Type::INT8),
             Param::Text(value) => (value as &(dyn ToSql + Sync), Type::TEXT),
         })
         .collect();

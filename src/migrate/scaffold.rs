@@ -11,7 +11,7 @@ use super::source::{self, SourceError, Version};
 use super::sql::NO_TRANSACTION_HEADER;
 
 /// The lowest version read as a timestamp (`YYYYMMDDHHMMSS`, 1900-01-01).
-pub const FIRST_TIMESTAMP_VERSION: i64 = 19_000_101_000_000;
+pub const FIRST_TIMESTAMP_VERSION: Version = 19_000_101_000_000;
 
 #[derive(Debug, Error)]
 pub enum NewError {
@@ -20,16 +20,7 @@ pub enum NewError {
          V{{version}}__{{name}}.sql), e.g. pgm migrate new {example}"
     )]
     BadName { name: String, example: String },
-    #[error(
-        "--timestamp gives version {candidate}, which does not fit the history table: \
-         refinery_schema_history stores versions as 32-bit integers (at most {max}), so \
-         YYYYMMDDHHMMSS versions cannot be recorded; number migrations in sequence (pgm migrate \
-         new NAME), and let two branches that took the same number meet as the duplicate-version \
-         error of pgm migrate",
-        max = Version::MAX
-    )]
-    TimestampTooLarge { candidate: i64 },
-    #[error("the highest version in the directory is {highest}: there is no next 32-bit version")]
+    #[error("the highest version in the directory is {highest}: there is no next 64-bit version")]
     NoNextVersion { highest: Version },
     #[error(transparent)]
     Source(#[from] SourceError),
@@ -115,31 +106,25 @@ pub fn next_version(
     timestamp: bool,
     now: DateTime<Utc>,
 ) -> Result<Version, NewError> {
-    let candidate = next_version_number(highest.map(i64::from), timestamp, now);
-    Version::try_from(candidate).map_err(|_| match highest {
-        Some(highest) if !timestamp && !is_timestamp(i64::from(highest)) => {
-            NewError::NoNextVersion { highest }
-        }
-        _ => NewError::TimestampTooLarge { candidate },
-    })
-}
-
-/// The numbering rule, on numbers wide enough for timestamps.
-fn next_version_number(highest: Option<i64>, timestamp: bool, now: DateTime<Utc>) -> i64 {
-    let after = highest.map_or(1, |highest| highest.saturating_add(1));
+    let after = match highest {
+        Some(highest) => highest
+            .checked_add(1)
+            .ok_or(NewError::NoNextVersion { highest })?,
+        None => 1,
+    };
     if timestamp || highest.is_some_and(is_timestamp) {
-        let clock: i64 = now
+        let clock: Version = now
             .format("%Y%m%d%H%M%S")
             .to_string()
             .parse()
             .expect("a formatted date is digits");
-        clock.max(after)
+        Ok(clock.max(after))
     } else {
-        after
+        Ok(after)
     }
 }
 
-fn is_timestamp(version: i64) -> bool {
+fn is_timestamp(version: Version) -> bool {
     version >= FIRST_TIMESTAMP_VERSION
 }
 
@@ -216,43 +201,20 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn timestamps_are_the_clock_and_always_higher_than_the_highest() {
-        assert_eq!(next_version_number(None, true, at(NOON)), 20270304123045);
-        assert_eq!(next_version_number(Some(7), true, at(NOON)), 20270304123045);
-        // The clock at or behind the newest file (another branch, a skewed clock).
-        assert_eq!(
-            next_version_number(Some(20270304123045), true, at(NOON)),
-            20270304123046
-        );
-        assert_eq!(
-            next_version_number(Some(20280101000000), true, at(NOON)),
-            20280101000001
-        );
-        // A directory numbered by timestamps stays so without the flag.
-        assert_eq!(
-            next_version_number(Some(20260101000000), false, at(NOON)),
-            20270304123045
-        );
-        assert_eq!(
-            next_version_number(Some(18991231), false, at(NOON)),
-            18991232
-        );
+    fn next(highest: Option<Version>, timestamp: bool, now: DateTime<Utc>) -> Version {
+        next_version(highest, timestamp, now).unwrap()
     }
 
     #[test]
-    fn a_timestamp_does_not_fit_the_history_table() {
-        let error = next_version(Some(3), true, at(NOON)).unwrap_err();
-        assert!(
-            matches!(
-                error,
-                NewError::TimestampTooLarge {
-                    candidate: 20270304123045
-                }
-            ),
-            "{error}"
-        );
-        assert!(error.to_string().contains("at most 2147483647"), "{error}");
+    fn timestamps_are_the_clock_and_always_higher_than_the_highest() {
+        assert_eq!(next(None, true, at(NOON)), 20270304123045);
+        assert_eq!(next(Some(7), true, at(NOON)), 20270304123045);
+        // The clock at or behind the newest file (another branch, a skewed clock).
+        assert_eq!(next(Some(20270304123045), true, at(NOON)), 20270304123046);
+        assert_eq!(next(Some(20280101000000), true, at(NOON)), 20280101000001);
+        // A directory numbered by timestamps stays so without the flag.
+        assert_eq!(next(Some(20260101000000), false, at(NOON)), 20270304123045);
+        assert_eq!(next(Some(18991231), false, at(NOON)), 18991232);
     }
 
     #[test]

@@ -5,12 +5,41 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use std::hash::{Hash, Hasher};
+
 use refinery::Migration;
+use siphasher::sip::SipHasher13;
 use thiserror::Error;
 
 use super::sql::{self, InvalidFiles, ParsedFile, SqlError};
 
-pub type Version = i32;
+/// A migration's version: 64 bits, so `YYYYMMDDHHMMSS` versions fit; a
+/// history table of 32-bit versions (refinery's default) holds the smaller ones.
+pub type Version = i64;
+
+/// How the history table stores versions, which also decides the checksum:
+/// refinery hashes the version at the width it was built with (32 bits by
+/// default, 64 with its `int8-versions` feature).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionWidth {
+    #[default]
+    Int4,
+    Int8,
+}
+
+impl VersionWidth {
+    pub fn holds(self, version: Version) -> bool {
+        self == VersionWidth::Int8 || i32::try_from(version).is_ok()
+    }
+
+    pub fn sql_type(self) -> &'static str {
+        match self {
+            VersionWidth::Int4 => "int4",
+            VersionWidth::Int8 => "int8",
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum SourceError {
@@ -26,7 +55,7 @@ pub enum SourceError {
         path.display()
     )]
     BadName { path: PathBuf },
-    #[error("{}: the version does not fit a 32-bit integer, as the history table stores it", path.display())]
+    #[error("{}: the version does not fit a 64-bit integer", path.display())]
     VersionTooLarge { path: PathBuf },
     #[error("{} and {} both have version {version}: give one of them the next free version", first.display(), second.display())]
     DuplicateVersion {
@@ -66,13 +95,31 @@ pub struct SourceMigration {
     pub name: String,
     pub kind: Kind,
     pub path: PathBuf,
-    /// refinery's checksum of name, version and text.
-    pub checksum: u64,
+    checksums: Checksums,
     text: String,
     parsed: Option<ParsedFile>,
 }
 
+/// refinery's checksum of name, version and text, at each version width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Checksums {
+    /// None when the version does not fit 32 bits.
+    int4: Option<u64>,
+    int8: u64,
+}
+
 impl SourceMigration {
+    /// The checksum a history table of this width holds for the file. A
+    /// version wider than the table has no such checksum: the runs refuse
+    /// it before comparing (see `history::check_width`), and the 64-bit one
+    /// stands in.
+    pub fn checksum(&self, width: VersionWidth) -> u64 {
+        match width {
+            VersionWidth::Int4 => self.checksums.int4.unwrap_or(self.checksums.int8),
+            VersionWidth::Int8 => self.checksums.int8,
+        }
+    }
+
     pub fn file_name(&self) -> String {
         self.path
             .file_name()
@@ -99,24 +146,54 @@ impl SourceMigration {
     /// checksummed as refinery does; not parsed yet.
     pub fn from_text(path: PathBuf, text: String) -> Result<SourceMigration, SourceError> {
         let stem = migration_stem(&path)?;
-        let migration = Migration::unapplied(stem, &text)
+        let kind = match stem.starts_with('U') {
+            true => Kind::Unversioned,
+            false => Kind::Versioned,
+        };
+        let (digits, name) = stem[1..]
+            .split_once("__")
+            .expect("a valid stem has a version and a name");
+        let version: Version = digits
+            .parse()
             .map_err(|_| SourceError::VersionTooLarge { path: path.clone() })?;
-        // refinery does not export its prefix type; its Display is the prefix letter.
-        let kind = if migration.prefix().to_string() == "U" {
-            Kind::Unversioned
-        } else {
-            Kind::Versioned
+        // refinery itself for the 32-bit width, the one its default build
+        // uses; the 64-bit width hashes the same fields as its
+        // `int8-versions` build.
+        let int4 = Migration::unapplied(stem, &text)
+            .ok()
+            .map(|migration| migration.checksum());
+        let checksums = Checksums {
+            int4,
+            int8: checksum_of(name, version, &text),
         };
         Ok(SourceMigration {
-            version: migration.version(),
-            name: migration.name().to_owned(),
+            version,
+            name: name.to_owned(),
             kind,
-            checksum: migration.checksum(),
+            checksums,
             path,
             text,
             parsed: None,
         })
     }
+}
+
+/// refinery's checksum of a migration at a version width.
+pub fn checksum(name: &str, version: Version, text: &str, width: VersionWidth) -> u64 {
+    match (width, i32::try_from(version)) {
+        (VersionWidth::Int4, Ok(version)) => checksum_of(name, version, text),
+        _ => checksum_of(name, version, text),
+    }
+}
+
+/// refinery's checksum: SipHash-1-3 of the name, the version at its width
+/// and the text, each as `Hash` writes it.
+fn checksum_of(name: &str, version: impl Hash, text: &str) -> u64 {
+    let mut hasher = SipHasher13::new();
+    name.to_owned().hash(&mut hasher);
+    version.hash(&mut hasher);
+    text.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The file name of a migration without `.sql`, when it is named as one must be.
@@ -267,6 +344,62 @@ mod tests {
         assert!(is_valid_name("add_orders2"));
         assert!(!is_valid_name("add orders"));
         assert!(!is_valid_name(""));
+    }
+
+    fn checksums(stem: &str, text: &str) -> Checksums {
+        SourceMigration::from_text(PathBuf::from(format!("{stem}.sql")), text.to_owned())
+            .unwrap()
+            .checksums
+    }
+
+    /// The 32-bit checksum is refinery's own; the hashing that gives the
+    /// 64-bit one must give refinery's at 32 bits too.
+    #[test]
+    fn the_checksum_formula_is_refinerys_at_32_bits() {
+        for (stem, name, version, text) in [
+            ("V1__init", "init", 1, "CREATE TABLE a (id int);\n"),
+            ("U7__refresh", "refresh", 7, "SELECT 1;"),
+            ("V2147483647__last", "last", i32::MAX, ""),
+            ("V0042__ünïcode", "ünïcode", 42, "-- é\r\nSELECT 'ß';"),
+        ] {
+            let checksums = checksums(stem, text);
+            assert_eq!(checksums.int4, Some(checksum_of(name, version, text)));
+            assert_ne!(checksums.int4, Some(checksums.int8));
+        }
+    }
+
+    /// Values printed by refinery-core 0.10.1 built with `int8-versions`.
+    #[test]
+    fn the_64_bit_checksum_is_refinerys_int8_versions_checksum() {
+        for (stem, text, expected) in [
+            (
+                "V1__init",
+                "CREATE TABLE a (id int);\n",
+                8578745575425343912,
+            ),
+            (
+                "V20261123160000__add_orders",
+                "CREATE TABLE orders (id bigint PRIMARY KEY);\n",
+                11830511706417636397,
+            ),
+            ("U7__refresh", "SELECT 1;", 7465278086369672123),
+        ] {
+            assert_eq!(checksums(stem, text).int8, expected, "{stem}");
+        }
+        assert_eq!(checksums("V20261123160000__x", "").int4, None);
+    }
+
+    #[test]
+    fn versions_up_to_64_bits_are_read() {
+        let read = |stem: &str| {
+            SourceMigration::from_text(PathBuf::from(format!("{stem}.sql")), String::new())
+        };
+        assert_eq!(read("V9223372036854775807__x").unwrap().version, i64::MAX);
+        assert!(matches!(
+            read("V9223372036854775808__x"),
+            Err(SourceError::VersionTooLarge { .. })
+        ));
+        assert_eq!(read("V007__x").unwrap().version, 7);
     }
 
     #[test]

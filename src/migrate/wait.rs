@@ -14,7 +14,7 @@ use crate::db::{self, ConnectError, ConnectionSettings, quote_ident, quote_liter
 use crate::duration::Timeout;
 
 use super::history::HISTORY_TABLE;
-use super::source::{SourceMigration, Version};
+use super::source::{SourceMigration, Version, VersionWidth};
 
 /// How many migrations a progress line or an error names before "and N more".
 const LISTED: usize = 10;
@@ -124,20 +124,18 @@ pub fn wait(
 
 /// The awaited migrations the history does not hold, in version order; an
 /// error for one it holds with another checksum.
-fn missing(
-    awaited: &[&SourceMigration],
-    applied: &HashMap<Version, String>,
-) -> Result<Vec<String>, WaitError> {
+fn missing(awaited: &[&SourceMigration], applied: &Applied) -> Result<Vec<String>, WaitError> {
     let mut missing = Vec::new();
     for source in awaited {
-        match applied.get(&source.version) {
+        let on_disk = source.checksum(applied.width);
+        match applied.checksums.get(&source.version) {
             None => missing.push(label(source)),
-            Some(checksum) if checksum.trim().parse::<u64>() == Ok(source.checksum) => {}
+            Some(checksum) if checksum.trim().parse::<u64>() == Ok(on_disk) => {}
             Some(checksum) => {
                 return Err(WaitError::Divergent {
                     file: source.file_name(),
                     applied: checksum.clone(),
-                    on_disk: source.checksum,
+                    on_disk,
                 });
             }
         }
@@ -199,7 +197,7 @@ impl Poller {
         &mut self,
         settings: &ConnectionSettings,
         deadline: Instant,
-    ) -> Result<HashMap<Version, String>, PollError> {
+    ) -> Result<Applied, PollError> {
         if self.client.is_none() {
             let mut settings = settings.clone();
             // connect retries a server that is down or starting up until
@@ -219,37 +217,50 @@ impl Poller {
     }
 }
 
+/// The history table's rows: each version's checksum, and the width of
+/// the versions, which decides the checksums.
+#[derive(Debug, Default)]
+struct Applied {
+    checksums: HashMap<Version, String>,
+    width: VersionWidth,
+}
+
 /// One query in the steady state: the history table's versions (until the
 /// table exists, whether it does).
-fn read(
-    client: &mut Client,
-    history_exists: &mut bool,
-) -> Result<HashMap<Version, String>, PollError> {
+fn read(client: &mut Client, history_exists: &mut bool) -> Result<Applied, PollError> {
     let table = quote_ident(HISTORY_TABLE);
     if !*history_exists {
         let exists = format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&table));
         let rows = client.simple_query(&exists).map_err(classify)?;
         *history_exists = first_values(&rows).next().flatten() == Some("t");
         if !*history_exists {
-            return Ok(HashMap::new());
+            return Ok(Applied::default());
         }
     }
-    let sql = format!("SELECT version, coalesce(checksum, '') FROM {table}");
+    let sql = format!(
+        "SELECT version, coalesce(checksum, ''), pg_typeof(version) = 'bigint'::regtype FROM {table}"
+    );
     match client.simple_query(&sql) {
-        Ok(rows) => Ok(rows
-            .iter()
-            .filter_map(|message| match message {
-                SimpleQueryMessage::Row(row) => Some((
-                    row.get(0).and_then(|v| v.parse().ok())?,
-                    row.get(1).unwrap_or_default().to_owned(),
-                )),
+        Ok(rows) => {
+            let mut applied = Applied::default();
+            for row in rows.iter().filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some(row),
                 _ => None,
-            })
-            .collect()),
+            }) {
+                if row.get(2) == Some("t") {
+                    applied.width = VersionWidth::Int8;
+                }
+                if let Some(version) = row.get(0).and_then(|v| v.parse().ok()) {
+                    let checksum = row.get(1).unwrap_or_default().to_owned();
+                    applied.checksums.insert(version, checksum);
+                }
+            }
+            Ok(applied)
+        }
         // Dropped since (or the search path changed): nothing applied.
         Err(error) if error.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {
             *history_exists = false;
-            Ok(HashMap::new())
+            Ok(Applied::default())
         }
         Err(error) => Err(classify(error)),
     }
@@ -297,13 +308,14 @@ mod tests {
             source("V2__b.sql", "SELECT 2;"),
         );
         let awaited = [&one, &two];
-        let mut applied = HashMap::new();
+        let mut applied = Applied::default();
         assert_eq!(missing(&awaited, &applied).unwrap(), ["V1__a", "V2__b"]);
-        applied.insert(1, one.checksum.to_string());
+        let checksums = &mut applied.checksums;
+        checksums.insert(1, one.checksum(VersionWidth::Int4).to_string());
         // Applied versions without a file (a newer deploy) are not waited for.
-        applied.insert(9, "1".to_owned());
+        checksums.insert(9, "1".to_owned());
         assert_eq!(missing(&awaited, &applied).unwrap(), ["V2__b"]);
-        applied.insert(2, "12345".to_owned());
+        applied.checksums.insert(2, "12345".to_owned());
         let error = missing(&awaited, &applied).unwrap_err();
         assert!(
             error
