@@ -67,109 +67,148 @@ impl SameFile {
     /// Reads the file's statements; `in_transaction` is how pgm runs it.
     /// Statement by statement, every statement commits, so nothing is excused.
     pub fn read(parse: &squawk_syntax::Parse<SourceFile>, in_transaction: bool) -> SameFile {
-        let mut same_file = SameFile::default();
         if !in_transaction {
-            return same_file;
+            return SameFile::default();
         }
-        let mut search_path: Option<String> = None;
-        let mut created: Vec<Resolved> = Vec::new();
-        let mut drops: Vec<(Range<usize>, Vec<Resolved>)> = Vec::new();
-        let mut views: Vec<(usize, Resolved)> = Vec::new();
+        let mut reader = Reader::default();
         for stmt in parse.tree().stmts() {
-            let node = stmt.syntax();
-            let range =
-                usize::from(node.text_range().start())..usize::from(node.text_range().end());
-            let resolve = |name: Option<(Option<String>, String)>, temp: bool| {
-                name.map(|(schema, name)| Resolved {
-                    schema: if temp {
-                        Some(TEMP_SCHEMA.to_owned())
-                    } else {
-                        schema.or_else(|| search_path.clone())
-                    },
-                    name,
-                })
-            };
-            match &stmt {
-                ast::Stmt::Set(_) => {
-                    if let Some(first) = search_path_set(node) {
-                        search_path = first;
-                    }
-                }
-                ast::Stmt::Reset(_)
-                    if node
-                        .text()
-                        .to_string()
-                        .to_lowercase()
-                        .contains("search_path") =>
-                {
-                    search_path = None;
-                }
-                ast::Stmt::CreateTable(create) if create.if_not_exists().is_none() => {
-                    let name = create.table_name().and_then(|n| name_of(n.syntax()));
-                    created.extend(resolve(name, is_temp(create.persistence())));
-                }
-                ast::Stmt::CreateTableAs(create) if create.if_not_exists().is_none() => {
-                    let name = create.table_name().and_then(|n| name_of(n.syntax()));
-                    created.extend(resolve(name, is_temp(create.persistence())));
-                }
-                ast::Stmt::SelectInto(_) | ast::Stmt::Select(_) | ast::Stmt::CompoundSelect(_) => {
-                    // SELECT … INTO creates its table; the INTO of a CTE or a
-                    // subquery is refused by PostgreSQL, so the first is the one.
-                    if let Some(into) = node.descendants().find_map(ast::IntoClause::cast) {
-                        let name = into.table_name().and_then(|n| name_of(n.syntax()));
-                        created.extend(resolve(name, is_temp(into.persistence())));
-                    }
-                }
-                ast::Stmt::AlterTable(_) | ast::Stmt::CreateIndex(_) => {
-                    let target = node
-                        .children()
-                        .find(|child| child.kind() == SyntaxKind::TABLE_RELATION_NAME)
-                        .and_then(|n| name_of(&n));
-                    if let Some((schema, name)) = target {
-                        let candidates = match schema {
-                            Some(schema) => vec![Some(schema)],
-                            None => vec![search_path.clone(), Some(TEMP_SCHEMA.to_owned())],
-                        };
-                        if candidates.into_iter().any(|schema| {
-                            created.contains(&Resolved {
-                                schema,
-                                name: name.clone(),
-                            })
-                        }) {
-                            same_file.on_new_tables.push(range);
-                        }
-                    }
-                }
-                ast::Stmt::DropView(_) | ast::Stmt::DropMaterializedView(_) => {
-                    // CASCADE drops views the file may not recreate.
-                    let cascade = node
-                        .descendants_with_tokens()
-                        .any(|element| element.kind() == SyntaxKind::CASCADE_KW);
-                    let names: Option<Vec<Resolved>> = node
-                        .children()
-                        .filter(|child| child.kind() == SyntaxKind::VIEW_REF)
-                        .map(|view| resolve(name_of(&view), false))
-                        .collect();
-                    if let Some(names) = names
-                        && !cascade
-                        && !names.is_empty()
-                    {
-                        drops.push((range, names));
-                    }
-                }
-                ast::Stmt::CreateView(create) => {
-                    let temp = is_temp(create.persistence());
-                    let name = create.view().and_then(|v| name_of(v.syntax()));
-                    views.extend(resolve(name, temp).map(|name| (range.start, name)));
-                }
-                ast::Stmt::CreateMaterializedView(create) if create.if_not_exists().is_none() => {
-                    let name = create.view().and_then(|v| name_of(v.syntax()));
-                    views.extend(resolve(name, false).map(|name| (range.start, name)));
-                }
-                _ => {}
-            }
+            reader.statement(&stmt);
         }
-        same_file.recreated_drops = drops
+        reader.finish()
+    }
+}
+
+/// What the statements read so far say: the search path, the tables and
+/// views created, the views dropped.
+#[derive(Default)]
+struct Reader {
+    search_path: Option<String>,
+    created: Vec<Resolved>,
+    on_new_tables: Vec<Range<usize>>,
+    drops: Vec<(Range<usize>, Vec<Resolved>)>,
+    views: Vec<(usize, Resolved)>,
+}
+
+impl Reader {
+    fn statement(&mut self, stmt: &ast::Stmt) {
+        let node = stmt.syntax();
+        let range = usize::from(node.text_range().start())..usize::from(node.text_range().end());
+        match stmt {
+            ast::Stmt::Set(_) => {
+                if let Some(first) = search_path_set(node) {
+                    self.search_path = first;
+                }
+            }
+            ast::Stmt::Reset(_)
+                if node
+                    .text()
+                    .to_string()
+                    .to_lowercase()
+                    .contains("search_path") =>
+            {
+                self.search_path = None;
+            }
+            ast::Stmt::CreateTable(create) if create.if_not_exists().is_none() => {
+                let name = create.table_name().and_then(|n| name_of(n.syntax()));
+                self.created(name, is_temp(create.persistence()));
+            }
+            ast::Stmt::CreateTableAs(create) if create.if_not_exists().is_none() => {
+                let name = create.table_name().and_then(|n| name_of(n.syntax()));
+                self.created(name, is_temp(create.persistence()));
+            }
+            ast::Stmt::SelectInto(_) | ast::Stmt::Select(_) | ast::Stmt::CompoundSelect(_) => {
+                // SELECT … INTO creates its table; the INTO of a CTE or a
+                // subquery is refused by PostgreSQL, so the first is the one.
+                if let Some(into) = node.descendants().find_map(ast::IntoClause::cast) {
+                    let name = into.table_name().and_then(|n| name_of(n.syntax()));
+                    self.created(name, is_temp(into.persistence()));
+                }
+            }
+            ast::Stmt::AlterTable(_) | ast::Stmt::CreateIndex(_) => self.changed_table(node, range),
+            ast::Stmt::DropView(_) | ast::Stmt::DropMaterializedView(_) => {
+                self.dropped_views(node, range)
+            }
+            ast::Stmt::CreateView(create) => {
+                let name = create.view().and_then(|v| name_of(v.syntax()));
+                self.created_view(range.start, name, is_temp(create.persistence()));
+            }
+            ast::Stmt::CreateMaterializedView(create) if create.if_not_exists().is_none() => {
+                let name = create.view().and_then(|v| name_of(v.syntax()));
+                self.created_view(range.start, name, false);
+            }
+            _ => {}
+        }
+    }
+
+    fn resolve(&self, name: Option<(Option<String>, String)>, temp: bool) -> Option<Resolved> {
+        name.map(|(schema, name)| Resolved {
+            schema: if temp {
+                Some(TEMP_SCHEMA.to_owned())
+            } else {
+                schema.or_else(|| self.search_path.clone())
+            },
+            name,
+        })
+    }
+
+    fn created(&mut self, name: Option<(Option<String>, String)>, temp: bool) {
+        let resolved = self.resolve(name, temp);
+        self.created.extend(resolved);
+    }
+
+    fn created_view(&mut self, at: usize, name: Option<(Option<String>, String)>, temp: bool) {
+        let resolved = self.resolve(name, temp);
+        self.views.extend(resolved.map(|name| (at, name)));
+    }
+
+    /// An ALTER TABLE or CREATE INDEX: excused when its table is one the
+    /// file created (an unqualified name may also be a temporary table).
+    fn changed_table(&mut self, node: &SyntaxNode, range: Range<usize>) {
+        let target = node
+            .children()
+            .find(|child| child.kind() == SyntaxKind::TABLE_RELATION_NAME)
+            .and_then(|n| name_of(&n));
+        let Some((schema, name)) = target else {
+            return;
+        };
+        let candidates = match schema {
+            Some(schema) => vec![Some(schema)],
+            None => vec![self.search_path.clone(), Some(TEMP_SCHEMA.to_owned())],
+        };
+        let created = candidates.into_iter().any(|schema| {
+            self.created.contains(&Resolved {
+                schema,
+                name: name.clone(),
+            })
+        });
+        if created {
+            self.on_new_tables.push(range);
+        }
+    }
+
+    fn dropped_views(&mut self, node: &SyntaxNode, range: Range<usize>) {
+        // CASCADE drops views the file may not recreate.
+        let cascade = node
+            .descendants_with_tokens()
+            .any(|element| element.kind() == SyntaxKind::CASCADE_KW);
+        let names: Option<Vec<Resolved>> = node
+            .children()
+            .filter(|child| child.kind() == SyntaxKind::VIEW_REF)
+            .map(|view| self.resolve(name_of(&view), false))
+            .collect();
+        if let Some(names) = names
+            && !cascade
+            && !names.is_empty()
+        {
+            self.drops.push((range, names));
+        }
+    }
+
+    /// A drop is excused when every view it drops is created again after it.
+    fn finish(self) -> SameFile {
+        let views = &self.views;
+        let recreated_drops = self
+            .drops
             .into_iter()
             .filter(|(range, names)| {
                 names.iter().all(|name| {
@@ -180,9 +219,14 @@ impl SameFile {
             })
             .map(|(range, _)| range)
             .collect();
-        same_file
+        SameFile {
+            on_new_tables: self.on_new_tables,
+            recreated_drops,
+        }
     }
+}
 
+impl SameFile {
     /// Whether squawk's finding of `rule` at byte `offset` is moot here.
     pub fn excuses(&self, rule: SquawkRule, offset: usize) -> bool {
         let within = |ranges: &[Range<usize>]| ranges.iter().any(|r| r.contains(&offset));

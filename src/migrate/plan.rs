@@ -627,9 +627,7 @@ fn one_statement_steps(
     expanded: &mut Vec<(usize, String)>,
 ) -> Vec<Step> {
     let StatementToPlan {
-        source,
-        index,
-        statement,
+        index, statement, ..
     } = *planned;
     let existing = statement
         .concurrent_index
@@ -661,6 +659,21 @@ fn one_statement_steps(
         ));
         return partitioned_index_steps(index, parts, target, options);
     }
+    statement_steps_alone(planned, existing, options)
+}
+
+/// A statement on its own, after the drop of the INVALID index an
+/// interrupted concurrent build of it left.
+fn statement_steps_alone(
+    planned: &StatementToPlan<'_>,
+    leftover: Option<&ExistingIndex>,
+    options: &Options,
+) -> Vec<Step> {
+    let StatementToPlan {
+        source,
+        index,
+        statement,
+    } = *planned;
     // A CONCURRENTLY statement's table lock lets reads and writes through,
     // and its wait for older transactions blocks nobody: it may wait long,
     // under its own budget, instead of failing into the same wall again
@@ -670,7 +683,7 @@ fn one_statement_steps(
     if patient {
         steps.push(lock_timeout_step(options.snapshot_wait));
     }
-    if let Some(index_row) = existing {
+    if let Some(index_row) = leftover {
         let mut drop = Step::new(
             Role::DropLeftover(index),
             format!(
