@@ -749,119 +749,117 @@ fn partitioned_index_steps(
     target: &PartitionedTarget,
     options: &Options,
 ) -> Vec<Step> {
-    let mut steps = Vec::new();
-    let unique = if parts.unique { "UNIQUE " } else { "" };
-    steps.push(Step::new(
-        Role::Statement(statement),
-        format!(
-            "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {} {}",
-            quote_ident(&parts.name),
-            target.name.quoted(),
-            parts.body
-        ),
-    ));
-    let parent_index = QualifiedName::new(target.name.schema.clone(), parts.name.clone());
-    roll_out_below(
+    let rollout = Rollout {
         statement,
         parts,
         target,
-        &target.name,
-        &parent_index,
         options,
-        &mut steps,
-    );
+    };
+    let mut steps = vec![rollout.on_only(&parts.name, &target.name)];
+    let parent_index = QualifiedName::new(target.name.schema.clone(), parts.name.clone());
+    rollout.below(&target.name, &parent_index, &mut steps);
     steps
 }
 
-fn roll_out_below(
+/// One partitioned index statement, rolled out partition by partition.
+struct Rollout<'a> {
     statement: usize,
-    parts: &IndexParts,
-    target: &PartitionedTarget,
-    table: &QualifiedName,
-    index: &QualifiedName,
-    options: &Options,
-    steps: &mut Vec<Step>,
-) {
-    let unique = if parts.unique { "UNIQUE " } else { "" };
-    for partition in target.partitions.iter().filter(|p| &p.parent == table) {
-        let attached = partition
-            .indexes
-            .iter()
-            .find(|i| i.attached_to.as_deref() == Some(index.name.as_str()));
-        if let Some(attached) = attached {
-            // Attached already; a sub-partitioned one may still lack
-            // indexes below it.
-            if partition.partitioned && !attached.valid {
-                let own = QualifiedName::new(partition.name.schema.clone(), attached.name.clone());
-                roll_out_below(
-                    statement,
-                    parts,
-                    target,
-                    &partition.name,
-                    &own,
-                    options,
-                    steps,
-                );
+    parts: &'a IndexParts,
+    target: &'a PartitionedTarget,
+    options: &'a Options,
+}
+
+impl Rollout<'_> {
+    /// The index `index` of `table`'s partitions: each partition's own,
+    /// built (or, for a sub-partitioned one, rolled out below it) and attached.
+    fn below(&self, table: &QualifiedName, index: &QualifiedName, steps: &mut Vec<Step>) {
+        let partitions = self.target.partitions.iter().filter(|p| &p.parent == table);
+        for partition in partitions {
+            let attached = partition
+                .indexes
+                .iter()
+                .find(|i| i.attached_to.as_deref() == Some(index.name.as_str()));
+            if let Some(attached) = attached {
+                // Attached already; a sub-partitioned one may still lack
+                // indexes below it.
+                if partition.partitioned && !attached.valid {
+                    let own =
+                        QualifiedName::new(partition.name.schema.clone(), attached.name.clone());
+                    self.below(&partition.name, &own, steps);
+                }
+                continue;
             }
-            continue;
-        }
-        let child = QualifiedName::new(
-            partition.name.schema.clone(),
-            child_index_name(&partition.name.name, &parts.name),
-        );
-        if partition.partitioned {
+            let child = QualifiedName::new(
+                partition.name.schema.clone(),
+                child_index_name(&partition.name.name, &self.parts.name),
+            );
+            if partition.partitioned {
+                steps.push(self.on_only(&child.name, &partition.name));
+                self.below(&partition.name, &child, steps);
+            } else {
+                steps.extend(self.build(partition, &child));
+            }
             steps.push(Step::new(
-                Role::Statement(statement),
+                Role::Statement(self.statement),
                 format!(
-                    "CREATE {unique}INDEX IF NOT EXISTS {} ON ONLY {} {}",
-                    quote_ident(&child.name),
-                    partition.name.quoted(),
-                    parts.body
+                    "ALTER INDEX {} ATTACH PARTITION {}",
+                    index.quoted(),
+                    child.quoted()
                 ),
             ));
-            roll_out_below(
-                statement,
-                parts,
-                target,
-                &partition.name,
-                &child,
-                options,
-                steps,
-            );
-        } else {
-            let existing = partition.indexes.iter().find(|i| i.name == child.name);
-            if existing.is_none_or(|found| !found.valid) {
-                steps.push(lock_timeout_step(options.snapshot_wait));
-                if existing.is_some() {
-                    let mut drop = Step::new(
-                        Role::DropLeftover(statement),
-                        format!("DROP INDEX CONCURRENTLY IF EXISTS {}", child.quoted()),
-                    );
-                    drop.patient = true;
-                    steps.push(drop);
-                }
-                let mut build = Step::new(
-                    Role::Statement(statement),
-                    format!(
-                        "CREATE {unique}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
-                        quote_ident(&child.name),
-                        partition.name.quoted(),
-                        parts.body
-                    ),
-                );
-                build.patient = true;
-                steps.push(build);
-                steps.push(lock_timeout_step(options.lock_timeout));
-            }
         }
-        steps.push(Step::new(
-            Role::Statement(statement),
+    }
+
+    /// The index created on the partitioned table alone: INVALID until
+    /// every partition has one attached.
+    fn on_only(&self, name: &str, table: &QualifiedName) -> Step {
+        Step::new(
+            Role::Statement(self.statement),
             format!(
-                "ALTER INDEX {} ATTACH PARTITION {}",
-                index.quoted(),
-                child.quoted()
+                "CREATE {}INDEX IF NOT EXISTS {} ON ONLY {} {}",
+                self.unique(),
+                quote_ident(name),
+                table.quoted(),
+                self.parts.body
             ),
-        ));
+        )
+    }
+
+    /// A leaf partition's index, built concurrently under the snapshot
+    /// budget, after the drop of an INVALID one a killed build left; none
+    /// when a valid one is there.
+    fn build(&self, partition: &PartitionNode, child: &QualifiedName) -> Vec<Step> {
+        let existing = partition.indexes.iter().find(|i| i.name == child.name);
+        if existing.is_some_and(|found| found.valid) {
+            return Vec::new();
+        }
+        let mut steps = vec![lock_timeout_step(self.options.snapshot_wait)];
+        if existing.is_some() {
+            let mut drop = Step::new(
+                Role::DropLeftover(self.statement),
+                format!("DROP INDEX CONCURRENTLY IF EXISTS {}", child.quoted()),
+            );
+            drop.patient = true;
+            steps.push(drop);
+        }
+        let mut build = Step::new(
+            Role::Statement(self.statement),
+            format!(
+                "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {} {}",
+                self.unique(),
+                quote_ident(&child.name),
+                partition.name.quoted(),
+                self.parts.body
+            ),
+        );
+        build.patient = true;
+        steps.push(build);
+        steps.push(lock_timeout_step(self.options.lock_timeout));
+        steps
+    }
+
+    fn unique(&self) -> &'static str {
+        if self.parts.unique { "UNIQUE " } else { "" }
     }
 }
 
