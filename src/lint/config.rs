@@ -75,41 +75,8 @@ pub fn parse(path: &Path, text: &str) -> Result<LintConfig, PolicyError> {
     let exclude = names(&raw.exclude, "exclude");
     let include = names(&raw.include, "include");
     let warn = names(&raw.warn, "warn");
-    let refusals = [
-        (
-            &exclude,
-            "exclude",
-            "cannot be excluded: `pgm migrate` refuses such a file whatever lint says, so fix \
-             the file instead",
-        ),
-        (
-            &warn,
-            "warn",
-            "cannot be a warning: `pgm migrate` refuses such a file",
-        ),
-    ];
-    for (list, key, why) in refusals {
-        for (rule, span) in list {
-            if matches!(rule, RuleId::Pgm(pgm) if pgm.is_refusal()) {
-                problem(span.clone(), format!("[lint] {key}: {rule} {why}"));
-            }
-        }
-    }
-    for (rule, span) in &warn {
-        if exclude.iter().any(|(excluded, _)| excluded == rule) {
-            problem(
-                span.clone(),
-                format!("[lint] warn: {rule} is also excluded; keep it in one list"),
-            );
-        }
-    }
-    for (rule, span) in &include {
-        if let Some(why) = rules::satisfied_by_pgm(*rule) {
-            problem(
-                span.clone(),
-                format!("[lint] include: {rule} is not needed with pgm: {why}"),
-            );
-        }
+    for (span, message) in contradictions(&exclude, &include, &warn) {
+        problem(span, message);
     }
     let rules_of =
         |list: Vec<(RuleId, Range<usize>)>| list.into_iter().map(|(rule, _)| rule).collect();
@@ -123,6 +90,52 @@ pub fn parse(path: &Path, text: &str) -> Result<LintConfig, PolicyError> {
     } else {
         Err(PolicyError { problems })
     }
+}
+
+/// Rules listed where they cannot be, or in two lists at once.
+fn contradictions(
+    exclude: &[(RuleId, Range<usize>)],
+    include: &[(RuleId, Range<usize>)],
+    warn: &[(RuleId, Range<usize>)],
+) -> Vec<(Range<usize>, String)> {
+    let mut found = Vec::new();
+    let refusals = [
+        (
+            exclude,
+            "exclude",
+            "cannot be excluded: `pgm migrate` refuses such a file whatever lint says, so fix \
+             the file instead",
+        ),
+        (
+            warn,
+            "warn",
+            "cannot be a warning: `pgm migrate` refuses such a file",
+        ),
+    ];
+    for (list, key, why) in refusals {
+        for (rule, span) in list {
+            if matches!(rule, RuleId::Pgm(pgm) if pgm.is_refusal()) {
+                found.push((span.clone(), format!("[lint] {key}: {rule} {why}")));
+            }
+        }
+    }
+    for (rule, span) in warn {
+        if exclude.iter().any(|(excluded, _)| excluded == rule) {
+            found.push((
+                span.clone(),
+                format!("[lint] warn: {rule} is also excluded; keep it in one list"),
+            ));
+        }
+    }
+    for (rule, span) in include {
+        if let Some(why) = rules::satisfied_by_pgm(*rule) {
+            found.push((
+                span.clone(),
+                format!("[lint] include: {rule} is not needed with pgm: {why}"),
+            ));
+        }
+    }
+    found
 }
 
 #[cfg(test)]
