@@ -260,3 +260,38 @@ fn oversized_durations_retries_and_ports_are_usage_errors() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// The files are read while the connection opens; an invalid file is the
+/// error reported, whether or not the server answers.
+#[test]
+fn an_invalid_migration_is_reported_before_an_unreachable_server() {
+    let project = Project::new();
+    project.write("V1_a.sql", "CREATE TABLE a (id int);\n");
+    for command in [&["migrate"][..], &["migrate", "--dry-run"], &["migrate", "status"]] {
+        let output = pgm()
+            .current_dir(project.path())
+            .args(command)
+            .env("DATABASE_URL", "postgres://x@127.0.0.1:1/db?connect_timeout=1")
+            .output()
+            .unwrap();
+        let (code, _, stderr) = outcome(&output);
+        assert_eq!(code, Some(64), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains(
+                "error: invalid migration files\n  caused by: migrations/V1_a.sql: not a migration name"
+            ),
+            "{command:?}: {stderr}"
+        );
+    }
+    project.remove("V1_a.sql");
+    project.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let output = pgm()
+        .current_dir(project.path())
+        .args(["migrate"])
+        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/db?connect_timeout=1")
+        .output()
+        .unwrap();
+    let (code, _, stderr) = outcome(&output);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+}

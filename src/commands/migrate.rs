@@ -23,9 +23,23 @@ fn load_sources(config: &Config) -> Result<Vec<SourceMigration>> {
     source::load(&config.migrations).context(UsageError("invalid migration files".into()))
 }
 
+/// Reads the migrations while the connection opens: on a slow file system a
+/// mature project's thousand files take as long as connecting does. An
+/// invalid file is reported at once, without waiting for the connection
+/// (which ends with the process).
+fn load_while_connecting<T: Send + 'static>(
+    config: &Config,
+    connect: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<(Vec<SourceMigration>, T)> {
+    let connecting = std::thread::spawn(connect);
+    let sources = load_sources(config)?;
+    let connected = connecting
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    Ok((sources, connected))
+}
+
 pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> Result<Outcome> {
-    let mut sources = load_sources(config)?;
-    let sources = &mut sources;
     if args.format == PlanFormat::Sql && !args.dry_run {
         bail!(UsageError(
             "--format sql prints a plan: use it with --dry-run".into()
@@ -43,8 +57,11 @@ pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> 
     } else {
         TargetSessionAttrs::ReadWrite
     };
-    let (mut client, settings) = db::open_for(settings, target).map_err(refuse_standbys)?;
-    let settings = &settings;
+    let connection = settings.clone();
+    let (mut sources, (mut client, settings)) = load_while_connecting(config, move || {
+        db::open_for(&connection, target).map_err(refuse_standbys)
+    })?;
+    let (sources, settings) = (&mut sources, &settings);
     if args.dry_run {
         let state = read_state(&mut client, sources)?;
         let plan = plan::plan(sources, &state, &options)?;
@@ -126,8 +143,9 @@ pub fn status(
     exit_code: bool,
     format: StatusFormat,
 ) -> Result<Outcome> {
-    let mut sources = load_sources(config)?;
-    let mut client = db::connect(settings)?;
+    let connection = settings.clone();
+    let (mut sources, mut client) =
+        load_while_connecting(config, move || Ok(db::connect(&connection)?))?;
     let state = read_state(&mut client, &mut sources)?;
     let entries = plan::reconcile(&sources, &state);
     let mut out = std::io::stdout().lock();

@@ -5,6 +5,7 @@ use std::borrow::BorrowMut;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
+use postgres::types::Type;
 use thiserror::Error;
 
 /// Who holds a lock we are waiting for.
@@ -138,7 +139,7 @@ impl<C: BorrowMut<Client>> Drop for SessionLock<C> {
 
 fn try_lock(client: &mut Client, key: i64) -> Result<bool, postgres::Error> {
     Ok(client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+        .query_typed_one("SELECT pg_try_advisory_lock($1)", &[(&key, Type::INT8)])?
         .get(0))
 }
 

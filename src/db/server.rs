@@ -60,7 +60,9 @@ pub fn session_facts(client: &mut Client) -> Result<serde_json::Value, postgres:
 
 /// True on a standby: nothing may be written there.
 pub fn in_recovery(client: &mut Client) -> Result<bool, postgres::Error> {
-    Ok(client.query_one("SELECT pg_is_in_recovery()", &[])?.get(0))
+    Ok(client
+        .query_typed_one("SELECT pg_is_in_recovery()", &[])?
+        .get(0))
 }
 
 /// `server_version_num`, such as 150004.

@@ -95,14 +95,18 @@ impl Tables {
         client: &mut Client,
         sources: &[SourceMigration],
     ) -> Result<(Tables, TablesPresent), postgres::Error> {
-        let rows = client.query(
+        // Typed, without a prepare: one round trip (as the reads below).
+        let rows = client.query_typed(
             "WITH home AS (SELECT coalesce((SELECT c.relnamespace FROM pg_class c WHERE c.oid = to_regclass($1)), \
                                            to_regnamespace(current_schema()), to_regnamespace('public')) AS nsp) \
              SELECT n.nspname::text, c.relname::text, a.atttypid = 'int8'::regtype \
              FROM home LEFT JOIN pg_namespace n ON n.oid = home.nsp \
              LEFT JOIN pg_class c ON c.relnamespace = home.nsp AND c.relname = ANY($2) AND c.relkind IN ('r', 'p') \
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'version' AND NOT a.attisdropped",
-            &[&quote_ident(HISTORY_TABLE), &ALL_TABLES.as_slice()],
+            &[
+                (&quote_ident(HISTORY_TABLE), Type::TEXT),
+                (&ALL_TABLES.as_slice(), Type::TEXT_ARRAY),
+            ],
         )?;
         let schema = rows
             .first()
@@ -313,7 +317,7 @@ pub fn read_applied(
         tables.history()
     );
     let rows = client
-        .query(&sql, &[])
+        .query_typed(&sql, &[])
         .map_err(|source| HistoryError::Query {
             table: HISTORY_TABLE,
             source,
@@ -357,7 +361,7 @@ pub fn read_progress(
         tables.journal()
     );
     let rows = client
-        .query(&sql, &[])
+        .query_typed(&sql, &[])
         .map_err(|source| HistoryError::Query {
             table: JOURNAL_TABLE,
             source,
@@ -411,12 +415,15 @@ pub fn read_applied_texts(
     tables: &Tables,
 ) -> Result<Vec<(Version, u64, String)>, postgres::Error> {
     let present: bool = client
-        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&tables.texts()])?
+        .query_typed_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[(&tables.texts(), Type::TEXT)],
+        )?
         .get(0);
     if !present {
         return Ok(Vec::new());
     }
-    let rows = client.query(
+    let rows = client.query_typed(
         &format!(
             "SELECT version, checksum, text FROM {} ORDER BY version",
             tables.texts()

@@ -161,11 +161,11 @@ fn read_existing_indexes(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = client.query(
+    let rows = client.query_typed(
         "SELECT n.nspname::text, c.relname::text, i.indisvalid \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relname = ANY($1) AND n.nspname = ANY(current_schemas(false))",
-        &[&names],
+        &[(&names, Type::TEXT_ARRAY)],
     )?;
     Ok(rows
         .iter()

@@ -280,18 +280,28 @@ pub fn load(dir: &Path) -> Result<Vec<SourceMigration>, SourceError> {
     Ok(by_version.into_values().collect())
 }
 
+/// Every file below `dir`. Hidden entries (a name starting with a dot) are
+/// not read: a Kubernetes ConfigMap volume holds each file three times,
+/// twice under `..data` and `..<timestamp>` directories, and `.git` is no
+/// migration either.
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), SourceError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| SourceError::UnreadableDirectory {
+    let unreadable = |source| SourceError::UnreadableDirectory {
         path: dir.to_path_buf(),
         source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| SourceError::UnreadableDirectory {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    };
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
         let path = entry.path();
-        if path.is_dir() {
+        // The directory entry's type costs no system call; a symbolic link
+        // is followed to see what it points at.
+        let is_dir = match entry.file_type() {
+            Ok(kind) if !kind.is_symlink() => kind.is_dir(),
+            _ => path.is_dir(),
+        };
+        if is_dir {
             collect_files(&path, files)?;
         } else {
             files.push(path);
@@ -400,6 +410,29 @@ mod tests {
             Err(SourceError::VersionTooLarge { .. })
         ));
         assert_eq!(read("V007__x").unwrap().version, 7);
+    }
+
+    /// The layout of a Kubernetes ConfigMap volume: each file a link into
+    /// `..data`, itself a link to the current `..<timestamp>` directory.
+    #[test]
+    fn a_configmap_volume_is_read_once_and_linked_directories_are_followed() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let snapshot = root.join("..2026_11_23_16_00_00.123456789");
+        std::fs::create_dir(&snapshot).unwrap();
+        std::fs::write(snapshot.join("V1__a.sql"), "SELECT 1;").unwrap();
+        symlink("..2026_11_23_16_00_00.123456789", root.join("..data")).unwrap();
+        symlink("..data/V1__a.sql", root.join("V1__a.sql")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("V2__b.sql"), "SELECT 2;").unwrap();
+        symlink(elsewhere.path(), root.join("more")).unwrap();
+        std::fs::create_dir(root.join(".git")).unwrap();
+        std::fs::write(root.join(".git").join("V3__c.sql"), "SELECT 3;").unwrap();
+        let loaded = load(root).unwrap();
+        let versions: Vec<Version> = loaded.iter().map(|s| s.version).collect();
+        assert_eq!(versions, [1, 2]);
+        assert_eq!(loaded[0].text(), "SELECT 1;");
     }
 
     #[test]
