@@ -267,11 +267,18 @@ fn oversized_durations_retries_and_ports_are_usage_errors() {
 fn an_invalid_migration_is_reported_before_an_unreachable_server() {
     let project = Project::new();
     project.write("V1_a.sql", "CREATE TABLE a (id int);\n");
-    for command in [&["migrate"][..], &["migrate", "--dry-run"], &["migrate", "status"]] {
+    for command in [
+        &["migrate"][..],
+        &["migrate", "--dry-run"],
+        &["migrate", "status"],
+    ] {
         let output = pgm()
             .current_dir(project.path())
             .args(command)
-            .env("DATABASE_URL", "postgres://x@127.0.0.1:1/db?connect_timeout=1")
+            .env(
+                "DATABASE_URL",
+                "postgres://x@127.0.0.1:1/db?connect_timeout=1",
+            )
             .output()
             .unwrap();
         let (code, _, stderr) = outcome(&output);
@@ -288,7 +295,10 @@ fn an_invalid_migration_is_reported_before_an_unreachable_server() {
     let output = pgm()
         .current_dir(project.path())
         .args(["migrate"])
-        .env("DATABASE_URL", "postgres://x@127.0.0.1:1/db?connect_timeout=1")
+        .env(
+            "DATABASE_URL",
+            "postgres://x@127.0.0.1:1/db?connect_timeout=1",
+        )
         .output()
         .unwrap();
     let (code, _, stderr) = outcome(&output);

@@ -839,3 +839,47 @@ fn a_sub_partitioned_partition_gets_its_own_index_attached_in_turn() {
         ]
     );
 }
+
+/// The step of every transactional migration that confirms the run lock
+/// inside its transaction: it passes in the session holding the lock and in
+/// one when nobody holds it (and then holds it to COMMIT), and stops the
+/// transaction in a session without it while another holds it.
+#[test]
+fn the_guard_in_each_migration_stops_it_when_another_session_holds_the_lock() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write("V1__a.sql", "CREATE TABLE a (id int);\n");
+    let output = project
+        .pgm(&db)
+        .args(["migrate", "--dry-run", "--format", "sql"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = output_text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let guard = stdout
+        .lines()
+        .find(|line| line.starts_with("DO $$BEGIN IF NOT pg_try_advisory_xact_lock("))
+        .expect("the plan shows the guard")
+        .to_owned();
+    let key: i64 = 0x0070_676d_206d_6967;
+    let (mut holder, mut other) = (db.connect(), db.connect());
+    let in_transaction = |client: &mut postgres::Client| {
+        let result = client.batch_execute(&format!("BEGIN; {guard} COMMIT;"));
+        let _ = client.batch_execute("ROLLBACK");
+        result
+    };
+    in_transaction(&mut other).expect("nobody holds the lock: the guard takes it");
+    holder
+        .execute("SELECT pg_advisory_lock($1)", &[&key])
+        .unwrap();
+    in_transaction(&mut holder).expect("the holder passes");
+    let error = in_transaction(&mut other).unwrap_err();
+    let db_error = error.as_db_error().unwrap();
+    assert_eq!(
+        db_error.message(),
+        "another session holds the migration lock"
+    );
+    assert!(
+        db_error.hint().unwrap().contains("a pooler moved it"),
+        "{db_error:?}"
+    );
+}

@@ -13,7 +13,7 @@ use thiserror::Error;
 use std::path::PathBuf;
 
 use super::history::{self, HistoryError};
-use super::plan::{self, Options, PlanError};
+use super::plan::{self, Options, PlanError, Role};
 use super::repair::{self, Actor, RepairError, Repaired};
 use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
@@ -137,12 +137,13 @@ pub fn apply(
     };
     let mut tripwire = Tripwire::default();
     if !planned.setup.is_empty() {
-        tripwire.check(runner.client)?;
+        tripwire.check(runner.client, false)?;
     }
     runner.run_setup(&planned.setup)?;
     let mut reports = Vec::with_capacity(planned.migrations.len());
     for migration in &planned.migrations {
-        tripwire.check(runner.client)?;
+        let guarded = migration.steps.iter().any(|step| step.role == Role::Guard);
+        tripwire.check(runner.client, guarded)?;
         reports.push(runner.run(migration)?);
     }
     Ok(Applied {
@@ -156,7 +157,9 @@ pub fn apply(
 /// table (max_locks_per_transaction): at 1,024 it cost more than a small
 /// migration. So it runs in full first and then at most once a second; in
 /// between, the server process serving the session must be the one that
-/// passed it, which is what a pooler moving the session would change.
+/// passed it, which is what a pooler moving the session would change. A
+/// migration that confirms the lock inside its own transaction (its guard
+/// step) needs nothing in between.
 #[derive(Default)]
 struct Tripwire {
     confirmed: Option<(i32, Instant)>,
@@ -165,10 +168,10 @@ struct Tripwire {
 impl Tripwire {
     const FULL_EVERY: Duration = Duration::from_secs(1);
 
-    fn check(&mut self, client: &mut Client) -> Result<(), ApplyError> {
+    fn check(&mut self, client: &mut Client, guarded: bool) -> Result<(), ApplyError> {
         if let Some((pid, at)) = self.confirmed
             && at.elapsed() < Self::FULL_EVERY
-            && backend_pid(client) == Some(pid)
+            && (guarded || backend_pid(client) == Some(pid))
         {
             return Ok(());
         }

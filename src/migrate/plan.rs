@@ -13,6 +13,7 @@ use crate::duration::Timeout;
 // Named as `pgm partitions maintain` names the indexes it rolls out.
 use crate::partition::planner::child_index_name;
 
+use super::apply::MIGRATE_LOCK_KEY;
 use super::history::{Applied, Progress, Tables};
 use super::source::{Kind, SourceMigration, Version};
 use super::sql::{IndexParts, Mode};
@@ -43,6 +44,8 @@ pub enum Role {
     Setup,
     Begin,
     Setting,
+    /// Stops the transaction unless no other session holds the run lock.
+    Guard,
     /// The file's statement with this index (0-based).
     Statement(usize),
     /// An INVALID index of this statement's name, left by an interrupted
@@ -503,6 +506,7 @@ fn plan_migration<'a>(
                     options.statement_timeout.setting()
                 ),
             ));
+            steps.push(Step::new(Role::Guard, run_lock_guard()));
             for (index, statement) in file.statements.iter().enumerate() {
                 steps.push(Step::new(
                     Role::Statement(index),
@@ -863,6 +867,21 @@ impl Rollout<'_> {
     }
 }
 
+/// The run lock, confirmed inside the migration's own transaction. This
+/// session holds it, so taking it again for the transaction succeeds at
+/// once; it fails only when another session holds it, which means a pooler
+/// moved this session to a server connection without it. Once taken, no
+/// other run can take the lock before COMMIT: the migration and its history
+/// row never run unprotected, and the check costs no round trip of its own.
+pub fn run_lock_guard() -> String {
+    format!(
+        "DO $$BEGIN IF NOT pg_try_advisory_xact_lock({MIGRATE_LOCK_KEY}) THEN RAISE EXCEPTION \
+         'another session holds the migration lock' USING HINT = 'this session is no longer the one \
+         that took it: a pooler moved it to another server connection; connect directly or through \
+         a session pooler'; END IF; END$$"
+    )
+}
+
 fn lock_timeout_step(timeout: Timeout) -> Step {
     Step::new(
         Role::Setting,
@@ -960,6 +979,7 @@ mod tests {
                 "Begin: BEGIN".to_owned(),
                 "Setting: SET LOCAL lock_timeout = '2s'".to_owned(),
                 "Setting: SET LOCAL statement_timeout = '5min'".to_owned(),
+                format!("Guard: {}", run_lock_guard()),
                 "Statement(0): CREATE TABLE a (id int);".to_owned(),
                 "Statement(1): INSERT INTO a VALUES (1);".to_owned(),
                 format!(
@@ -1015,8 +1035,8 @@ mod tests {
                 + 1
         };
         assert_eq!(query.step_at(1), Some((0, 1)));
-        assert_eq!(query.step_at(at("CREATE")), Some((3, 1)));
-        assert_eq!(query.step_at(at("x FROM")), Some((4, 15)));
+        assert_eq!(query.step_at(at("CREATE")), Some((4, 1)));
+        assert_eq!(query.step_at(at("x FROM")), Some((5, 15)));
         let commit = plan.migrations[0]
             .steps
             .iter()

@@ -74,6 +74,12 @@ pub fn write_sql(out: &mut dyn Write, plan: &Plan<'_>) -> io::Result<()> {
                  -- transaction that is rolled back, to name the failing statement"
             )?;
         }
+        if migration.steps.iter().any(|step| step.role == Role::Guard) {
+            writeln!(
+                out,
+                "-- the DO block stops it unless this session alone holds the migration lock (then held to COMMIT)"
+            )?;
+        }
         if migration.resume_at > 0 {
             writeln!(
                 out,
@@ -416,6 +422,7 @@ mod tests {
             crate::db::quote_literal(sources[0].text()),
             crate::db::quote_literal(sources[1].text()),
         );
+        let guard = crate::migrate::plan::run_lock_guard();
         assert_eq!(
             sql,
             format!(
@@ -425,9 +432,11 @@ mod tests {
                  -- V1__a.sql: in one transaction, sent as one query (every statement can run in one transaction)\n\
                  -- on an error with no position, the steps before COMMIT run again one by one in a\n\
                  -- transaction that is rolled back, to name the failing statement\n\
+                 -- the DO block stops it unless this session alone holds the migration lock (then held to COMMIT)\n\
                  BEGIN;\n\
                  SET LOCAL lock_timeout = '2s';\n\
                  SET LOCAL statement_timeout = '5min';\n\
+                 {guard};\n\
                  CREATE TABLE a (x int, y int, z int);\n\
                  INSERT INTO {history} (version, name, applied_on, checksum) VALUES (1, 'a', {clock}, 'CHECKSUM1');\n\
                  INSERT INTO {runs} (version, started_at, finished_at, mode) VALUES (1, transaction_timestamp(), clock_timestamp(), 'transaction') {upsert};\n\

@@ -589,7 +589,7 @@ fn round_trips(steps: &[Step]) -> Vec<&[Step]> {
         step.params.is_empty()
             && matches!(
                 step.role,
-                Role::Begin | Role::Setting | Role::Commit | Role::Reset
+                Role::Begin | Role::Setting | Role::Guard | Role::Commit | Role::Reset
             )
     };
     let mut groups = Vec::new();
