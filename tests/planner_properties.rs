@@ -7,10 +7,12 @@ use proptest::prelude::*;
 
 use pgm::duration::Timeout;
 use pgm::location::Location;
-use pgm::partition::calendar::{self, Interval, KeyType};
+use pgm::partition::calendar::{self, EpochUnit, Interval, KeyType};
 use pgm::partition::catalog::{Bound, Parent, Partition, PartitionKey, PendingTable, Snapshot};
 use pgm::partition::planner::{self, Action, Plan};
-use pgm::partition::policy::{Policy, Retention, RetentionAction, RetentionUnit, TablePolicy};
+use pgm::partition::policy::{
+    Policy, Retention, RetentionAction, RetentionUnit, Spacing, TablePolicy,
+};
 
 const ZONES: &[&str] = &[
     "UTC",
@@ -30,7 +32,7 @@ const KEYS: &[(KeyType, &str)] = &[
     (KeyType::TimestampTz, "timestamp with time zone"),
     (KeyType::Timestamp, "timestamp without time zone"),
     (KeyType::Date, "date"),
-    (KeyType::EpochSeconds, "bigint"),
+    (KeyType::Epoch(EpochUnit::Seconds), "bigint"),
 ];
 /// Month, quarter and year turns, and the DST changes of New York and Lord Howe.
 const EDGES: &[(i32, u32, u32)] = &[
@@ -130,10 +132,19 @@ fn table_policy(case: &Case) -> TablePolicy {
     TablePolicy {
         schema: "public".into(),
         name: "t".into(),
-        interval: case.interval,
+        spacing: Spacing::Calendar(case.interval),
+        epoch: match case.key {
+            KeyType::Epoch(unit) => Some(unit),
+            _ => None,
+        },
+        interval_location: Location {
+            path: "p.toml".into(),
+            line: 3,
+            column: 12,
+        },
         premake: case.premake,
         retention: case.retention.map(|(amount, unit)| Retention {
-            amount,
+            amount: amount.into(),
             unit,
             action: RetentionAction::Drop,
             text: format!("{amount} {unit:?}"),
@@ -230,6 +241,7 @@ fn snapshot(case: &Case) -> Snapshot {
             unlogged: false,
             partitions,
             indexes: Vec::new(),
+            max_key: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -324,7 +336,7 @@ proptest! {
 
         // Retention never takes a partition whose range reaches past the cutoff.
         if let Some((amount, unit)) = case.retention {
-            let retention = Retention { amount, unit, action: RetentionAction::Drop, text: String::new() };
+            let retention = Retention { amount: amount.into(), unit, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
             let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
             let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();

@@ -4,8 +4,8 @@
 //!
 //! Bounds are compared as integers in a per-type key space: microseconds
 //! since the epoch for `timestamptz` (an instant) and `timestamp` (a wall
-//! clock reading), days for `date`, the value itself for an integer key
-//! holding epoch seconds.
+//! clock reading), days for `date`, and the value itself for an integer key
+//! (an ID, or a time since the epoch in the unit the policy names).
 
 use std::fmt;
 
@@ -134,28 +134,131 @@ impl fmt::Display for Interval {
     }
 }
 
-/// The partition key types pgm manages.
+/// The unit of an integer key holding a time since the epoch
+/// (pg_partman's `p_epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochUnit {
+    Seconds,
+    Milliseconds,
+    Microseconds,
+}
+
+impl EpochUnit {
+    pub const NAMES: &[&str] = &["seconds", "milliseconds", "microseconds"];
+
+    pub fn parse(text: &str) -> Option<EpochUnit> {
+        Some(match text {
+            "seconds" => EpochUnit::Seconds,
+            "milliseconds" => EpochUnit::Milliseconds,
+            "microseconds" => EpochUnit::Microseconds,
+            _ => return None,
+        })
+    }
+
+    /// Units of this kind in one second.
+    pub fn per_second(self) -> i64 {
+        match self {
+            EpochUnit::Seconds => 1,
+            EpochUnit::Milliseconds => 1_000,
+            EpochUnit::Microseconds => 1_000_000,
+        }
+    }
+
+    /// An instant as a count of this unit, when it fits.
+    pub fn checked_from_micros(self, micros: i64) -> Option<i64> {
+        Some(micros.div_euclid(1_000_000 / self.per_second()))
+    }
+
+    /// A count of this unit as microseconds since the epoch.
+    pub fn checked_to_micros(self, value: i64) -> Option<i64> {
+        value.checked_mul(1_000_000 / self.per_second())
+    }
+}
+
+impl fmt::Display for EpochUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EpochUnit::NAMES[*self as usize])
+    }
+}
+
+/// The integer types a key can have, by the width of their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegerType {
+    Smallint,
+    Integer,
+    Bigint,
+    /// Values beyond bigint's range are outside what pgm plans.
+    Numeric,
+}
+
+impl IntegerType {
+    /// The largest value a bound may have.
+    pub fn max(self) -> i64 {
+        match self {
+            IntegerType::Smallint => i64::from(i16::MAX),
+            IntegerType::Integer => i64::from(i32::MAX),
+            IntegerType::Bigint | IntegerType::Numeric => i64::MAX,
+        }
+    }
+
+    /// The smallest value a bound may have.
+    pub fn min(self) -> i64 {
+        match self {
+            IntegerType::Smallint => i64::from(i16::MIN),
+            IntegerType::Integer => i64::from(i32::MIN),
+            IntegerType::Bigint | IntegerType::Numeric => i64::MIN,
+        }
+    }
+
+    /// Digits of the largest value: partition names pad to this, so that
+    /// they sort as their ranges do.
+    pub fn digits(self) -> usize {
+        self.max().to_string().len()
+    }
+}
+
+/// The type of the key column as PostgreSQL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlKey {
+    TimestampTz,
+    Timestamp,
+    Date,
+    Integer(IntegerType),
+}
+
+impl SqlKey {
+    /// From `format_type` of the key column.
+    pub fn from_sql_type(name: &str) -> Option<SqlKey> {
+        Some(match name {
+            "timestamp with time zone" => SqlKey::TimestampTz,
+            "timestamp without time zone" => SqlKey::Timestamp,
+            "date" => SqlKey::Date,
+            "smallint" => SqlKey::Integer(IntegerType::Smallint),
+            "integer" => SqlKey::Integer(IntegerType::Integer),
+            "bigint" => SqlKey::Integer(IntegerType::Bigint),
+            _ if name == "numeric" || name.starts_with("numeric(") => {
+                SqlKey::Integer(IntegerType::Numeric)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The partition key as pgm reads it: the column's type and, for an
+/// integer, what the policy says it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyType {
     TimestampTz,
     Timestamp,
     Date,
-    /// integer or bigint holding seconds since the epoch.
-    EpochSeconds,
-}
-
-impl KeyType {
-    /// From `format_type` of the key column.
-    pub fn from_sql_type(name: &str) -> Option<KeyType> {
-        Some(match name {
-            "timestamp with time zone" => KeyType::TimestampTz,
-            "timestamp without time zone" => KeyType::Timestamp,
-            "date" => KeyType::Date,
-            "integer" | "bigint" => KeyType::EpochSeconds,
-            _ => return None,
-        })
-    }
+    /// An integer holding a time since the epoch in this unit.
+    Epoch(EpochUnit),
+    /// An integer identifier, cut into fixed steps.
+    Id(IntegerType),
 }
 
 /// A bound in key space; `MIN`/`MAX` stand for MINVALUE/MAXVALUE.
@@ -195,8 +298,18 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
-        KeyType::EpochSeconds => start_of_day(date, zone).timestamp(),
+        KeyType::Epoch(unit) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
+        KeyType::Id(_) => i64::from(date.num_days_from_ce()),
     }
+}
+
+/// An instant as an epoch count, held at the ends of i64.
+fn epoch_value(unit: EpochUnit, micros: i64) -> KeyValue {
+    unit.checked_from_micros(micros).unwrap_or(if micros < 0 {
+        KeyValue::MIN
+    } else {
+        KeyValue::MAX
+    })
 }
 
 /// The SQL literal of a bound, as written in `FOR VALUES FROM (…) TO (…)`:
@@ -214,7 +327,7 @@ pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
         }
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
-        KeyType::EpochSeconds => start_of_day(date, zone).timestamp().to_string(),
+        KeyType::Epoch(_) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
     }
 }
 
@@ -248,8 +361,18 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
         KeyType::Date => NaiveDate::parse_from_str(unquoted, "%Y-%m-%d")
             .ok()
             .map(|d| i64::from(d.num_days_from_ce())),
-        KeyType::EpochSeconds => unquoted.parse().ok(),
+        KeyType::Epoch(_) | KeyType::Id(_) => parse_integer(unquoted),
     }
+}
+
+/// An integer bound; a numeric key may print it with a zero fraction.
+fn parse_integer(text: &str) -> Option<KeyValue> {
+    let whole = match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return None,
+        None => text,
+    };
+    whole.parse().ok()
 }
 
 /// The local wall-clock reading of an instant in `zone`, when chrono can
@@ -286,7 +409,8 @@ pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => now.timestamp_micros(),
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
-        KeyType::EpochSeconds => now.timestamp(),
+        KeyType::Epoch(unit) => epoch_value(unit, now.timestamp_micros()),
+        KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
     }
 }
 
@@ -358,7 +482,11 @@ mod tests {
             "'2026-11-01'"
         );
         assert_eq!(
-            literal(KeyType::EpochSeconds, date(2026, 11, 1), Tz::UTC),
+            literal(
+                KeyType::Epoch(EpochUnit::Seconds),
+                date(2026, 11, 1),
+                Tz::UTC
+            ),
             "1793491200"
         );
     }
@@ -392,7 +520,7 @@ mod tests {
             Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
         );
         assert_eq!(
-            parse_bound(KeyType::EpochSeconds, "1793491200"),
+            parse_bound(KeyType::Epoch(EpochUnit::Seconds), "1793491200"),
             Some(1_793_491_200)
         );
         assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
@@ -442,14 +570,15 @@ mod tests {
                     KeyType::TimestampTz,
                     KeyType::Timestamp,
                     KeyType::Date,
-                    KeyType::EpochSeconds,
+                    KeyType::Epoch(EpochUnit::Seconds),
+                    KeyType::Epoch(EpochUnit::Microseconds),
                 ] {
                     let _ = key_now(key, now, zone);
                 }
             }
             for day in [NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = literal(KeyType::TimestampTz, day, zone);
-                let _ = key_value(KeyType::EpochSeconds, day, zone);
+                let _ = key_value(KeyType::Epoch(EpochUnit::Seconds), day, zone);
             }
         }
         assert_eq!(checked_local_date(DateTime::<Utc>::MAX_UTC, ahead), None);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use super::calendar::{self, Interval};
+use super::calendar::{self, EpochUnit, Interval};
 use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
 use crate::location::{LineIndex, Location};
@@ -50,6 +50,8 @@ pub enum RetentionUnit {
     Months,
     Quarters,
     Years,
+    /// IDs below the largest one (an ID-ranged table).
+    Ids,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,7 @@ pub enum RetentionAction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
-    pub amount: u32,
+    pub amount: u64,
     pub unit: RetentionUnit,
     pub action: RetentionAction,
     /// As written, for plans ("12 months").
@@ -82,18 +84,29 @@ impl Retention {
     /// `today` minus the retention, when chrono can represent it.
     pub fn checked_cutoff(&self, today: NaiveDate) -> Option<NaiveDate> {
         use chrono::{Days, Months};
-        let n = self.amount;
+        let n = u32::try_from(self.amount).ok()?;
         match self.unit {
             RetentionUnit::Days => today.checked_sub_days(Days::new(u64::from(n))),
             RetentionUnit::Weeks => today.checked_sub_days(Days::new(7 * u64::from(n))),
             RetentionUnit::Months => today.checked_sub_months(Months::new(n)),
             RetentionUnit::Quarters => today.checked_sub_months(Months::new(n.checked_mul(3)?)),
             RetentionUnit::Years => today.checked_sub_months(Months::new(n.checked_mul(12)?)),
+            // Counted from the largest key, not from a day.
+            RetentionUnit::Ids => None,
         }
     }
 
+    /// The smallest upper bound a partition of an ID-ranged table keeps:
+    /// `max_key` minus the retention (pg_partman's rule).
+    pub fn id_cutoff(&self, max_key: i64) -> i64 {
+        let amount = i64::try_from(self.amount).unwrap_or(i64::MAX);
+        max_key.saturating_sub(amount)
+    }
+
     fn approximate_days(&self) -> i64 {
-        i64::from(self.amount) * self.unit.approximate_days()
+        i64::try_from(self.amount)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.unit.approximate_days())
     }
 }
 
@@ -108,6 +121,7 @@ impl RetentionUnit {
                 RetentionUnit::Months => 12,
                 RetentionUnit::Quarters => 4,
                 RetentionUnit::Years => 1,
+                RetentionUnit::Ids => return u32::MAX,
             }
     }
 
@@ -118,6 +132,7 @@ impl RetentionUnit {
             RetentionUnit::Months => 30,
             RetentionUnit::Quarters => 91,
             RetentionUnit::Years => 365,
+            RetentionUnit::Ids => 0,
         }
     }
 }
@@ -133,11 +148,34 @@ pub struct IndexPolicy {
     pub unique: bool,
 }
 
+/// How a table's key is cut into partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spacing {
+    /// Calendar periods of the policy's zone (a time key, or an integer
+    /// key with `epoch`).
+    Calendar(Interval),
+    /// Ranges of this many IDs, `[k·step, (k+1)·step)` (an integer key).
+    Ids(i64),
+}
+
+impl std::fmt::Display for Spacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spacing::Calendar(interval) => interval.fmt(f),
+            Spacing::Ids(step) => write!(f, "{step} IDs"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePolicy {
     pub schema: String,
     pub name: String,
-    pub interval: Interval,
+    pub spacing: Spacing,
+    /// What an integer key holds, when it holds time.
+    pub epoch: Option<EpochUnit>,
+    /// Where `interval` is written, for problems found against the catalog.
+    pub interval_location: Location,
     pub premake: u32,
     pub retention: Option<Retention>,
     pub default_partition: bool,
@@ -169,18 +207,26 @@ impl TablePolicy {
         expand(&self.naming, &self.name, start)
     }
 
+    /// The name of the ID range starting at `start`, padded to `digits`.
+    pub fn id_partition_name(&self, start: i64, digits: usize) -> String {
+        expand_id(&self.naming, &self.name, start, digits)
+    }
+
     /// Whether the partitions a plan at `now` creates (the period holding
     /// now and `premake` more) have bounds pgm can write, from
     /// `calendar::FIRST_BOUND_DAY` to `calendar::LAST_BOUND_DAY`. Checked
     /// before planning, so that no date arithmetic of the plan leaves
     /// chrono's calendar.
     pub fn check_plannable(&self, now: DateTime<Utc>) -> Result<(), String> {
+        // ID ranges do not follow the clock: the planner checks them
+        // against the key type's range.
+        let Spacing::Calendar(interval) = self.spacing else {
+            return Ok(());
+        };
         let first = calendar::checked_local_date(now, self.time_zone)
-            .and_then(|today| self.interval.checked_floor(today));
-        let end = first.and_then(|first| {
-            self.interval
-                .checked_advance(first, self.premake.checked_add(1)?)
-        });
+            .and_then(|today| interval.checked_floor(today));
+        let end =
+            first.and_then(|first| interval.checked_advance(first, self.premake.checked_add(1)?));
         let span = match (first, end) {
             (Some(first), Some(end))
                 if first >= calendar::FIRST_BOUND_DAY && end <= calendar::LAST_BOUND_DAY =>
@@ -195,7 +241,7 @@ impl TablePolicy {
              premake = {} more){span}, but pgm writes partition bounds only from {} to {}; plan for \
              another time",
             self.qualified_name(),
-            self.interval,
+            interval,
             self.time_zone,
             self.premake,
             calendar::FIRST_BOUND_DAY,
@@ -241,9 +287,10 @@ struct RawDefaults {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     name: Spanned<String>,
-    interval: Spanned<String>,
+    interval: Spanned<RawNumberOrText>,
+    epoch: Option<Spanned<String>>,
     premake: Option<Spanned<u32>>,
-    retention: Option<Spanned<String>>,
+    retention: Option<Spanned<RawNumberOrText>>,
     retention_action: Option<Spanned<String>>,
     retention_schema: Option<Spanned<String>>,
     default_partition: Option<bool>,
@@ -256,6 +303,14 @@ struct RawTable {
     max_drops_per_run: Option<Spanned<u32>>,
     #[serde(default, rename = "index")]
     indexes: Vec<Spanned<RawIndex>>,
+}
+
+/// `interval` and `retention`: a TOML integer for ID ranges, a string for time.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawNumberOrText {
+    Number(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -427,7 +482,8 @@ fn check_table(
     let errors_before = checker.problems.len();
     let location = checker.lines.location(checker.path, entry.span().start);
     let (schema, name) = check_name(checker, &raw.name);
-    let interval = check_interval(checker, &raw.interval);
+    let spacing = check_interval(checker, &raw.interval);
+    let epoch = check_epoch(checker, raw.epoch.as_ref(), &raw.interval, spacing);
     let time_zone = check_time_zone(
         checker,
         raw.time_zone.as_ref().or(defaults.time_zone.as_ref()),
@@ -443,18 +499,18 @@ fn check_table(
             .or(defaults.snapshot_wait.as_ref()),
     );
     let counts = check_counts(checker, defaults, entry);
-    let retention = check_retention(checker, defaults, raw, interval);
+    let retention = check_retention(checker, defaults, raw, spacing);
     let naming = raw.naming.as_ref().map_or_else(
         || {
-            interval
+            spacing
                 .map(default_naming)
                 .unwrap_or("{parent}_p{YYYY}_{MM}")
                 .to_owned()
         },
         |n| n.get_ref().clone(),
     );
-    if let Some(interval) = interval
-        && let Err(message) = check_naming(&naming, interval, &name)
+    if let Some(spacing) = spacing
+        && let Err(message) = check_naming(&naming, spacing, &name)
     {
         checker.problem(
             raw.naming.as_ref().map_or(entry.span(), Spanned::span),
@@ -468,7 +524,11 @@ fn check_table(
     Some(TablePolicy {
         schema,
         name,
-        interval: interval?,
+        spacing: spacing?,
+        epoch,
+        interval_location: checker
+            .lines
+            .location(checker.path, raw.interval.span().start),
         premake: counts.premake,
         retention,
         default_partition: counts.default_partition,
@@ -502,21 +562,74 @@ fn check_name(checker: &mut Checker<'_>, raw: &Spanned<String>) -> (String, Stri
     })
 }
 
-fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<String>) -> Option<Interval> {
-    Interval::parse(raw.get_ref()).or_else(|| {
-        let suggestion = crate::suggest::did_you_mean(raw.get_ref(), Interval::NAMES)
+fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> Option<Spacing> {
+    let text = match raw.get_ref() {
+        RawNumberOrText::Number(step) if *step > 0 => return Some(Spacing::Ids(*step)),
+        RawNumberOrText::Number(step) => {
+            checker.problem(
+                raw.span(),
+                format!(
+                    "interval = {step} is not an ID step: write a whole number above 0, like interval = 1000000"
+                ),
+            );
+            return None;
+        }
+        RawNumberOrText::Text(text) => text,
+    };
+    if let Some(interval) = Interval::parse(text) {
+        return Some(Spacing::Calendar(interval));
+    }
+    let message = if text.trim().parse::<i64>().is_ok() {
+        format!(
+            "interval = \"{text}\" is a string: an ID step is a TOML integer, write interval = {}",
+            text.trim()
+        )
+    } else {
+        let suggestion = crate::suggest::did_you_mean(text, Interval::NAMES)
+            .map(|near| format!(" (did you mean \"{near}\"?)"))
+            .unwrap_or_default();
+        format!(
+            "unknown interval \"{text}\"{suggestion}: use one of {}",
+            Interval::NAMES.join(", ")
+        )
+    };
+    checker.problem(raw.span(), message);
+    None
+}
+
+/// `epoch` names the unit of an integer key holding time; it makes no
+/// sense with an ID step.
+fn check_epoch(
+    checker: &mut Checker<'_>,
+    raw: Option<&Spanned<String>>,
+    interval: &Spanned<RawNumberOrText>,
+    spacing: Option<Spacing>,
+) -> Option<EpochUnit> {
+    let raw = raw?;
+    let Some(unit) = EpochUnit::parse(raw.get_ref()) else {
+        let near = crate::suggest::did_you_mean(raw.get_ref(), EpochUnit::NAMES)
             .map(|near| format!(" (did you mean \"{near}\"?)"))
             .unwrap_or_default();
         checker.problem(
             raw.span(),
             format!(
-                "unknown interval \"{}\"{suggestion}: use one of {}",
+                "unknown epoch \"{}\"{near}: use one of {}",
                 raw.get_ref(),
-                Interval::NAMES.join(", ")
+                EpochUnit::NAMES.join(", ")
             ),
         );
-        None
-    })
+        return None;
+    };
+    if let Some(Spacing::Ids(step)) = spacing {
+        checker.problem(
+            interval.span(),
+            format!(
+                "interval = {step} cuts the key into ID ranges, but epoch = \"{unit}\" says it holds time: \
+                 for IDs remove epoch; for time since the epoch write a time interval, like interval = \"daily\""
+            ),
+        );
+    }
+    Some(unit)
 }
 
 fn check_time_zone(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) -> Tz {
@@ -699,7 +812,7 @@ fn check_retention(
     checker: &mut Checker<'_>,
     defaults: &RawDefaults,
     raw: &RawTable,
-    interval: Option<Interval>,
+    spacing: Option<Spacing>,
 ) -> Option<Retention> {
     let action_raw = raw
         .retention_action
@@ -715,7 +828,7 @@ fn check_retention(
         }
         return None;
     };
-    let (amount, unit) = match parse_retention(retention_raw.get_ref()) {
+    let (amount, unit) = match retention_amount(retention_raw.get_ref(), spacing) {
         Ok(parsed) => parsed,
         Err(message) => {
             checker.problem(retention_raw.span(), message);
@@ -761,9 +874,23 @@ fn check_retention(
         amount,
         unit,
         action,
-        text: retention_raw.get_ref().clone(),
+        text: match retention_raw.get_ref() {
+            RawNumberOrText::Number(ids) => format!("{ids} IDs"),
+            RawNumberOrText::Text(text) => text.clone(),
+        },
     };
-    if let Some(interval) = interval
+    if let Some(Spacing::Ids(step)) = spacing
+        && retention.amount < step.unsigned_abs()
+    {
+        checker.problem(
+            retention_raw.span(),
+            format!(
+                "retention = {amount} is less than one ID range (interval = {step}): the partition being \
+                 filled would expire; keep at least one range, like retention = {step}"
+            ),
+        );
+    }
+    if let Some(Spacing::Calendar(interval)) = spacing
         && retention.approximate_days() < interval.approximate_days()
     {
         checker.problem(
@@ -783,6 +910,33 @@ fn check_retention(
         );
     }
     Some(retention)
+}
+
+/// A retention as written: a number of IDs for an ID-ranged table, a
+/// duration for the others.
+fn retention_amount(
+    raw: &RawNumberOrText,
+    spacing: Option<Spacing>,
+) -> Result<(u64, RetentionUnit), String> {
+    match (raw, spacing) {
+        (RawNumberOrText::Number(ids), Some(Spacing::Ids(_))) => match u64::try_from(*ids) {
+            Ok(ids) if ids > 0 => Ok((ids, RetentionUnit::Ids)),
+            _ => Err(format!(
+                "retention = {ids} needs a whole number of IDs above 0, like retention = 50000000"
+            )),
+        },
+        (RawNumberOrText::Number(ids), _) => Err(format!(
+            "retention = {ids} is a number of IDs, but the interval is a time interval: write a duration, \
+             like retention = \"12 months\" (a number of IDs goes with an ID step, like interval = 1000000)"
+        )),
+        (RawNumberOrText::Text(text), Some(Spacing::Ids(_))) => Err(format!(
+            "retention = \"{text}\" is a duration, but the interval is an ID step: write how many IDs below \
+             the largest to keep, as a TOML integer, like retention = 50000000"
+        )),
+        (RawNumberOrText::Text(text), _) => {
+            parse_retention(text).map(|(amount, unit)| (u64::from(amount), unit))
+        }
+    }
 }
 
 /// "12 months", "90 days", "2 quarters", "1 year", "6 weeks"; at most
@@ -828,7 +982,10 @@ pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
     }
 }
 
-fn default_naming(interval: Interval) -> &'static str {
+fn default_naming(spacing: Spacing) -> &'static str {
+    let Spacing::Calendar(interval) = spacing else {
+        return "{parent}_p{START}";
+    };
     match interval {
         Interval::Daily => "{parent}_p{YYYY}_{MM}_{DD}",
         Interval::Weekly => "{parent}_p{IYYY}w{WW}",
@@ -838,7 +995,7 @@ fn default_naming(interval: Interval) -> &'static str {
     }
 }
 
-const PLACEHOLDERS: &[&str] = &["parent", "YYYY", "MM", "DD", "Q", "IYYY", "WW"];
+const PLACEHOLDERS: &[&str] = &["parent", "YYYY", "MM", "DD", "Q", "IYYY", "WW", "START"];
 
 fn placeholders(template: &str) -> Result<Vec<&str>, String> {
     let mut found = Vec::new();
@@ -855,7 +1012,7 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
                 .map(|near| format!(" (did you mean {{{near}}}?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{Q}}, {{IYYY}}, {{WW}}"
+                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{Q}}, {{IYYY}}, {{WW}}, {{START}} (ID ranges)"
             ));
         }
         found.push(name);
@@ -864,9 +1021,19 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
     Ok(found)
 }
 
-fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), String> {
+fn check_naming(template: &str, spacing: Spacing, parent: &str) -> Result<(), String> {
     let found = placeholders(template)?;
     let has = |name: &str| found.contains(&name);
+    let interval = match spacing {
+        Spacing::Ids(_) => return check_id_naming(template, &found, parent),
+        Spacing::Calendar(interval) if has("START") => {
+            return Err(format!(
+                "naming template \"{template}\" uses {{START}}, the first ID of a range, but the interval \
+                 \"{interval}\" is a time interval: use {{YYYY}}, {{MM}}, {{DD}}…"
+            ));
+        }
+        Spacing::Calendar(interval) => interval,
+    };
     let distinct = match interval {
         Interval::Daily => has("YYYY") && has("MM") && has("DD"),
         Interval::Weekly => (has("IYYY") && has("WW")) || (has("YYYY") && has("MM") && has("DD")),
@@ -899,6 +1066,44 @@ fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), 
         ));
     }
     Ok(())
+}
+
+/// An ID range's name needs {START}, and only the ID placeholders; names
+/// are checked with the widest padding (bigint's 19 digits), which any
+/// integer key fits.
+fn check_id_naming(template: &str, found: &[&str], parent: &str) -> Result<(), String> {
+    if !found.contains(&"START") {
+        return Err(format!(
+            "naming template \"{template}\" can give two ID ranges the same name: it needs {{START}}, \
+             the first ID of the range"
+        ));
+    }
+    if let Some(time) = found.iter().find(|p| !matches!(**p, "START" | "parent")) {
+        return Err(format!(
+            "naming template \"{template}\" uses {{{time}}}, a date, but the interval is an ID step: \
+             use {{parent}} and {{START}}"
+        ));
+    }
+    let sample = expand_id(template, parent, 0, calendar::IntegerType::Bigint.digits());
+    if sample.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES} \
+             ({{START}} is padded to 19 digits so that names sort): set a shorter naming template, \
+             like \"ev_p{{START}}\"",
+            sample.len()
+        ));
+    }
+    Ok(())
+}
+
+/// {START} zero-padded to `digits` so that names sort as the ranges do;
+/// a negative start is written with "m" for the minus sign.
+fn expand_id(template: &str, parent: &str, start: i64, digits: usize) -> String {
+    let sign = if start < 0 { "m" } else { "" };
+    let number = format!("{sign}{:0digits$}", start.unsigned_abs());
+    template
+        .replace("{parent}", parent)
+        .replace("{START}", &number)
 }
 
 fn expand(template: &str, parent: &str, start: NaiveDate) -> String {
@@ -1182,7 +1387,7 @@ mod tests {
     #[test]
     fn cutoffs_never_leave_the_calendar() {
         let retention = Retention {
-            amount: u32::MAX,
+            amount: u64::from(u32::MAX),
             unit: RetentionUnit::Years,
             action: RetentionAction::Drop,
             text: String::new(),
@@ -1191,7 +1396,7 @@ mod tests {
         assert_eq!(retention.checked_cutoff(today), None);
         assert_eq!(retention.cutoff(today), NaiveDate::MIN);
         let days = Retention {
-            amount: u32::MAX,
+            amount: u64::from(u32::MAX),
             unit: RetentionUnit::Days,
             ..retention
         };
