@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use pgm::duration::Timeout;
 use pgm::location::Location;
 use pgm::partition::calendar::{self, EpochUnit, Interval, KeyType};
-use pgm::partition::catalog::{Bound, Parent, Partition, PartitionKey, PendingTable, Snapshot};
+use pgm::partition::catalog::{
+    Bound, MaxKey, Parent, Partition, PartitionKey, PendingTable, Snapshot,
+};
 use pgm::partition::planner::{self, Action, Plan};
 use pgm::partition::policy::{
     Policy, Retention, RetentionAction, RetentionUnit, Spacing, TablePolicy,
@@ -399,4 +401,196 @@ fn dst_zones_keep_midnight_bounds() {
             ),
         ]
     );
+}
+
+/// An ID-ranged table: its step, the largest key (none: empty), the ranges
+/// that exist (offsets from the range holding the largest key).
+#[derive(Debug, Clone)]
+struct IdCase {
+    step: i64,
+    integer: bool,
+    premake: u32,
+    retention: Option<u64>,
+    max_drops: u32,
+    max_key: Option<i64>,
+    existing: Vec<i64>,
+}
+
+fn id_case() -> impl Strategy<Value = IdCase> {
+    (
+        prop_oneof![Just(1i64), Just(10), Just(1000), 1i64..5_000_000],
+        any::<bool>(),
+        1u32..6,
+        proptest::option::of(1u64..30),
+        1u32..10,
+        proptest::option::of(-1_000_000_000i64..2_000_000_000),
+        proptest::collection::btree_set(-40i64..8, 0..30),
+    )
+        .prop_map(
+            |(step, integer, premake, retention, max_drops, max_key, existing)| IdCase {
+                step,
+                integer,
+                premake,
+                retention: retention.map(|ranges| ranges * step.unsigned_abs()),
+                max_drops,
+                max_key,
+                existing: existing.into_iter().collect(),
+            },
+        )
+}
+
+fn id_policy(case: &IdCase) -> TablePolicy {
+    let mut table = table_policy(&Case {
+        interval: Interval::Daily,
+        zone: Tz::UTC,
+        key: KeyType::Date,
+        key_sql: "date",
+        premake: case.premake,
+        default_partition: false,
+        retention: None,
+        max_drops: case.max_drops,
+        now: Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap(),
+        existing: Vec::new(),
+    });
+    table.spacing = Spacing::Ids(case.step);
+    table.epoch = None;
+    table.naming = "{parent}_p{START}".into();
+    table.retention = case.retention.map(|amount| Retention {
+        amount,
+        unit: RetentionUnit::Ids,
+        action: RetentionAction::Drop,
+        text: format!("{amount} IDs"),
+    });
+    table
+}
+
+fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
+    Partition {
+        oid,
+        schema: "public".into(),
+        name: format!("t_r{oid}"),
+        bound: Bound::Range {
+            from: lo.to_string(),
+            to: hi.to_string(),
+        },
+        detach_pending: false,
+        estimated_rows: 10,
+        estimated_bytes: 8192,
+        indexes: Vec::new(),
+    }
+}
+
+fn id_snapshot(case: &IdCase) -> Snapshot {
+    let holding = case.max_key.unwrap_or(0).div_euclid(case.step) * case.step;
+    let partitions = case
+        .existing
+        .iter()
+        .enumerate()
+        .map(|(i, offset)| {
+            let lo = holding + offset * case.step;
+            id_partition(100 + i as u32, lo, lo + case.step)
+        })
+        .filter(|p| !case.integer || range_of(p).1 <= i64::from(i32::MAX))
+        .collect();
+    let mut snapshot = snapshot(&Case {
+        interval: Interval::Daily,
+        zone: Tz::UTC,
+        key: KeyType::Date,
+        key_sql: "date",
+        premake: case.premake,
+        default_partition: false,
+        retention: None,
+        max_drops: case.max_drops,
+        now: Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap(),
+        existing: Vec::new(),
+    });
+    let parent = snapshot.parents[0].as_mut().unwrap();
+    parent.key.as_mut().unwrap().sql_type = if case.integer { "integer" } else { "bigint" }.into();
+    parent.partitions = partitions;
+    parent.max_key = case.max_key.map(|value| MaxKey {
+        value: value.to_string(),
+        partition: "public.t_r100".into(),
+    });
+    snapshot
+}
+
+fn range_of(p: &Partition) -> (i64, i64) {
+    match &p.bound {
+        Bound::Range { from, to } => (from.parse().unwrap(), to.parse().unwrap()),
+        _ => unreachable!("only ranges"),
+    }
+}
+
+/// The catalog after an ID plan ran, from the bounds the steps carry.
+fn apply_ids(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
+    let mut after = snapshot.clone();
+    let parent = after.parents[0].as_mut().unwrap();
+    for (oid, step) in (10_000..).zip(plan.steps()) {
+        let name = step.partition.as_ref().map(|p| p.name.clone());
+        match step.action {
+            Action::AttachPartition | Action::MoveDefaultRows => {
+                let lo = step.from.as_ref().unwrap().parse().unwrap();
+                let hi = step.to.as_ref().unwrap().parse().unwrap();
+                parent.partitions.push(id_partition(oid, lo, hi));
+            }
+            Action::DetachPartition => parent.partitions.retain(|p| Some(&p.name) != name.as_ref()),
+            _ => {}
+        }
+    }
+    after
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    #[test]
+    fn id_planner_properties(case in id_case()) {
+        let policy = Policy { path: "p.toml".into(), tables: vec![id_policy(&case)] };
+        let before = id_snapshot(&case);
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+        let plan = planner::plan(&policy, &before, now);
+        let top = if case.integer { i64::from(i32::MAX) } else { i64::MAX };
+        let max = case.max_key.unwrap_or(0);
+        // An empty table counts from its lowest range, or from 0 without one.
+        let lowest = before.parents[0].as_ref().unwrap().partitions.iter().map(|p| range_of(p).0).min();
+        let holding = match (case.max_key, lowest) {
+            (None, Some(lowest)) => lowest,
+            _ => max.div_euclid(case.step) * case.step,
+        };
+        let horizon = holding.checked_add((i64::from(case.premake) + 1) * case.step);
+        if horizon.is_none_or(|h| h > top) || (case.integer && holding < i64::from(i32::MIN)) {
+            // Past the type's range: an error entry, never a bound PostgreSQL refuses.
+            prop_assert!(plan.problems().any(|p| p.kind == planner::ProblemKind::OutOfRange), "{:?}", plan.entries);
+            return Ok(());
+        }
+        prop_assert!(plan.problems().next().is_none(), "{:?}", plan.entries);
+        let after = apply_ids(&before, &plan);
+        let mut ranges: Vec<(i64, i64)> = after.parents[0].as_ref().unwrap().partitions.iter().map(range_of).collect();
+        ranges.sort();
+        for pair in ranges.windows(2) {
+            prop_assert!(pair[0].1 <= pair[1].0, "overlap: {:?}", pair);
+        }
+        // No gap from the range holding the largest key to the premake horizon.
+        for offset in 0..=i64::from(case.premake) {
+            let lo = holding + offset * case.step;
+            prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && lo + case.step <= *b), "range {lo} not covered");
+        }
+        // Replanning the result only goes on retiring what the cap held back.
+        let again = planner::plan(&policy, &after, now);
+        prop_assert!(again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)));
+        // Retention never takes a range reaching above max - retention, and
+        // nothing expires while the table is empty.
+        let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
+        prop_assert!(detached.len() <= case.max_drops as usize);
+        if case.max_key.is_none() {
+            prop_assert!(detached.is_empty());
+        }
+        if let Some(retention) = case.retention {
+            let cutoff = max.saturating_sub(retention as i64);
+            for step in detached {
+                let hi: i64 = step.to.as_ref().unwrap().parse().unwrap();
+                prop_assert!(hi <= cutoff, "{hi} ends above the cutoff {cutoff}");
+            }
+        }
+    }
 }

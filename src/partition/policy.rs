@@ -1429,4 +1429,57 @@ mod tests {
         }
         assert!(table.check_plannable(at("0000-12-31T23:59:59Z")).is_err());
     }
+
+    #[test]
+    fn integer_intervals_and_retentions_are_id_ranges() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.orders\"\ninterval = 1000000\nretention = 50000000\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        assert_eq!(table.spacing, Spacing::Ids(1_000_000));
+        assert_eq!(table.naming, "{parent}_p{START}");
+        assert_eq!(
+            table.retention.as_ref().map(|r| (r.amount, r.unit)),
+            Some((50_000_000, RetentionUnit::Ids))
+        );
+        assert_eq!(
+            (table.interval_location.line, table.interval_location.column),
+            (3, 12)
+        );
+        assert_eq!(table.id_partition_name(3_000_000, 10), "orders_p0003000000");
+        assert_eq!(table.id_partition_name(-1000, 5), "orders_pm01000");
+    }
+
+    #[test]
+    fn integer_and_time_settings_that_do_not_fit_say_what_to_write() {
+        let text = problems(
+            "[[table]]\nname = \"public.a\"\ninterval = 1000\nepoch = \"seconds\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"1000\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = -5\n\n\
+             [[table]]\nname = \"public.d\"\ninterval = 1000\nretention = \"12 months\"\n\n\
+             [[table]]\nname = \"public.e\"\ninterval = \"monthly\"\nretention = 5000\n\n\
+             [[table]]\nname = \"public.f\"\ninterval = 1000\nretention = 999\n\n\
+             [[table]]\nname = \"public.g\"\ninterval = 1000\nnaming = \"{parent}_{YYYY}\"\n\n\
+             [[table]]\nname = \"public.h\"\ninterval = \"daily\"\nepoch = \"second\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:3:12: interval = 1000 cuts the key into ID ranges, but epoch = \"seconds\" says it holds time: for IDs remove epoch; for time since the epoch write a time interval, like interval = \"daily\"",
+                "partman.toml:8:12: interval = \"1000\" is a string: an ID step is a TOML integer, write interval = 1000",
+                "partman.toml:12:12: interval = -5 is not an ID step: write a whole number above 0, like interval = 1000000",
+                "partman.toml:17:13: retention = \"12 months\" is a duration, but the interval is an ID step: write how many IDs below the largest to keep, as a TOML integer, like retention = 50000000",
+                "partman.toml:22:13: retention = 5000 is a number of IDs, but the interval is a time interval: write a duration, like retention = \"12 months\" (a number of IDs goes with an ID step, like interval = 1000000)",
+                "partman.toml:27:13: retention = 999 is less than one ID range (interval = 1000): the partition being filled would expire; keep at least one range, like retention = 1000",
+                "partman.toml:32:10: naming template \"{parent}_{YYYY}\" can give two ID ranges the same name: it needs {START}, the first ID of the range",
+                "partman.toml:37:9: unknown epoch \"second\" (did you mean \"seconds\"?): use one of seconds, milliseconds, microseconds",
+            ]
+        );
+    }
 }
