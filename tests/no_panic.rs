@@ -67,8 +67,24 @@ fn lock_timeout() -> impl Strategy<Value = String> {
 fn interval() -> impl Strategy<Value = String> {
     (
         prop_oneof![
-            proptest::sample::select(&["daily", "weekly", "monthly", "quarterly", "yearly"][..])
-                .prop_map(|i| format!("\"{i}\"")),
+            proptest::sample::select(
+                &[
+                    "daily",
+                    "weekly",
+                    "monthly",
+                    "quarterly",
+                    "yearly",
+                    "hourly",
+                    "15 minutes",
+                    "2 hours",
+                    "7 hours",
+                    "3 days",
+                    "2 weeks",
+                    "3660 days",
+                    "10 minutes",
+                ][..]
+            )
+            .prop_map(|i| format!("\"{i}\"")),
             number(),
             Just("\"1000\"".to_owned()),
         ],
@@ -114,6 +130,7 @@ fn table_entry(index: usize) -> impl Strategy<Value = String> {
                 "{parent}_p{IYYY}w{WW}",
                 "{parent}_{YYYY}q{Q}",
                 "{parent}_p{START}",
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
                 "{parent}_{START}_{YYYY}",
                 "{parent}_{YYYY",
                 "{parent}_{YYYYY}",

@@ -10,7 +10,8 @@
 use std::fmt;
 
 use chrono::{
-    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
 };
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -131,6 +132,140 @@ impl Interval {
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(Interval::NAMES[*self as usize])
+    }
+}
+
+/// A fixed interval: a whole divisor of a day (at least 15 minutes) whose
+/// periods start at local midnight and every `minutes` after, or a whole
+/// number of days counted from `FIXED_ANCHOR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FixedInterval {
+    pub minutes: u32,
+}
+
+/// The first period of multi-day intervals: a Monday, so that "N weeks"
+/// periods start on Mondays like ISO weeks.
+pub const FIXED_ANCHOR: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 3).expect("a valid date");
+/// Shorter periods make more partitions than PostgreSQL plans well.
+pub const MIN_FIXED_MINUTES: u32 = 15;
+const MINUTES_PER_DAY: u32 = 24 * 60;
+/// The longest fixed interval: about ten years of days.
+pub const MAX_FIXED_DAYS: u32 = 3660;
+
+impl FixedInterval {
+    /// "hourly", or "N minutes|hours|days|weeks" (singular or plural).
+    pub fn parse(text: &str) -> Result<FixedInterval, String> {
+        if text == "hourly" {
+            return Ok(FixedInterval { minutes: 60 });
+        }
+        let mut words = text.split_whitespace();
+        let (Some(number), Some(unit), None) = (words.next(), words.next(), words.next()) else {
+            return Err(String::new());
+        };
+        let per_unit: u64 = match unit.trim_end_matches('s') {
+            "minute" => 1,
+            "hour" => 60,
+            "day" => u64::from(MINUTES_PER_DAY),
+            "week" => 7 * u64::from(MINUTES_PER_DAY),
+            _ => return Err(String::new()),
+        };
+        let count: u64 = number
+            .parse()
+            .map_err(|_| format!("interval \"{text}\" needs a whole number above 0"))?;
+        let minutes = count.saturating_mul(per_unit);
+        Self::check(text, minutes).map(|minutes| FixedInterval { minutes })
+    }
+
+    fn check(text: &str, minutes: u64) -> Result<u32, String> {
+        let day = u64::from(MINUTES_PER_DAY);
+        if minutes < u64::from(MIN_FIXED_MINUTES) {
+            return Err(format!(
+                "interval \"{text}\" is shorter than {MIN_FIXED_MINUTES} minutes: that many partitions \
+                 slow every query planned on the table; use 15 minutes or more"
+            ));
+        }
+        if minutes > u64::from(MAX_FIXED_DAYS) * day {
+            return Err(format!(
+                "interval \"{text}\" is over {MAX_FIXED_DAYS} days: use \"yearly\""
+            ));
+        }
+        if minutes < day && !day.is_multiple_of(minutes)
+            || minutes > day && !minutes.is_multiple_of(day)
+        {
+            return Err(format!(
+                "interval \"{text}\" neither divides a day nor is whole days: periods start at local \
+                 midnight, so use a divisor of 24 hours (like \"2 hours\" or \"30 minutes\") or whole days"
+            ));
+        }
+        Ok(u32::try_from(minutes).expect("at most MAX_FIXED_DAYS days"))
+    }
+
+    /// Whether periods are shorter than a day.
+    pub fn is_sub_day(self) -> bool {
+        self.minutes < MINUTES_PER_DAY
+    }
+
+    /// Whole days of a period (0 below a day).
+    pub fn days(self) -> u32 {
+        self.minutes / MINUTES_PER_DAY
+    }
+
+    /// The local start of the period holding a local reading.
+    pub fn floor(self, local: NaiveDateTime) -> Option<NaiveDateTime> {
+        if self.is_sub_day() {
+            let minute = local.time().num_seconds_from_midnight() / 60;
+            let start = minute - minute % self.minutes;
+            let time = NaiveTime::from_num_seconds_from_midnight_opt(start * 60, 0)?;
+            return Some(local.date().and_time(time));
+        }
+        let days = i64::from(self.days());
+        let offset = local.date().signed_duration_since(FIXED_ANCHOR).num_days();
+        let start = FIXED_ANCHOR
+            .checked_add_signed(chrono::Duration::days(offset.div_euclid(days) * days))?;
+        Some(start.and_time(NaiveTime::MIN))
+    }
+
+    /// The local start of the period after the one starting at `start`.
+    pub fn next(self, start: NaiveDateTime) -> Option<NaiveDateTime> {
+        start.checked_add_signed(chrono::Duration::minutes(i64::from(self.minutes)))
+    }
+
+    /// Roughly how many days a period has, to compare with a retention.
+    pub fn approximate_days(self) -> i64 {
+        i64::from(self.days())
+    }
+}
+
+impl fmt::Display for FixedInterval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.minutes;
+        match m {
+            60 => f.write_str("hourly"),
+            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => {
+                write!(f, "{} weeks", m / (7 * MINUTES_PER_DAY))
+            }
+            _ if m.is_multiple_of(MINUTES_PER_DAY) => write!(f, "{} days", m / MINUTES_PER_DAY),
+            _ if m.is_multiple_of(60) => write!(f, "{} hours", m / 60),
+            _ => write!(f, "{m} minutes"),
+        }
+    }
+}
+
+/// The instant a local reading names in `zone`: the first of two where
+/// clocks went back, the first instant after the gap where they jumped
+/// forward (as PostgreSQL reads a skipped time: 02:30 on a spring-forward
+/// night is 03:30).
+pub fn local_instant(local: NaiveDateTime, zone: Tz) -> Option<DateTime<Tz>> {
+    match zone.from_local_datetime(&local) {
+        chrono::LocalResult::Single(instant) => Some(instant),
+        chrono::LocalResult::Ambiguous(first, _) => Some(first),
+        chrono::LocalResult::None => {
+            // In a gap: the offset before it, read forward (02:30 +01 = 03:30 +02).
+            let before = zone
+                .offset_from_utc_datetime(&local.checked_sub_signed(chrono::Duration::hours(25))?);
+            let utc = local.checked_sub_offset(before.fix())?;
+            Some(zone.from_utc_datetime(&utc))
+        }
     }
 }
 
@@ -318,17 +453,19 @@ fn epoch_value(unit: EpochUnit, micros: i64) -> KeyValue {
 /// date, or a number.
 pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
     match key {
-        KeyType::TimestampTz => {
-            // As PostgreSQL prints offsets: "+00", "-05", "+05:30".
-            let start = start_of_day(date, zone);
-            let offset = start.format("%:z").to_string();
-            let offset = offset.strip_suffix(":00").unwrap_or(&offset);
-            format!("'{}{offset}'", start.format("%Y-%m-%d %H:%M:%S"))
-        }
+        KeyType::TimestampTz => timestamptz_literal(start_of_day(date, zone)),
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
         KeyType::Epoch(_) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
     }
+}
+
+/// A `timestamptz` literal with the zone's offset, as PostgreSQL prints
+/// offsets: "+00", "-05", "+05:30".
+pub fn timestamptz_literal(instant: DateTime<Tz>) -> String {
+    let offset = instant.format("%:z").to_string();
+    let offset = offset.strip_suffix(":00").unwrap_or(&offset);
+    format!("'{}{offset}'", instant.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// A bound as PostgreSQL prints it in `pg_get_expr(relpartbound)` (with the

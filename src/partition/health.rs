@@ -159,6 +159,8 @@ fn planner_problems(
     planner::plan_table(table, parent, snapshot, now)
         .iter()
         .filter_map(planner::Entry::problem)
+        // A warning about the policy itself, shown by plan: not the table's health.
+        .filter(|problem| problem.kind != planner::ProblemKind::ManyPartitions)
         .map(|problem| Problem {
             kind: if problem.kind.is_warning() {
                 ProblemKind::Drift

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use super::calendar::{self, EpochUnit, Interval};
+use super::calendar::{self, EpochUnit, FixedInterval, Interval};
 use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
 use crate::location::{LineIndex, Location};
@@ -103,7 +103,8 @@ impl Retention {
         max_key.saturating_sub(amount)
     }
 
-    fn approximate_days(&self) -> i64 {
+    /// Roughly how many days the retention keeps (0 for IDs).
+    pub fn approximate_days(&self) -> i64 {
         i64::try_from(self.amount)
             .unwrap_or(i64::MAX)
             .saturating_mul(self.unit.approximate_days())
@@ -154,6 +155,9 @@ pub enum Spacing {
     /// Calendar periods of the policy's zone (a time key, or an integer
     /// key with `epoch`).
     Calendar(Interval),
+    /// Hourly, N minutes/hours aligned on local midnight, or N days/weeks
+    /// from `calendar::FIXED_ANCHOR`.
+    Fixed(FixedInterval),
     /// Ranges of this many IDs, `[k·step, (k+1)·step)` (an integer key).
     Ids(i64),
 }
@@ -162,6 +166,7 @@ impl std::fmt::Display for Spacing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Spacing::Calendar(interval) => interval.fmt(f),
+            Spacing::Fixed(fixed) => fixed.fmt(f),
             Spacing::Ids(step) => write!(f, "{step} IDs"),
         }
     }
@@ -204,6 +209,11 @@ impl TablePolicy {
 
     /// The name of the partition for the period starting on `start`.
     pub fn partition_name(&self, start: NaiveDate) -> String {
+        self.partition_name_at(start.and_time(NaiveTime::MIN))
+    }
+
+    /// The name of the partition for the period starting at a local time.
+    pub fn partition_name_at(&self, start: NaiveDateTime) -> String {
         expand(&self.naming, &self.name, start)
     }
 
@@ -220,13 +230,26 @@ impl TablePolicy {
     pub fn check_plannable(&self, now: DateTime<Utc>) -> Result<(), String> {
         // ID ranges do not follow the clock: the planner checks them
         // against the key type's range.
-        let Spacing::Calendar(interval) = self.spacing else {
-            return Ok(());
+        let periods = self.premake.checked_add(1);
+        let today = calendar::checked_local_date(now, self.time_zone);
+        let (first, end, interval) = match self.spacing {
+            Spacing::Ids(_) => return Ok(()),
+            Spacing::Calendar(interval) => {
+                let first = today.and_then(|today| interval.checked_floor(today));
+                let end = first.and_then(|first| interval.checked_advance(first, periods?));
+                (first, end, interval.to_string())
+            }
+            Spacing::Fixed(fixed) => {
+                let first = today
+                    .and_then(|today| fixed.floor(today.and_time(NaiveTime::MIN)))
+                    .map(|start| start.date());
+                let minutes = u64::from(fixed.minutes) * u64::from(periods.unwrap_or(u32::MAX));
+                let end = first.and_then(|first| {
+                    first.checked_add_days(chrono::Days::new(minutes.div_ceil(24 * 60) + 1))
+                });
+                (first, end, fixed.to_string())
+            }
         };
-        let first = calendar::checked_local_date(now, self.time_zone)
-            .and_then(|today| interval.checked_floor(today));
-        let end =
-            first.and_then(|first| interval.checked_advance(first, self.premake.checked_add(1)?));
         let span = match (first, end) {
             (Some(first), Some(end))
                 if first >= calendar::FIRST_BOUND_DAY && end <= calendar::LAST_BOUND_DAY =>
@@ -579,7 +602,13 @@ fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> 
     if let Some(interval) = Interval::parse(text) {
         return Some(Spacing::Calendar(interval));
     }
-    let message = if text.trim().parse::<i64>().is_ok() {
+    let fixed_problem = match FixedInterval::parse(text) {
+        Ok(fixed) => return Some(Spacing::Fixed(fixed)),
+        Err(problem) => problem,
+    };
+    let message = if !fixed_problem.is_empty() {
+        fixed_problem
+    } else if text.trim().parse::<i64>().is_ok() {
         format!(
             "interval = \"{text}\" is a string: an ID step is a TOML integer, write interval = {}",
             text.trim()
@@ -589,7 +618,8 @@ fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> 
             .map(|near| format!(" (did you mean \"{near}\"?)"))
             .unwrap_or_default();
         format!(
-            "unknown interval \"{text}\"{suggestion}: use one of {}",
+            "unknown interval \"{text}\"{suggestion}: use one of {}, hourly, \"N minutes\", \"N hours\", \
+             \"N days\" or \"N weeks\"",
             Interval::NAMES.join(", ")
         )
     };
@@ -909,6 +939,19 @@ fn check_retention(
             ),
         );
     }
+    if let Some(Spacing::Fixed(fixed)) = spacing
+        && retention.approximate_days() < fixed.approximate_days()
+    {
+        checker.problem(
+            retention_raw.span(),
+            format!(
+                "retention \"{}\" is shorter than one {fixed} partition: a partition would expire before it \
+                 is complete; keep at least \"{} days\"",
+                retention.text,
+                fixed.days()
+            ),
+        );
+    }
     Some(retention)
 }
 
@@ -983,8 +1026,11 @@ pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
 }
 
 fn default_naming(spacing: Spacing) -> &'static str {
-    let Spacing::Calendar(interval) = spacing else {
-        return "{parent}_p{START}";
+    let interval = match spacing {
+        Spacing::Ids(_) => return "{parent}_p{START}",
+        Spacing::Fixed(fixed) if fixed.is_sub_day() => return "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+        Spacing::Fixed(_) => return "{parent}_p{YYYY}_{MM}_{DD}",
+        Spacing::Calendar(interval) => interval,
     };
     match interval {
         Interval::Daily => "{parent}_p{YYYY}_{MM}_{DD}",
@@ -995,7 +1041,9 @@ fn default_naming(spacing: Spacing) -> &'static str {
     }
 }
 
-const PLACEHOLDERS: &[&str] = &["parent", "YYYY", "MM", "DD", "Q", "IYYY", "WW", "START"];
+const PLACEHOLDERS: &[&str] = &[
+    "parent", "YYYY", "MM", "DD", "HH", "MI", "Q", "IYYY", "WW", "START",
+];
 
 fn placeholders(template: &str) -> Result<Vec<&str>, String> {
     let mut found = Vec::new();
@@ -1012,7 +1060,7 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
                 .map(|near| format!(" (did you mean {{{near}}}?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{Q}}, {{IYYY}}, {{WW}}, {{START}} (ID ranges)"
+                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{HH}}, {{MI}}, {{Q}}, {{IYYY}}, {{WW}}, {{START}} (ID ranges)"
             ));
         }
         found.push(name);
@@ -1026,6 +1074,7 @@ fn check_naming(template: &str, spacing: Spacing, parent: &str) -> Result<(), St
     let has = |name: &str| found.contains(&name);
     let interval = match spacing {
         Spacing::Ids(_) => return check_id_naming(template, &found, parent),
+        Spacing::Fixed(fixed) => return check_fixed_naming(template, &found, fixed, parent),
         Spacing::Calendar(interval) if has("START") => {
             return Err(format!(
                 "naming template \"{template}\" uses {{START}}, the first ID of a range, but the interval \
@@ -1056,8 +1105,46 @@ fn check_naming(template: &str, spacing: Spacing, parent: &str) -> Result<(), St
     let sample = expand(
         template,
         parent,
-        NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid date"),
+        NaiveDate::from_ymd_opt(2026, 12, 31)
+            .expect("valid date")
+            .and_time(NaiveTime::MIN),
     );
+    check_name_length(&sample)
+}
+
+/// A fixed interval's name needs the day, and the hour and minute below a
+/// day (the minute unless periods are whole hours).
+fn check_fixed_naming(
+    template: &str,
+    found: &[&str],
+    fixed: FixedInterval,
+    parent: &str,
+) -> Result<(), String> {
+    let mut needed = vec!["YYYY", "MM", "DD"];
+    if fixed.is_sub_day() {
+        needed.push("HH");
+        if !fixed.minutes.is_multiple_of(60) {
+            needed.push("MI");
+        }
+    }
+    if needed.iter().any(|p| !found.contains(p)) || found.contains(&"START") {
+        let needed: Vec<String> = needed.iter().map(|p| format!("{{{p}}}")).collect();
+        return Err(format!(
+            "naming template \"{template}\" can give two {fixed} partitions the same name: it needs {}",
+            needed.join(", ")
+        ));
+    }
+    let sample = expand(
+        template,
+        parent,
+        NaiveDate::from_ymd_opt(2026, 12, 31)
+            .and_then(|d| d.and_hms_opt(23, 45, 0))
+            .expect("valid date"),
+    );
+    check_name_length(&sample)
+}
+
+fn check_name_length(sample: &str) -> Result<(), String> {
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: set a shorter \
@@ -1106,11 +1193,13 @@ fn expand_id(template: &str, parent: &str, start: i64, digits: usize) -> String 
         .replace("{START}", &number)
 }
 
-fn expand(template: &str, parent: &str, start: NaiveDate) -> String {
-    use chrono::Datelike;
+fn expand(template: &str, parent: &str, start: NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
     let iso = start.iso_week();
     template
         .replace("{parent}", parent)
+        .replace("{HH}", &format!("{:02}", start.hour()))
+        .replace("{MI}", &format!("{:02}", start.minute()))
         .replace("{IYYY}", &format!("{:04}", iso.year()))
         .replace("{WW}", &format!("{:02}", iso.week()))
         .replace("{YYYY}", &format!("{:04}", start.year()))
@@ -1225,7 +1314,7 @@ mod tests {
             firsts,
             [
                 "partman.toml:2:8: table name \"events\" must be schema-qualified, like \"public.events\"",
-                "partman.toml:3:12: unknown interval \"montly\" (did you mean \"monthly\"?): use one of daily, weekly, monthly, quarterly, yearly",
+                "partman.toml:3:12: unknown interval \"montly\" (did you mean \"monthly\"?): use one of daily, weekly, monthly, quarterly, yearly, hourly, \"N minutes\", \"N hours\", \"N days\" or \"N weeks\"",
                 "partman.toml:8:13: retention \"2 months\" is shorter than one quarterly partition: a partition would expire before it is complete; keep at least one interval (e.g. \"1 quarter\")",
                 "partman.toml:9:10: naming template \"{parent}_{YYYY}\" can give two quarterly partitions the same name: it needs {YYYY} and {Q}",
                 "partman.toml:15:13: unknown time zone \"Europe/Berln\" (did you mean \"Europe/Berlin\"?): use an IANA name like \"UTC\" or \"Europe/Berlin\"",
@@ -1479,6 +1568,56 @@ mod tests {
                 "partman.toml:27:13: retention = 999 is less than one ID range (interval = 1000): the partition being filled would expire; keep at least one range, like retention = 1000",
                 "partman.toml:32:10: naming template \"{parent}_{YYYY}\" can give two ID ranges the same name: it needs {START}, the first ID of the range",
                 "partman.toml:37:9: unknown epoch \"second\" (did you mean \"seconds\"?): use one of seconds, milliseconds, microseconds",
+            ]
+        );
+    }
+
+    #[test]
+    fn fixed_intervals_parse_and_refuse_what_cannot_align() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.a\"\ninterval = \"hourly\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"30 minutes\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = \"2 weeks\"\n",
+        )
+        .unwrap();
+        let spacing: Vec<String> = policy
+            .tables
+            .iter()
+            .map(|t| t.spacing.to_string())
+            .collect();
+        assert_eq!(spacing, ["hourly", "30 minutes", "2 weeks"]);
+        let namings: Vec<&str> = policy.tables.iter().map(|t| t.naming.as_str()).collect();
+        assert_eq!(
+            namings,
+            [
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+                "{parent}_p{YYYY}_{MM}_{DD}"
+            ]
+        );
+        let start = NaiveDate::from_ymd_opt(2026, 3, 29)
+            .and_then(|d| d.and_hms_opt(2, 30, 0))
+            .unwrap();
+        assert_eq!(
+            policy.tables[1].partition_name_at(start),
+            "b_p2026_03_29_0230"
+        );
+        let text = problems(
+            "[[table]]\nname = \"public.a\"\ninterval = \"10 minutes\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"7 hours\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = \"2 hours\"\nnaming = \"{parent}_{YYYY}_{MM}_{DD}\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:3:12: interval \"10 minutes\" is shorter than 15 minutes: that many partitions slow every query planned on the table; use 15 minutes or more",
+                "partman.toml:7:12: interval \"7 hours\" neither divides a day nor is whole days: periods start at local midnight, so use a divisor of 24 hours (like \"2 hours\" or \"30 minutes\") or whole days",
+                "partman.toml:12:10: naming template \"{parent}_{YYYY}_{MM}_{DD}\" can give two 2 hours partitions the same name: it needs {YYYY}, {MM}, {DD}, {HH}",
             ]
         );
     }

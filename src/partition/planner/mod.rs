@@ -155,12 +155,51 @@ pub enum ProblemKind {
     /// Partitions or periods that do not match the policy: reported and
     /// left alone, they stop nothing.
     Drift,
+    /// The policy keeps more partitions than PostgreSQL plans queries over
+    /// comfortably: a warning with the count.
+    ManyPartitions,
 }
 
 impl ProblemKind {
     pub fn is_warning(self) -> bool {
-        self == ProblemKind::Drift
+        matches!(self, ProblemKind::Drift | ProblemKind::ManyPartitions)
     }
+}
+
+/// More partitions than this per table slow the planning of every query
+/// that cannot prune them.
+pub const MANY_PARTITIONS: i64 = 1000;
+
+/// A warning when a fixed interval makes the policy keep more than
+/// `MANY_PARTITIONS` partitions: premake ahead plus those the retention
+/// keeps.
+fn many_partitions(table: &TablePolicy) -> Option<Problem> {
+    let Spacing::Fixed(fixed) = table.spacing else {
+        return None;
+    };
+    let minutes = i64::from(fixed.minutes);
+    let (kept, retention) = match &table.retention {
+        Some(r) => (
+            r.approximate_days().saturating_mul(24 * 60) / minutes,
+            r.text.as_str(),
+        ),
+        None => (0, "none"),
+    };
+    let count = i64::from(table.premake) + 1 + kept;
+    (count > MANY_PARTITIONS).then(|| {
+        Problem::new(
+            table,
+            ProblemKind::ManyPartitions,
+            format!(
+                "{}: {} with interval \"{fixed}\" keeps about {count} partitions (premake = {} ahead, about \
+                 {kept} kept by retention {retention}); more than {MANY_PARTITIONS} slow the planning of every \
+                 query that does not prune them: a longer interval or a shorter retention keeps fewer",
+                table.interval_location,
+                table.qualified_name(),
+                table.premake
+            ),
+        )
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,47 +476,49 @@ pub fn key_type(
 ) -> Result<KeyType, (ProblemKind, String)> {
     let (name, at) = (table.qualified_name(), &table.interval_location);
     let (column, sql_type) = (&key.column, &key.sql_type);
-    let time = match sql_key {
-        SqlKey::TimestampTz => KeyType::TimestampTz,
-        SqlKey::Timestamp => KeyType::Timestamp,
-        SqlKey::Date => KeyType::Date,
-        SqlKey::Integer(integer) => {
-            return match (table.spacing, table.epoch) {
-                (Spacing::Ids(_), _) => Ok(KeyType::Id(integer)),
-                (Spacing::Calendar(_), Some(unit)) => Ok(KeyType::Epoch(unit)),
-                (Spacing::Calendar(interval), None) => Err((
-                    ProblemKind::KeyMismatch,
-                    format!(
-                        "{at}: {name} is partitioned on {column} of type {sql_type}, and interval = \"{interval}\" \
-                         does not say what it holds: for IDs write a step as a number, like interval = 1000000; \
-                         if {column} holds time since the epoch, keep the interval and add epoch = \"seconds\" \
-                         (or \"milliseconds\", \"microseconds\")"
-                    ),
+    let mismatch = |message: String| Err((ProblemKind::KeyMismatch, format!("{at}: {message}")));
+    let interval = table.spacing;
+    let time = match (sql_key, interval) {
+        (SqlKey::Integer(integer), Spacing::Ids(_)) => return Ok(KeyType::Id(integer)),
+        (SqlKey::Integer(_), _) => {
+            return match table.epoch {
+                Some(unit) => Ok(KeyType::Epoch(unit)),
+                None => mismatch(format!(
+                    "{name} is partitioned on {column} of type {sql_type}, and interval = \"{interval}\" \
+                     does not say what it holds: for IDs write a step as a number, like interval = 1000000; \
+                     if {column} holds time since the epoch, keep the interval and add epoch = \"seconds\" \
+                     (or \"milliseconds\", \"microseconds\")"
                 )),
             };
         }
-    };
-    match (table.spacing, table.epoch) {
-        (Spacing::Ids(step), _) => Err((
-            ProblemKind::KeyMismatch,
-            format!(
-                "{at}: interval = {step} is an ID step, but {name} is partitioned on {column} of type {sql_type}: \
+        (_, Spacing::Ids(step)) => {
+            return mismatch(format!(
+                "interval = {step} is an ID step, but {name} is partitioned on {column} of type {sql_type}: \
                  write a time interval, like interval = \"monthly\""
-            ),
+            ));
+        }
+        (SqlKey::Date, Spacing::Fixed(fixed)) if fixed.is_sub_day() => {
+            return mismatch(format!(
+                "interval = \"{fixed}\" is shorter than a day, but {name} is partitioned on {column} of type \
+                 date: use whole days, like interval = \"daily\""
+            ));
+        }
+        (SqlKey::TimestampTz, _) => KeyType::TimestampTz,
+        (SqlKey::Timestamp, _) => KeyType::Timestamp,
+        (SqlKey::Date, _) => KeyType::Date,
+    };
+    match table.epoch {
+        Some(unit) => mismatch(format!(
+            "epoch = \"{unit}\" is for an integer key holding time, but {name} is partitioned on \
+             {column} of type {sql_type}: remove epoch"
         )),
-        (Spacing::Calendar(_), Some(unit)) => Err((
-            ProblemKind::KeyMismatch,
-            format!(
-                "{at}: epoch = \"{unit}\" is for an integer key holding time, but {name} is partitioned on \
-                 {column} of type {sql_type}: remove epoch"
-            ),
-        )),
-        (Spacing::Calendar(_), None) => Ok(time),
+        None => Ok(time),
     }
 }
 
 /// How the table's key is cut, as the planner and status read it.
 pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
+    let zone = table.time_zone;
     match (table.spacing, key) {
         (Spacing::Ids(step), KeyType::Id(integer)) => Periods::Ids { step, integer },
         (Spacing::Ids(step), _) => Periods::Ids {
@@ -487,8 +528,9 @@ pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
         (Spacing::Calendar(interval), key) => Periods::Calendar {
             interval,
             key,
-            zone: table.time_zone,
+            zone,
         },
+        (Spacing::Fixed(fixed), key) => Periods::Fixed { fixed, key, zone },
     }
 }
 
@@ -587,6 +629,7 @@ pub fn plan_table(
 
     // 5. Indexes of the partitions that stay.
     indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut entries);
+    entries.extend(many_partitions(table).map(Entry::Problem));
     entries
 }
 
@@ -704,7 +747,7 @@ pub fn describe(table: &TablePolicy) -> String {
     };
     match table.spacing {
         Spacing::Ids(_) => format!("{}, premake {}{retention}", table.spacing, table.premake),
-        Spacing::Calendar(_) => format!(
+        Spacing::Calendar(_) | Spacing::Fixed(_) => format!(
             "{}, premake {}{retention}, {}",
             table.spacing, table.premake, table.time_zone
         ),
