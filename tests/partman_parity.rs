@@ -274,3 +274,195 @@ fn id_retention_matches_pg_partman() {
         "{theirs:?}"
     );
 }
+
+/// The same timestamptz table in both schemas, and the database's sessions
+/// in `zone` (pg_partman computes and names its periods in the session's
+/// zone; bounds print in it too, for both tables alike).
+fn time_tables(database: &Database, zone: &str) {
+    let mut client = database.connect();
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET timezone TO {}; \
+             CREATE TABLE theirs.t (at timestamptz NOT NULL, payload text) PARTITION BY RANGE (at); \
+             CREATE TABLE ours.t (at timestamptz NOT NULL, payload text) PARTITION BY RANGE (at);",
+            quote_ident(&database.name),
+            db::quote_literal(zone)
+        ))
+        .unwrap();
+}
+
+/// The time cases give create_parent a start in 2040: it counts premake
+/// from the real clock, so with a start after today's date it makes that
+/// one partition only, and everything after comes from run_maintenance,
+/// which counts from the newest row, a time the test sets.
+///
+/// Walks the clock from `first` by `step`, as cron would: at each tick a
+/// row at that time goes into both tables, pg_partman's run_maintenance
+/// runs (it counts from the newest row), after pgm maintained with `--at`
+/// the same time (it counts from the clock).
+fn walk(database: &Database, policy: &str, first: &str, step: chrono::Duration, ticks: u32) {
+    let first: chrono::DateTime<chrono::Utc> = first.parse().unwrap();
+    for tick in 0..ticks {
+        let at = first + step * tick as i32;
+        let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (code, stdout, stderr) =
+            database.pgm(policy, &["partitions", "maintain", "--at", &at_text]);
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+        database
+            .connect()
+            .batch_execute(&format!(
+                "INSERT INTO theirs.t VALUES ('{at_text}', 'x'); INSERT INTO ours.t VALUES ('{at_text}', 'x'); \
+                 SELECT partman.run_maintenance('theirs.t');"
+            ))
+            .unwrap();
+    }
+}
+
+/// The range bounds of a time-keyed parent in time order, printed in the
+/// database's zone.
+fn time_bounds(database: &Database, parent: &str) -> Vec<String> {
+    column(
+        &mut database.connect(),
+        &format!(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = {}::regclass AND pg_get_expr(c.relpartbound, c.oid) <> 'DEFAULT' \
+             ORDER BY (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)'))[1]::timestamptz",
+            db::quote_literal(parent)
+        ),
+    )
+}
+
+fn hourly_policy(zone: &str) -> String {
+    format!(
+        "[[table]]\nname = \"ours.t\"\ninterval = \"hourly\"\npremake = 4\ntime_zone = \"{zone}\"\n"
+    )
+}
+
+/// Berlin's 23-hour day (25 March 2040): hourly partitions match
+/// pg_partman's, the skipped 02:00 hour simply absent from both.
+#[test]
+fn hourly_across_a_spring_forward_night_matches_pg_partman() {
+    let database = Database::new("hourly_spring");
+    time_tables(&database, "Europe/Berlin");
+    database
+        .connect()
+        .batch_execute(
+            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'hourly', p_premake := 4, \
+             p_start_partition := '2040-03-24 22:00:00+01')",
+        )
+        .unwrap();
+    let policy = hourly_policy("Europe/Berlin");
+    walk(
+        &database,
+        &policy,
+        "2040-03-24T21:30:00Z",
+        chrono::Duration::hours(1),
+        10,
+    );
+    let theirs = time_bounds(&database, "theirs.t");
+    assert_eq!(time_bounds(&database, "ours.t"), theirs);
+    assert!(
+        theirs
+            .iter()
+            .any(|b| b.contains("FROM ('2040-03-25 01:00:00+01') TO ('2040-03-25 03:00:00+02')")),
+        "the hour before the gap ends where the gap does: {theirs:#?}"
+    );
+    // Adoption: pgm finds nothing to change in pg_partman's table.
+    let adopt = format!("{policy}\n{}", policy.replace("ours.t", "theirs.t"));
+    let (code, stdout, stderr) = database.pgm(
+        &adopt,
+        &[
+            "partitions",
+            "plan",
+            "--at",
+            "2040-03-25T06:30:00Z",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+}
+
+/// Berlin's 25-hour day (28 October 2040). pg_partman adds one absolute
+/// hour at a time but names partitions by local time: the second 02:00
+/// hour gets the name of the first, is taken for existing and skipped,
+/// leaving a hole its default partition fills (without a default, inserts
+/// in that hour would fail). pgm's periods follow the local clock, so its
+/// 02:00 period runs from the first 02:00 to 03:00, two hours, one name,
+/// no hole. This is the one deliberate difference, and pgm's is right.
+#[test]
+fn hourly_across_a_fall_back_night_differs_from_pg_partman_only_at_the_repeated_hour() {
+    let database = Database::new("hourly_fall");
+    time_tables(&database, "Europe/Berlin");
+    database
+        .connect()
+        .batch_execute(
+            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'hourly', p_premake := 4, \
+             p_start_partition := '2040-10-27 22:00:00+02')",
+        )
+        .unwrap();
+    let policy = hourly_policy("Europe/Berlin");
+    walk(
+        &database,
+        &policy,
+        "2040-10-27T20:30:00Z",
+        chrono::Duration::hours(1),
+        10,
+    );
+    let theirs = time_bounds(&database, "theirs.t");
+    let ours = time_bounds(&database, "ours.t");
+    let repeated = "FOR VALUES FROM ('2040-10-28 02:00:00+02') TO ('2040-10-28 02:00:00+01')";
+    let pgm_period = "FOR VALUES FROM ('2040-10-28 02:00:00+02') TO ('2040-10-28 03:00:00+01')";
+    let without = |bounds: &[String], left_out: &str| -> Vec<String> {
+        bounds.iter().filter(|b| *b != left_out).cloned().collect()
+    };
+    assert_eq!(
+        without(&ours, pgm_period),
+        without(&theirs, repeated),
+        "every other hour matches"
+    );
+    assert!(ours.iter().any(|b| b == pgm_period), "{ours:#?}");
+    assert!(theirs.iter().any(|b| b == repeated), "{theirs:#?}");
+    // The second 02:00 hour (01:00-02:00 UTC): pg_partman's row fell into
+    // its default partition, pgm's into the 02:00 period.
+    let home = |table: &str| {
+        column(
+            &mut database.connect(),
+            &format!(
+                "SELECT tableoid::regclass::text FROM {table} WHERE at = '2040-10-28T01:30:00Z'"
+            ),
+        )
+    };
+    assert_eq!(home("theirs.t"), ["theirs.t_default"]);
+    assert_eq!(home("ours.t"), ["ours.t_p2040_10_28_0200"]);
+}
+
+/// Daily partitions in Berlin across both DST changes of 2040 start at
+/// local midnight in both.
+#[test]
+fn daily_across_dst_changes_matches_pg_partman() {
+    let database = Database::new("daily_dst");
+    time_tables(&database, "Europe/Berlin");
+    database
+        .connect()
+        .batch_execute(
+            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'daily', p_premake := 4, \
+             p_start_partition := '2040-03-22 00:00:00+01')",
+        )
+        .unwrap();
+    let policy = "[[table]]\nname = \"ours.t\"\ninterval = \"daily\"\npremake = 4\ntime_zone = \"Europe/Berlin\"\n";
+    walk(
+        &database,
+        policy,
+        "2040-03-22T11:00:00Z",
+        chrono::Duration::days(1),
+        8,
+    );
+    let theirs = time_bounds(&database, "theirs.t");
+    assert_eq!(time_bounds(&database, "ours.t"), theirs);
+    assert!(
+        theirs
+            .iter()
+            .any(|b| b.contains("FROM ('2040-03-25 00:00:00+01') TO ('2040-03-26 00:00:00+02')")),
+        "{theirs:#?}"
+    );
+}
