@@ -250,3 +250,30 @@ fn writers_crossing_range_boundaries_never_miss_a_partition() {
         "the writers crossed a dozen ranges, each made by a run while they wrote"
     );
 }
+
+#[test]
+fn a_numeric_key_is_cut_into_id_ranges() {
+    let db = TestDb::new();
+    let policy = "[[table]]\nname = \"public.n\"\ninterval = 500\npremake = 1\n";
+    let project = project(
+        &db,
+        "CREATE TABLE n (id numeric(20, 0) NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE n_first PARTITION OF n FOR VALUES FROM (0) TO (500); \
+         INSERT INTO n VALUES (42);",
+        policy,
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let ranges = bounds(&db, "n");
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert!(
+        ranges[1].starts_with("n_p0000000000000000500 FOR VALUES FROM ('500') TO ('1000')"),
+        "{ranges:?}"
+    );
+    let (code, stdout, _) = pgm(
+        &project,
+        &db,
+        &["partitions", "plan", "--at", AT, "--detailed-exitcode"],
+    );
+    assert_eq!(code, Some(0), "{stdout}");
+}
