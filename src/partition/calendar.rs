@@ -434,6 +434,8 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
         KeyType::Epoch(unit) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
+        // ID ranges are not days and the planner never asks; a day count
+        // keeps the function total.
         KeyType::Id(_) => i64::from(date.num_days_from_ce()),
     }
 }
@@ -547,6 +549,8 @@ pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
         KeyType::Epoch(unit) => epoch_value(unit, now.timestamp_micros()),
+        // ID ranges count from the largest key, not the clock (see
+        // `planner::reference_point`); a day count keeps the function total.
         KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
     }
 }

@@ -521,6 +521,7 @@ pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
     let zone = table.time_zone;
     match (table.spacing, key) {
         (Spacing::Ids(step), KeyType::Id(integer)) => Periods::Ids { step, integer },
+        // `key_type` refuses an ID step on any other key: kept total.
         (Spacing::Ids(step), _) => Periods::Ids {
             step,
             integer: calendar::IntegerType::Bigint,
