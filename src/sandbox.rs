@@ -172,6 +172,9 @@ pub struct SandboxOptions {
     /// and before the server starts: how a standby, which refuses writes
     /// once up, gets its roles and databases.
     pub setup_sql: Vec<String>,
+    /// Binaries to run instead of those `ServerBinaries::find` picks: for a
+    /// test that needs one version's extension, say.
+    pub bindir: Option<PathBuf>,
 }
 
 /// A process a test binary leaves running until it exits.
@@ -226,7 +229,12 @@ impl Sandbox {
 
     pub fn start_with(options: &SandboxOptions) -> Result<Self, SandboxError> {
         let started = Instant::now();
-        let binaries = ServerBinaries::find()?;
+        let binaries = match &options.bindir {
+            Some(dir) => {
+                ServerBinaries::at(dir).ok_or_else(|| SandboxError::BadBinDir(dir.clone()))?
+            }
+            None => ServerBinaries::find()?,
+        };
         let run_as = server_account()?;
         let temp_root = temp_root();
         sweep_stale(&temp_root);

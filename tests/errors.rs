@@ -59,7 +59,7 @@ fn a_bad_interval_after_wide_characters() {
     assert_eq!(code, Some(64));
     insta::assert_snapshot!(stderr, @r#"
     error: invalid partition policy
-      caused by: partman.toml:3:36: unknown interval "fortnightly": use one of daily, weekly, monthly, quarterly, yearly
+      caused by: partman.toml:3:36: unknown interval "fortnightly": use one of daily, weekly, monthly, quarterly, yearly, hourly, "N minutes", "N hours", "N days" or "N weeks"
       |
     3 |     { name = "public.日本語", interval = "fortnightly" },
       |                                          ^

@@ -7,7 +7,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
-use pgm::partition::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+use pgm::partition::catalog::{Bound, MaxKey, Parent, Partition, PartitionKey, Snapshot};
 use pgm::partition::planner::{Problem, ProblemKind};
 use pgm::partition::{health, planner, policy, render};
 
@@ -62,14 +62,51 @@ fn lock_timeout() -> impl Strategy<Value = String> {
     (number(), word(&["s", "ms", "min", "h", "", "d"])).prop_map(|(n, unit)| format!("{n}{unit}"))
 }
 
+/// `interval` as written: a time interval (quoted), or an ID step (a bare
+/// number, any size or sign), with or without an `epoch`.
+fn interval() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![
+            proptest::sample::select(
+                &[
+                    "daily",
+                    "weekly",
+                    "monthly",
+                    "quarterly",
+                    "yearly",
+                    "hourly",
+                    "15 minutes",
+                    "2 hours",
+                    "7 hours",
+                    "3 days",
+                    "2 weeks",
+                    "3660 days",
+                    "10 minutes",
+                ][..]
+            )
+            .prop_map(|i| format!("\"{i}\"")),
+            number(),
+            Just("\"1000\"".to_owned()),
+        ],
+        proptest::option::weighted(
+            0.3,
+            word(&["seconds", "milliseconds", "microseconds", "hours"]),
+        ),
+    )
+        .prop_map(|(interval, epoch)| match epoch {
+            Some(epoch) => format!("{interval}\nepoch = \"{epoch}\""),
+            None => interval,
+        })
+}
+
 /// One `[[table]]` entry; every key optional, numbers written bare so that
 /// negative and oversized ones reach the parser as such.
 fn table_entry(index: usize) -> impl Strategy<Value = String> {
     (
-        proptest::sample::select(&["daily", "weekly", "monthly", "quarterly", "yearly"][..]),
+        interval(),
         proptest::option::of(number()),
         proptest::option::of((
-            retention(),
+            prop_oneof![retention().prop_map(|r| format!("\"{r}\"")), number()],
             proptest::option::of(word(&["drop", "detach", "archive", "shred"])),
         )),
         proptest::option::of(number()),
@@ -92,6 +129,9 @@ fn table_entry(index: usize) -> impl Strategy<Value = String> {
                 "{parent}_p{YYYY}_{MM}_{DD}",
                 "{parent}_p{IYYY}w{WW}",
                 "{parent}_{YYYY}q{Q}",
+                "{parent}_p{START}",
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+                "{parent}_{START}_{YYYY}",
                 "{parent}_{YYYY",
                 "{parent}_{YYYYY}",
             ]),
@@ -111,7 +151,7 @@ fn table_entry(index: usize) -> impl Strategy<Value = String> {
                 default_partition,
             )| {
                 let mut text = format!(
-                    "[[table]]\nname = \"public.t{index}\"\ninterval = \"{interval}\"\n\
+                    "[[table]]\nname = \"public.t{index}\"\ninterval = {interval}\n\
                      default_partition = {default_partition}\n"
                 );
                 let mut line = |key: &str, value: Option<String>| {
@@ -121,7 +161,7 @@ fn table_entry(index: usize) -> impl Strategy<Value = String> {
                 };
                 line("premake", premake);
                 if let Some((retention, action)) = retention {
-                    line("retention", Some(format!("\"{retention}\"")));
+                    line("retention", Some(retention));
                     line("retention_action", action.map(|a| format!("\"{a}\"")));
                 }
                 line("max_drops_per_run", max_drops);
@@ -201,6 +241,9 @@ fn bound_text() -> impl Strategy<Value = String> {
         Just("'2026-11-01'".to_owned()),
         Just("'2026-11-01 00:00:00'".to_owned()),
         any::<i64>().prop_map(|n| n.to_string()),
+        (-5i64..5).prop_map(|n| (n * 1000).to_string()),
+        Just("'12.50'".to_owned()),
+        Just("-9223372036854775808.5".to_owned()),
         instant().prop_map(|t| format!("'{}'", t.format("%Y-%m-%d %H:%M:%S+00"))),
         instant().prop_map(|t| format!("'{}'", t.format("%Y-%m-%d"))),
         instant().prop_map(|t| t.timestamp().to_string()),
@@ -208,7 +251,12 @@ fn bound_text() -> impl Strategy<Value = String> {
     ]
 }
 
-fn parent(name: String, key_type: &'static str, bounds: Vec<(String, String)>) -> Parent {
+fn parent(
+    name: String,
+    key_type: &'static str,
+    bounds: Vec<(String, String)>,
+    max_key: Option<String>,
+) -> Parent {
     Parent {
         oid: 1,
         schema: "public".into(),
@@ -238,6 +286,10 @@ fn parent(name: String, key_type: &'static str, bounds: Vec<(String, String)>) -
             })
             .collect(),
         indexes: Vec::new(),
+        max_key: max_key.map(|value| MaxKey {
+            value,
+            partition: "public.p0".into(),
+        }),
     }
 }
 
@@ -248,6 +300,9 @@ fn key_type() -> impl Strategy<Value = &'static str> {
             "timestamp without time zone",
             "date",
             "bigint",
+            "integer",
+            "smallint",
+            "numeric(30,2)",
         ][..],
     )
 }
@@ -264,6 +319,7 @@ proptest! {
             2,
         ),
         now in instant(),
+        max_keys in proptest::collection::vec(proptest::option::of(bound_text()), 2),
     ) {
         let Ok(policy) = policy::parse(Path::new("partman.toml"), &text) else {
             return Ok(());
@@ -274,7 +330,10 @@ proptest! {
                 .tables
                 .iter()
                 .enumerate()
-                .map(|(i, table)| Some(parent(table.name.clone(), key_types[i], bounds[i].clone())))
+                .map(|(i, table)| {
+                    let max_key = max_keys[i].clone();
+                    Some(parent(table.name.clone(), key_types[i], bounds[i].clone(), max_key))
+                })
                 .collect(),
             ..Snapshot::default()
         };
@@ -299,6 +358,7 @@ fn a_clock_outside_the_years_of_partition_bounds_is_an_error_entry() {
             "t0".into(),
             "date",
             vec![("'262143-01-01'".into(), "MAXVALUE".into())],
+            None,
         ))],
         ..Snapshot::default()
     };

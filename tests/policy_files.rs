@@ -11,7 +11,7 @@ use pgm::lint::config::LintConfig;
 use pgm::location::Location;
 use pgm::partition::calendar::Interval;
 use pgm::partition::policy::{
-    self, IndexPolicy, Retention, RetentionAction, RetentionUnit, TablePolicy,
+    self, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing, TablePolicy,
 };
 
 fn reference_path() -> PathBuf {
@@ -106,12 +106,30 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
         .lines()
         .position(|line| line == "[[table]]")
         .expect("the reference has a [[table]]");
+    let interval_line = |table: &str| {
+        let name = text
+            .lines()
+            .position(|line| line == format!("name = \"{table}\""))
+            .unwrap();
+        1 + name
+            + text
+                .lines()
+                .skip(name)
+                .position(|line| line.starts_with("interval = "))
+                .unwrap()
+    };
     assert_eq!(
-        parsed.tables,
+        parsed.tables[..1],
         [TablePolicy {
             schema: "public".to_owned(),
             name: "events".to_owned(),
-            interval: Interval::Monthly,
+            spacing: Spacing::Calendar(Interval::Monthly),
+            epoch: None,
+            interval_location: Location {
+                path: path.clone(),
+                line: interval_line("public.events"),
+                column: 12,
+            },
             premake: 3,
             retention: Some(Retention {
                 amount: 12,
@@ -141,6 +159,27 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
                 column: 1,
             },
         }]
+    );
+    let orders = &parsed.tables[1];
+    assert_eq!(
+        (
+            orders.spacing,
+            orders.epoch,
+            orders.premake,
+            orders.naming.as_str()
+        ),
+        (Spacing::Ids(1_000_000), None, 3, "{parent}_p{START}")
+    );
+    assert_eq!(
+        orders
+            .retention
+            .as_ref()
+            .map(|r| (r.amount, r.unit, r.text.as_str())),
+        Some((50_000_000, RetentionUnit::Ids, "50000000 IDs"))
+    );
+    assert_eq!(
+        orders.interval_location.line,
+        interval_line("public.orders")
     );
     // retention_schema, commented out, is refused unless the retention action archives.
     let archiving = reference_with_every_key().replace(

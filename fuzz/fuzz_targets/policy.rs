@@ -15,6 +15,9 @@ const KEY_TYPES: &[&str] = &[
     "timestamp without time zone",
     "date",
     "bigint",
+    "integer",
+    "smallint",
+    "numeric",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -51,6 +54,11 @@ fuzz_target!(|data: &[u8]| {
                 unlogged: false,
                 partitions: Vec::new(),
                 indexes: Vec::new(),
+                // A largest key from the input, for ID-ranged tables.
+                max_key: Some(pgm::partition::catalog::MaxKey {
+                    value: (data.len() as i64 * 7_919 - 50_000).to_string(),
+                    partition: "public.p".into(),
+                }),
             })
         })
         .collect();

@@ -20,7 +20,8 @@ pub fn starter_policy() -> String {
     );
     let mut text = String::from(
         "# Partition policy for pgm (`pgm partitions plan`, `pgm partitions maintain`).\n\
-         # Uncomment and adapt the [[table]] example below for each time-partitioned table.\n\n",
+         # Uncomment and adapt the [[table]] examples below for each range-partitioned table:\n\
+         # public.events is partitioned by time, public.orders by ID ranges.\n\n",
     );
     text.push_str(defaults[defaults.find("[defaults]").unwrap_or(0)..].trim_end());
     text.push_str("\n\n");
@@ -77,5 +78,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("[defaults]\n"), "{text}");
+        assert!(
+            text.contains("\n# name = \"public.orders\"\n# interval = 1000000\n"),
+            "an ID-keyed table is shown: {text}"
+        );
     }
 }

@@ -164,7 +164,11 @@ fn create_table(
         return;
     };
     let key = partition_key(&partition_by);
-    if let Some(arguments) = child(statement, SyntaxKind::TABLE_ARG_LIST) {
+    let arguments = child(statement, SyntaxKind::TABLE_ARG_LIST);
+    let integer_key = arguments
+        .as_ref()
+        .is_some_and(|arguments| key_is_integer(arguments, &key));
+    if let Some(arguments) = arguments {
         for element in arguments.children() {
             match element.kind() {
                 SyntaxKind::COLUMN => check_column(&name, &key, &element, findings),
@@ -180,7 +184,13 @@ fn create_table(
         .is_some_and(|s| s.text().to_string().eq_ignore_ascii_case("range"));
     let is_partition = child(statement, SyntaxKind::PARTITION_OF).is_some();
     if is_range && !is_partition && !coverage.covers(&name) {
-        findings.push(not_in_policy(&name, &name_node, &key, coverage));
+        findings.push(not_in_policy(
+            &name,
+            &name_node,
+            &key,
+            integer_key,
+            coverage,
+        ));
     }
     known.forget(&name);
     known.keys.insert(name, key);
@@ -341,10 +351,55 @@ fn check_unique(
     });
 }
 
+/// Whether the single key column is declared with an integer type: its
+/// entry then needs an ID step (or an epoch), not a bare time interval.
+fn key_is_integer(arguments: &SyntaxNode, key: &[KeyPart]) -> bool {
+    let [KeyPart::Column(key_column)] = key else {
+        return false;
+    };
+    arguments
+        .children()
+        .filter(|element| element.kind() == SyntaxKind::COLUMN)
+        .filter(|column| {
+            child(column, SyntaxKind::COLUMN_NAME)
+                .is_some_and(|name| unquote_identifier(&name.text().to_string()) == *key_column)
+        })
+        .any(|column| {
+            let text = column.text().to_string();
+            let type_word = text
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .split('(')
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            matches!(
+                type_word.as_str(),
+                "smallint"
+                    | "int2"
+                    | "integer"
+                    | "int"
+                    | "int4"
+                    | "bigint"
+                    | "int8"
+                    | "serial"
+                    | "serial4"
+                    | "bigserial"
+                    | "serial8"
+                    | "smallserial"
+                    | "serial2"
+                    | "numeric"
+                    | "decimal"
+            )
+        })
+}
+
 fn not_in_policy(
     name: &TableName,
     name_node: &SyntaxNode,
     key: &[KeyPart],
+    integer_key: bool,
     coverage: &PolicyCoverage,
 ) -> RawFinding {
     let qualified = match &name.schema {
@@ -367,8 +422,16 @@ fn not_in_policy(
             format!("{} has no entry for it", path.display()),
             format!(
                 "add an entry so `pgm partitions maintain` creates its partitions before inserts \
-                 need them:\n[[table]]\nname = \"{qualified}\"\ninterval = \"monthly\"\n\
+                 need them:\n[[table]]\nname = \"{qualified}\"\n{}\
                  Without one, inserts fail once no partition holds their {column}",
+                if integer_key {
+                    format!(
+                        "interval = 1000000\n(an ID step; if {column} holds time since the epoch, write a \
+                         time interval and epoch = \"seconds\" instead)\n"
+                    )
+                } else {
+                    "interval = \"monthly\"\n".to_owned()
+                }
             ),
         ),
     };
@@ -534,6 +597,27 @@ mod tests {
             let found = findings(&[created, index], &[("public", "m")]);
             assert_eq!(!found.is_empty(), refused, "{index}: {found:?}");
         }
+    }
+
+    #[test]
+    fn an_integer_key_is_offered_an_id_step() {
+        let help = |text: &str| {
+            let coverage = PolicyCoverage::Tables {
+                path: PathBuf::from("partman.toml"),
+                names: Vec::new(),
+            };
+            let parse = squawk_syntax::SourceFile::parse(text);
+            let found = check(
+                &parse.syntax_node(),
+                &mut PartitionedTables::default(),
+                &coverage,
+            );
+            found[0].help.clone()
+        };
+        let by_id = help("CREATE TABLE o (id bigint NOT NULL, at date) PARTITION BY RANGE (id);");
+        assert!(by_id.contains("interval = 1000000\n(an ID step"), "{by_id}");
+        let by_date = help("CREATE TABLE o (id bigint NOT NULL, at date) PARTITION BY RANGE (at);");
+        assert!(by_date.contains("interval = \"monthly\""), "{by_date}");
     }
 
     #[test]

@@ -4,13 +4,14 @@
 //!
 //! Bounds are compared as integers in a per-type key space: microseconds
 //! since the epoch for `timestamptz` (an instant) and `timestamp` (a wall
-//! clock reading), days for `date`, the value itself for an integer key
-//! holding epoch seconds.
+//! clock reading), days for `date`, and the value itself for an integer key
+//! (an ID, or a time since the epoch in the unit the policy names).
 
 use std::fmt;
 
 use chrono::{
-    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc,
+    DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone,
+    Timelike, Utc,
 };
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -134,28 +135,265 @@ impl fmt::Display for Interval {
     }
 }
 
-/// The partition key types pgm manages.
+/// A fixed interval: a whole divisor of a day (at least 15 minutes) whose
+/// periods start at local midnight and every `minutes` after, or a whole
+/// number of days counted from `FIXED_ANCHOR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct FixedInterval {
+    pub minutes: u32,
+}
+
+/// The first period of multi-day intervals: a Monday, so that "N weeks"
+/// periods start on Mondays like ISO weeks.
+pub const FIXED_ANCHOR: NaiveDate = NaiveDate::from_ymd_opt(2000, 1, 3).expect("a valid date");
+/// Shorter periods make more partitions than PostgreSQL plans well.
+pub const MIN_FIXED_MINUTES: u32 = 15;
+const MINUTES_PER_DAY: u32 = 24 * 60;
+/// The longest fixed interval: about ten years of days.
+pub const MAX_FIXED_DAYS: u32 = 3660;
+
+impl FixedInterval {
+    /// "hourly", or "N minutes|hours|days|weeks" (singular or plural).
+    pub fn parse(text: &str) -> Result<FixedInterval, String> {
+        if text == "hourly" {
+            return Ok(FixedInterval { minutes: 60 });
+        }
+        let mut words = text.split_whitespace();
+        let (Some(number), Some(unit), None) = (words.next(), words.next(), words.next()) else {
+            return Err(String::new());
+        };
+        let per_unit: u64 = match unit.trim_end_matches('s') {
+            "minute" => 1,
+            "hour" => 60,
+            "day" => u64::from(MINUTES_PER_DAY),
+            "week" => 7 * u64::from(MINUTES_PER_DAY),
+            _ => return Err(String::new()),
+        };
+        let count: u64 = number
+            .parse()
+            .map_err(|_| format!("interval \"{text}\" needs a whole number above 0"))?;
+        let minutes = count.saturating_mul(per_unit);
+        Self::check(text, minutes).map(|minutes| FixedInterval { minutes })
+    }
+
+    fn check(text: &str, minutes: u64) -> Result<u32, String> {
+        let day = u64::from(MINUTES_PER_DAY);
+        if minutes < u64::from(MIN_FIXED_MINUTES) {
+            return Err(format!(
+                "interval \"{text}\" is shorter than {MIN_FIXED_MINUTES} minutes: that many partitions \
+                 slow every query planned on the table; use 15 minutes or more"
+            ));
+        }
+        if minutes > u64::from(MAX_FIXED_DAYS) * day {
+            return Err(format!(
+                "interval \"{text}\" is over {MAX_FIXED_DAYS} days: use \"yearly\""
+            ));
+        }
+        if minutes < day && !day.is_multiple_of(minutes)
+            || minutes > day && !minutes.is_multiple_of(day)
+        {
+            return Err(format!(
+                "interval \"{text}\" neither divides a day nor is whole days: periods start at local \
+                 midnight, so use a divisor of 24 hours (like \"2 hours\" or \"30 minutes\") or whole days"
+            ));
+        }
+        Ok(u32::try_from(minutes).expect("at most MAX_FIXED_DAYS days"))
+    }
+
+    /// Whether periods are shorter than a day.
+    pub fn is_sub_day(self) -> bool {
+        self.minutes < MINUTES_PER_DAY
+    }
+
+    /// Whole days of a period (0 below a day).
+    pub fn days(self) -> u32 {
+        self.minutes / MINUTES_PER_DAY
+    }
+
+    /// The local start of the period holding a local reading.
+    pub fn floor(self, local: NaiveDateTime) -> Option<NaiveDateTime> {
+        if self.is_sub_day() {
+            let minute = local.time().num_seconds_from_midnight() / 60;
+            let start = minute - minute % self.minutes;
+            let time = NaiveTime::from_num_seconds_from_midnight_opt(start * 60, 0)?;
+            return Some(local.date().and_time(time));
+        }
+        let days = i64::from(self.days());
+        let offset = local.date().signed_duration_since(FIXED_ANCHOR).num_days();
+        let start = FIXED_ANCHOR
+            .checked_add_signed(chrono::Duration::days(offset.div_euclid(days) * days))?;
+        Some(start.and_time(NaiveTime::MIN))
+    }
+
+    /// The local start of the period after the one starting at `start`.
+    pub fn next(self, start: NaiveDateTime) -> Option<NaiveDateTime> {
+        start.checked_add_signed(chrono::Duration::minutes(i64::from(self.minutes)))
+    }
+
+    /// Roughly how many days a period has, to compare with a retention.
+    pub fn approximate_days(self) -> i64 {
+        i64::from(self.days())
+    }
+}
+
+impl fmt::Display for FixedInterval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.minutes;
+        match m {
+            60 => f.write_str("hourly"),
+            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => {
+                write!(f, "{} weeks", m / (7 * MINUTES_PER_DAY))
+            }
+            _ if m.is_multiple_of(MINUTES_PER_DAY) => write!(f, "{} days", m / MINUTES_PER_DAY),
+            _ if m.is_multiple_of(60) => write!(f, "{} hours", m / 60),
+            _ => write!(f, "{m} minutes"),
+        }
+    }
+}
+
+/// The instant a local reading names in `zone`: the first of two where
+/// clocks went back, the first instant after the gap where they jumped
+/// forward (as PostgreSQL reads a skipped time: 02:30 on a spring-forward
+/// night is 03:30).
+pub fn local_instant(local: NaiveDateTime, zone: Tz) -> Option<DateTime<Tz>> {
+    match zone.from_local_datetime(&local) {
+        chrono::LocalResult::Single(instant) => Some(instant),
+        chrono::LocalResult::Ambiguous(first, _) => Some(first),
+        chrono::LocalResult::None => {
+            // In a gap: the offset before it, read forward (02:30 +01 = 03:30 +02).
+            let before = zone
+                .offset_from_utc_datetime(&local.checked_sub_signed(chrono::Duration::hours(25))?);
+            let utc = local.checked_sub_offset(before.fix())?;
+            Some(zone.from_utc_datetime(&utc))
+        }
+    }
+}
+
+/// The unit of an integer key holding a time since the epoch
+/// (pg_partman's `p_epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochUnit {
+    Seconds,
+    Milliseconds,
+    Microseconds,
+}
+
+impl EpochUnit {
+    pub const NAMES: &[&str] = &["seconds", "milliseconds", "microseconds"];
+
+    pub fn parse(text: &str) -> Option<EpochUnit> {
+        Some(match text {
+            "seconds" => EpochUnit::Seconds,
+            "milliseconds" => EpochUnit::Milliseconds,
+            "microseconds" => EpochUnit::Microseconds,
+            _ => return None,
+        })
+    }
+
+    /// Units of this kind in one second.
+    pub fn per_second(self) -> i64 {
+        match self {
+            EpochUnit::Seconds => 1,
+            EpochUnit::Milliseconds => 1_000,
+            EpochUnit::Microseconds => 1_000_000,
+        }
+    }
+
+    /// An instant as a count of this unit, when it fits.
+    pub fn checked_from_micros(self, micros: i64) -> Option<i64> {
+        Some(micros.div_euclid(1_000_000 / self.per_second()))
+    }
+
+    /// A count of this unit as microseconds since the epoch.
+    pub fn checked_to_micros(self, value: i64) -> Option<i64> {
+        value.checked_mul(1_000_000 / self.per_second())
+    }
+}
+
+impl fmt::Display for EpochUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EpochUnit::NAMES[*self as usize])
+    }
+}
+
+/// The integer types a key can have, by the width of their values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegerType {
+    Smallint,
+    Integer,
+    Bigint,
+    /// Values beyond bigint's range are outside what pgm plans.
+    Numeric,
+}
+
+impl IntegerType {
+    /// The largest value a bound may have.
+    pub fn max(self) -> i64 {
+        match self {
+            IntegerType::Smallint => i64::from(i16::MAX),
+            IntegerType::Integer => i64::from(i32::MAX),
+            IntegerType::Bigint | IntegerType::Numeric => i64::MAX,
+        }
+    }
+
+    /// The smallest value a bound may have.
+    pub fn min(self) -> i64 {
+        match self {
+            IntegerType::Smallint => i64::from(i16::MIN),
+            IntegerType::Integer => i64::from(i32::MIN),
+            IntegerType::Bigint | IntegerType::Numeric => i64::MIN,
+        }
+    }
+
+    /// Digits of the largest value: partition names pad to this, so that
+    /// they sort as their ranges do.
+    pub fn digits(self) -> usize {
+        self.max().to_string().len()
+    }
+}
+
+/// The type of the key column as PostgreSQL names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlKey {
+    TimestampTz,
+    Timestamp,
+    Date,
+    Integer(IntegerType),
+}
+
+impl SqlKey {
+    /// From `format_type` of the key column.
+    pub fn from_sql_type(name: &str) -> Option<SqlKey> {
+        Some(match name {
+            "timestamp with time zone" => SqlKey::TimestampTz,
+            "timestamp without time zone" => SqlKey::Timestamp,
+            "date" => SqlKey::Date,
+            "smallint" => SqlKey::Integer(IntegerType::Smallint),
+            "integer" => SqlKey::Integer(IntegerType::Integer),
+            "bigint" => SqlKey::Integer(IntegerType::Bigint),
+            _ if name == "numeric" || name.starts_with("numeric(") => {
+                SqlKey::Integer(IntegerType::Numeric)
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The partition key as pgm reads it: the column's type and, for an
+/// integer, what the policy says it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyType {
     TimestampTz,
     Timestamp,
     Date,
-    /// integer or bigint holding seconds since the epoch.
-    EpochSeconds,
-}
-
-impl KeyType {
-    /// From `format_type` of the key column.
-    pub fn from_sql_type(name: &str) -> Option<KeyType> {
-        Some(match name {
-            "timestamp with time zone" => KeyType::TimestampTz,
-            "timestamp without time zone" => KeyType::Timestamp,
-            "date" => KeyType::Date,
-            "integer" | "bigint" => KeyType::EpochSeconds,
-            _ => return None,
-        })
-    }
+    /// An integer holding a time since the epoch in this unit.
+    Epoch(EpochUnit),
+    /// An integer identifier, cut into fixed steps.
+    Id(IntegerType),
 }
 
 /// A bound in key space; `MIN`/`MAX` stand for MINVALUE/MAXVALUE.
@@ -195,8 +433,20 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
-        KeyType::EpochSeconds => start_of_day(date, zone).timestamp(),
+        KeyType::Epoch(unit) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
+        // ID ranges are not days and the planner never asks; a day count
+        // keeps the function total.
+        KeyType::Id(_) => i64::from(date.num_days_from_ce()),
     }
+}
+
+/// An instant as an epoch count, held at the ends of i64.
+fn epoch_value(unit: EpochUnit, micros: i64) -> KeyValue {
+    unit.checked_from_micros(micros).unwrap_or(if micros < 0 {
+        KeyValue::MIN
+    } else {
+        KeyValue::MAX
+    })
 }
 
 /// The SQL literal of a bound, as written in `FOR VALUES FROM (…) TO (…)`:
@@ -205,17 +455,19 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
 /// date, or a number.
 pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
     match key {
-        KeyType::TimestampTz => {
-            // As PostgreSQL prints offsets: "+00", "-05", "+05:30".
-            let start = start_of_day(date, zone);
-            let offset = start.format("%:z").to_string();
-            let offset = offset.strip_suffix(":00").unwrap_or(&offset);
-            format!("'{}{offset}'", start.format("%Y-%m-%d %H:%M:%S"))
-        }
+        KeyType::TimestampTz => timestamptz_literal(start_of_day(date, zone)),
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
-        KeyType::EpochSeconds => start_of_day(date, zone).timestamp().to_string(),
+        KeyType::Epoch(_) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
     }
+}
+
+/// A `timestamptz` literal with the zone's offset, as PostgreSQL prints
+/// offsets: "+00", "-05", "+05:30".
+pub fn timestamptz_literal(instant: DateTime<Tz>) -> String {
+    let offset = instant.format("%:z").to_string();
+    let offset = offset.strip_suffix(":00").unwrap_or(&offset);
+    format!("'{}{offset}'", instant.format("%Y-%m-%d %H:%M:%S"))
 }
 
 /// A bound as PostgreSQL prints it in `pg_get_expr(relpartbound)` (with the
@@ -248,8 +500,18 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
         KeyType::Date => NaiveDate::parse_from_str(unquoted, "%Y-%m-%d")
             .ok()
             .map(|d| i64::from(d.num_days_from_ce())),
-        KeyType::EpochSeconds => unquoted.parse().ok(),
+        KeyType::Epoch(_) | KeyType::Id(_) => parse_integer(unquoted),
     }
+}
+
+/// An integer bound; a numeric key may print it with a zero fraction.
+fn parse_integer(text: &str) -> Option<KeyValue> {
+    let whole = match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return None,
+        None => text,
+    };
+    whole.parse().ok()
 }
 
 /// The local wall-clock reading of an instant in `zone`, when chrono can
@@ -286,7 +548,10 @@ pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => now.timestamp_micros(),
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
-        KeyType::EpochSeconds => now.timestamp(),
+        KeyType::Epoch(unit) => epoch_value(unit, now.timestamp_micros()),
+        // ID ranges count from the largest key, not the clock (see
+        // `planner::reference_point`); a day count keeps the function total.
+        KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
     }
 }
 
@@ -358,7 +623,11 @@ mod tests {
             "'2026-11-01'"
         );
         assert_eq!(
-            literal(KeyType::EpochSeconds, date(2026, 11, 1), Tz::UTC),
+            literal(
+                KeyType::Epoch(EpochUnit::Seconds),
+                date(2026, 11, 1),
+                Tz::UTC
+            ),
             "1793491200"
         );
     }
@@ -392,7 +661,7 @@ mod tests {
             Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
         );
         assert_eq!(
-            parse_bound(KeyType::EpochSeconds, "1793491200"),
+            parse_bound(KeyType::Epoch(EpochUnit::Seconds), "1793491200"),
             Some(1_793_491_200)
         );
         assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
@@ -442,14 +711,15 @@ mod tests {
                     KeyType::TimestampTz,
                     KeyType::Timestamp,
                     KeyType::Date,
-                    KeyType::EpochSeconds,
+                    KeyType::Epoch(EpochUnit::Seconds),
+                    KeyType::Epoch(EpochUnit::Microseconds),
                 ] {
                     let _ = key_now(key, now, zone);
                 }
             }
             for day in [NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = literal(KeyType::TimestampTz, day, zone);
-                let _ = key_value(KeyType::EpochSeconds, day, zone);
+                let _ = key_value(KeyType::Epoch(EpochUnit::Seconds), day, zone);
             }
         }
         assert_eq!(checked_local_date(DateTime::<Utc>::MAX_UTC, ahead), None);

@@ -1,5 +1,7 @@
 //! The catalog as the planner sees it, read in a constant number of queries
-//! whatever the number of tables and partitions, inside one read-only
+//! whatever the number of tables and partitions (plus, for an integer key,
+//! one indexed `max` per partition from the newest down to the first that
+//! holds rows), inside one read-only
 //! repeatable-read transaction (one consistent picture), with the session
 //! in UTC so partition bounds print the same way everywhere.
 
@@ -96,6 +98,20 @@ pub struct Parent {
     pub unlogged: bool,
     pub partitions: Vec<Partition>,
     pub indexes: Vec<Index>,
+    /// For an integer key: the largest value, read from the newest
+    /// partition holding rows; `None` when no partition holds a row.
+    pub max_key: Option<MaxKey>,
+}
+
+/// The largest key value of an integer-keyed table and where it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaxKey {
+    /// As PostgreSQL prints it.
+    pub value: String,
+    /// The partition it was read from: pgm reads `max(key)` of the newest
+    /// partition holding rows (an index read when the key is indexed), never
+    /// the whole table, as pg_partman does.
+    pub partition: String,
 }
 
 /// A table pgm created for a period and did not attach (its run was stopped).
@@ -201,6 +217,7 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         .map(|p| p.oid)
         .collect();
     reader.read_partitions(&parent_oids)?;
+    reader.read_max_keys()?;
     reader.read_indexes(&parent_oids)?;
     reader.read_markers()?;
     reader.transaction.commit()?;
@@ -270,6 +287,7 @@ impl Reader<'_> {
                     unlogged: row.get(10),
                     partitions: Vec::new(),
                     indexes: Vec::new(),
+                    max_key: None,
                 })
             })
             .collect();
@@ -317,6 +335,39 @@ impl Reader<'_> {
         }
         for parent in self.snapshot.parents.iter_mut().flatten() {
             parent.partitions.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Ok(())
+    }
+
+    /// The largest key of each integer-keyed parent: `max(key)` of its
+    /// partitions from the highest range down, stopping at the first that
+    /// holds a row, so a full scan of the table never happens.
+    fn read_max_keys(&mut self) -> Result<(), postgres::Error> {
+        for position in 0..self.snapshot.parents.len() {
+            let Some(parent) = &self.snapshot.parents[position] else {
+                continue;
+            };
+            let Some(column) = integer_key_column(parent) else {
+                continue;
+            };
+            let mut max_key = None;
+            for (schema, name) in newest_first(parent) {
+                let sql = format!(
+                    "SELECT max({})::text FROM {}.{}",
+                    quote_ident(&column),
+                    quote_ident(&schema),
+                    quote_ident(&name)
+                );
+                let value: Option<String> = self.query(&sql, &[])?[0].get(0);
+                if let Some(value) = value {
+                    let partition = format!("{schema}.{name}");
+                    max_key = Some(MaxKey { value, partition });
+                    break;
+                }
+            }
+            if let Some(parent) = self.snapshot.parents[position].as_mut() {
+                parent.max_key = max_key;
+            }
         }
         Ok(())
     }
@@ -395,6 +446,41 @@ impl Reader<'_> {
         }
         Ok(())
     }
+}
+
+/// The key column of a parent partitioned on an integer.
+fn integer_key_column(parent: &Parent) -> Option<String> {
+    let key = parent.key.as_ref()?;
+    matches!(
+        super::calendar::SqlKey::from_sql_type(&key.sql_type),
+        Some(super::calendar::SqlKey::Integer(_))
+    )
+    .then(|| key.column.clone())
+}
+
+/// Range partitions (not being detached), highest upper bound first.
+fn newest_first(parent: &Parent) -> Vec<(String, String)> {
+    let mut ranges: Vec<(Option<i128>, String, String)> = parent
+        .partitions
+        .iter()
+        .filter(|p| !p.detach_pending)
+        .filter_map(|p| match &p.bound {
+            Bound::Range { to, .. } => {
+                let to = to.trim_matches('\'');
+                let upper = match to {
+                    "MAXVALUE" => Some(i128::MAX),
+                    _ => to.split('.').next().and_then(|w| w.parse().ok()),
+                };
+                Some((upper, p.schema.clone(), p.name.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    ranges.sort_by(|a, b| b.cmp(a));
+    ranges
+        .into_iter()
+        .map(|(_, schema, name)| (schema, name))
+        .collect()
 }
 
 fn first_char(text: Option<String>) -> char {

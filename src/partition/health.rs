@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::calendar::{self, KeyType, KeyValue};
+use super::calendar::{self, KeyType, KeyValue, SqlKey};
 use super::catalog::{Bound, Index, Parent, Partition, Snapshot};
 use super::planner;
 use super::policy::{Policy, TablePolicy};
@@ -95,11 +95,10 @@ fn assess_table(
     let Some(parent) = parent else {
         return health;
     };
-    let Some(key) = parent
-        .key
-        .as_ref()
-        .and_then(|k| KeyType::from_sql_type(&k.sql_type))
-    else {
+    let Some(key) = parent.key.as_ref().and_then(|k| {
+        let sql_key = SqlKey::from_sql_type(&k.sql_type)?;
+        planner::key_type(table, k, sql_key).ok()
+    }) else {
         return health;
     };
     let mut ranges = Vec::new();
@@ -160,6 +159,8 @@ fn planner_problems(
     planner::plan_table(table, parent, snapshot, now)
         .iter()
         .filter_map(planner::Entry::problem)
+        // A warning about the policy itself, shown by plan: not the table's health.
+        .filter(|problem| problem.kind != planner::ProblemKind::ManyPartitions)
         .map(|problem| Problem {
             kind: if problem.kind.is_warning() {
                 ProblemKind::Drift
@@ -221,7 +222,12 @@ fn assess_coverage(
     ranges: &[(KeyValue, KeyValue, String)],
 ) {
     let name = &health.table;
-    let mut at = calendar::key_now(key, now, table.time_zone);
+    let (mut at, _) = planner::reference_point(table, parent, key, now);
+    // ID ranges are counted from the largest key, time from the clock.
+    let point = match (key, &parent.key) {
+        (KeyType::Id(_), Some(k)) => format!("the largest {}", k.column),
+        _ => "now".to_owned(),
+    };
     let mut covered = 0u32;
     let mut until = None;
     while let Some((_, hi, text)) = ranges.iter().find(|(lo, hi, _)| *lo <= at && at < *hi) {
@@ -231,7 +237,7 @@ fn assess_coverage(
     }
     let problem = match covered.checked_sub(1) {
         None => Some(format!(
-            "no partition of {name} holds now: inserts fail{}",
+            "no partition of {name} holds {point}: inserts fail{}",
             if parent.partitions.iter().any(|p| p.bound == Bound::Default) {
                 " over to the default partition"
             } else {
@@ -239,7 +245,7 @@ fn assess_coverage(
             }
         )),
         Some(ahead) if ahead < table.premake => Some(format!(
-            "{name} is covered until {} ({ahead} partition(s) after now, premake wants {}): run pgm partitions maintain",
+            "{name} is covered until {} ({ahead} partition(s) after {point}, premake wants {}): run pgm partitions maintain",
             until.as_deref().unwrap_or("?"),
             table.premake
         )),

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use thiserror::Error;
 use toml::Spanned;
 
-use super::calendar::{self, Interval};
+use super::calendar::{self, EpochUnit, FixedInterval, Interval};
 use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
 use crate::location::{LineIndex, Location};
@@ -50,6 +50,8 @@ pub enum RetentionUnit {
     Months,
     Quarters,
     Years,
+    /// IDs below the largest one (an ID-ranged table).
+    Ids,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,7 @@ pub enum RetentionAction {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
-    pub amount: u32,
+    pub amount: u64,
     pub unit: RetentionUnit,
     pub action: RetentionAction,
     /// As written, for plans ("12 months").
@@ -82,18 +84,30 @@ impl Retention {
     /// `today` minus the retention, when chrono can represent it.
     pub fn checked_cutoff(&self, today: NaiveDate) -> Option<NaiveDate> {
         use chrono::{Days, Months};
-        let n = self.amount;
+        let n = u32::try_from(self.amount).ok()?;
         match self.unit {
             RetentionUnit::Days => today.checked_sub_days(Days::new(u64::from(n))),
             RetentionUnit::Weeks => today.checked_sub_days(Days::new(7 * u64::from(n))),
             RetentionUnit::Months => today.checked_sub_months(Months::new(n)),
             RetentionUnit::Quarters => today.checked_sub_months(Months::new(n.checked_mul(3)?)),
             RetentionUnit::Years => today.checked_sub_months(Months::new(n.checked_mul(12)?)),
+            // Counted from the largest key, not from a day.
+            RetentionUnit::Ids => None,
         }
     }
 
-    fn approximate_days(&self) -> i64 {
-        i64::from(self.amount) * self.unit.approximate_days()
+    /// The smallest upper bound a partition of an ID-ranged table keeps:
+    /// `max_key` minus the retention (pg_partman's rule).
+    pub fn id_cutoff(&self, max_key: i64) -> i64 {
+        let amount = i64::try_from(self.amount).unwrap_or(i64::MAX);
+        max_key.saturating_sub(amount)
+    }
+
+    /// Roughly how many days the retention keeps (0 for IDs).
+    pub fn approximate_days(&self) -> i64 {
+        i64::try_from(self.amount)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.unit.approximate_days())
     }
 }
 
@@ -108,6 +122,7 @@ impl RetentionUnit {
                 RetentionUnit::Months => 12,
                 RetentionUnit::Quarters => 4,
                 RetentionUnit::Years => 1,
+                RetentionUnit::Ids => return u32::MAX,
             }
     }
 
@@ -118,6 +133,7 @@ impl RetentionUnit {
             RetentionUnit::Months => 30,
             RetentionUnit::Quarters => 91,
             RetentionUnit::Years => 365,
+            RetentionUnit::Ids => 0,
         }
     }
 }
@@ -133,11 +149,38 @@ pub struct IndexPolicy {
     pub unique: bool,
 }
 
+/// How a table's key is cut into partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spacing {
+    /// Calendar periods of the policy's zone (a time key, or an integer
+    /// key with `epoch`).
+    Calendar(Interval),
+    /// Hourly, N minutes/hours aligned on local midnight, or N days/weeks
+    /// from `calendar::FIXED_ANCHOR`.
+    Fixed(FixedInterval),
+    /// Ranges of this many IDs, `[k·step, (k+1)·step)` (an integer key).
+    Ids(i64),
+}
+
+impl std::fmt::Display for Spacing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spacing::Calendar(interval) => interval.fmt(f),
+            Spacing::Fixed(fixed) => fixed.fmt(f),
+            Spacing::Ids(step) => write!(f, "{step} IDs"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TablePolicy {
     pub schema: String,
     pub name: String,
-    pub interval: Interval,
+    pub spacing: Spacing,
+    /// What an integer key holds, when it holds time.
+    pub epoch: Option<EpochUnit>,
+    /// Where `interval` is written, for problems found against the catalog.
+    pub interval_location: Location,
     pub premake: u32,
     pub retention: Option<Retention>,
     pub default_partition: bool,
@@ -166,7 +209,17 @@ impl TablePolicy {
 
     /// The name of the partition for the period starting on `start`.
     pub fn partition_name(&self, start: NaiveDate) -> String {
+        self.partition_name_at(start.and_time(NaiveTime::MIN))
+    }
+
+    /// The name of the partition for the period starting at a local time.
+    pub fn partition_name_at(&self, start: NaiveDateTime) -> String {
         expand(&self.naming, &self.name, start)
+    }
+
+    /// The name of the ID range starting at `start`, padded to `digits`.
+    pub fn id_partition_name(&self, start: i64, digits: usize) -> String {
+        expand_id(&self.naming, &self.name, start, digits)
     }
 
     /// Whether the partitions a plan at `now` creates (the period holding
@@ -175,12 +228,28 @@ impl TablePolicy {
     /// before planning, so that no date arithmetic of the plan leaves
     /// chrono's calendar.
     pub fn check_plannable(&self, now: DateTime<Utc>) -> Result<(), String> {
-        let first = calendar::checked_local_date(now, self.time_zone)
-            .and_then(|today| self.interval.checked_floor(today));
-        let end = first.and_then(|first| {
-            self.interval
-                .checked_advance(first, self.premake.checked_add(1)?)
-        });
+        // ID ranges do not follow the clock: the planner checks them
+        // against the key type's range.
+        let periods = self.premake.checked_add(1);
+        let today = calendar::checked_local_date(now, self.time_zone);
+        let (first, end, interval) = match self.spacing {
+            Spacing::Ids(_) => return Ok(()),
+            Spacing::Calendar(interval) => {
+                let first = today.and_then(|today| interval.checked_floor(today));
+                let end = first.and_then(|first| interval.checked_advance(first, periods?));
+                (first, end, interval.to_string())
+            }
+            Spacing::Fixed(fixed) => {
+                let first = today
+                    .and_then(|today| fixed.floor(today.and_time(NaiveTime::MIN)))
+                    .map(|start| start.date());
+                let minutes = u64::from(fixed.minutes) * u64::from(periods.unwrap_or(u32::MAX));
+                let end = first.and_then(|first| {
+                    first.checked_add_days(chrono::Days::new(minutes.div_ceil(24 * 60) + 1))
+                });
+                (first, end, fixed.to_string())
+            }
+        };
         let span = match (first, end) {
             (Some(first), Some(end))
                 if first >= calendar::FIRST_BOUND_DAY && end <= calendar::LAST_BOUND_DAY =>
@@ -195,7 +264,7 @@ impl TablePolicy {
              premake = {} more){span}, but pgm writes partition bounds only from {} to {}; plan for \
              another time",
             self.qualified_name(),
-            self.interval,
+            interval,
             self.time_zone,
             self.premake,
             calendar::FIRST_BOUND_DAY,
@@ -241,9 +310,10 @@ struct RawDefaults {
 #[serde(deny_unknown_fields)]
 struct RawTable {
     name: Spanned<String>,
-    interval: Spanned<String>,
+    interval: Spanned<RawNumberOrText>,
+    epoch: Option<Spanned<String>>,
     premake: Option<Spanned<u32>>,
-    retention: Option<Spanned<String>>,
+    retention: Option<Spanned<RawNumberOrText>>,
     retention_action: Option<Spanned<String>>,
     retention_schema: Option<Spanned<String>>,
     default_partition: Option<bool>,
@@ -256,6 +326,14 @@ struct RawTable {
     max_drops_per_run: Option<Spanned<u32>>,
     #[serde(default, rename = "index")]
     indexes: Vec<Spanned<RawIndex>>,
+}
+
+/// `interval` and `retention`: a TOML integer for ID ranges, a string for time.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawNumberOrText {
+    Number(i64),
+    Text(String),
 }
 
 #[derive(Deserialize)]
@@ -427,7 +505,8 @@ fn check_table(
     let errors_before = checker.problems.len();
     let location = checker.lines.location(checker.path, entry.span().start);
     let (schema, name) = check_name(checker, &raw.name);
-    let interval = check_interval(checker, &raw.interval);
+    let spacing = check_interval(checker, &raw.interval);
+    let epoch = check_epoch(checker, raw.epoch.as_ref(), &raw.interval, spacing);
     let time_zone = check_time_zone(
         checker,
         raw.time_zone.as_ref().or(defaults.time_zone.as_ref()),
@@ -443,18 +522,18 @@ fn check_table(
             .or(defaults.snapshot_wait.as_ref()),
     );
     let counts = check_counts(checker, defaults, entry);
-    let retention = check_retention(checker, defaults, raw, interval);
+    let retention = check_retention(checker, defaults, raw, spacing);
     let naming = raw.naming.as_ref().map_or_else(
         || {
-            interval
+            spacing
                 .map(default_naming)
                 .unwrap_or("{parent}_p{YYYY}_{MM}")
                 .to_owned()
         },
         |n| n.get_ref().clone(),
     );
-    if let Some(interval) = interval
-        && let Err(message) = check_naming(&naming, interval, &name)
+    if let Some(spacing) = spacing
+        && let Err(message) = check_naming(&naming, spacing, &name)
     {
         checker.problem(
             raw.naming.as_ref().map_or(entry.span(), Spanned::span),
@@ -468,7 +547,11 @@ fn check_table(
     Some(TablePolicy {
         schema,
         name,
-        interval: interval?,
+        spacing: spacing?,
+        epoch,
+        interval_location: checker
+            .lines
+            .location(checker.path, raw.interval.span().start),
         premake: counts.premake,
         retention,
         default_partition: counts.default_partition,
@@ -502,21 +585,81 @@ fn check_name(checker: &mut Checker<'_>, raw: &Spanned<String>) -> (String, Stri
     })
 }
 
-fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<String>) -> Option<Interval> {
-    Interval::parse(raw.get_ref()).or_else(|| {
-        let suggestion = crate::suggest::did_you_mean(raw.get_ref(), Interval::NAMES)
+fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> Option<Spacing> {
+    let text = match raw.get_ref() {
+        RawNumberOrText::Number(step) if *step > 0 => return Some(Spacing::Ids(*step)),
+        RawNumberOrText::Number(step) => {
+            checker.problem(
+                raw.span(),
+                format!(
+                    "interval = {step} is not an ID step: write a whole number above 0, like interval = 1000000"
+                ),
+            );
+            return None;
+        }
+        RawNumberOrText::Text(text) => text,
+    };
+    if let Some(interval) = Interval::parse(text) {
+        return Some(Spacing::Calendar(interval));
+    }
+    let fixed_problem = match FixedInterval::parse(text) {
+        Ok(fixed) => return Some(Spacing::Fixed(fixed)),
+        Err(problem) => problem,
+    };
+    let message = if !fixed_problem.is_empty() {
+        fixed_problem
+    } else if text.trim().parse::<i64>().is_ok() {
+        format!(
+            "interval = \"{text}\" is a string: an ID step is a TOML integer, write interval = {}",
+            text.trim()
+        )
+    } else {
+        let suggestion = crate::suggest::did_you_mean(text, Interval::NAMES)
+            .map(|near| format!(" (did you mean \"{near}\"?)"))
+            .unwrap_or_default();
+        format!(
+            "unknown interval \"{text}\"{suggestion}: use one of {}, hourly, \"N minutes\", \"N hours\", \
+             \"N days\" or \"N weeks\"",
+            Interval::NAMES.join(", ")
+        )
+    };
+    checker.problem(raw.span(), message);
+    None
+}
+
+/// `epoch` names the unit of an integer key holding time; it makes no
+/// sense with an ID step.
+fn check_epoch(
+    checker: &mut Checker<'_>,
+    raw: Option<&Spanned<String>>,
+    interval: &Spanned<RawNumberOrText>,
+    spacing: Option<Spacing>,
+) -> Option<EpochUnit> {
+    let raw = raw?;
+    let Some(unit) = EpochUnit::parse(raw.get_ref()) else {
+        let near = crate::suggest::did_you_mean(raw.get_ref(), EpochUnit::NAMES)
             .map(|near| format!(" (did you mean \"{near}\"?)"))
             .unwrap_or_default();
         checker.problem(
             raw.span(),
             format!(
-                "unknown interval \"{}\"{suggestion}: use one of {}",
+                "unknown epoch \"{}\"{near}: use one of {}",
                 raw.get_ref(),
-                Interval::NAMES.join(", ")
+                EpochUnit::NAMES.join(", ")
             ),
         );
-        None
-    })
+        return None;
+    };
+    if let Some(Spacing::Ids(step)) = spacing {
+        checker.problem(
+            interval.span(),
+            format!(
+                "interval = {step} cuts the key into ID ranges, but epoch = \"{unit}\" says it holds time: \
+                 for IDs remove epoch; for time since the epoch write a time interval, like interval = \"daily\""
+            ),
+        );
+    }
+    Some(unit)
 }
 
 fn check_time_zone(checker: &mut Checker<'_>, raw: Option<&Spanned<String>>) -> Tz {
@@ -699,7 +842,7 @@ fn check_retention(
     checker: &mut Checker<'_>,
     defaults: &RawDefaults,
     raw: &RawTable,
-    interval: Option<Interval>,
+    spacing: Option<Spacing>,
 ) -> Option<Retention> {
     let action_raw = raw
         .retention_action
@@ -715,7 +858,7 @@ fn check_retention(
         }
         return None;
     };
-    let (amount, unit) = match parse_retention(retention_raw.get_ref()) {
+    let (amount, unit) = match retention_amount(retention_raw.get_ref(), spacing) {
         Ok(parsed) => parsed,
         Err(message) => {
             checker.problem(retention_raw.span(), message);
@@ -761,9 +904,23 @@ fn check_retention(
         amount,
         unit,
         action,
-        text: retention_raw.get_ref().clone(),
+        text: match retention_raw.get_ref() {
+            RawNumberOrText::Number(ids) => format!("{ids} IDs"),
+            RawNumberOrText::Text(text) => text.clone(),
+        },
     };
-    if let Some(interval) = interval
+    if let Some(Spacing::Ids(step)) = spacing
+        && retention.amount < step.unsigned_abs()
+    {
+        checker.problem(
+            retention_raw.span(),
+            format!(
+                "retention = {amount} is less than one ID range (interval = {step}): the partition being \
+                 filled would expire; keep at least one range, like retention = {step}"
+            ),
+        );
+    }
+    if let Some(Spacing::Calendar(interval)) = spacing
         && retention.approximate_days() < interval.approximate_days()
     {
         checker.problem(
@@ -782,7 +939,47 @@ fn check_retention(
             ),
         );
     }
+    if let Some(Spacing::Fixed(fixed)) = spacing
+        && retention.approximate_days() < fixed.approximate_days()
+    {
+        checker.problem(
+            retention_raw.span(),
+            format!(
+                "retention \"{}\" is shorter than one {fixed} partition: a partition would expire before it \
+                 is complete; keep at least \"{} days\"",
+                retention.text,
+                fixed.days()
+            ),
+        );
+    }
     Some(retention)
+}
+
+/// A retention as written: a number of IDs for an ID-ranged table, a
+/// duration for the others.
+fn retention_amount(
+    raw: &RawNumberOrText,
+    spacing: Option<Spacing>,
+) -> Result<(u64, RetentionUnit), String> {
+    match (raw, spacing) {
+        (RawNumberOrText::Number(ids), Some(Spacing::Ids(_))) => match u64::try_from(*ids) {
+            Ok(ids) if ids > 0 => Ok((ids, RetentionUnit::Ids)),
+            _ => Err(format!(
+                "retention = {ids} needs a whole number of IDs above 0, like retention = 50000000"
+            )),
+        },
+        (RawNumberOrText::Number(ids), _) => Err(format!(
+            "retention = {ids} is a number of IDs, but the interval is a time interval: write a duration, \
+             like retention = \"12 months\" (a number of IDs goes with an ID step, like interval = 1000000)"
+        )),
+        (RawNumberOrText::Text(text), Some(Spacing::Ids(_))) => Err(format!(
+            "retention = \"{text}\" is a duration, but the interval is an ID step: write how many IDs below \
+             the largest to keep, as a TOML integer, like retention = 50000000"
+        )),
+        (RawNumberOrText::Text(text), _) => {
+            parse_retention(text).map(|(amount, unit)| (u64::from(amount), unit))
+        }
+    }
 }
 
 /// "12 months", "90 days", "2 quarters", "1 year", "6 weeks"; at most
@@ -828,7 +1025,13 @@ pub fn parse_retention(text: &str) -> Result<(u32, RetentionUnit), String> {
     }
 }
 
-fn default_naming(interval: Interval) -> &'static str {
+fn default_naming(spacing: Spacing) -> &'static str {
+    let interval = match spacing {
+        Spacing::Ids(_) => return "{parent}_p{START}",
+        Spacing::Fixed(fixed) if fixed.is_sub_day() => return "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+        Spacing::Fixed(_) => return "{parent}_p{YYYY}_{MM}_{DD}",
+        Spacing::Calendar(interval) => interval,
+    };
     match interval {
         Interval::Daily => "{parent}_p{YYYY}_{MM}_{DD}",
         Interval::Weekly => "{parent}_p{IYYY}w{WW}",
@@ -838,7 +1041,9 @@ fn default_naming(interval: Interval) -> &'static str {
     }
 }
 
-const PLACEHOLDERS: &[&str] = &["parent", "YYYY", "MM", "DD", "Q", "IYYY", "WW"];
+const PLACEHOLDERS: &[&str] = &[
+    "parent", "YYYY", "MM", "DD", "HH", "MI", "Q", "IYYY", "WW", "START",
+];
 
 fn placeholders(template: &str) -> Result<Vec<&str>, String> {
     let mut found = Vec::new();
@@ -855,7 +1060,7 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
                 .map(|near| format!(" (did you mean {{{near}}}?)"))
                 .unwrap_or_default();
             return Err(format!(
-                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{Q}}, {{IYYY}}, {{WW}}"
+                "unknown placeholder {{{name}}}{near} in naming template \"{template}\": use {{parent}}, {{YYYY}}, {{MM}}, {{DD}}, {{HH}}, {{MI}}, {{Q}}, {{IYYY}}, {{WW}}, {{START}} (ID ranges)"
             ));
         }
         found.push(name);
@@ -864,9 +1069,20 @@ fn placeholders(template: &str) -> Result<Vec<&str>, String> {
     Ok(found)
 }
 
-fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), String> {
+fn check_naming(template: &str, spacing: Spacing, parent: &str) -> Result<(), String> {
     let found = placeholders(template)?;
     let has = |name: &str| found.contains(&name);
+    let interval = match spacing {
+        Spacing::Ids(_) => return check_id_naming(template, &found, parent),
+        Spacing::Fixed(fixed) => return check_fixed_naming(template, &found, fixed, parent),
+        Spacing::Calendar(interval) if has("START") => {
+            return Err(format!(
+                "naming template \"{template}\" uses {{START}}, the first ID of a range, but the interval \
+                 \"{interval}\" is a time interval: use {{YYYY}}, {{MM}}, {{DD}}…"
+            ));
+        }
+        Spacing::Calendar(interval) => interval,
+    };
     let distinct = match interval {
         Interval::Daily => has("YYYY") && has("MM") && has("DD"),
         Interval::Weekly => (has("IYYY") && has("WW")) || (has("YYYY") && has("MM") && has("DD")),
@@ -889,8 +1105,46 @@ fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), 
     let sample = expand(
         template,
         parent,
-        NaiveDate::from_ymd_opt(2026, 12, 31).expect("valid date"),
+        NaiveDate::from_ymd_opt(2026, 12, 31)
+            .expect("valid date")
+            .and_time(NaiveTime::MIN),
     );
+    check_name_length(&sample)
+}
+
+/// A fixed interval's name needs the day, and the hour and minute below a
+/// day (the minute unless periods are whole hours).
+fn check_fixed_naming(
+    template: &str,
+    found: &[&str],
+    fixed: FixedInterval,
+    parent: &str,
+) -> Result<(), String> {
+    let mut needed = vec!["YYYY", "MM", "DD"];
+    if fixed.is_sub_day() {
+        needed.push("HH");
+        if !fixed.minutes.is_multiple_of(60) {
+            needed.push("MI");
+        }
+    }
+    if needed.iter().any(|p| !found.contains(p)) || found.contains(&"START") {
+        let needed: Vec<String> = needed.iter().map(|p| format!("{{{p}}}")).collect();
+        return Err(format!(
+            "naming template \"{template}\" can give two {fixed} partitions the same name: it needs {}",
+            needed.join(", ")
+        ));
+    }
+    let sample = expand(
+        template,
+        parent,
+        NaiveDate::from_ymd_opt(2026, 12, 31)
+            .and_then(|d| d.and_hms_opt(23, 45, 0))
+            .expect("valid date"),
+    );
+    check_name_length(&sample)
+}
+
+fn check_name_length(sample: &str) -> Result<(), String> {
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: set a shorter \
@@ -901,11 +1155,51 @@ fn check_naming(template: &str, interval: Interval, parent: &str) -> Result<(), 
     Ok(())
 }
 
-fn expand(template: &str, parent: &str, start: NaiveDate) -> String {
-    use chrono::Datelike;
+/// An ID range's name needs {START}, and only the ID placeholders; names
+/// are checked with the widest padding (bigint's 19 digits), which any
+/// integer key fits.
+fn check_id_naming(template: &str, found: &[&str], parent: &str) -> Result<(), String> {
+    if !found.contains(&"START") {
+        return Err(format!(
+            "naming template \"{template}\" can give two ID ranges the same name: it needs {{START}}, \
+             the first ID of the range"
+        ));
+    }
+    if let Some(time) = found.iter().find(|p| !matches!(**p, "START" | "parent")) {
+        return Err(format!(
+            "naming template \"{template}\" uses {{{time}}}, a date, but the interval is an ID step: \
+             use {{parent}} and {{START}}"
+        ));
+    }
+    let sample = expand_id(template, parent, 0, calendar::IntegerType::Bigint.digits());
+    if sample.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES} \
+             ({{START}} is padded to 19 digits so that names sort): set a shorter naming template, \
+             like \"ev_p{{START}}\"",
+            sample.len()
+        ));
+    }
+    Ok(())
+}
+
+/// {START} zero-padded to `digits` so that names sort as the ranges do;
+/// a negative start is written with "m" for the minus sign.
+fn expand_id(template: &str, parent: &str, start: i64, digits: usize) -> String {
+    let sign = if start < 0 { "m" } else { "" };
+    let number = format!("{sign}{:0digits$}", start.unsigned_abs());
+    template
+        .replace("{parent}", parent)
+        .replace("{START}", &number)
+}
+
+fn expand(template: &str, parent: &str, start: NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
     let iso = start.iso_week();
     template
         .replace("{parent}", parent)
+        .replace("{HH}", &format!("{:02}", start.hour()))
+        .replace("{MI}", &format!("{:02}", start.minute()))
         .replace("{IYYY}", &format!("{:04}", iso.year()))
         .replace("{WW}", &format!("{:02}", iso.week()))
         .replace("{YYYY}", &format!("{:04}", start.year()))
@@ -1020,7 +1314,7 @@ mod tests {
             firsts,
             [
                 "partman.toml:2:8: table name \"events\" must be schema-qualified, like \"public.events\"",
-                "partman.toml:3:12: unknown interval \"montly\" (did you mean \"monthly\"?): use one of daily, weekly, monthly, quarterly, yearly",
+                "partman.toml:3:12: unknown interval \"montly\" (did you mean \"monthly\"?): use one of daily, weekly, monthly, quarterly, yearly, hourly, \"N minutes\", \"N hours\", \"N days\" or \"N weeks\"",
                 "partman.toml:8:13: retention \"2 months\" is shorter than one quarterly partition: a partition would expire before it is complete; keep at least one interval (e.g. \"1 quarter\")",
                 "partman.toml:9:10: naming template \"{parent}_{YYYY}\" can give two quarterly partitions the same name: it needs {YYYY} and {Q}",
                 "partman.toml:15:13: unknown time zone \"Europe/Berln\" (did you mean \"Europe/Berlin\"?): use an IANA name like \"UTC\" or \"Europe/Berlin\"",
@@ -1182,7 +1476,7 @@ mod tests {
     #[test]
     fn cutoffs_never_leave_the_calendar() {
         let retention = Retention {
-            amount: u32::MAX,
+            amount: u64::from(u32::MAX),
             unit: RetentionUnit::Years,
             action: RetentionAction::Drop,
             text: String::new(),
@@ -1191,7 +1485,7 @@ mod tests {
         assert_eq!(retention.checked_cutoff(today), None);
         assert_eq!(retention.cutoff(today), NaiveDate::MIN);
         let days = Retention {
-            amount: u32::MAX,
+            amount: u64::from(u32::MAX),
             unit: RetentionUnit::Days,
             ..retention
         };
@@ -1223,5 +1517,108 @@ mod tests {
             assert!(table.check_plannable(now).is_err(), "{now}");
         }
         assert!(table.check_plannable(at("0000-12-31T23:59:59Z")).is_err());
+    }
+
+    #[test]
+    fn integer_intervals_and_retentions_are_id_ranges() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.orders\"\ninterval = 1000000\nretention = 50000000\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        assert_eq!(table.spacing, Spacing::Ids(1_000_000));
+        assert_eq!(table.naming, "{parent}_p{START}");
+        assert_eq!(
+            table.retention.as_ref().map(|r| (r.amount, r.unit)),
+            Some((50_000_000, RetentionUnit::Ids))
+        );
+        assert_eq!(
+            (table.interval_location.line, table.interval_location.column),
+            (3, 12)
+        );
+        assert_eq!(table.id_partition_name(3_000_000, 10), "orders_p0003000000");
+        assert_eq!(table.id_partition_name(-1000, 5), "orders_pm01000");
+    }
+
+    #[test]
+    fn integer_and_time_settings_that_do_not_fit_say_what_to_write() {
+        let text = problems(
+            "[[table]]\nname = \"public.a\"\ninterval = 1000\nepoch = \"seconds\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"1000\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = -5\n\n\
+             [[table]]\nname = \"public.d\"\ninterval = 1000\nretention = \"12 months\"\n\n\
+             [[table]]\nname = \"public.e\"\ninterval = \"monthly\"\nretention = 5000\n\n\
+             [[table]]\nname = \"public.f\"\ninterval = 1000\nretention = 999\n\n\
+             [[table]]\nname = \"public.g\"\ninterval = 1000\nnaming = \"{parent}_{YYYY}\"\n\n\
+             [[table]]\nname = \"public.h\"\ninterval = \"daily\"\nepoch = \"second\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:3:12: interval = 1000 cuts the key into ID ranges, but epoch = \"seconds\" says it holds time: for IDs remove epoch; for time since the epoch write a time interval, like interval = \"daily\"",
+                "partman.toml:8:12: interval = \"1000\" is a string: an ID step is a TOML integer, write interval = 1000",
+                "partman.toml:12:12: interval = -5 is not an ID step: write a whole number above 0, like interval = 1000000",
+                "partman.toml:17:13: retention = \"12 months\" is a duration, but the interval is an ID step: write how many IDs below the largest to keep, as a TOML integer, like retention = 50000000",
+                "partman.toml:22:13: retention = 5000 is a number of IDs, but the interval is a time interval: write a duration, like retention = \"12 months\" (a number of IDs goes with an ID step, like interval = 1000000)",
+                "partman.toml:27:13: retention = 999 is less than one ID range (interval = 1000): the partition being filled would expire; keep at least one range, like retention = 1000",
+                "partman.toml:32:10: naming template \"{parent}_{YYYY}\" can give two ID ranges the same name: it needs {START}, the first ID of the range",
+                "partman.toml:37:9: unknown epoch \"second\" (did you mean \"seconds\"?): use one of seconds, milliseconds, microseconds",
+            ]
+        );
+    }
+
+    #[test]
+    fn fixed_intervals_parse_and_refuse_what_cannot_align() {
+        let policy = parse(
+            Path::new("p.toml"),
+            "[[table]]\nname = \"public.a\"\ninterval = \"hourly\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"30 minutes\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = \"2 weeks\"\n",
+        )
+        .unwrap();
+        let spacing: Vec<String> = policy
+            .tables
+            .iter()
+            .map(|t| t.spacing.to_string())
+            .collect();
+        assert_eq!(spacing, ["hourly", "30 minutes", "2 weeks"]);
+        let namings: Vec<&str> = policy.tables.iter().map(|t| t.naming.as_str()).collect();
+        assert_eq!(
+            namings,
+            [
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+                "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}",
+                "{parent}_p{YYYY}_{MM}_{DD}"
+            ]
+        );
+        let start = NaiveDate::from_ymd_opt(2026, 3, 29)
+            .and_then(|d| d.and_hms_opt(2, 30, 0))
+            .unwrap();
+        assert_eq!(
+            policy.tables[1].partition_name_at(start),
+            "b_p2026_03_29_0230"
+        );
+        let text = problems(
+            "[[table]]\nname = \"public.a\"\ninterval = \"10 minutes\"\n\n\
+             [[table]]\nname = \"public.b\"\ninterval = \"7 hours\"\n\n\
+             [[table]]\nname = \"public.c\"\ninterval = \"2 hours\"\nnaming = \"{parent}_{YYYY}_{MM}_{DD}\"\n",
+        );
+        let firsts: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("partman.toml"))
+            .collect();
+        assert_eq!(
+            firsts,
+            [
+                "partman.toml:3:12: interval \"10 minutes\" is shorter than 15 minutes: that many partitions slow every query planned on the table; use 15 minutes or more",
+                "partman.toml:7:12: interval \"7 hours\" neither divides a day nor is whole days: periods start at local midnight, so use a divisor of 24 hours (like \"2 hours\" or \"30 minutes\") or whole days",
+                "partman.toml:12:10: naming template \"{parent}_{YYYY}_{MM}_{DD}\" can give two 2 hours partitions the same name: it needs {YYYY}, {MM}, {DD}, {HH}",
+            ]
+        );
     }
 }

@@ -44,6 +44,13 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n{name} ({})", describe(table))?;
+        if let Some(counted) = plan.counted_from(&name) {
+            writeln!(
+                out,
+                "  counted from {}: the range that {}",
+                counted.value, counted.source
+            )?;
+        }
         if entries.is_empty() {
             writeln!(out, "  nothing to do")?;
             continue;
@@ -100,6 +107,13 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n-- ===== {name} ({})", describe(table))?;
+        if let Some(counted) = plan.counted_from(&name) {
+            writeln!(
+                out,
+                "-- counted from {}: the range that {}",
+                counted.value, counted.source
+            )?;
+        }
         if entries.is_empty() {
             writeln!(out, "-- nothing to do")?;
         }
@@ -419,6 +433,7 @@ interval = "daily"
                 ),
             ],
             indexes: Vec::new(),
+            max_key: None,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,

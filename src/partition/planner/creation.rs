@@ -2,34 +2,52 @@
 //! more, each created like the parent with a CHECK on its bounds, then
 //! attached (moving default-partition rows first when asked).
 
-use chrono::NaiveDate;
-
 use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step, bounds_text};
 use crate::db::ident::{QualifiedName, shorten_identifier};
 use crate::db::{quote_ident, quote_literal};
-use crate::partition::calendar;
+use crate::partition::calendar::{KeyType, KeyValue};
 use crate::partition::catalog::{self, Snapshot};
 
+/// The partitions of the period holding `point` (now, or the largest ID)
+/// and premake more; `why` says where `point` came from.
 pub(super) fn plan_creation(
     context: &Context<'_>,
     existing: &[Existing<'_>],
     snapshot: &Snapshot,
-    today: NaiveDate,
+    point: KeyValue,
+    why: &str,
     entries: &mut Vec<Entry>,
 ) {
     let table = context.table;
-    let interval = table.interval;
-    let mut start = interval.floor(today);
+    let periods = &context.periods;
+    let mut start = periods.holding(point);
     for position in 0..=table.premake {
-        let lo = calendar::key_value(context.key, start, context.zone);
-        let hi = calendar::key_value(context.key, interval.next(start), context.zone);
+        let Some((lo, hi)) = start.and_then(|lo| Some((lo, periods.next(lo)?))) else {
+            entries.push(Entry::Problem(Problem::new(
+                table,
+                ProblemKind::OutOfRange,
+                format!(
+                    "{} cannot be planned: the {} holding {point} and premake = {} more reach past the \
+                     values its key can hold",
+                    table.qualified_name(),
+                    periods.describe(),
+                    table.premake
+                ),
+            )));
+            return;
+        };
         let overlapping: Vec<&Existing<'_>> = existing
             .iter()
             .filter(|e| e.range.is_some_and(|(a, b)| a < hi && lo < b))
             .collect();
-        let covered_exactly = overlapping.iter().any(|e| e.period == Some(start));
+        let covered_exactly = overlapping.iter().any(|e| e.period == Some(lo));
         if overlapping.is_empty() {
-            plan_new_partition(context, snapshot, start, position, entries);
+            let why = match (position, context.key) {
+                (0, _) => why.to_owned(),
+                (_, KeyType::Id(_)) => format!("premake: {position} ahead"),
+                _ => format!("premake: {position} ahead of now"),
+            };
+            plan_new_partition(context, snapshot, lo, &why, entries);
         } else if !covered_exactly {
             let names: Vec<String> = overlapping
                 .iter()
@@ -39,12 +57,14 @@ pub(super) fn plan_creation(
                 table,
                 ProblemKind::Drift,
                 format!(
-                    "the {interval} period starting {start} overlaps {}: its partition cannot be created until that is resolved",
+                    "the {} starting {} overlaps {}: its partition cannot be created until that is resolved",
+                    periods.kind(),
+                    periods.label(lo),
                     names.join(", ")
                 ),
             )));
         }
-        start = interval.next(start);
+        start = Some(hi);
     }
 }
 
@@ -74,20 +94,21 @@ impl NewPartition {
 fn plan_new_partition(
     context: &Context<'_>,
     snapshot: &Snapshot,
-    start: NaiveDate,
-    position: u32,
+    start: KeyValue,
+    why: &str,
     entries: &mut Vec<Entry>,
 ) {
-    let table = context.table;
-    let name = table.partition_name(start);
+    let periods = &context.periods;
+    let name = periods.name(context.table, start);
     let (from, to) = bounds_text(context, start);
+    let end = periods.next(start).unwrap_or(KeyValue::MAX);
     let new = NewPartition {
         name: QualifiedName::new(context.parent.schema.clone(), name.clone()),
-        period_start: start.format("%Y-%m-%d").to_string(),
+        period_start: periods.label(start),
         from,
         to,
-        from_literal: calendar::literal(context.key, start, context.zone),
-        to_literal: calendar::literal(context.key, table.interval.next(start), context.zone),
+        from_literal: periods.literal(start),
+        to_literal: periods.literal(end),
         constraint: bounds_constraint_name(&name),
         column: quote_ident(&context.column),
     };
@@ -98,12 +119,7 @@ fn plan_new_partition(
             && p.period_start == new.period_start
     });
     if !pending {
-        let why = if position == 0 {
-            "holds now".to_owned()
-        } else {
-            format!("premake: {position} ahead of now")
-        };
-        entries.push(Entry::Step(create_step(context, &new, &why)));
+        entries.push(Entry::Step(create_step(context, &new, why)));
     }
     entries.push(Entry::Step(attach_step(context, new, pending)));
 }

@@ -4,18 +4,19 @@
 //! transaction. Problems of one table become error entries; the other
 //! tables plan normally.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 mod creation;
 mod indexes;
 pub use indexes::child_index_name;
+mod periods;
+pub use periods::Periods;
 mod retention;
 
-use super::calendar::{self, KeyType, KeyValue};
+use super::calendar::{self, KeyType, KeyValue, SqlKey};
 use super::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
-use super::policy::{Policy, RetentionAction, TablePolicy};
+use super::policy::{Policy, RetentionAction, Spacing, TablePolicy};
 use crate::db::ident::QualifiedName;
 use crate::db::retry::OnRetry;
 
@@ -144,6 +145,9 @@ pub enum ProblemKind {
     NotRange,
     UnsupportedKey,
     UnsupportedKeyType,
+    /// The policy's interval does not fit the key's type (an integer key
+    /// with a time interval and no epoch, say).
+    KeyMismatch,
     InvalidIndex,
     /// The clock and the policy reach past the years partition bounds can
     /// be written for.
@@ -151,12 +155,51 @@ pub enum ProblemKind {
     /// Partitions or periods that do not match the policy: reported and
     /// left alone, they stop nothing.
     Drift,
+    /// The policy keeps more partitions than PostgreSQL plans queries over
+    /// comfortably: a warning with the count.
+    ManyPartitions,
 }
 
 impl ProblemKind {
     pub fn is_warning(self) -> bool {
-        self == ProblemKind::Drift
+        matches!(self, ProblemKind::Drift | ProblemKind::ManyPartitions)
     }
+}
+
+/// More partitions than this per table slow the planning of every query
+/// that cannot prune them.
+pub const MANY_PARTITIONS: i64 = 1000;
+
+/// A warning when a fixed interval makes the policy keep more than
+/// `MANY_PARTITIONS` partitions: premake ahead plus those the retention
+/// keeps.
+fn many_partitions(table: &TablePolicy) -> Option<Problem> {
+    let Spacing::Fixed(fixed) = table.spacing else {
+        return None;
+    };
+    let minutes = i64::from(fixed.minutes);
+    let (kept, retention) = match &table.retention {
+        Some(r) => (
+            r.approximate_days().saturating_mul(24 * 60) / minutes,
+            r.text.as_str(),
+        ),
+        None => (0, "none"),
+    };
+    let count = i64::from(table.premake) + 1 + kept;
+    (count > MANY_PARTITIONS).then(|| {
+        Problem::new(
+            table,
+            ProblemKind::ManyPartitions,
+            format!(
+                "{}: {} with interval \"{fixed}\" keeps about {count} partitions (premake = {} ahead, about \
+                 {kept} kept by retention {retention}); more than {MANY_PARTITIONS} slow the planning of every \
+                 query that does not prune them: a longer interval or a shorter retention keeps fewer",
+                table.interval_location,
+                table.qualified_name(),
+                table.premake
+            ),
+        )
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +301,19 @@ pub struct Plan {
     pub now: DateTime<Utc>,
     #[serde(rename = "steps")]
     pub entries: Vec<Entry>,
+    /// For each ID-ranged table, the key value its partitions are counted
+    /// from and where that number came from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub counted_from: Vec<CountedFrom>,
+}
+
+/// The largest key of an ID-ranged table as the plan used it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CountedFrom {
+    pub table: QualifiedName,
+    pub value: KeyValue,
+    /// Where the value came from, in words.
+    pub source: String,
 }
 
 impl Plan {
@@ -282,20 +338,47 @@ impl Plan {
     pub fn for_table<'a>(&'a self, table: &'a QualifiedName) -> impl Iterator<Item = &'a Entry> {
         self.entries.iter().filter(move |e| e.table() == table)
     }
+
+    /// Where the partitions of an ID-ranged table are counted from.
+    pub fn counted_from(&self, table: &QualifiedName) -> Option<&CountedFrom> {
+        self.counted_from.iter().find(|c| &c.table == table)
+    }
 }
 
 /// The plan for every table of the policy. `snapshot.parents` is in policy order.
 pub fn plan(policy: &Policy, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
+    let parent_of = |position: usize| snapshot.parents.get(position).and_then(Option::as_ref);
     let entries = policy
         .tables
         .iter()
         .enumerate()
-        .flat_map(|(position, table)| {
-            let parent = snapshot.parents.get(position).and_then(Option::as_ref);
-            plan_table(table, parent, snapshot, now)
-        })
+        .flat_map(|(position, table)| plan_table(table, parent_of(position), snapshot, now))
         .collect();
-    Plan { now, entries }
+    let counted_from = policy
+        .tables
+        .iter()
+        .enumerate()
+        .filter_map(|(position, table)| counted_from(table, parent_of(position)?, now))
+        .collect();
+    Plan {
+        now,
+        entries,
+        counted_from,
+    }
+}
+
+/// For an ID-ranged table, the value its partitions are counted from.
+fn counted_from(table: &TablePolicy, parent: &Parent, now: DateTime<Utc>) -> Option<CountedFrom> {
+    let (_, _, key) = manageable(table, Some(parent)).ok()?;
+    if !matches!(key, KeyType::Id(_)) {
+        return None;
+    }
+    let (value, source) = reference_point(table, parent, key, now);
+    Some(CountedFrom {
+        table: table.parent(),
+        value,
+        source,
+    })
 }
 
 /// One existing partition as the planner classifies it.
@@ -303,16 +386,16 @@ struct Existing<'a> {
     partition: &'a Partition,
     /// The key range, when it parses.
     range: Option<(KeyValue, KeyValue)>,
-    /// The first day of its period, when it is exactly one period.
-    period: Option<NaiveDate>,
+    /// The start of its period, when it is exactly one period.
+    period: Option<KeyValue>,
 }
 
 struct Context<'a> {
     table: &'a TablePolicy,
     parent: &'a Parent,
     key: KeyType,
+    periods: Periods,
     column: String,
-    zone: Tz,
     /// The parent quoted, as statements and markers write it.
     qualified_parent: String,
     default_partition: Option<&'a Partition>,
@@ -370,15 +453,130 @@ fn manageable<'a>(
             ),
         ));
     };
-    match KeyType::from_sql_type(&key.sql_type) {
-        Some(key_type) => Ok((parent, key, key_type)),
+    match SqlKey::from_sql_type(&key.sql_type) {
+        Some(sql_key) => Ok((parent, key, key_type(table, key, sql_key)?)),
         None => Err((
             ProblemKind::UnsupportedKeyType,
             format!(
-                "{name} is partitioned on {} of type {}: pgm manages timestamptz, timestamp, date and integer (epoch seconds) keys",
+                "{name} is partitioned on {} of type {}: pgm manages timestamptz, timestamp, date and integer \
+                 (smallint, integer, bigint, numeric) keys",
                 key.column, key.sql_type
             ),
         )),
+    }
+}
+
+/// The key as the policy reads it. An integer key is never taken for time
+/// unless the policy says so with `epoch`: IDs read as seconds would give
+/// partitions no row ever falls into.
+pub fn key_type(
+    table: &TablePolicy,
+    key: &PartitionKey,
+    sql_key: SqlKey,
+) -> Result<KeyType, (ProblemKind, String)> {
+    let (name, at) = (table.qualified_name(), &table.interval_location);
+    let (column, sql_type) = (&key.column, &key.sql_type);
+    let mismatch = |message: String| Err((ProblemKind::KeyMismatch, format!("{at}: {message}")));
+    let interval = table.spacing;
+    let time = match (sql_key, interval) {
+        (SqlKey::Integer(integer), Spacing::Ids(_)) => return Ok(KeyType::Id(integer)),
+        (SqlKey::Integer(_), _) => {
+            return match table.epoch {
+                Some(unit) => Ok(KeyType::Epoch(unit)),
+                None => mismatch(format!(
+                    "{name} is partitioned on {column} of type {sql_type}, and interval = \"{interval}\" \
+                     does not say what it holds: for IDs write a step as a number, like interval = 1000000; \
+                     if {column} holds time since the epoch, keep the interval and add epoch = \"seconds\" \
+                     (or \"milliseconds\", \"microseconds\")"
+                )),
+            };
+        }
+        (_, Spacing::Ids(step)) => {
+            return mismatch(format!(
+                "interval = {step} is an ID step, but {name} is partitioned on {column} of type {sql_type}: \
+                 write a time interval, like interval = \"monthly\""
+            ));
+        }
+        (SqlKey::Date, Spacing::Fixed(fixed)) if fixed.is_sub_day() => {
+            return mismatch(format!(
+                "interval = \"{fixed}\" is shorter than a day, but {name} is partitioned on {column} of type \
+                 date: use whole days, like interval = \"daily\""
+            ));
+        }
+        (SqlKey::TimestampTz, _) => KeyType::TimestampTz,
+        (SqlKey::Timestamp, _) => KeyType::Timestamp,
+        (SqlKey::Date, _) => KeyType::Date,
+    };
+    match table.epoch {
+        Some(unit) => mismatch(format!(
+            "epoch = \"{unit}\" is for an integer key holding time, but {name} is partitioned on \
+             {column} of type {sql_type}: remove epoch"
+        )),
+        None => Ok(time),
+    }
+}
+
+/// How the table's key is cut, as the planner and status read it.
+pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
+    let zone = table.time_zone;
+    match (table.spacing, key) {
+        (Spacing::Ids(step), KeyType::Id(integer)) => Periods::Ids { step, integer },
+        // `key_type` refuses an ID step on any other key: kept total.
+        (Spacing::Ids(step), _) => Periods::Ids {
+            step,
+            integer: calendar::IntegerType::Bigint,
+        },
+        (Spacing::Calendar(interval), key) => Periods::Calendar {
+            interval,
+            key,
+            zone,
+        },
+        (Spacing::Fixed(fixed), key) => Periods::Fixed { fixed, key, zone },
+    }
+}
+
+/// The key value the partitions are counted from: now for time keys; for
+/// ID ranges the largest key read from the catalog (0 for an empty table,
+/// or the lowest existing range), with where it came from.
+pub fn reference_point(
+    table: &TablePolicy,
+    parent: &Parent,
+    key: KeyType,
+    now: DateTime<Utc>,
+) -> (KeyValue, String) {
+    if !matches!(key, KeyType::Id(_)) {
+        return (
+            calendar::key_now(key, now, table.time_zone),
+            "holds now".to_owned(),
+        );
+    }
+    let column = parent.key.as_ref().map_or("key", |k| k.column.as_str());
+    if let Some(max) = &parent.max_key
+        && let Some(value) = periods::parse_max_key(&max.value)
+    {
+        return (
+            value,
+            format!(
+                "holds the largest {column}, {}, read as max({column}) of {}",
+                max.value, max.partition
+            ),
+        );
+    }
+    let periods = periods_of(table, key);
+    let lowest = parent
+        .partitions
+        .iter()
+        .filter_map(|p| match &p.bound {
+            Bound::Range { from, to } => periods.aligned(
+                calendar::parse_bound(key, from)?,
+                calendar::parse_bound(key, to)?,
+            ),
+            _ => None,
+        })
+        .min();
+    match lowest {
+        Some(start) => (start, "is the lowest: the table holds no row".to_owned()),
+        None => (0, "holds 0: the table holds no row".to_owned()),
     }
 }
 
@@ -405,30 +603,34 @@ pub fn plan_table(
         table,
         parent,
         key: key_type,
+        periods: periods_of(table, key_type),
         column: key.column.clone(),
-        zone: table.time_zone,
         qualified_parent: QualifiedName::new(parent.schema.clone(), parent.name.clone()).quoted(),
         default_partition: parent.partitions.iter().find(|p| p.bound == Bound::Default),
     };
     let mut entries = Vec::new();
     let existing = classify(&context, &mut entries);
 
+    let cutoff = retention::cutoff(&context, now);
     // 1. Retirements an interrupted run left half done.
-    plan_interrupted_retirements(&context, &existing, snapshot, now, &mut entries);
+    plan_interrupted_retirements(&context, &existing, snapshot, cutoff, &mut entries);
 
     // 2. Retention.
-    let (retiring, retired_now) = retention::plan_retention(&context, &existing, now, &mut entries);
+    let (retiring, retired_now) =
+        retention::plan_retention(&context, &existing, cutoff, &mut entries);
 
     // 3. Indexes on the parent, before new partitions, so that attaching an
     //    (empty) partition builds its indexes at once.
     indexes::plan_parent_indexes(&context, &mut entries);
 
-    // 4. Partitions from the period holding now through premake more.
-    let today = calendar::local_date(now, context.zone);
-    creation::plan_creation(&context, &existing, snapshot, today, &mut entries);
+    // 4. Partitions from the period holding now (or the largest ID)
+    //    through premake more.
+    let (point, why) = reference_point(table, parent, key_type, now);
+    creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
 
     // 5. Indexes of the partitions that stay.
     indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut entries);
+    entries.extend(many_partitions(table).map(Entry::Problem));
     entries
 }
 
@@ -437,14 +639,10 @@ fn plan_interrupted_retirements(
     context: &Context<'_>,
     existing: &[Existing<'_>],
     snapshot: &Snapshot,
-    now: DateTime<Utc>,
+    cutoff: Option<KeyValue>,
     entries: &mut Vec<Entry>,
 ) {
     let table = context.table;
-    let cutoff = table
-        .retention
-        .as_ref()
-        .map(|r| r.cutoff(calendar::local_date(now, context.zone)));
     for entry in existing.iter().filter(|e| e.partition.detach_pending) {
         let partition = entry.partition;
         let mut step = Step::new(
@@ -464,7 +662,7 @@ fn plan_interrupted_retirements(
             .retiring
             .iter()
             .any(|r| r.schema == partition.schema && r.name == partition.name);
-        let expired = matches!((entry.period, cutoff), (Some(start), Some(cutoff)) if table.interval.next(start) <= cutoff);
+        let expired = matches!((entry.period, cutoff), (Some(start), Some(cutoff)) if context.periods.next(start).is_some_and(|end| end <= cutoff));
         if marked || expired {
             entries.extend(
                 retention::after_detach(
@@ -500,14 +698,16 @@ fn classify<'a>(context: &Context<'a>, entries: &mut Vec<Entry>) -> Vec<Existing
         };
         let range =
             calendar::parse_bound(context.key, from).zip(calendar::parse_bound(context.key, to));
-        let period = range.and_then(|(lo, hi)| aligned_period(context, lo, hi));
+        let period = range.and_then(|(lo, hi)| context.periods.aligned(lo, hi));
         if period.is_none() && !partition.detach_pending {
             let mut problem = Problem::new(
                 context.table,
                 ProblemKind::Drift,
                 format!(
-                    "partition {}.{} covers [{from}, {to}), which is not one {} period in {}: pgm leaves it as it is",
-                    partition.schema, partition.name, context.table.interval, context.zone
+                    "partition {}.{} covers [{from}, {to}), which is not one {}: pgm leaves it as it is",
+                    partition.schema,
+                    partition.name,
+                    context.periods.describe()
                 ),
             );
             problem.partition = Some(Context::name_of(partition));
@@ -522,42 +722,13 @@ fn classify<'a>(context: &Context<'a>, entries: &mut Vec<Entry>) -> Vec<Existing
     existing
 }
 
-/// The period [lo, hi) is exactly, if it is one.
-fn aligned_period(context: &Context<'_>, lo: KeyValue, hi: KeyValue) -> Option<NaiveDate> {
-    if lo == KeyValue::MIN || hi == KeyValue::MAX {
-        return None;
-    }
-    let date = key_to_date(context.key, lo, context.zone)?;
-    // Bounds read from the catalog may sit at the ends of chrono's calendar.
-    let start = context.table.interval.checked_floor(date)?;
-    let end = context.table.interval.checked_next(start)?;
-    let matches = calendar::key_value(context.key, start, context.zone) == lo
-        && calendar::key_value(context.key, end, context.zone) == hi;
-    matches.then_some(start)
-}
-
-fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
-    Some(match key {
-        KeyType::TimestampTz => {
-            calendar::checked_local_date(DateTime::from_timestamp_micros(value)?, zone)?
-        }
-        KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
-        KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::EpochSeconds => {
-            calendar::checked_local_date(DateTime::from_timestamp(value, 0)?, zone)?
-        }
-    })
-}
-
-fn bounds_text(context: &Context<'_>, start: NaiveDate) -> (String, String) {
+/// The bounds of the period starting at `start`, as plans show them.
+fn bounds_text(context: &Context<'_>, start: KeyValue) -> (String, String) {
     let strip = |literal: String| literal.trim_matches('\'').to_owned();
+    let end = context.periods.next(start).unwrap_or(KeyValue::MAX);
     (
-        strip(calendar::literal(context.key, start, context.zone)),
-        strip(calendar::literal(
-            context.key,
-            context.table.interval.next(start),
-            context.zone,
-        )),
+        strip(context.periods.literal(start)),
+        strip(context.periods.literal(end)),
     )
 }
 
@@ -575,8 +746,11 @@ pub fn describe(table: &TablePolicy) -> String {
         ),
         None => String::new(),
     };
-    format!(
-        "{}, premake {}{retention}, {}",
-        table.interval, table.premake, table.time_zone
-    )
+    match table.spacing {
+        Spacing::Ids(_) => format!("{}, premake {}{retention}", table.spacing, table.premake),
+        Spacing::Calendar(_) | Spacing::Fixed(_) => format!(
+            "{}, premake {}{retention}, {}",
+            table.spacing, table.premake, table.time_zone
+        ),
+    }
 }

@@ -1,35 +1,57 @@
 //! Retention: expired partitions detached (CONCURRENTLY when allowed), then
 //! dropped or archived, oldest first, at most max_drops_per_run.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
-use super::{Action, Context, Entry, Existing, Lock, Step, bounds_text};
+use super::{Action, Context, Entry, Existing, Lock, Step, bounds_text, periods};
 use crate::db::ident::QualifiedName;
 use crate::db::quote_literal;
 use crate::db::retry::OnRetry;
-use crate::partition::calendar;
+use crate::partition::calendar::{self, KeyType, KeyValue};
 use crate::partition::catalog::{self, Partition};
 use crate::partition::policy::RetentionAction;
 use crate::units::human_bytes;
+
+/// The smallest upper bound a partition keeps, in key space: now minus
+/// the retention for time keys; for ID ranges the largest key minus it
+/// (nothing expires while the table holds no row).
+pub(super) fn cutoff(context: &Context<'_>, now: DateTime<Utc>) -> Option<KeyValue> {
+    let retention = context.table.retention.as_ref()?;
+    let zone = context.table.time_zone;
+    match context.key {
+        KeyType::Id(_) => {
+            let max = context.parent.max_key.as_ref()?;
+            Some(retention.id_cutoff(periods::parse_max_key(&max.value)?))
+        }
+        key => {
+            let day = retention.cutoff(calendar::local_date(now, zone));
+            Some(calendar::key_value(key, day, zone))
+        }
+    }
+}
 
 /// Plans detaching (and dropping or archiving) expired partitions; returns
 /// the oids of every expired partition, retired now or in a later run.
 pub(super) fn plan_retention(
     context: &Context<'_>,
     existing: &[Existing<'_>],
-    now: DateTime<Utc>,
+    cutoff: Option<KeyValue>,
     entries: &mut Vec<Entry>,
 ) -> (Vec<u32>, Vec<u32>) {
     let table = context.table;
-    let Some(retention) = &table.retention else {
+    let (Some(retention), Some(cutoff)) = (&table.retention, cutoff) else {
         return (Vec::new(), Vec::new());
     };
-    let cutoff = retention.cutoff(calendar::local_date(now, context.zone));
-    let mut expired: Vec<(&Existing<'_>, NaiveDate)> = existing
+    let mut expired: Vec<(&Existing<'_>, KeyValue)> = existing
         .iter()
         .filter(|e| !e.partition.detach_pending)
         .filter_map(|e| e.period.map(|start| (e, start)))
-        .filter(|(_, start)| table.interval.next(*start) <= cutoff)
+        .filter(|(_, start)| {
+            context
+                .periods
+                .next(*start)
+                .is_some_and(|end| end <= cutoff)
+        })
         .collect();
     expired.sort_by_key(|(_, start)| *start);
     let waiting = expired
@@ -52,7 +74,8 @@ pub(super) fn plan_retention(
         let (from, to) = bounds_text(context, *start);
         let size = size_words(partition);
         let mut reason = format!(
-            "whole range ends on or before the cutoff {cutoff} (retention {}); {size}",
+            "whole range ends on or before the cutoff {} (retention {}); {size}",
+            context.periods.label(cutoff),
             retention.text
         );
         if waiting > 0 && position + 1 == expired.len() {
