@@ -7,6 +7,7 @@
 //! with a parent-death signal, so it cannot outlive us even when we are
 //! killed; directories left by a killed process are swept by the next start.
 
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -175,6 +176,12 @@ pub struct SandboxOptions {
     /// Binaries to run instead of those `ServerBinaries::find` picks: for a
     /// test that needs one version's extension, say.
     pub bindir: Option<PathBuf>,
+    /// Environment for `postgres` (the server, and the single-user run of
+    /// `setup_sql`), added to the little it otherwise gets: the server's
+    /// environment is cleared so that nothing of ours leaks into it, and
+    /// this is how something deliberate goes in, such as a preloaded
+    /// library that fakes the clock. initdb does not get it.
+    pub server_env: Vec<(OsString, OsString)>,
 }
 
 /// A process a test binary leaves running until it exits.
@@ -243,7 +250,7 @@ impl Sandbox {
         let cleanup = RemoveOnError(Some(root.clone()));
         initdb(&binaries, &root, run_as.as_ref())?;
         if !options.setup_sql.is_empty() {
-            run_setup_sql(&binaries, &root, &options.setup_sql, run_as.as_ref())?;
+            run_setup_sql(&binaries, &root, options, run_as.as_ref())?;
         }
         if let Some(tls) = &options.tls {
             write_server_tls(&root, tls, run_as.as_ref())?;
@@ -530,13 +537,15 @@ fn initdb(
 fn run_setup_sql(
     binaries: &ServerBinaries,
     root: &Path,
-    statements: &[String],
+    options: &SandboxOptions,
     run_as: Option<&Account>,
 ) -> Result<(), SandboxError> {
     use std::io::Write;
+    let statements = &options.setup_sql;
     let log_path = root.join("setup.log");
     let log = fs::File::create(&log_path).map_err(io_error("creating setup.log"))?;
     let mut child = server_command(binaries, "postgres", root, run_as)
+        .envs(options.server_env.iter().map(|(name, value)| (name, value)))
         .args(["--single", "-D", "data", "-c", "fsync=off", "postgres"])
         .stdin(Stdio::piped())
         .stdout(log.try_clone().map_err(io_error("opening setup.log"))?)
@@ -622,6 +631,7 @@ fn launch(
         .map_err(io_error("opening server.log"))
         .map_err(fail)?;
     let mut command = server_command(binaries, "postgres", root, run_as);
+    command.envs(options.server_env.iter().map(|(name, value)| (name, value)));
     command.args(["-D", "data", "-p", &port.to_string()]);
     let mut socket_dirs = root.as_os_str().to_owned();
     for dir in &options.extra_socket_dirs {

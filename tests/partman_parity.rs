@@ -4,12 +4,20 @@
 //! maintain`, then the partition bounds compared (names differ by design).
 //! They run on the Debian PostgreSQL 15 binaries, where the extension is
 //! installed, whatever version the rest of the suite uses.
+//!
+//! pg_partman reads the server's clock (`create_parent` premakes from
+//! `CURRENT_TIMESTAMP`), so each server runs on a pinned clock: libfaketime,
+//! preloaded into `postgres`, starts it at a fixed instant and lets it tick,
+//! and pgm is given the same instant with `--at`. Nothing depends on the
+//! day the tests run.
 
 mod support;
 
-use std::path::Path;
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use pgm::db::{self, quote_ident};
 use pgm::sandbox::{Sandbox, SandboxOptions};
 use support::{Project, column, outcome};
@@ -18,35 +26,109 @@ const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 const CONTROL: &str = "/usr/share/postgresql/15/extension/pg_partman.control";
 const MISSING: &str = "pg_partman 4.7 for PostgreSQL 15 is missing: the parity tests need it; \
                        install it with `apt-get install postgresql-15-partman`";
+const NO_FAKETIME: &str = "libfaketime is missing: the parity tests pin the clock of pg_partman's \
+                           server with it; install it with `apt-get install libfaketime`";
 
-/// The PostgreSQL 15 cluster of this test binary, with pg_partman available.
-fn server() -> &'static Sandbox {
-    static SERVER: OnceLock<&'static Sandbox> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        assert!(Path::new(BINDIR).join("postgres").is_file(), "{MISSING}");
-        assert!(Path::new(CONTROL).is_file(), "{MISSING}");
-        Sandbox::start_for_process(&SandboxOptions {
-            bindir: Some(BINDIR.into()),
-            ..SandboxOptions::default()
-        })
-        .unwrap_or_else(|e| panic!("starting PostgreSQL 15 for the parity tests: {e}"))
+/// The clock of the ID cases, which pg_partman counts from the largest id,
+/// not the clock: pinned all the same, so that none can come to depend on
+/// the date.
+const NOVEMBER: &str = "2026-11-23T12:00:00Z";
+/// 22:30 in Berlin on Saturday 28 March 2026, the night before the clocks
+/// go forward (01:00 UTC on the 29th). Half past, so that the minutes the
+/// pinned clock ticks on while the tests run never reach another hour.
+const SPRING: &str = "2026-03-28T21:30:00Z";
+/// 21:30 in Berlin on Saturday 24 October 2026, the night before the
+/// clocks go back (01:00 UTC on the 25th): hourly partitions premade from
+/// then end before the repeated hour, which only maintenance reaches.
+const AUTUMN: &str = "2026-10-24T19:30:00Z";
+
+/// Debian's path on every architecture (`/usr/lib/<triplet>/faketime`).
+fn libfaketime() -> PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{NO_FAKETIME}"))
+}
+
+fn instant(clock: &str) -> DateTime<Utc> {
+    clock.parse().unwrap()
+}
+
+fn server_now(client: &mut postgres::Client) -> DateTime<Utc> {
+    let now: std::time::SystemTime = client.query_one("SELECT now()", &[]).unwrap().get(0);
+    now.into()
+}
+
+/// The PostgreSQL 15 cluster of this test binary whose clock started at
+/// `clock`, with pg_partman available: one per clock, shared by the tests
+/// that run at it.
+fn server(clock: &'static str) -> &'static Sandbox {
+    static SERVERS: Mutex<Option<HashMap<&'static str, &'static Sandbox>>> = Mutex::new(None);
+    let mut servers = SERVERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let servers = servers.get_or_insert_with(HashMap::new);
+    if let Some(server) = servers.get(clock) {
+        return server;
+    }
+    assert!(Path::new(BINDIR).join("postgres").is_file(), "{MISSING}");
+    assert!(Path::new(CONTROL).is_file(), "{MISSING}");
+    let start = instant(clock);
+    let server = Sandbox::start_for_process(&SandboxOptions {
+        bindir: Some(BINDIR.into()),
+        server_env: vec![
+            ("LD_PRELOAD".into(), libfaketime().into()),
+            // '@': start at this instant and tick on from it. Postgres forks
+            // its backends without exec, so they share the postmaster's clock.
+            (
+                "FAKETIME".into(),
+                start.format("@%Y-%m-%d %H:%M:%S").to_string().into(),
+            ),
+            // libfaketime reads that instant in the process's local zone.
+            ("TZ".into(), "UTC".into()),
+            // Timeouts and waits run on the monotonic clock: left real.
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ],
+        ..SandboxOptions::default()
     })
+    .unwrap_or_else(|e| panic!("starting PostgreSQL 15 for the parity tests: {e}"));
+    let mut client = db::connect(&server.settings("postgres")).unwrap();
+    let now = server_now(&mut client);
+    assert!(
+        now >= start && now - start < chrono::Duration::minutes(10),
+        "the server's clock reads {now}, not {start}: libfaketime did not take \
+         (LD_PRELOAD of {})",
+        libfaketime().display()
+    );
+    servers.insert(clock, server);
+    server
 }
 
 /// A fresh database with pg_partman in schema `partman`, and the schemas
-/// `theirs` (pg_partman's tables) and `ours` (pgm's).
+/// `theirs` (pg_partman's tables) and `ours` (pgm's), on the server whose
+/// clock started at `clock`.
 struct Database {
     name: String,
+    clock: &'static str,
+    server: &'static Sandbox,
 }
 
 impl Database {
-    fn new(test: &str) -> Database {
+    fn new(test: &str, clock: &'static str) -> Database {
         let name = format!("parity_{}_{test}", std::process::id());
-        let mut admin = db::connect(&server().settings("postgres")).unwrap();
+        let server = server(clock);
+        let mut admin = db::connect(&server.settings("postgres")).unwrap();
         admin
             .batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name)))
             .unwrap();
-        let database = Database { name };
+        let database = Database {
+            name,
+            clock,
+            server,
+        };
         database
             .connect()
             .batch_execute(
@@ -63,7 +145,7 @@ impl Database {
     }
 
     fn connect(&self) -> postgres::Client {
-        db::connect(&server().settings(&self.name)).unwrap()
+        db::connect(&self.server.settings(&self.name)).unwrap()
     }
 
     /// Runs `pgm` with this policy against the database.
@@ -71,7 +153,7 @@ impl Database {
         let project = Project::new();
         std::fs::write(project.path().join("partman.toml"), policy).unwrap();
         let output = support::pgm()
-            .env("DATABASE_URL", server().url(&self.name))
+            .env("DATABASE_URL", self.server.url(&self.name))
             .current_dir(project.path())
             .args(args)
             .output()
@@ -79,11 +161,10 @@ impl Database {
         outcome(&output)
     }
 
+    /// `pgm partitions maintain` at the server's pinned instant.
     fn maintain(&self, policy: &str) {
-        let (code, stdout, stderr) = self.pgm(
-            policy,
-            &["partitions", "maintain", "--at", "2026-11-22T10:00:00Z"],
-        );
+        let (code, stdout, stderr) =
+            self.pgm(policy, &["partitions", "maintain", "--at", self.clock]);
         assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     }
 
@@ -109,7 +190,7 @@ impl Drop for Database {
             eprintln!("kept the database {} of the failed test", self.name);
             return;
         }
-        if let Ok(mut admin) = db::connect(&server().settings("postgres")) {
+        if let Ok(mut admin) = db::connect(&self.server.settings("postgres")) {
             let _ = admin.batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                 quote_ident(&self.name)
@@ -163,7 +244,7 @@ fn insert_ids(database: &Database, max: i64) {
 /// One id-based case: an empty table set up by both, then rows up to
 /// `max` and a maintenance run of each; the bounds must match at both points.
 fn id_case(sql_type: &str, step: i64, max: i64) {
-    let database = Database::new(&format!("{}_{step}", sql_type.replace(' ', "_")));
+    let database = Database::new(&format!("{}_{step}", sql_type.replace(' ', "_")), NOVEMBER);
     id_tables(&database, sql_type);
     let premake = 4;
     let policy = id_policy(step, premake, None);
@@ -208,7 +289,7 @@ fn id_case(sql_type: &str, step: i64, max: i64) {
             "partitions",
             "plan",
             "--at",
-            "2026-11-22T10:00:00Z",
+            NOVEMBER,
             "--detailed-exitcode",
         ],
     );
@@ -244,7 +325,7 @@ fn id_ranges_of_a_million_on_integer_match_pg_partman() {
 /// bound is above max - retention, the same rule.
 #[test]
 fn id_retention_matches_pg_partman() {
-    let database = Database::new("retention");
+    let database = Database::new("retention", NOVEMBER);
     id_tables(&database, "bigint");
     let (step, premake, retention) = (1000, 4, 2500);
     database
@@ -291,20 +372,51 @@ fn time_tables(database: &Database, zone: &str) {
         .unwrap();
 }
 
-/// The time cases give create_parent a start in 2040: it counts premake
-/// from the real clock, so with a start after today's date it makes that
-/// one partition only, and everything after comes from run_maintenance,
-/// which counts from the newest row, a time the test sets.
-///
-/// Walks the clock from `first` by `step`, as cron would: at each tick a
-/// row at that time goes into both tables, pg_partman's run_maintenance
-/// runs (it counts from the newest row), after pgm maintained with `--at`
-/// the same time (it counts from the clock).
-fn walk(database: &Database, policy: &str, first: &str, step: chrono::Duration, ticks: u32) {
-    let first: chrono::DateTime<chrono::Utc> = first.parse().unwrap();
+/// Both set up their table at the pinned instant, as for a new table, and
+/// must agree: pg_partman's create_parent starts at the partition holding
+/// now and premakes from now, pgm maintains with `--at` that instant.
+/// (Without a start, create_parent would also make premake partitions
+/// before now, for rows already there; these tables start empty, and pgm
+/// makes none for the past.)
+fn set_up_both(database: &Database, interval: &str, premake: u32, policy: &str) {
+    let mut client = database.connect();
+    let now = server_now(&mut client);
+    // The cases start half an hour or more before a period ends; a clock
+    // that ticked on past that would compare a different start.
+    assert!(
+        now - instant(database.clock) < chrono::Duration::minutes(30),
+        "the pinned clock, started at {}, already reads {now}",
+        database.clock
+    );
+    client
+        .batch_execute(&format!(
+            "SELECT partman.create_parent('theirs.t', 'at', 'native', '{interval}', \
+             p_premake := {premake}, p_start_partition := now()::text)"
+        ))
+        .unwrap();
+    database.maintain(policy);
+    let theirs = time_bounds(database, "theirs.t");
+    assert_eq!(
+        time_bounds(database, "ours.t"),
+        theirs,
+        "set up at {}: premake counted from now",
+        database.clock
+    );
+    assert_eq!(theirs.len(), premake as usize + 1, "{theirs:#?}");
+}
+
+/// Walks the clock from the server's pinned instant by `step`, as cron
+/// would: at each tick pgm maintains with `--at` that time (it counts from
+/// the clock), then a row at that time goes into both tables and
+/// pg_partman's run_maintenance runs (it counts from the newest row, so the
+/// server's clock, still near the pinned instant, plays no part). Returns
+/// the last tick.
+fn walk(database: &Database, policy: &str, step: chrono::Duration, ticks: u32) -> String {
+    let first = instant(database.clock);
+    let mut at_text = String::new();
     for tick in 0..ticks {
         let at = first + step * tick as i32;
-        let at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        at_text = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let (code, stdout, stderr) =
             database.pgm(policy, &["partitions", "maintain", "--at", &at_text]);
         assert_eq!(code, Some(0), "{stdout}\n{stderr}");
@@ -316,6 +428,7 @@ fn walk(database: &Database, policy: &str, first: &str, step: chrono::Duration, 
             ))
             .unwrap();
     }
+    at_text
 }
 
 /// The range bounds of a time-keyed parent in time order, printed in the
@@ -338,51 +451,33 @@ fn hourly_policy(zone: &str) -> String {
     )
 }
 
-/// Berlin's 23-hour day (25 March 2040): hourly partitions match
+/// Berlin's 23-hour day (29 March 2026): hourly partitions match
 /// pg_partman's, the skipped 02:00 hour simply absent from both.
 #[test]
 fn hourly_across_a_spring_forward_night_matches_pg_partman() {
-    let database = Database::new("hourly_spring");
+    let database = Database::new("hourly_spring", SPRING);
     time_tables(&database, "Europe/Berlin");
-    database
-        .connect()
-        .batch_execute(
-            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'hourly', p_premake := 4, \
-             p_start_partition := '2040-03-24 22:00:00+01')",
-        )
-        .unwrap();
     let policy = hourly_policy("Europe/Berlin");
-    walk(
-        &database,
-        &policy,
-        "2040-03-24T21:30:00Z",
-        chrono::Duration::hours(1),
-        10,
-    );
+    set_up_both(&database, "hourly", 4, &policy);
+    let last = walk(&database, &policy, chrono::Duration::hours(1), 10);
     let theirs = time_bounds(&database, "theirs.t");
     assert_eq!(time_bounds(&database, "ours.t"), theirs);
     assert!(
         theirs
             .iter()
-            .any(|b| b.contains("FROM ('2040-03-25 01:00:00+01') TO ('2040-03-25 03:00:00+02')")),
+            .any(|b| b.contains("FROM ('2026-03-29 01:00:00+01') TO ('2026-03-29 03:00:00+02')")),
         "the hour before the gap ends where the gap does: {theirs:#?}"
     );
     // Adoption: pgm finds nothing to change in pg_partman's table.
     let adopt = format!("{policy}\n{}", policy.replace("ours.t", "theirs.t"));
     let (code, stdout, stderr) = database.pgm(
         &adopt,
-        &[
-            "partitions",
-            "plan",
-            "--at",
-            "2040-03-25T06:30:00Z",
-            "--detailed-exitcode",
-        ],
+        &["partitions", "plan", "--at", &last, "--detailed-exitcode"],
     );
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 }
 
-/// Berlin's 25-hour day (28 October 2040). pg_partman adds one absolute
+/// Berlin's 25-hour day (25 October 2026). pg_partman adds one absolute
 /// hour at a time but names partitions by local time: the second 02:00
 /// hour gets the name of the first, is taken for existing and skipped,
 /// leaving a hole its default partition fills (without a default, inserts
@@ -391,27 +486,15 @@ fn hourly_across_a_spring_forward_night_matches_pg_partman() {
 /// no hole. This is the one deliberate difference, and pgm's is right.
 #[test]
 fn hourly_across_a_fall_back_night_differs_from_pg_partman_only_at_the_repeated_hour() {
-    let database = Database::new("hourly_fall");
+    let database = Database::new("hourly_fall", AUTUMN);
     time_tables(&database, "Europe/Berlin");
-    database
-        .connect()
-        .batch_execute(
-            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'hourly', p_premake := 4, \
-             p_start_partition := '2040-10-27 22:00:00+02')",
-        )
-        .unwrap();
     let policy = hourly_policy("Europe/Berlin");
-    walk(
-        &database,
-        &policy,
-        "2040-10-27T20:30:00Z",
-        chrono::Duration::hours(1),
-        10,
-    );
+    set_up_both(&database, "hourly", 4, &policy);
+    walk(&database, &policy, chrono::Duration::hours(1), 10);
     let theirs = time_bounds(&database, "theirs.t");
     let ours = time_bounds(&database, "ours.t");
-    let repeated = "FOR VALUES FROM ('2040-10-28 02:00:00+02') TO ('2040-10-28 02:00:00+01')";
-    let pgm_period = "FOR VALUES FROM ('2040-10-28 02:00:00+02') TO ('2040-10-28 03:00:00+01')";
+    let repeated = "FOR VALUES FROM ('2026-10-25 02:00:00+02') TO ('2026-10-25 02:00:00+01')";
+    let pgm_period = "FOR VALUES FROM ('2026-10-25 02:00:00+02') TO ('2026-10-25 03:00:00+01')";
     let without = |bounds: &[String], left_out: &str| -> Vec<String> {
         bounds.iter().filter(|b| *b != left_out).cloned().collect()
     };
@@ -428,41 +511,40 @@ fn hourly_across_a_fall_back_night_differs_from_pg_partman_only_at_the_repeated_
         column(
             &mut database.connect(),
             &format!(
-                "SELECT tableoid::regclass::text FROM {table} WHERE at = '2040-10-28T01:30:00Z'"
+                "SELECT tableoid::regclass::text FROM {table} WHERE at = '2026-10-25T01:30:00Z'"
             ),
         )
     };
     assert_eq!(home("theirs.t"), ["theirs.t_default"]);
-    assert_eq!(home("ours.t"), ["ours.t_p2040_10_28_0200"]);
+    assert_eq!(home("ours.t"), ["ours.t_p2026_10_25_0200"]);
 }
 
-/// Daily partitions in Berlin across both DST changes of 2040 start at
+/// Daily partitions in Berlin from the night before a DST change, a week
+/// on: both start every day at local midnight, the 23- or 25-hour day
+/// included, and `day` is its range.
+fn daily_case(test: &str, clock: &'static str, day: &str) {
+    let database = Database::new(test, clock);
+    time_tables(&database, "Europe/Berlin");
+    let policy = "[[table]]\nname = \"ours.t\"\ninterval = \"daily\"\npremake = 4\ntime_zone = \"Europe/Berlin\"\n";
+    set_up_both(&database, "daily", 4, policy);
+    walk(&database, policy, chrono::Duration::days(1), 8);
+    let theirs = time_bounds(&database, "theirs.t");
+    assert_eq!(time_bounds(&database, "ours.t"), theirs);
+    assert!(theirs.iter().any(|b| b.contains(day)), "{theirs:#?}");
+}
+
+/// Daily partitions in Berlin across both DST changes of 2026 start at
 /// local midnight in both.
 #[test]
 fn daily_across_dst_changes_matches_pg_partman() {
-    let database = Database::new("daily_dst");
-    time_tables(&database, "Europe/Berlin");
-    database
-        .connect()
-        .batch_execute(
-            "SELECT partman.create_parent('theirs.t', 'at', 'native', 'daily', p_premake := 4, \
-             p_start_partition := '2040-03-22 00:00:00+01')",
-        )
-        .unwrap();
-    let policy = "[[table]]\nname = \"ours.t\"\ninterval = \"daily\"\npremake = 4\ntime_zone = \"Europe/Berlin\"\n";
-    walk(
-        &database,
-        policy,
-        "2040-03-22T11:00:00Z",
-        chrono::Duration::days(1),
-        8,
+    daily_case(
+        "daily_spring",
+        SPRING,
+        "FROM ('2026-03-29 00:00:00+01') TO ('2026-03-30 00:00:00+02')",
     );
-    let theirs = time_bounds(&database, "theirs.t");
-    assert_eq!(time_bounds(&database, "ours.t"), theirs);
-    assert!(
-        theirs
-            .iter()
-            .any(|b| b.contains("FROM ('2040-03-25 00:00:00+01') TO ('2040-03-26 00:00:00+02')")),
-        "{theirs:#?}"
+    daily_case(
+        "daily_fall",
+        AUTUMN,
+        "FROM ('2026-10-25 00:00:00+02') TO ('2026-10-26 00:00:00+01')",
     );
 }

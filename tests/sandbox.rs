@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use pgm::db;
 use pgm::os::process_alive;
-use pgm::sandbox::{Sandbox, sweep_stale};
+use pgm::sandbox::{Sandbox, SandboxOptions, sweep_stale};
 
 const CHILD_MODE: &str = "PGM_SANDBOX_CHILD_MODE";
 
@@ -162,6 +162,26 @@ fn harness_gives_each_test_its_own_database() {
         .unwrap()
         .get(0);
     assert_eq!(current, first.name);
+}
+
+/// The server's environment is cleared; `server_env` is what goes in on
+/// purpose. (Only the postmaster's is readable: each backend writes its
+/// process title over the memory /proc shows as its environment.)
+#[test]
+fn server_env_reaches_the_server() {
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        server_env: vec![("PGM_SANDBOX_PROBE".into(), "present".into())],
+        ..SandboxOptions::default()
+    })
+    .unwrap_or_else(|error| panic!("{error}"));
+    let environ = std::fs::read(format!("/proc/{}/environ", sandbox.server_pid())).unwrap();
+    assert!(
+        environ
+            .split(|byte| *byte == 0)
+            .any(|entry| entry == b"PGM_SANDBOX_PROBE=present"),
+        "{}",
+        String::from_utf8_lossy(&environ)
+    );
 }
 
 #[test]
