@@ -277,3 +277,94 @@ fn a_numeric_key_is_cut_into_id_ranges() {
     );
     assert_eq!(code, Some(0), "{stdout}");
 }
+
+/// A policy for `ikey` in ID ranges of 1000 that waits at most 200ms for a lock.
+fn id_policy() -> pgm::partition::policy::Policy {
+    let text = "[[table]]\nname = \"public.ikey\"\ninterval = 1000\nlock_timeout = \"200ms\"\n";
+    pgm::partition::policy::parse(std::path::Path::new("partman.toml"), text).unwrap()
+}
+
+#[test]
+fn a_max_read_behind_pending_ddl_is_that_tables_error_not_a_hang() {
+    let db = TestDb::new();
+    let mut setup = db.connect();
+    setup
+        .batch_execute(&format!(
+            "{IKEY} CREATE TABLE ikey_a PARTITION OF ikey FOR VALUES FROM (0) TO (1000); \
+             CREATE TABLE ikey_b PARTITION OF ikey FOR VALUES FROM (1000) TO (2000); \
+             INSERT INTO ikey VALUES (1042, 'x');"
+        ))
+        .unwrap();
+    // Pending DDL: a session holding ACCESS EXCLUSIVE on the newest partition.
+    let mut ddl = db.connect();
+    let mut holding = ddl.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE ikey_b IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut client = db.connect();
+    // Without a bound of its own the read would wait out this session
+    // setting and fail the whole snapshot.
+    client
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    let policy = id_policy();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables)
+        .expect("one table's failed read does not fail the snapshot");
+    let parent = snapshot.parents[0].as_ref().unwrap();
+    assert_eq!(parent.max_key, None);
+    let failure = parent.max_key_failure.as_deref().unwrap();
+    assert!(
+        failure.contains(
+            "max(id) of public.ikey_b could not be read: another session holds a lock on it"
+        ),
+        "{failure}"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(AT).unwrap().to_utc();
+    let plan = pgm::partition::planner::plan(&policy, &snapshot, at);
+    assert_eq!(plan.steps().count(), 0, "nothing planned from a guess");
+    let problem = plan.failures().next().unwrap();
+    assert_eq!(
+        problem.kind,
+        pgm::partition::planner::ProblemKind::UnknownMaxKey
+    );
+    holding.rollback().unwrap();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables).unwrap();
+    let parent = snapshot.parents[0].as_ref().unwrap();
+    assert_eq!(parent.max_key.as_ref().unwrap().value, "1042");
+    assert_eq!(parent.max_key_failure, None);
+}
+
+#[test]
+fn the_max_key_is_read_only_for_id_ranges_and_an_unindexed_read_says_so() {
+    let db = TestDb::new();
+    let project = project(
+        &db,
+        &format!(
+            "{IKEY} CREATE TABLE ikey_a PARTITION OF ikey FOR VALUES FROM (0) TO (1000); \
+             INSERT INTO ikey VALUES (42, 'x'); \
+             CREATE TABLE ekey (t bigint NOT NULL) PARTITION BY RANGE (t); \
+             CREATE TABLE ekey_a PARTITION OF ekey FOR VALUES FROM (0) TO (1795302000); \
+             INSERT INTO ekey VALUES (7);"
+        ),
+        "[[table]]\nname = \"public.ikey\"\ninterval = 1000\n\n\
+         [[table]]\nname = \"public.ekey\"\ninterval = \"monthly\"\nepoch = \"seconds\"\n",
+    );
+    let mut client = db.connect();
+    let policy = pgm::partition::policy::load(&project.path().join("partman.toml")).unwrap();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables).unwrap();
+    let ids = snapshot.parents[0].as_ref().unwrap();
+    let epoch = snapshot.parents[1].as_ref().unwrap();
+    assert_eq!(ids.max_key.as_ref().map(|m| m.indexed), Some(false));
+    assert_eq!(
+        epoch.max_key, None,
+        "an epoch key counts from the clock: not read"
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "read as max(id) of public.ikey_a (a scan of it: no index on that partition leads with the key)"
+        ),
+        "{stdout}"
+    );
+}

@@ -244,6 +244,7 @@ fn snapshot(case: &Case) -> Snapshot {
             partitions,
             indexes: Vec::new(),
             max_key: None,
+            max_key_failure: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -510,6 +511,7 @@ fn id_snapshot(case: &IdCase) -> Snapshot {
     parent.max_key = case.max_key.map(|value| MaxKey {
         value: value.to_string(),
         partition: "public.t_r100".into(),
+        indexed: true,
     });
     snapshot
 }

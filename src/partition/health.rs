@@ -222,7 +222,10 @@ fn assess_coverage(
     ranges: &[(KeyValue, KeyValue, String)],
 ) {
     let name = &health.table;
-    let (mut at, _) = planner::reference_point(table, parent, key, now);
+    // Without a reference point the planner's problem says why.
+    let Ok((mut at, _)) = planner::reference_point(table, parent, key, now) else {
+        return;
+    };
     // ID ranges are counted from the largest key, time from the clock.
     let point = match (key, &parent.key) {
         (KeyType::Id(_), Some(k)) => format!("the largest {}", k.column),

@@ -158,6 +158,10 @@ pub enum ProblemKind {
     /// The policy keeps more partitions than PostgreSQL plans queries over
     /// comfortably: a warning with the count.
     ManyPartitions,
+    /// The largest key of an ID-ranged table could not be read or used
+    /// (a lock held by pending DDL, a value beyond bigint): without it no
+    /// range can be placed, so nothing is planned for the table.
+    UnknownMaxKey,
 }
 
 impl ProblemKind {
@@ -373,7 +377,7 @@ fn counted_from(table: &TablePolicy, parent: &Parent, now: DateTime<Utc>) -> Opt
     if !matches!(key, KeyType::Id(_)) {
         return None;
     }
-    let (value, source) = reference_point(table, parent, key, now);
+    let (value, source) = reference_point(table, parent, key, now).ok()?;
     Some(CountedFrom {
         table: table.parent(),
         value,
@@ -537,30 +541,46 @@ pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
 
 /// The key value the partitions are counted from: now for time keys; for
 /// ID ranges the largest key read from the catalog (0 for an empty table,
-/// or the lowest existing range), with where it came from.
+/// or the lowest existing range), with where it came from. An ID-ranged
+/// table whose largest key is unknown is an error, never counted from a
+/// guess: ranges placed from a wrong point would leave new rows without one.
 pub fn reference_point(
     table: &TablePolicy,
     parent: &Parent,
     key: KeyType,
     now: DateTime<Utc>,
-) -> (KeyValue, String) {
+) -> Result<(KeyValue, String), String> {
     if !matches!(key, KeyType::Id(_)) {
-        return (
+        return Ok((
             calendar::key_now(key, now, table.time_zone),
             "holds now".to_owned(),
-        );
+        ));
+    }
+    let name = table.qualified_name();
+    if let Some(failure) = &parent.max_key_failure {
+        return Err(format!("{name}: the largest key is unknown: {failure}"));
     }
     let column = parent.key.as_ref().map_or("key", |k| k.column.as_str());
-    if let Some(max) = &parent.max_key
-        && let Some(value) = periods::parse_max_key(&max.value)
-    {
-        return (
+    if let Some(max) = &parent.max_key {
+        let Some(value) = periods::parse_max_key(&max.value) else {
+            return Err(format!(
+                "{name}: the largest {column}, {}, is beyond bigint's range, which pgm plans ID ranges in; \
+                 nothing is planned for this table",
+                max.value
+            ));
+        };
+        let how = if max.indexed {
+            "an index read"
+        } else {
+            "a scan of it: no index on that partition leads with the key"
+        };
+        return Ok((
             value,
             format!(
-                "holds the largest {column}, {}, read as max({column}) of {}",
+                "holds the largest {column}, {}, read as max({column}) of {} ({how})",
                 max.value, max.partition
             ),
-        );
+        ));
     }
     let periods = periods_of(table, key);
     let lowest = parent
@@ -574,10 +594,10 @@ pub fn reference_point(
             _ => None,
         })
         .min();
-    match lowest {
+    Ok(match lowest {
         Some(start) => (start, "is the lowest: the table holds no row".to_owned()),
         None => (0, "holds 0: the table holds no row".to_owned()),
-    }
+    })
 }
 
 pub fn plan_table(
@@ -598,6 +618,16 @@ pub fn plan_table(
     let (parent, key, key_type) = match manageable(table, parent) {
         Ok(manageable) => manageable,
         Err((kind, message)) => return vec![Entry::Problem(Problem::new(table, kind, message))],
+    };
+    let (point, why) = match reference_point(table, parent, key_type, now) {
+        Ok(point) => point,
+        Err(message) => {
+            return vec![Entry::Problem(Problem::new(
+                table,
+                ProblemKind::UnknownMaxKey,
+                message,
+            ))];
+        }
     };
     let context = Context {
         table,
@@ -625,7 +655,6 @@ pub fn plan_table(
 
     // 4. Partitions from the period holding now (or the largest ID)
     //    through premake more.
-    let (point, why) = reference_point(table, parent, key_type, now);
     creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
 
     // 5. Indexes of the partitions that stay.
