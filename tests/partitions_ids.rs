@@ -368,3 +368,67 @@ fn the_max_key_is_read_only_for_id_ranges_and_an_unindexed_read_says_so() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_largest_and_smallest_values_of_a_smallint_key_get_a_partition() {
+    let db = TestDb::new();
+    let policy = "[[table]]\nname = \"public.skey\"\ninterval = 1000\npremake = 2\n";
+    let project = project(
+        &db,
+        "CREATE TABLE skey (id smallint NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE skey_a PARTITION OF skey FOR VALUES FROM (31000) TO (32000); \
+         INSERT INTO skey VALUES (31500);",
+        policy,
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("32000") && stdout.contains("MAXVALUE"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        bounds(&db, "skey"),
+        [
+            "skey_a FOR VALUES FROM ('31000') TO ('32000')",
+            "skey_p32000 FOR VALUES FROM ('32000') TO (MAXVALUE)",
+        ]
+    );
+    let mut client = db.connect();
+    client
+        .batch_execute("INSERT INTO skey VALUES (32767)")
+        .expect("the type's largest value has a partition");
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "check", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = pgm(
+        &project,
+        &db,
+        &["partitions", "plan", "--at", AT, "--detailed-exitcode"],
+    );
+    assert_eq!(code, Some(0), "nothing more to do: {stdout}\n{stderr}");
+
+    // The range from MINVALUE to the first multiple is one range, adopted
+    // (not drift), and counted from when it holds the largest key.
+    let db = TestDb::new();
+    let project = self::project(
+        &db,
+        "CREATE TABLE skey (id smallint NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE skey_low PARTITION OF skey FOR VALUES FROM (MINVALUE) TO (-32000); \
+         INSERT INTO skey VALUES (-32768);",
+        "[[table]]\nname = \"public.skey\"\ninterval = 1000\npremake = 1\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("drift") && !stderr.contains("which is not one"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        bounds(&db, "skey"),
+        [
+            "skey_low FOR VALUES FROM (MINVALUE) TO ('-32000')",
+            "skey_pm32000 FOR VALUES FROM ('-32000') TO ('-31000')",
+        ]
+    );
+}

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use pgm::duration::Timeout;
 use pgm::location::Location;
-use pgm::partition::calendar::{self, EpochUnit, FixedInterval, Interval, KeyType};
+use pgm::partition::calendar::{self, EpochUnit, FixedInterval, IntegerType, Interval, KeyType};
 use pgm::partition::catalog::{
     Bound, MaxKey, Parent, Partition, PartitionKey, PendingTable, Snapshot,
 };
@@ -404,12 +404,12 @@ fn dst_zones_keep_midnight_bounds() {
     );
 }
 
-/// An ID-ranged table: its step, the largest key (none: empty), the ranges
-/// that exist (offsets from the range holding the largest key).
+/// An ID-ranged table: its step, key type, the largest key (none: empty),
+/// the ranges that exist (offsets from the range holding the largest key).
 #[derive(Debug, Clone)]
 struct IdCase {
     step: i64,
-    integer: bool,
+    integer: IntegerType,
     premake: u32,
     retention: Option<u64>,
     max_drops: u32,
@@ -417,25 +417,73 @@ struct IdCase {
     existing: Vec<i64>,
 }
 
+const INTEGER_TYPES: &[IntegerType] = &[
+    IntegerType::Smallint,
+    IntegerType::Integer,
+    IntegerType::Bigint,
+    IntegerType::Numeric,
+];
+
+fn sql_type(integer: IntegerType) -> &'static str {
+    match integer {
+        IntegerType::Smallint => "smallint",
+        IntegerType::Integer => "integer",
+        IntegerType::Bigint => "bigint",
+        IntegerType::Numeric => "numeric",
+    }
+}
+
+/// Where the largest key sits: anywhere in a middle band, or within a few
+/// steps of either end of the type.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Middle(i64),
+    NearTop(u32),
+    NearBottom(u32),
+}
+
 fn id_case() -> impl Strategy<Value = IdCase> {
+    let place = prop_oneof![
+        (-1_000_000_000i64..2_000_000_000).prop_map(Place::Middle),
+        (0u32..20_000).prop_map(Place::NearTop),
+        (0u32..20_000).prop_map(Place::NearBottom),
+    ];
     (
-        prop_oneof![Just(1i64), Just(10), Just(1000), 1i64..5_000_000],
-        any::<bool>(),
+        prop_oneof![
+            Just(1i64),
+            Just(10),
+            Just(1000),
+            Just(1024),
+            1i64..5_000_000
+        ],
+        proptest::sample::select(INTEGER_TYPES),
         1u32..6,
         proptest::option::of(1u64..30),
         1u32..10,
-        proptest::option::of(-1_000_000_000i64..2_000_000_000),
+        proptest::option::of(place),
         proptest::collection::btree_set(-40i64..8, 0..30),
     )
         .prop_map(
-            |(step, integer, premake, retention, max_drops, max_key, existing)| IdCase {
-                step,
-                integer,
-                premake,
-                retention: retention.map(|ranges| ranges * step.unsigned_abs()),
-                max_drops,
-                max_key,
-                existing: existing.into_iter().collect(),
+            |(step, integer, premake, retention, max_drops, place, existing)| {
+                // Within `steps_away` × step (in thousandths) of an end.
+                let near = |thousandths: u32| i64::from(thousandths) * step / 1000;
+                let max_key = place.map(|place| {
+                    match place {
+                        Place::Middle(value) => value,
+                        Place::NearTop(t) => integer.max().saturating_sub(near(t)),
+                        Place::NearBottom(t) => integer.min().saturating_add(near(t)),
+                    }
+                    .clamp(integer.min(), integer.max())
+                });
+                IdCase {
+                    step,
+                    integer,
+                    premake,
+                    retention: retention.map(|ranges| ranges * step.unsigned_abs()),
+                    max_drops,
+                    max_key,
+                    existing: existing.into_iter().collect(),
+                }
             },
         )
 }
@@ -465,14 +513,31 @@ fn id_policy(case: &IdCase) -> TablePolicy {
     table
 }
 
+/// A bound as PostgreSQL prints it, MINVALUE and MAXVALUE at the ends.
+fn id_bound(value: i64) -> String {
+    match value {
+        i64::MIN => "MINVALUE".into(),
+        i64::MAX => "MAXVALUE".into(),
+        _ => value.to_string(),
+    }
+}
+
+fn parse_id_bound(text: &str) -> i64 {
+    match text {
+        "MINVALUE" => i64::MIN,
+        "MAXVALUE" => i64::MAX,
+        _ => text.parse().unwrap(),
+    }
+}
+
 fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
     Partition {
         oid,
         schema: "public".into(),
         name: format!("t_r{oid}"),
         bound: Bound::Range {
-            from: lo.to_string(),
-            to: hi.to_string(),
+            from: id_bound(lo),
+            to: id_bound(hi),
         },
         detach_pending: false,
         estimated_rows: 10,
@@ -482,16 +547,22 @@ fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
 }
 
 fn id_snapshot(case: &IdCase) -> Snapshot {
-    let holding = case.max_key.unwrap_or(0).div_euclid(case.step) * case.step;
+    let holding = i128::from(case.max_key.unwrap_or(0)).div_euclid(i128::from(case.step))
+        * i128::from(case.step);
+    let (min, max) = (
+        i128::from(case.integer.min()),
+        i128::from(case.integer.max()),
+    );
+    // Existing ranges are ones PostgreSQL accepts: inside the type.
     let partitions = case
         .existing
         .iter()
         .enumerate()
-        .map(|(i, offset)| {
-            let lo = holding + offset * case.step;
-            id_partition(100 + i as u32, lo, lo + case.step)
+        .filter_map(|(i, offset)| {
+            let lo = holding + i128::from(*offset) * i128::from(case.step);
+            let hi = lo + i128::from(case.step);
+            (lo >= min && hi <= max).then(|| id_partition(100 + i as u32, lo as i64, hi as i64))
         })
-        .filter(|p| !case.integer || range_of(p).1 <= i64::from(i32::MAX))
         .collect();
     let mut snapshot = snapshot(&Case {
         interval: Interval::Daily,
@@ -506,7 +577,7 @@ fn id_snapshot(case: &IdCase) -> Snapshot {
         existing: Vec::new(),
     });
     let parent = snapshot.parents[0].as_mut().unwrap();
-    parent.key.as_mut().unwrap().sql_type = if case.integer { "integer" } else { "bigint" }.into();
+    parent.key.as_mut().unwrap().sql_type = sql_type(case.integer).into();
     parent.partitions = partitions;
     parent.max_key = case.max_key.map(|value| MaxKey {
         value: value.to_string(),
@@ -518,7 +589,7 @@ fn id_snapshot(case: &IdCase) -> Snapshot {
 
 fn range_of(p: &Partition) -> (i64, i64) {
     match &p.bound {
-        Bound::Range { from, to } => (from.parse().unwrap(), to.parse().unwrap()),
+        Bound::Range { from, to } => (parse_id_bound(from), parse_id_bound(to)),
         _ => unreachable!("only ranges"),
     }
 }
@@ -531,8 +602,8 @@ fn apply_ids(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
         let name = step.partition.as_ref().map(|p| p.name.clone());
         match step.action {
             Action::AttachPartition | Action::MoveDefaultRows => {
-                let lo = step.from.as_ref().unwrap().parse().unwrap();
-                let hi = step.to.as_ref().unwrap().parse().unwrap();
+                let lo = parse_id_bound(step.from.as_ref().unwrap());
+                let hi = parse_id_bound(step.to.as_ref().unwrap());
                 parent.partitions.push(id_partition(oid, lo, hi));
             }
             Action::DetachPartition => parent.partitions.retain(|p| Some(&p.name) != name.as_ref()),
@@ -542,8 +613,13 @@ fn apply_ids(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     after
 }
 
+/// Whether [lo, hi) holds `value` (a range to MAXVALUE holds the largest).
+fn holds((lo, hi): (i64, i64), value: i64) -> bool {
+    lo <= value && (value < hi || hi == i64::MAX)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 800, ..ProptestConfig::default() })]
 
     #[test]
     fn id_planner_properties(case in id_case()) {
@@ -551,20 +627,7 @@ proptest! {
         let before = id_snapshot(&case);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
         let plan = planner::plan(&policy, &before, now);
-        let top = if case.integer { i64::from(i32::MAX) } else { i64::MAX };
         let max = case.max_key.unwrap_or(0);
-        // An empty table counts from its lowest range, or from 0 without one.
-        let lowest = before.parents[0].as_ref().unwrap().partitions.iter().map(|p| range_of(p).0).min();
-        let holding = match (case.max_key, lowest) {
-            (None, Some(lowest)) => lowest,
-            _ => max.div_euclid(case.step) * case.step,
-        };
-        let horizon = holding.checked_add((i64::from(case.premake) + 1) * case.step);
-        if horizon.is_none_or(|h| h > top) || (case.integer && holding < i64::from(i32::MIN)) {
-            // Past the type's range: an error entry, never a bound PostgreSQL refuses.
-            prop_assert!(plan.problems().any(|p| p.kind == planner::ProblemKind::OutOfRange), "{:?}", plan.entries);
-            return Ok(());
-        }
         prop_assert!(plan.problems().next().is_none(), "{:?}", plan.entries);
         let after = apply_ids(&before, &plan);
         let mut ranges: Vec<(i64, i64)> = after.parents[0].as_ref().unwrap().partitions.iter().map(range_of).collect();
@@ -572,13 +635,39 @@ proptest! {
         for pair in ranges.windows(2) {
             prop_assert!(pair[0].1 <= pair[1].0, "overlap: {:?}", pair);
         }
-        // No gap from the range holding the largest key to the premake horizon.
-        for offset in 0..=i64::from(case.premake) {
-            let lo = holding + offset * case.step;
-            prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && lo + case.step <= *b), "range {lo} not covered");
+        // Every bound written is inside the type, or MINVALUE / MAXVALUE.
+        for step in plan.steps().filter(|s| s.action == Action::AttachPartition) {
+            for bound in [step.from.as_ref().unwrap(), step.to.as_ref().unwrap()] {
+                let value = parse_id_bound(bound);
+                prop_assert!(
+                    matches!(value, i64::MIN | i64::MAX)
+                        || (case.integer.min()..=case.integer.max()).contains(&value),
+                    "{bound} is outside {:?}", case.integer
+                );
+            }
+        }
+        // An empty table counts from its lowest range, or from 0 without one.
+        let lowest = before.parents[0].as_ref().unwrap().partitions.iter().map(|p| range_of(p).0).min();
+        let point = match (case.max_key, lowest) {
+            (None, Some(lowest)) => lowest,
+            _ => max,
+        };
+        // No gap from the range holding the point through premake more,
+        // or to MAXVALUE: the type's largest value always gets a range.
+        let mut at = point;
+        for offset in 0..=case.premake {
+            let range = ranges.iter().find(|r| holds(**r, at));
+            prop_assert!(range.is_some(), "{at} (premake {offset}) not covered: {ranges:?}");
+            let (_, hi) = *range.unwrap();
+            if hi == i64::MAX {
+                prop_assert!(holds((at, hi), case.integer.max()));
+                break;
+            }
+            at = hi;
         }
         // Replanning the result only goes on retiring what the cap held back.
         let again = planner::plan(&policy, &after, now);
+        prop_assert!(again.problems().next().is_none(), "{:?}", again.entries);
         prop_assert!(again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)));
         // Retention never takes a range reaching above max - retention, and
         // nothing expires while the table is empty.
@@ -590,10 +679,67 @@ proptest! {
         if let Some(retention) = case.retention {
             let cutoff = max.saturating_sub(retention as i64);
             for step in detached {
-                let hi: i64 = step.to.as_ref().unwrap().parse().unwrap();
+                let hi = parse_id_bound(step.to.as_ref().unwrap());
                 prop_assert!(hi <= cutoff, "{hi} ends above the cutoff {cutoff}");
             }
         }
+    }
+}
+
+#[test]
+fn the_ends_of_each_integer_type_get_a_range() {
+    let cases = [
+        (IntegerType::Smallint, 32_767, "32000", "MAXVALUE"),
+        (IntegerType::Smallint, -32_768, "MINVALUE", "-32000"),
+        (
+            IntegerType::Integer,
+            2_147_483_647,
+            "2147483000",
+            "MAXVALUE",
+        ),
+        (
+            IntegerType::Bigint,
+            i64::MAX,
+            "9223372036854775000",
+            "MAXVALUE",
+        ),
+        (
+            IntegerType::Numeric,
+            i64::MIN,
+            "MINVALUE",
+            "-9223372036854775000",
+        ),
+    ];
+    for (integer, max_key, from, to) in cases {
+        let case = IdCase {
+            step: 1000,
+            integer,
+            premake: 3,
+            retention: None,
+            max_drops: 1,
+            max_key: Some(max_key),
+            existing: Vec::new(),
+        };
+        let policy = Policy {
+            path: "p.toml".into(),
+            tables: vec![id_policy(&case)],
+        };
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+        let plan = planner::plan(&policy, &id_snapshot(&case), now);
+        let attach = plan
+            .steps()
+            .find(|s| s.action == Action::AttachPartition)
+            .unwrap();
+        assert_eq!(
+            (attach.from.as_deref(), attach.to.as_deref()),
+            (Some(from), Some(to)),
+            "{integer:?}"
+        );
+        assert!(
+            attach.sql[0].ends_with(&format!("FOR VALUES FROM ({from}) TO ({to})")),
+            "{}",
+            attach.sql[0]
+        );
     }
 }
 
@@ -715,7 +861,7 @@ fn fixed_snapshot(case: &FixedCase) -> Snapshot {
         .collect();
     let mut snapshot = id_snapshot(&IdCase {
         step: 1,
-        integer: false,
+        integer: IntegerType::Bigint,
         premake: case.premake,
         retention: None,
         max_drops: case.max_drops,
@@ -731,7 +877,7 @@ fn fixed_snapshot(case: &FixedCase) -> Snapshot {
 fn fixed_policy(case: &FixedCase) -> TablePolicy {
     let mut table = id_policy(&IdCase {
         step: 1,
-        integer: false,
+        integer: IntegerType::Bigint,
         premake: case.premake,
         retention: None,
         max_drops: case.max_drops,

@@ -22,6 +22,10 @@ pub(super) fn plan_creation(
     let periods = &context.periods;
     let mut start = periods.holding(point);
     for position in 0..=table.premake {
+        // The previous range ends at MAXVALUE: every larger ID has a range.
+        if position > 0 && start == Some(KeyValue::MAX) && matches!(context.key, KeyType::Id(_)) {
+            return;
+        }
         let Some((lo, hi)) = start.and_then(|lo| Some((lo, periods.next(lo)?))) else {
             entries.push(Entry::Problem(Problem::new(
                 table,
@@ -81,13 +85,19 @@ struct NewPartition {
 }
 
 impl NewPartition {
-    /// The key in this period's range, as SQL.
+    /// The key in this period's range, as SQL; an end at MINVALUE or
+    /// MAXVALUE (the ends of an integer type) bounds nothing.
     fn in_range(&self) -> String {
         let column = &self.column;
-        format!(
-            "{column} >= {} AND {column} < {}",
-            self.from_literal, self.to_literal
-        )
+        let lower =
+            (self.from_literal != "MINVALUE").then(|| format!("{column} >= {}", self.from_literal));
+        let upper =
+            (self.to_literal != "MAXVALUE").then(|| format!("{column} < {}", self.to_literal));
+        let terms: Vec<String> = lower.into_iter().chain(upper).collect();
+        match terms.is_empty() {
+            true => "true".to_owned(),
+            false => terms.join(" AND "),
+        }
     }
 }
 

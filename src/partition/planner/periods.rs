@@ -42,10 +42,7 @@ impl Periods {
             Periods::Fixed { fixed, key, zone } => {
                 from_local(key, fixed.floor(to_local(key, value, zone)?)?, zone)
             }
-            Periods::Ids { step, integer } => {
-                let start = value.div_euclid(step).checked_mul(step)?;
-                (start >= integer.min()).then_some(start)
-            }
+            Periods::Ids { step, integer } => Some(id_holding(step, integer, value)),
         }
     }
 
@@ -68,16 +65,15 @@ impl Periods {
                 let slot = fixed.floor(to_local(key, start, zone)?)?;
                 from_local(key, fixed.next(slot)?, zone)
             }
-            Periods::Ids { step, integer } => {
-                let next = start.checked_add(step)?;
-                (next <= integer.max()).then_some(next)
-            }
+            Periods::Ids { step, integer } => id_next(step, integer, start),
         }
     }
 
-    /// The start of [lo, hi) when it is exactly one period.
+    /// The start of [lo, hi) when it is exactly one period. MINVALUE and
+    /// MAXVALUE are periods only as the ends of an integer type's ranges.
     pub fn aligned(&self, lo: KeyValue, hi: KeyValue) -> Option<KeyValue> {
-        if lo == KeyValue::MIN || hi == KeyValue::MAX {
+        let open_ended = lo == KeyValue::MIN || hi == KeyValue::MAX;
+        if open_ended && !matches!(self, Periods::Ids { .. }) {
             return None;
         }
         (self.holding(lo) == Some(lo) && self.next(lo) == Some(hi)).then_some(lo)
@@ -91,7 +87,11 @@ impl Periods {
                 None => value.to_string(),
             },
             Periods::Fixed { key, zone, .. } => fixed_literal(key, value, zone),
-            Periods::Ids { .. } => value.to_string(),
+            Periods::Ids { .. } => match value {
+                KeyValue::MIN => "MINVALUE".to_owned(),
+                KeyValue::MAX => "MAXVALUE".to_owned(),
+                _ => value.to_string(),
+            },
         }
     }
 
@@ -122,7 +122,10 @@ impl Periods {
                 let slot = to_local(key, start, zone).and_then(|local| fixed.floor(local));
                 table.partition_name_at(slot.unwrap_or(NaiveDateTime::MIN))
             }
-            Periods::Ids { integer, .. } => table.id_partition_name(start, integer.digits()),
+            // The range from MINVALUE is named after the type's smallest value.
+            Periods::Ids { integer, .. } => {
+                table.id_partition_name(start.max(integer.min()), integer.digits())
+            }
         }
     }
 
@@ -144,6 +147,41 @@ impl Periods {
             Periods::Ids { .. } => self.kind(),
         }
     }
+}
+
+/// The start of the ID range holding `value`: a multiple of `step`, or
+/// MINVALUE (`KeyValue::MIN`) below the type's first multiple, so the
+/// type's smallest values have a range too.
+fn id_holding(step: i64, integer: IntegerType, value: KeyValue) -> KeyValue {
+    let value = value.clamp(integer.min(), integer.max());
+    match value.div_euclid(step).checked_mul(step) {
+        // bigint's largest value is a multiple of the step: `KeyValue::MAX`
+        // stands for MAXVALUE, so it is held by the range before, to MAXVALUE.
+        Some(KeyValue::MAX) => KeyValue::MAX - step,
+        Some(start) if start >= integer.min() => start,
+        _ => KeyValue::MIN,
+    }
+}
+
+/// The start of the ID range after the one starting at `start`: the next
+/// multiple of `step`, or MAXVALUE (`KeyValue::MAX`) when that is past the
+/// type's largest value, so the largest values have a range too; `None`
+/// after the range that ends at MAXVALUE.
+fn id_next(step: i64, integer: IntegerType, start: KeyValue) -> Option<KeyValue> {
+    if start == KeyValue::MAX {
+        return None;
+    }
+    // From MINVALUE, the first multiple above the type's smallest value.
+    let from = if start == KeyValue::MIN {
+        i128::from(integer.min()).div_euclid(i128::from(step)) * i128::from(step)
+    } else {
+        i128::from(start)
+    };
+    let next = from + i128::from(step);
+    Some(match i64::try_from(next) {
+        Ok(next) if next <= integer.max() => next,
+        _ => KeyValue::MAX,
+    })
 }
 
 /// The local date a bound in key space falls on.
