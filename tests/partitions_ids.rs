@@ -432,3 +432,31 @@ fn the_largest_and_smallest_values_of_a_smallint_key_get_a_partition() {
         ]
     );
 }
+
+#[test]
+fn epoch_milliseconds_on_an_integer_column_is_an_error_naming_the_type() {
+    let db = TestDb::new();
+    let policy =
+        "[[table]]\nname = \"public.ms\"\ninterval = \"monthly\"\nepoch = \"milliseconds\"\n";
+    let project = project(
+        &db,
+        "CREATE TABLE ms (at_ms integer NOT NULL) PARTITION BY RANGE (at_ms);",
+        policy,
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let text = format!("{stdout}{stderr}");
+    assert!(
+        text.contains(
+            "public.ms: the monthly period starting 2026-11-01 needs the bound 1793491200000 (milliseconds \
+             since the epoch), which at_ms of type integer cannot hold (at most 2147483647): change at_ms to \
+             bigint in a migration"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("out of range for type integer"),
+        "never sent: {text}"
+    );
+    assert_eq!(bounds(&db, "ms"), Vec::<String>::new());
+}

@@ -34,7 +34,10 @@ const KEYS: &[(KeyType, &str)] = &[
     (KeyType::TimestampTz, "timestamp with time zone"),
     (KeyType::Timestamp, "timestamp without time zone"),
     (KeyType::Date, "date"),
-    (KeyType::Epoch(EpochUnit::Seconds), "bigint"),
+    (
+        KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+        "bigint",
+    ),
 ];
 /// Month, quarter and year turns, and the DST changes of New York and Lord Howe.
 const EDGES: &[(i32, u32, u32)] = &[
@@ -136,7 +139,7 @@ fn table_policy(case: &Case) -> TablePolicy {
         name: "t".into(),
         spacing: Spacing::Calendar(case.interval),
         epoch: match case.key {
-            KeyType::Epoch(unit) => Some(unit),
+            KeyType::Epoch(unit, _) => Some(unit),
             _ => None,
         },
         interval_location: Location {
@@ -772,7 +775,10 @@ const FIXED_INTERVALS: &[&str] = &[
 const FIXED_KEYS: &[(KeyType, &str)] = &[
     (KeyType::TimestampTz, "timestamp with time zone"),
     (KeyType::Timestamp, "timestamp without time zone"),
-    (KeyType::Epoch(EpochUnit::Milliseconds), "bigint"),
+    (
+        KeyType::Epoch(EpochUnit::Milliseconds, IntegerType::Bigint),
+        "bigint",
+    ),
 ];
 /// The DST changes of New York, Berlin and Lord Howe (a half-hour shift).
 const DST_DAYS: &[(i32, u32, u32)] = &[
@@ -887,7 +893,7 @@ fn fixed_policy(case: &FixedCase) -> TablePolicy {
     table.spacing = Spacing::Fixed(FixedInterval::parse(case.interval).unwrap());
     table.time_zone = case.zone;
     table.epoch = match case.key {
-        KeyType::Epoch(unit) => Some(unit),
+        KeyType::Epoch(unit, _) => Some(unit),
         _ => None,
     };
     table.naming = "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}".into();

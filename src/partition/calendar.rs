@@ -391,7 +391,8 @@ pub enum KeyType {
     Timestamp,
     Date,
     /// An integer holding a time since the epoch in this unit.
-    Epoch(EpochUnit),
+    /// The integer type bounds must fit (milliseconds overflow an `integer`).
+    Epoch(EpochUnit, IntegerType),
     /// An integer identifier, cut into fixed steps.
     Id(IntegerType),
 }
@@ -433,7 +434,7 @@ pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
-        KeyType::Epoch(unit) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
+        KeyType::Epoch(unit, _) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
         // ID ranges are not days and the planner never asks; a day count
         // keeps the function total.
         KeyType::Id(_) => i64::from(date.num_days_from_ce()),
@@ -458,7 +459,7 @@ pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
         KeyType::TimestampTz => timestamptz_literal(start_of_day(date, zone)),
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
-        KeyType::Epoch(_) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
+        KeyType::Epoch(..) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
     }
 }
 
@@ -500,7 +501,7 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
         KeyType::Date => NaiveDate::parse_from_str(unquoted, "%Y-%m-%d")
             .ok()
             .map(|d| i64::from(d.num_days_from_ce())),
-        KeyType::Epoch(_) | KeyType::Id(_) => parse_integer(unquoted),
+        KeyType::Epoch(..) | KeyType::Id(_) => parse_integer(unquoted),
     }
 }
 
@@ -548,7 +549,7 @@ pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
         KeyType::TimestampTz => now.timestamp_micros(),
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
-        KeyType::Epoch(unit) => epoch_value(unit, now.timestamp_micros()),
+        KeyType::Epoch(unit, _) => epoch_value(unit, now.timestamp_micros()),
         // ID ranges count from the largest key, not the clock (see
         // `planner::reference_point`); a day count keeps the function total.
         KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
@@ -624,7 +625,7 @@ mod tests {
         );
         assert_eq!(
             literal(
-                KeyType::Epoch(EpochUnit::Seconds),
+                KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
                 date(2026, 11, 1),
                 Tz::UTC
             ),
@@ -661,7 +662,10 @@ mod tests {
             Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
         );
         assert_eq!(
-            parse_bound(KeyType::Epoch(EpochUnit::Seconds), "1793491200"),
+            parse_bound(
+                KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                "1793491200"
+            ),
             Some(1_793_491_200)
         );
         assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
@@ -711,15 +715,19 @@ mod tests {
                     KeyType::TimestampTz,
                     KeyType::Timestamp,
                     KeyType::Date,
-                    KeyType::Epoch(EpochUnit::Seconds),
-                    KeyType::Epoch(EpochUnit::Microseconds),
+                    KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                    KeyType::Epoch(EpochUnit::Microseconds, IntegerType::Bigint),
                 ] {
                     let _ = key_now(key, now, zone);
                 }
             }
             for day in [NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = literal(KeyType::TimestampTz, day, zone);
-                let _ = key_value(KeyType::Epoch(EpochUnit::Seconds), day, zone);
+                let _ = key_value(
+                    KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                    day,
+                    zone,
+                );
             }
         }
         assert_eq!(checked_local_date(DateTime::<Utc>::MAX_UTC, ahead), None);

@@ -45,6 +45,10 @@ pub(super) fn plan_creation(
             .filter(|e| e.range.is_some_and(|(a, b)| a < hi && lo < b))
             .collect();
         let covered_exactly = overlapping.iter().any(|e| e.period == Some(lo));
+        if let Some(problem) = epoch_overflow(context, lo, hi) {
+            entries.push(Entry::Problem(problem));
+            return;
+        }
         if overlapping.is_empty() {
             let why = match (position, context.key) {
                 (0, _) => why.to_owned(),
@@ -70,6 +74,38 @@ pub(super) fn plan_creation(
         }
         start = Some(hi);
     }
+}
+
+/// A period of an epoch key whose bound its column's type cannot hold:
+/// planned, the CREATE would fail at run time.
+fn epoch_overflow(context: &Context<'_>, lo: KeyValue, hi: KeyValue) -> Option<Problem> {
+    let periods = &context.periods;
+    let (bound, integer) = [lo, hi]
+        .into_iter()
+        .find_map(|bound| Some((bound, periods.epoch_overflow(bound)?)))?;
+    let column = &context.column;
+    let sql_type = context
+        .parent
+        .key
+        .as_ref()
+        .map_or("", |k| k.sql_type.as_str());
+    let unit = context
+        .table
+        .epoch
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    Some(Problem::new(
+        context.table,
+        ProblemKind::OutOfRange,
+        format!(
+            "{}: the {} starting {} needs the bound {bound} ({unit} since the epoch), which {column} of type \
+             {sql_type} cannot hold (at most {}): change {column} to bigint in a migration",
+            context.table.qualified_name(),
+            periods.kind(),
+            periods.label(lo),
+            integer.max()
+        ),
+    ))
 }
 
 /// One period's partition, with everything its statements need.

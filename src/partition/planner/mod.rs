@@ -484,9 +484,9 @@ pub fn key_type(
     let interval = table.spacing;
     let time = match (sql_key, interval) {
         (SqlKey::Integer(integer), Spacing::Ids(_)) => return Ok(KeyType::Id(integer)),
-        (SqlKey::Integer(_), _) => {
+        (SqlKey::Integer(integer), _) => {
             return match table.epoch {
-                Some(unit) => Ok(KeyType::Epoch(unit)),
+                Some(unit) => Ok(KeyType::Epoch(unit, integer)),
                 None => mismatch(format!(
                     "{name} is partitioned on {column} of type {sql_type}, and interval = \"{interval}\" \
                      does not say what it holds: for IDs write a step as a number, like interval = 1000000; \

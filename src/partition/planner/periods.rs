@@ -79,6 +79,20 @@ impl Periods {
         (self.holding(lo) == Some(lo) && self.next(lo) == Some(hi)).then_some(lo)
     }
 
+    /// A bound of an epoch key its integer type cannot hold (milliseconds
+    /// in an `integer` column), with that type; `None` when it fits.
+    pub fn epoch_overflow(&self, value: KeyValue) -> Option<IntegerType> {
+        let (Periods::Calendar { key, .. } | Periods::Fixed { key, .. }) = *self else {
+            return None;
+        };
+        match key {
+            KeyType::Epoch(_, integer) if !(integer.min()..=integer.max()).contains(&value) => {
+                Some(integer)
+            }
+            _ => None,
+        }
+    }
+
     /// A bound as SQL writes it in `FOR VALUES FROM (…) TO (…)`.
     pub fn literal(&self, value: KeyValue) -> String {
         match *self {
@@ -192,7 +206,7 @@ pub fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate>
         }
         KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
         KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::Epoch(unit) => calendar::checked_local_date(
+        KeyType::Epoch(unit, _) => calendar::checked_local_date(
             DateTime::from_timestamp_micros(unit.checked_to_micros(value)?)?,
             zone,
         )?,
@@ -211,7 +225,7 @@ fn to_local(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDateTime> {
             NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?
                 .and_time(NaiveTime::MIN),
         ),
-        KeyType::Epoch(unit) => calendar::checked_local_time(
+        KeyType::Epoch(unit, _) => calendar::checked_local_time(
             DateTime::from_timestamp_micros(unit.checked_to_micros(value)?)?,
             zone,
         ),
@@ -226,7 +240,7 @@ fn from_local(key: KeyType, local: NaiveDateTime, zone: Tz) -> Option<KeyValue> 
         KeyType::TimestampTz => Some(calendar::local_instant(local, zone)?.timestamp_micros()),
         KeyType::Timestamp => Some(local.and_utc().timestamp_micros()),
         KeyType::Date => Some(i64::from(local.date().num_days_from_ce())),
-        KeyType::Epoch(unit) => {
+        KeyType::Epoch(unit, _) => {
             unit.checked_from_micros(calendar::local_instant(local, zone)?.timestamp_micros())
         }
         KeyType::Id(_) => None,
