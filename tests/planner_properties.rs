@@ -984,3 +984,76 @@ proptest! {
         prop_assert!(again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)), "{:?}", again.entries);
     }
 }
+
+/// Instants around DST changes (both ways, including Lord Howe's 30-minute
+/// one) and a Samoa day skip, where a repeated local time reads as its
+/// first instant.
+const DST_CHANGES: &[(&str, i64)] = &[
+    ("Europe/Berlin", 1_792_890_000),       // 2026-10-25 01:00Z, back
+    ("Europe/Berlin", 1_774_746_000),       // 2026-03-29 01:00Z, forward
+    ("America/New_York", 1_793_512_800),    // 2026-11-01 06:00Z, back
+    ("America/New_York", 1_772_953_200),    // 2026-03-08 07:00Z, forward
+    ("Australia/Lord_Howe", 1_775_313_000), // 2026-04-04 15:00Z, back 30 min
+    ("Pacific/Apia", 1_325_239_200),        // 2011-12-30 10:00Z, a skipped day
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Checked against `next`, not against the function that found the
+    /// period: the period found for an instant holds it.
+    #[test]
+    fn every_instant_lies_inside_the_period_found_for_it(
+        change in proptest::sample::select(DST_CHANGES),
+        offset in -4 * 3600i64..4 * 3600,
+        fixed in proptest::sample::select(FIXED_INTERVALS),
+        calendar in proptest::sample::select(INTERVALS),
+        epoch in any::<bool>(),
+    ) {
+        let zone: Tz = change.0.parse().unwrap();
+        let seconds = change.1 + offset;
+        let (key, value) = if epoch {
+            (KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint), seconds)
+        } else {
+            (KeyType::TimestampTz, seconds * 1_000_000)
+        };
+        let fixed = FixedInterval::parse(fixed).unwrap();
+        for periods in [
+            planner::Periods::Fixed { fixed, key, zone },
+            planner::Periods::Calendar { interval: calendar, key, zone },
+        ] {
+            let start = periods.holding(value).unwrap();
+            let end = periods.next(start).unwrap();
+            prop_assert!(
+                start <= value && value < end,
+                "{periods:?}: {value} is not in [{}, {})",
+                periods.literal(start),
+                periods.literal(end)
+            );
+        }
+    }
+}
+
+#[test]
+fn thirty_minutes_at_the_berlin_fall_back_hold_the_second_pass() {
+    let zone: Tz = "Europe/Berlin".parse().unwrap();
+    let periods = planner::Periods::Fixed {
+        fixed: FixedInterval::parse("30 minutes").unwrap(),
+        key: KeyType::TimestampTz,
+        zone,
+    };
+    // 2026-10-25T01:10:00Z is 02:10 CET, the second 02:10 of the night.
+    let instant = Utc
+        .with_ymd_and_hms(2026, 10, 25, 1, 10, 0)
+        .unwrap()
+        .timestamp_micros();
+    let start = periods.holding(instant).unwrap();
+    let end = periods.next(start).unwrap();
+    assert_eq!(
+        (periods.literal(start), periods.literal(end)),
+        (
+            "'2026-10-25 02:30:00+02'".to_owned(),
+            "'2026-10-25 03:00:00+01'".to_owned()
+        )
+    );
+}

@@ -8,6 +8,10 @@ use chrono_tz::Tz;
 use crate::partition::calendar::{self, FixedInterval, IntegerType, Interval, KeyType, KeyValue};
 use crate::partition::policy::TablePolicy;
 
+/// How many periods a repeated local stretch can cover: two hours of
+/// 15-minute periods (no zone repeats more than two hours).
+const MAX_REPEATED_PERIODS: usize = 10;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Periods {
     Calendar {
@@ -30,6 +34,25 @@ pub enum Periods {
 impl Periods {
     /// The start of the period holding `value`.
     pub fn holding(&self, value: KeyValue) -> Option<KeyValue> {
+        let mut start = self.local_holding(value)?;
+        if let Periods::Ids { .. } = self {
+            return Some(start);
+        }
+        // A repeated local time (clocks going back) reads as its first
+        // instant: an instant in the second pass of 02:10 floors to the
+        // first 02:00, whose period may end before it. The periods after
+        // hold it; the repeated stretch spans a few of them at most.
+        for _ in 0..MAX_REPEATED_PERIODS {
+            match self.next(start) {
+                Some(next) if next <= value => start = next,
+                _ => return Some(start),
+            }
+        }
+        None
+    }
+
+    /// The start of the period whose local reading holds `value`'s.
+    fn local_holding(&self, value: KeyValue) -> Option<KeyValue> {
         match *self {
             Periods::Calendar {
                 interval,
