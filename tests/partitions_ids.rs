@@ -460,3 +460,47 @@ fn epoch_milliseconds_on_an_integer_column_is_an_error_naming_the_type() {
     );
     assert_eq!(bounds(&db, "ms"), Vec::<String>::new());
 }
+
+#[test]
+fn a_numeric_key_beyond_bigint_is_an_error_and_its_precision_bounds_the_ranges() {
+    let db = TestDb::new();
+    let project = project(
+        &db,
+        "CREATE TABLE n (id numeric(25, 0) NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE n_big PARTITION OF n FOR VALUES FROM (0) TO (MAXVALUE); \
+         INSERT INTO n VALUES (100000000000000000042);",
+        "[[table]]\nname = \"public.n\"\ninterval = 1000\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "public.n: the largest id, 100000000000000000042, is beyond bigint's range, which pgm plans ID \
+             ranges in; nothing is planned for this table"
+        ),
+        "{stdout}"
+    );
+
+    // numeric(5, 0) holds at most 99999: the last range ends at MAXVALUE,
+    // never at 100000, which PostgreSQL would refuse.
+    let db = TestDb::new();
+    let project = self::project(
+        &db,
+        "CREATE TABLE n (id numeric(5, 0) NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE n_a PARTITION OF n FOR VALUES FROM (98000) TO (99000); \
+         INSERT INTO n VALUES (98500);",
+        "[[table]]\nname = \"public.n\"\ninterval = 1000\npremake = 3\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        bounds(&db, "n"),
+        [
+            "n_a FOR VALUES FROM ('98000') TO ('99000')",
+            "n_p99000 FOR VALUES FROM ('99000') TO (MAXVALUE)",
+        ]
+    );
+    db.connect()
+        .batch_execute("INSERT INTO n VALUES (99999)")
+        .unwrap();
+}

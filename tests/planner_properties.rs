@@ -424,7 +424,8 @@ const INTEGER_TYPES: &[IntegerType] = &[
     IntegerType::Smallint,
     IntegerType::Integer,
     IntegerType::Bigint,
-    IntegerType::Numeric,
+    IntegerType::NUMERIC,
+    IntegerType::Numeric { whole_digits: 6 },
 ];
 
 fn sql_type(integer: IntegerType) -> &'static str {
@@ -432,7 +433,8 @@ fn sql_type(integer: IntegerType) -> &'static str {
         IntegerType::Smallint => "smallint",
         IntegerType::Integer => "integer",
         IntegerType::Bigint => "bigint",
-        IntegerType::Numeric => "numeric",
+        IntegerType::Numeric { whole_digits: 6 } => "numeric(8,2)",
+        IntegerType::Numeric { .. } => "numeric",
     }
 }
 
@@ -707,7 +709,7 @@ fn the_ends_of_each_integer_type_get_a_range() {
             "MAXVALUE",
         ),
         (
-            IntegerType::Numeric,
+            IntegerType::NUMERIC,
             i64::MIN,
             "MINVALUE",
             "-9223372036854775000",

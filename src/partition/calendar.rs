@@ -324,17 +324,32 @@ pub enum IntegerType {
     Smallint,
     Integer,
     Bigint,
-    /// Values beyond bigint's range are outside what pgm plans.
-    Numeric,
+    /// `numeric(p, s)` holds `p - s` digits before the point (`numeric`
+    /// without a precision: as many as bigint); values beyond bigint's
+    /// range are outside what pgm plans.
+    Numeric {
+        whole_digits: u8,
+    },
 }
 
+/// Digits of bigint's largest value.
+const BIGINT_DIGITS: u8 = 19;
+
 impl IntegerType {
+    /// `numeric` without a precision.
+    pub const NUMERIC: IntegerType = IntegerType::Numeric {
+        whole_digits: BIGINT_DIGITS,
+    };
+
     /// The largest value a bound may have.
     pub fn max(self) -> i64 {
         match self {
             IntegerType::Smallint => i64::from(i16::MAX),
             IntegerType::Integer => i64::from(i32::MAX),
-            IntegerType::Bigint | IntegerType::Numeric => i64::MAX,
+            IntegerType::Numeric { whole_digits } if whole_digits < BIGINT_DIGITS => {
+                10i64.pow(u32::from(whole_digits)) - 1
+            }
+            IntegerType::Bigint | IntegerType::Numeric { .. } => i64::MAX,
         }
     }
 
@@ -343,8 +358,26 @@ impl IntegerType {
         match self {
             IntegerType::Smallint => i64::from(i16::MIN),
             IntegerType::Integer => i64::from(i32::MIN),
-            IntegerType::Bigint | IntegerType::Numeric => i64::MIN,
+            IntegerType::Numeric { whole_digits } if whole_digits < BIGINT_DIGITS => -self.max(),
+            IntegerType::Bigint | IntegerType::Numeric { .. } => i64::MIN,
         }
+    }
+
+    /// `numeric`, `numeric(p)` or `numeric(p,s)` as `format_type` prints it.
+    fn parse_numeric(name: &str) -> Option<IntegerType> {
+        if name == "numeric" {
+            return Some(IntegerType::NUMERIC);
+        }
+        let inside = name.strip_prefix("numeric(")?.strip_suffix(')')?;
+        let (precision, scale) = inside.split_once(',').unwrap_or((inside, "0"));
+        let precision: i32 = precision.trim().parse().ok()?;
+        let scale: i32 = scale.trim().parse().ok()?;
+        let whole = precision
+            .saturating_sub(scale)
+            .clamp(0, i32::from(BIGINT_DIGITS));
+        Some(IntegerType::Numeric {
+            whole_digits: u8::try_from(whole).ok()?,
+        })
     }
 
     /// Digits of the largest value: partition names pad to this, so that
@@ -374,9 +407,7 @@ impl SqlKey {
             "smallint" => SqlKey::Integer(IntegerType::Smallint),
             "integer" => SqlKey::Integer(IntegerType::Integer),
             "bigint" => SqlKey::Integer(IntegerType::Bigint),
-            _ if name == "numeric" || name.starts_with("numeric(") => {
-                SqlKey::Integer(IntegerType::Numeric)
-            }
+            _ if name.starts_with("numeric") => SqlKey::Integer(IntegerType::parse_numeric(name)?),
             _ => return None,
         })
     }
