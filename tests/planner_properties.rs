@@ -1059,3 +1059,39 @@ fn thirty_minutes_at_the_berlin_fall_back_hold_the_second_pass() {
         )
     );
 }
+
+#[test]
+fn an_id_policy_keeping_too_many_partitions_is_warned_with_the_count() {
+    let case = IdCase {
+        step: 10,
+        integer: IntegerType::Bigint,
+        premake: 1000,
+        retention: Some(1_000_000_000),
+        max_drops: 1,
+        max_key: Some(5),
+        existing: Vec::new(),
+    };
+    let policy = Policy {
+        path: "p.toml".into(),
+        tables: vec![id_policy(&case)],
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let plan = planner::plan(&policy, &id_snapshot(&case), now);
+    let warning = plan
+        .problems()
+        .find(|p| p.kind == planner::ProblemKind::ManyPartitions)
+        .expect("a many_partitions warning");
+    assert!(
+        warning.message.contains(
+            "public.t with interval 10 keeps about 100001001 partitions (premake = 1000 ahead, about \
+             100000000 kept by retention 1000000000 IDs)"
+        ),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning
+            .message
+            .contains("a larger step or a smaller retention keeps fewer")
+    );
+}

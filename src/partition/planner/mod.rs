@@ -174,36 +174,50 @@ impl ProblemKind {
 /// that cannot prune them.
 pub const MANY_PARTITIONS: i64 = 1000;
 
-/// A warning when a fixed interval makes the policy keep more than
-/// `MANY_PARTITIONS` partitions: premake ahead plus those the retention
-/// keeps.
+/// A warning when a fixed interval or an ID step makes the policy keep
+/// more than `MANY_PARTITIONS` partitions: premake ahead plus those the
+/// retention keeps. Calendar intervals are not counted: daily partitions
+/// kept for years are a count chosen by name, not a slip of a number.
 fn many_partitions(table: &TablePolicy) -> Option<Problem> {
-    let Spacing::Fixed(fixed) = table.spacing else {
-        return None;
+    let kept = match (table.spacing, &table.retention) {
+        (Spacing::Calendar(_), _) => return None,
+        (_, None) => 0,
+        (Spacing::Fixed(fixed), Some(r)) => {
+            r.approximate_days().saturating_mul(24 * 60) / i64::from(fixed.minutes)
+        }
+        (Spacing::Ids(step), Some(r)) => i64::try_from(r.amount).unwrap_or(i64::MAX) / step.max(1),
     };
-    let minutes = i64::from(fixed.minutes);
-    let (kept, retention) = match &table.retention {
-        Some(r) => (
-            r.approximate_days().saturating_mul(24 * 60) / minutes,
-            r.text.as_str(),
-        ),
-        None => (0, "none"),
+    let retention = table.retention.as_ref().map_or("none", |r| r.text.as_str());
+    let count = i64::from(table.premake)
+        .saturating_add(1)
+        .saturating_add(kept);
+    let fewer = match table.spacing {
+        Spacing::Ids(_) => "a larger step or a smaller retention keeps fewer",
+        _ => "a longer interval or a shorter retention keeps fewer",
     };
-    let count = i64::from(table.premake) + 1 + kept;
     (count > MANY_PARTITIONS).then(|| {
         Problem::new(
             table,
             ProblemKind::ManyPartitions,
             format!(
-                "{}: {} with interval \"{fixed}\" keeps about {count} partitions (premake = {} ahead, about \
+                "{}: {} with interval {} keeps about {count} partitions (premake = {} ahead, about \
                  {kept} kept by retention {retention}); more than {MANY_PARTITIONS} slow the planning of every \
-                 query that does not prune them: a longer interval or a shorter retention keeps fewer",
+                 query that does not prune them: {fewer}",
                 table.interval_location,
                 table.qualified_name(),
+                interval_text(table.spacing),
                 table.premake
             ),
         )
     })
+}
+
+/// The interval as the policy writes it: a number for an ID step.
+fn interval_text(spacing: Spacing) -> String {
+    match spacing {
+        Spacing::Ids(step) => step.to_string(),
+        _ => format!("\"{spacing}\""),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
