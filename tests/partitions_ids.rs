@@ -428,7 +428,7 @@ fn the_largest_and_smallest_values_of_a_smallint_key_get_a_partition() {
         bounds(&db, "skey"),
         [
             "skey_low FOR VALUES FROM (MINVALUE) TO ('-32000')",
-            "skey_pm32000 FOR VALUES FROM ('-32000') TO ('-31000')",
+            "skey_p-68000 FOR VALUES FROM ('-32000') TO ('-31000')",
         ]
     );
 }

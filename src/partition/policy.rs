@@ -1171,23 +1171,36 @@ fn check_id_naming(template: &str, found: &[&str], parent: &str) -> Result<(), S
              use {{parent}} and {{START}}"
         ));
     }
-    let sample = expand_id(template, parent, 0, calendar::IntegerType::Bigint.digits());
+    // The longest name: a negative start, its sign and bigint's 19 digits.
+    let sample = expand_id(
+        template,
+        parent,
+        i64::MIN,
+        calendar::IntegerType::Bigint.digits(),
+    );
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES} \
-             ({{START}} is padded to 19 digits so that names sort): set a shorter naming template, \
-             like \"ev_p{{START}}\"",
+             ({{START}} is padded to 19 digits so that names sort, plus a sign for negative starts): \
+             set a shorter naming template, like \"ev_p{{START}}\"",
             sample.len()
         ));
     }
     Ok(())
 }
 
-/// {START} zero-padded to `digits` so that names sort as the ranges do;
-/// a negative start is written with "m" for the minus sign.
+/// {START} zero-padded to `digits` so that names sort (byte order) as the
+/// ranges do. A negative start is "-" and 10^digits minus its magnitude:
+/// "-" sorts before every digit, and the complement puts the lower range
+/// first (-2000 → "-…998000" before -1000 → "-…999000").
 fn expand_id(template: &str, parent: &str, start: i64, digits: usize) -> String {
-    let sign = if start < 0 { "m" } else { "" };
-    let number = format!("{sign}{:0digits$}", start.unsigned_abs());
+    let number = if start < 0 {
+        let power = u32::try_from(digits).map_or(u128::MAX, |d| 10u128.saturating_pow(d));
+        let complement = power.saturating_sub(u128::from(start.unsigned_abs()));
+        format!("-{complement:0digits$}")
+    } else {
+        format!("{start:0digits$}")
+    };
     template
         .replace("{parent}", parent)
         .replace("{START}", &number)
@@ -1252,6 +1265,36 @@ pub fn split_name_path(text: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_partition_names_sort_in_range_order_for_every_start() {
+        for (integer, step) in [
+            (calendar::IntegerType::Smallint, 1000),
+            (calendar::IntegerType::Bigint, 1_000_000),
+        ] {
+            let starts: Vec<i64> = (-40..40).map(|k| k * step).chain([integer.min()]).collect();
+            let mut by_range = starts.clone();
+            by_range.sort();
+            let mut by_name = starts;
+            by_name.sort_by_key(|start| expand_id("t_p{START}", "t", *start, integer.digits()));
+            assert_eq!(by_name, by_range, "{integer:?}");
+        }
+        assert_eq!(expand_id("t_p{START}", "t", -1000, 5), "t_p-99000");
+        assert_eq!(expand_id("t_p{START}", "t", 4000, 5), "t_p04000");
+    }
+
+    #[test]
+    fn id_names_are_checked_at_their_longest_a_negative_start() {
+        // 42 bytes of parent, "_p" and 19 digits make 63 bytes; a negative
+        // start's sign makes 64.
+        let parent = "a".repeat(42);
+        let text = format!("[[table]]\nname = \"public.{parent}\"\ninterval = 1000\n");
+        let message = problems(&text);
+        assert!(
+            message.contains("are 64 bytes, over PostgreSQL's 63"),
+            "{message}"
+        );
+    }
 
     fn problems(text: &str) -> String {
         parse(Path::new("partman.toml"), text)
@@ -1538,7 +1581,7 @@ mod tests {
             (3, 12)
         );
         assert_eq!(table.id_partition_name(3_000_000, 10), "orders_p0003000000");
-        assert_eq!(table.id_partition_name(-1000, 5), "orders_pm01000");
+        assert_eq!(table.id_partition_name(-1000, 5), "orders_p-99000");
     }
 
     #[test]
