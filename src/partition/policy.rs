@@ -334,6 +334,20 @@ struct RawTable {
 enum RawNumberOrText {
     Number(i64),
     Text(String),
+    /// A float, a boolean, an array…: kept so the error is located and
+    /// says what to write, not serde's "did not match any variant".
+    Other(toml::Value),
+}
+
+impl RawNumberOrText {
+    /// What to write instead of a value of another type, for `key`.
+    fn wrong_type(value: &toml::Value, key: &str, id_example: &str, time_example: &str) -> String {
+        format!(
+            "{key} = {value} is a {}: write a whole number for ID ranges, like {key} = {id_example}, \
+             or a string for time, like {key} = {time_example}",
+            value.type_str()
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -598,6 +612,16 @@ fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> 
             return None;
         }
         RawNumberOrText::Text(text) => text,
+        RawNumberOrText::Other(value) => {
+            let message = RawNumberOrText::wrong_type(
+                value,
+                "interval",
+                "1000000",
+                "\"monthly\" (or \"daily\", \"hourly\", \"N minutes\", \"N hours\", \"N days\", \"N weeks\")",
+            );
+            checker.problem(raw.span(), message);
+            return None;
+        }
     };
     if let Some(interval) = Interval::parse(text) {
         return Some(Spacing::Calendar(interval));
@@ -907,6 +931,7 @@ fn check_retention(
         text: match retention_raw.get_ref() {
             RawNumberOrText::Number(ids) => format!("{ids} IDs"),
             RawNumberOrText::Text(text) => text.clone(),
+            RawNumberOrText::Other(value) => value.to_string(),
         },
     };
     if let Some(Spacing::Ids(step)) = spacing
@@ -979,6 +1004,12 @@ fn retention_amount(
         (RawNumberOrText::Text(text), _) => {
             parse_retention(text).map(|(amount, unit)| (u64::from(amount), unit))
         }
+        (RawNumberOrText::Other(value), _) => Err(RawNumberOrText::wrong_type(
+            value,
+            "retention",
+            "50000000",
+            "\"12 months\"",
+        )),
     }
 }
 
@@ -1281,6 +1312,30 @@ mod tests {
         }
         assert_eq!(expand_id("t_p{START}", "t", -1000, 5), "t_p-99000");
         assert_eq!(expand_id("t_p{START}", "t", 4000, 5), "t_p04000");
+    }
+
+    #[test]
+    fn a_float_or_boolean_interval_is_a_located_error_saying_what_to_write() {
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = 1.5\n");
+        assert!(
+            message.contains(
+                "partman.toml:3:12: interval = 1.5 is a float: write a whole number for ID ranges, like \
+                 interval = 1000000, or a string for time, like interval = \"monthly\""
+            ),
+            "{message}"
+        );
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = true\n");
+        assert!(
+            message.contains("partman.toml:3:12: interval = true is a boolean"),
+            "{message}"
+        );
+        assert!(!message.contains("untagged"), "{message}");
+        let message =
+            problems("[[table]]\nname = \"public.t\"\ninterval = 1000\nretention = 2.5\n");
+        assert!(
+            message.contains("partman.toml:4:13: retention = 2.5 is a float"),
+            "{message}"
+        );
     }
 
     #[test]
