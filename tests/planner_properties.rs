@@ -194,7 +194,7 @@ fn printed(case: &Case, date: NaiveDate) -> String {
                 .with_timezone(&Utc)
                 .format("%Y-%m-%d %H:%M:%S+00")
         ),
-        _ => calendar::literal(case.key, date, case.zone),
+        _ => calendar::literal(case.key, date, case.zone).unwrap(),
     }
 }
 
@@ -333,18 +333,18 @@ proptest! {
         // No gap from the period holding now to the premake horizon.
         for offset in 0..=case.premake as i32 {
             let start = period_start(&case, offset);
-            let lo = calendar::key_value(case.key, start, case.zone);
-            let hi = calendar::key_value(case.key, case.interval.next(start), case.zone);
+            let lo = calendar::key_value(case.key, start, case.zone).unwrap();
+            let hi = calendar::key_value(case.key, case.interval.next(start), case.zone).unwrap();
             prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && hi <= *b), "period {start} not covered");
         }
-        let now_key = calendar::key_now(case.key, case.now, case.zone);
+        let now_key = calendar::key_now(case.key, case.now, case.zone).unwrap();
         prop_assert!(ranges.iter().any(|(a, b)| *a <= now_key && now_key < *b), "now is not covered");
 
         // Retention never takes a partition whose range reaches past the cutoff.
         if let Some((amount, unit)) = case.retention {
             let retention = Retention { amount: amount.into(), unit, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
-            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
+            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone).unwrap();
             let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
             prop_assert!(detached.len() <= case.max_drops as usize);
             for step in detached {
@@ -836,7 +836,7 @@ fn fixed_periods(case: &FixedCase) -> planner::Periods {
 /// The start of the period `offset` periods from the one holding now.
 fn fixed_start(case: &FixedCase, offset: i32) -> i64 {
     let periods = fixed_periods(case);
-    let now = calendar::key_now(case.key, case.now, case.zone);
+    let now = calendar::key_now(case.key, case.now, case.zone).unwrap();
     let mut start = periods.holding(now).unwrap();
     for _ in 0..offset.max(0) {
         start = periods.next(start).unwrap();
@@ -951,7 +951,7 @@ proptest! {
             prop_assert!(range.0 < range.1, "an empty period: {:?}", range);
         }
         // No gap from the period holding now to the premake horizon.
-        let now_key = calendar::key_now(case.key, case.now, case.zone);
+        let now_key = calendar::key_now(case.key, case.now, case.zone).unwrap();
         let horizon = fixed_start(&case, case.premake as i32 + 1);
         let mut at = now_key;
         while at < horizon {
@@ -964,7 +964,7 @@ proptest! {
         if let Some(days) = case.retention_days {
             let retention = Retention { amount: u64::from(days), unit: RetentionUnit::Days, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
-            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
+            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone).unwrap();
             let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
             prop_assert!(detached.len() <= case.max_drops as usize);
             for step in detached {

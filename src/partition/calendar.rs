@@ -459,17 +459,16 @@ pub fn start_of_day(date: NaiveDate, zone: Tz) -> DateTime<Tz> {
     zone.from_utc_datetime(&local)
 }
 
-/// The bound of a period starting on `date`, in key space.
-pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
-    match key {
+/// The bound of a period starting on `date`, in key space; `None` for an
+/// ID key, whose ranges are not days (answering would be a guess).
+pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> Option<KeyValue> {
+    Some(match key {
         KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
         KeyType::Epoch(unit, _) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
-        // ID ranges are not days and the planner never asks; a day count
-        // keeps the function total.
-        KeyType::Id(_) => i64::from(date.num_days_from_ce()),
-    }
+        KeyType::Id(_) => return None,
+    })
 }
 
 /// An instant as an epoch count, held at the ends of i64.
@@ -485,13 +484,14 @@ fn epoch_value(unit: EpochUnit, micros: i64) -> KeyValue {
 /// with an explicit offset for `timestamptz` (written the way PostgreSQL
 /// prints it, so plans and status read alike), naive for `timestamp`, a plain
 /// date, or a number.
-pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
-    match key {
+/// `None` for an ID key (see `key_value`).
+pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> Option<String> {
+    Some(match key {
         KeyType::TimestampTz => timestamptz_literal(start_of_day(date, zone)),
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
-        KeyType::Epoch(..) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
-    }
+        KeyType::Epoch(..) | KeyType::Id(_) => key_value(key, date, zone)?.to_string(),
+    })
 }
 
 /// A `timestamptz` literal with the zone's offset, as PostgreSQL prints
@@ -574,17 +574,17 @@ pub fn local_date(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
     local_time(now, zone).date()
 }
 
-/// "now" in key space, to compare with bounds.
-pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
-    match key {
+/// "now" in key space, to compare with bounds; `None` for an ID key, which
+/// counts from its largest value, not the clock (see
+/// `planner::reference_point`).
+pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> Option<KeyValue> {
+    Some(match key {
         KeyType::TimestampTz => now.timestamp_micros(),
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
         KeyType::Epoch(unit, _) => epoch_value(unit, now.timestamp_micros()),
-        // ID ranges count from the largest key, not the clock (see
-        // `planner::reference_point`); a day count keeps the function total.
-        KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
-    }
+        KeyType::Id(_) => return None,
+    })
 }
 
 #[cfg(test)]
@@ -630,28 +630,28 @@ mod tests {
     fn timestamptz_literals_carry_the_zone_offset_across_dst() {
         let ny: Tz = "America/New_York".parse().unwrap();
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 11, 1), ny),
+            literal(KeyType::TimestampTz, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01 00:00:00-04'"
         );
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 12, 1), ny),
+            literal(KeyType::TimestampTz, date(2026, 12, 1), ny).unwrap(),
             "'2026-12-01 00:00:00-05'"
         );
         let lord_howe: Tz = "Australia/Lord_Howe".parse().unwrap();
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 10, 1), lord_howe),
+            literal(KeyType::TimestampTz, date(2026, 10, 1), lord_howe).unwrap(),
             "'2026-10-01 00:00:00+10:30'"
         );
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe),
+            literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe).unwrap(),
             "'2026-11-01 00:00:00+11'"
         );
         assert_eq!(
-            literal(KeyType::Timestamp, date(2026, 11, 1), ny),
+            literal(KeyType::Timestamp, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01 00:00:00'"
         );
         assert_eq!(
-            literal(KeyType::Date, date(2026, 11, 1), ny),
+            literal(KeyType::Date, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01'"
         );
         assert_eq!(
@@ -659,7 +659,8 @@ mod tests {
                 KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
                 date(2026, 11, 1),
                 Tz::UTC
-            ),
+            )
+            .unwrap(),
             "1793491200"
         );
     }
@@ -675,7 +676,7 @@ mod tests {
     #[test]
     fn bounds_printed_by_postgresql_parse_back() {
         let ny: Tz = "America/New_York".parse().unwrap();
-        let value = key_value(KeyType::TimestampTz, date(2026, 11, 1), ny);
+        let value = key_value(KeyType::TimestampTz, date(2026, 11, 1), ny).unwrap();
         assert_eq!(
             parse_bound(KeyType::TimestampTz, "'2026-11-01 04:00:00+00'"),
             Some(value)
@@ -686,11 +687,11 @@ mod tests {
         );
         assert_eq!(
             parse_bound(KeyType::Timestamp, "'2026-11-01 00:00:00'"),
-            Some(key_value(KeyType::Timestamp, date(2026, 11, 1), ny))
+            Some(key_value(KeyType::Timestamp, date(2026, 11, 1), ny).unwrap())
         );
         assert_eq!(
             parse_bound(KeyType::Date, "'2026-11-01'"),
-            Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
+            Some(key_value(KeyType::Date, date(2026, 11, 1), ny).unwrap())
         );
         assert_eq!(
             parse_bound(

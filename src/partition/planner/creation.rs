@@ -145,7 +145,19 @@ fn plan_new_partition(
     entries: &mut Vec<Entry>,
 ) {
     let periods = &context.periods;
-    let name = periods.name(context.table, start);
+    let Some(name) = periods.name(context.table, start) else {
+        entries.push(Entry::Problem(Problem::new(
+            context.table,
+            ProblemKind::OutOfRange,
+            format!(
+                "{}: the {} starting at {} has no local date to name its partition after",
+                context.table.qualified_name(),
+                periods.kind(),
+                periods.literal(start)
+            ),
+        )));
+        return;
+    };
     let (from, to) = bounds_text(context, start);
     let end = periods.next(start).unwrap_or(KeyValue::MAX);
     let new = NewPartition {

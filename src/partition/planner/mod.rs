@@ -564,11 +564,8 @@ pub fn reference_point(
     key: KeyType,
     now: DateTime<Utc>,
 ) -> Result<(KeyValue, String), String> {
-    if !matches!(key, KeyType::Id(_)) {
-        return Ok((
-            calendar::key_now(key, now, table.time_zone),
-            "holds now".to_owned(),
-        ));
+    if let Some(now) = calendar::key_now(key, now, table.time_zone) {
+        return Ok((now, "holds now".to_owned()));
     }
     let name = table.qualified_name();
     if let Some(failure) = &parent.max_key_failure {

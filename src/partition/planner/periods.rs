@@ -60,7 +60,7 @@ impl Periods {
                 zone,
             } => {
                 let date = interval.checked_floor(key_to_date(key, value, zone)?)?;
-                Some(calendar::key_value(key, date, zone))
+                calendar::key_value(key, date, zone)
             }
             Periods::Fixed { fixed, key, zone } => {
                 from_local(key, fixed.floor(to_local(key, value, zone)?)?, zone)
@@ -79,7 +79,7 @@ impl Periods {
                 zone,
             } => {
                 let next = interval.checked_next(key_to_date(key, start, zone)?)?;
-                Some(calendar::key_value(key, next, zone))
+                calendar::key_value(key, next, zone)
             }
             // From the period's local start, not the instant it resolved to:
             // on a spring-forward night the 02:00 period starts at 03:00,
@@ -119,10 +119,9 @@ impl Periods {
     /// A bound as SQL writes it in `FOR VALUES FROM (…) TO (…)`.
     pub fn literal(&self, value: KeyValue) -> String {
         match *self {
-            Periods::Calendar { key, zone, .. } => match key_to_date(key, value, zone) {
-                Some(date) => calendar::literal(key, date, zone),
-                None => value.to_string(),
-            },
+            Periods::Calendar { key, zone, .. } => key_to_date(key, value, zone)
+                .and_then(|date| calendar::literal(key, date, zone))
+                .unwrap_or_else(|| value.to_string()),
             Periods::Fixed { key, zone, .. } => fixed_literal(key, value, zone),
             Periods::Ids { .. } => match value {
                 KeyValue::MIN => "MINVALUE".to_owned(),
@@ -150,20 +149,20 @@ impl Periods {
     }
 
     /// The name of the partition of the period starting at `start`.
-    pub fn name(&self, table: &TablePolicy, start: KeyValue) -> String {
-        match *self {
+    /// `None` when its start has no local date (never named after a guess).
+    pub fn name(&self, table: &TablePolicy, start: KeyValue) -> Option<String> {
+        Some(match *self {
             Periods::Calendar { key, zone, .. } => {
-                table.partition_name(key_to_date(key, start, zone).unwrap_or(NaiveDate::MIN))
+                table.partition_name(key_to_date(key, start, zone)?)
             }
             Periods::Fixed { fixed, key, zone } => {
-                let slot = to_local(key, start, zone).and_then(|local| fixed.floor(local));
-                table.partition_name_at(slot.unwrap_or(NaiveDateTime::MIN))
+                table.partition_name_at(fixed.floor(to_local(key, start, zone)?)?)
             }
             // The range from MINVALUE is named after the type's smallest value.
             Periods::Ids { integer, .. } => {
                 table.id_partition_name(start.max(integer.min()), integer.digits())
             }
-        }
+        })
     }
 
     /// What one period is, for messages: "monthly period".
@@ -311,8 +310,9 @@ mod tests {
             zone,
         };
         let date = NaiveDate::from_ymd_opt(day.0, day.1, day.2).unwrap();
-        let mut start = calendar::key_value(KeyType::TimestampTz, date, zone);
-        let end = calendar::key_value(KeyType::TimestampTz, date.succ_opt().unwrap(), zone);
+        let mut start = calendar::key_value(KeyType::TimestampTz, date, zone).unwrap();
+        let end =
+            calendar::key_value(KeyType::TimestampTz, date.succ_opt().unwrap(), zone).unwrap();
         let mut bounds = vec![periods.literal(start)];
         while start < end {
             assert_eq!(periods.holding(start), Some(start), "a start holds itself");
@@ -375,6 +375,39 @@ mod tests {
     }
 
     #[test]
+    fn what_has_no_date_gets_no_value_name_or_guess() {
+        use crate::partition::calendar::IntegerType;
+        let id = KeyType::Id(IntegerType::Bigint);
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        assert_eq!(calendar::key_now(id, now, Tz::UTC), None);
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        assert_eq!(calendar::key_value(id, day, Tz::UTC), None);
+        assert_eq!(calendar::literal(id, day, Tz::UTC), None);
+        let policy = crate::partition::policy::parse(
+            std::path::Path::new("p.toml"),
+            "[[table]]\nname = \"public.t\"\ninterval = \"hourly\"\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        // Past chrono's last day: no local date, so no name (not one after
+        // chrono's first day).
+        for periods in [
+            Periods::Fixed {
+                fixed: FixedInterval::parse("hourly").unwrap(),
+                key: KeyType::TimestampTz,
+                zone: Tz::UTC,
+            },
+            Periods::Calendar {
+                interval: calendar::Interval::Monthly,
+                key: KeyType::TimestampTz,
+                zone: Tz::UTC,
+            },
+        ] {
+            assert_eq!(periods.name(table, KeyValue::MAX), None, "{periods:?}");
+        }
+    }
+
+    #[test]
     fn multi_day_periods_count_from_a_monday() {
         let periods = Periods::Fixed {
             fixed: FixedInterval::parse("2 weeks").unwrap(),
@@ -387,6 +420,7 @@ mod tests {
                 NaiveDate::from_ymd_opt(y, m, d).unwrap(),
                 Tz::UTC,
             )
+            .unwrap()
         };
         let start = periods.holding(day(2026, 11, 22)).unwrap();
         assert_eq!(periods.literal(start), "'2026-11-16'");
