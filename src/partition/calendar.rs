@@ -239,15 +239,15 @@ impl FixedInterval {
 impl fmt::Display for FixedInterval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.minutes;
-        match m {
-            60 => f.write_str("hourly"),
-            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => {
-                write!(f, "{} weeks", m / (7 * MINUTES_PER_DAY))
-            }
-            _ if m.is_multiple_of(MINUTES_PER_DAY) => write!(f, "{} days", m / MINUTES_PER_DAY),
-            _ if m.is_multiple_of(60) => write!(f, "{} hours", m / 60),
-            _ => write!(f, "{m} minutes"),
-        }
+        let (count, unit) = match m {
+            60 => return f.write_str("hourly"),
+            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => (m / (7 * MINUTES_PER_DAY), "week"),
+            _ if m.is_multiple_of(MINUTES_PER_DAY) => (m / MINUTES_PER_DAY, "day"),
+            _ if m.is_multiple_of(60) => (m / 60, "hour"),
+            _ => (m, "minute"),
+        };
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "{count} {unit}{plural}")
     }
 }
 
@@ -624,6 +624,22 @@ mod tests {
             Interval::Quarterly.previous(date(2026, 1, 1)),
             date(2025, 10, 1)
         );
+    }
+
+    #[test]
+    fn fixed_intervals_display_as_written_singular_for_one() {
+        for (text, shown) in [
+            ("1 day", "1 day"),
+            ("1 week", "1 week"),
+            ("2 weeks", "2 weeks"),
+            ("14 days", "2 weeks"),
+            ("3 days", "3 days"),
+            ("2 hours", "2 hours"),
+            ("60 minutes", "hourly"),
+            ("15 minutes", "15 minutes"),
+        ] {
+            assert_eq!(FixedInterval::parse(text).unwrap().to_string(), shown);
+        }
     }
 
     #[test]
