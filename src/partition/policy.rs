@@ -934,50 +934,56 @@ fn check_retention(
             RawNumberOrText::Other(value) => value.to_string(),
         },
     };
-    if let Some(Spacing::Ids(step)) = spacing
-        && retention.amount < step.unsigned_abs()
+    if let Some(message) = spacing.and_then(|spacing| shorter_than_a_partition(&retention, spacing))
     {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention = {amount} is less than one ID range (interval = {step}): the partition being \
-                 filled would expire; keep at least one range, like retention = {step}"
-            ),
-        );
-    }
-    if let Some(Spacing::Calendar(interval)) = spacing
-        && retention.approximate_days() < interval.approximate_days()
-    {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention \"{}\" is shorter than one {interval} partition: a partition would expire before it \
-                 is complete; keep at least one interval (e.g. \"{}\")",
-                retention.text,
-                match interval {
-                    Interval::Daily => "1 day",
-                    Interval::Weekly => "1 week",
-                    Interval::Monthly => "1 month",
-                    Interval::Quarterly => "1 quarter",
-                    Interval::Yearly => "1 year",
-                }
-            ),
-        );
-    }
-    if let Some(Spacing::Fixed(fixed)) = spacing
-        && retention.approximate_days() < fixed.approximate_days()
-    {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention \"{}\" is shorter than one {fixed} partition: a partition would expire before it \
-                 is complete; keep at least \"{} days\"",
-                retention.text,
-                fixed.days()
-            ),
-        );
+        checker.problem(retention_raw.span(), message);
     }
     Some(retention)
+}
+
+/// Why a retention shorter than one partition is refused, with the least
+/// to write instead: the partition being filled would expire before it
+/// is complete.
+fn shorter_than_a_partition(retention: &Retention, spacing: Spacing) -> Option<String> {
+    let (short, one, at_least) = match spacing {
+        Spacing::Ids(step) => {
+            let amount = retention.amount;
+            return (amount < step.unsigned_abs()).then(|| {
+                format!(
+                    "retention = {amount} is less than one ID range (interval = {step}): the partition being \
+                     filled would expire; keep at least one range, like retention = {step}"
+                )
+            });
+        }
+        Spacing::Calendar(interval) => (
+            retention.approximate_days() < interval.approximate_days(),
+            interval.to_string(),
+            match interval {
+                Interval::Daily => "1 day",
+                Interval::Weekly => "1 week",
+                Interval::Monthly => "1 month",
+                Interval::Quarterly => "1 quarter",
+                Interval::Yearly => "1 year",
+            }
+            .to_owned(),
+        ),
+        Spacing::Fixed(fixed) => (
+            retention.approximate_days() < fixed.approximate_days(),
+            fixed.to_string(),
+            // Whole days, as retention counts them.
+            FixedInterval {
+                minutes: fixed.days() * 24 * 60,
+            }
+            .to_string(),
+        ),
+    };
+    short.then(|| {
+        format!(
+            "retention \"{}\" is shorter than one {one} partition: a partition would expire before it is \
+             complete; keep at least one interval (e.g. \"{at_least}\")",
+            retention.text
+        )
+    })
 }
 
 /// A retention as written: a number of IDs for an ID-ranged table, a
@@ -1336,6 +1342,26 @@ mod tests {
             message.contains("partman.toml:4:13: retention = 2.5 is a float"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_retention_shorter_than_one_partition_says_what_to_keep() {
+        let message = problems(
+            "[[table]]\nname = \"public.t\"\ninterval = \"1 week\"\nretention = \"3 days\"\n",
+        );
+        assert!(
+            message.contains(
+                "partman.toml:4:13: retention \"3 days\" is shorter than one 1 week partition: a partition \
+                 would expire before it is complete; keep at least one interval (e.g. \"1 week\")"
+            ),
+            "{message}"
+        );
+        let message = problems(
+            "[[table]]\nname = \"public.t\"\ninterval = \"monthly\"\nretention = \"2 weeks\"\n",
+        );
+        assert!(message.contains("(e.g. \"1 month\")"), "{message}");
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = 1000\nretention = 10\n");
+        assert!(message.contains("like retention = 1000"), "{message}");
     }
 
     #[test]
