@@ -538,12 +538,31 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
 
 /// An integer bound; a numeric key may print it with a zero fraction.
 fn parse_integer(text: &str) -> Option<KeyValue> {
-    let whole = match text.split_once('.') {
-        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
-        Some(_) => return None,
-        None => text,
+    match floor_integer(text)? {
+        (value, true) => KeyValue::try_from(value).ok(),
+        (_, false) => None,
+    }
+}
+
+/// An integer as PostgreSQL prints it, a numeric possibly with a fraction:
+/// the whole number at or below it (wider than bigint, for numeric), and
+/// whether it was whole. The one reading of integer text bounds, the
+/// largest key and the catalog's ordering of partitions share.
+pub fn floor_integer(text: &str) -> Option<(i128, bool)> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i128 = whole.parse().ok()?;
+    let exact = fraction.bytes().all(|b| b == b'0');
+    // Truncation went toward zero: a negative fraction floors one lower.
+    let floor = if !exact && text.starts_with('-') {
+        whole.checked_sub(1)?
+    } else {
+        whole
     };
-    whole.parse().ok()
+    Some((floor, exact))
 }
 
 /// The local wall-clock reading of an instant in `zone`, when chrono can
@@ -623,6 +642,26 @@ mod tests {
         assert_eq!(
             Interval::Quarterly.previous(date(2026, 1, 1)),
             date(2025, 10, 1)
+        );
+    }
+
+    #[test]
+    fn integer_text_is_read_one_way_flooring_fractions() {
+        assert_eq!(floor_integer("42"), Some((42, true)));
+        assert_eq!(floor_integer("1000.000"), Some((1000, true)));
+        assert_eq!(floor_integer("10.5"), Some((10, false)));
+        assert_eq!(floor_integer("-10.5"), Some((-11, false)));
+        assert_eq!(floor_integer("-0.5"), Some((-1, false)));
+        assert_eq!(
+            floor_integer("100000000000000000042"),
+            Some((100_000_000_000_000_000_042, true))
+        );
+        assert_eq!(floor_integer("1e5"), None);
+        assert_eq!(parse_integer("10.5"), None, "a bound is whole");
+        assert_eq!(
+            parse_integer("100000000000000000042"),
+            None,
+            "beyond bigint"
         );
     }
 

@@ -607,7 +607,7 @@ fn newest_first(parent: &Parent) -> Vec<(String, String)> {
                 let to = to.trim_matches('\'');
                 let upper = match to {
                     "MAXVALUE" => Some(i128::MAX),
-                    _ => to.split('.').next().and_then(|w| w.parse().ok()),
+                    _ => super::calendar::floor_integer(to).map(|(value, _)| value),
                 };
                 Some((upper, p.schema.clone(), p.name.clone()))
             }

@@ -222,18 +222,7 @@ fn id_next(step: i64, integer: IntegerType, start: KeyValue) -> Option<KeyValue>
 
 /// The local date a bound in key space falls on.
 pub fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
-    Some(match key {
-        KeyType::TimestampTz => {
-            calendar::checked_local_date(DateTime::from_timestamp_micros(value)?, zone)?
-        }
-        KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
-        KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::Epoch(unit, _) => calendar::checked_local_date(
-            DateTime::from_timestamp_micros(unit.checked_to_micros(value)?)?,
-            zone,
-        )?,
-        KeyType::Id(_) => return None,
-    })
+    to_local(key, value, zone).map(|local| local.date())
 }
 
 /// The local reading of a bound in key space.
@@ -283,17 +272,9 @@ fn fixed_literal(key: KeyType, value: KeyValue, zone: Tz) -> String {
 }
 
 /// The largest key value as the catalog read it (a numeric key may hold
-/// fractions: the whole number at or below it).
+/// fractions: the whole number at or below it); `None` beyond bigint.
 pub fn parse_max_key(text: &str) -> Option<KeyValue> {
-    let text = text.trim();
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let whole: KeyValue = whole.parse().ok()?;
-    let has_fraction = fraction.bytes().any(|b| b != b'0');
-    if has_fraction && text.starts_with('-') {
-        whole.checked_sub(1)
-    } else {
-        Some(whole)
-    }
+    KeyValue::try_from(calendar::floor_integer(text)?.0).ok()
 }
 
 #[cfg(test)]
