@@ -289,7 +289,9 @@ fn parent(
         max_key: max_key.map(|value| MaxKey {
             value,
             partition: "public.p0".into(),
+            indexed: true,
         }),
+        max_key_failure: None,
     }
 }
 

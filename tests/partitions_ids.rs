@@ -277,3 +277,230 @@ fn a_numeric_key_is_cut_into_id_ranges() {
     );
     assert_eq!(code, Some(0), "{stdout}");
 }
+
+/// A policy for `ikey` in ID ranges of 1000 that waits at most 200ms for a lock.
+fn id_policy() -> pgm::partition::policy::Policy {
+    let text = "[[table]]\nname = \"public.ikey\"\ninterval = 1000\nlock_timeout = \"200ms\"\n";
+    pgm::partition::policy::parse(std::path::Path::new("partman.toml"), text).unwrap()
+}
+
+#[test]
+fn a_max_read_behind_pending_ddl_is_that_tables_error_not_a_hang() {
+    let db = TestDb::new();
+    let mut setup = db.connect();
+    setup
+        .batch_execute(&format!(
+            "{IKEY} CREATE TABLE ikey_a PARTITION OF ikey FOR VALUES FROM (0) TO (1000); \
+             CREATE TABLE ikey_b PARTITION OF ikey FOR VALUES FROM (1000) TO (2000); \
+             INSERT INTO ikey VALUES (1042, 'x');"
+        ))
+        .unwrap();
+    // Pending DDL: a session holding ACCESS EXCLUSIVE on the newest partition.
+    let mut ddl = db.connect();
+    let mut holding = ddl.transaction().unwrap();
+    holding
+        .batch_execute("LOCK TABLE ikey_b IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let mut client = db.connect();
+    // Without a bound of its own the read would wait out this session
+    // setting and fail the whole snapshot.
+    client
+        .batch_execute("SET statement_timeout = '30s'")
+        .unwrap();
+    let policy = id_policy();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables)
+        .expect("one table's failed read does not fail the snapshot");
+    let parent = snapshot.parents[0].as_ref().unwrap();
+    assert_eq!(parent.max_key, None);
+    let failure = parent.max_key_failure.as_deref().unwrap();
+    assert!(
+        failure.contains(
+            "max(id) of public.ikey_b could not be read: another session holds a lock on it"
+        ),
+        "{failure}"
+    );
+    let at = chrono::DateTime::parse_from_rfc3339(AT).unwrap().to_utc();
+    let plan = pgm::partition::planner::plan(&policy, &snapshot, at);
+    assert_eq!(plan.steps().count(), 0, "nothing planned from a guess");
+    let problem = plan.failures().next().unwrap();
+    assert_eq!(
+        problem.kind,
+        pgm::partition::planner::ProblemKind::UnknownMaxKey
+    );
+    holding.rollback().unwrap();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables).unwrap();
+    let parent = snapshot.parents[0].as_ref().unwrap();
+    assert_eq!(parent.max_key.as_ref().unwrap().value, "1042");
+    assert_eq!(parent.max_key_failure, None);
+}
+
+#[test]
+fn the_max_key_is_read_only_for_id_ranges_and_an_unindexed_read_says_so() {
+    let db = TestDb::new();
+    let project = project(
+        &db,
+        &format!(
+            "{IKEY} CREATE TABLE ikey_a PARTITION OF ikey FOR VALUES FROM (0) TO (1000); \
+             INSERT INTO ikey VALUES (42, 'x'); \
+             CREATE TABLE ekey (t bigint NOT NULL) PARTITION BY RANGE (t); \
+             CREATE TABLE ekey_a PARTITION OF ekey FOR VALUES FROM (0) TO (1795302000); \
+             INSERT INTO ekey VALUES (7);"
+        ),
+        "[[table]]\nname = \"public.ikey\"\ninterval = 1000\n\n\
+         [[table]]\nname = \"public.ekey\"\ninterval = \"monthly\"\nepoch = \"seconds\"\n",
+    );
+    let mut client = db.connect();
+    let policy = pgm::partition::policy::load(&project.path().join("partman.toml")).unwrap();
+    let snapshot = pgm::partition::catalog::take_tables(&mut client, &policy.tables).unwrap();
+    let ids = snapshot.parents[0].as_ref().unwrap();
+    let epoch = snapshot.parents[1].as_ref().unwrap();
+    assert_eq!(ids.max_key.as_ref().map(|m| m.indexed), Some(false));
+    assert_eq!(
+        epoch.max_key, None,
+        "an epoch key counts from the clock: not read"
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "read as max(id) of public.ikey_a (a scan of it: no index on that partition leads with the key)"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_largest_and_smallest_values_of_a_smallint_key_get_a_partition() {
+    let db = TestDb::new();
+    let policy = "[[table]]\nname = \"public.skey\"\ninterval = 1000\npremake = 2\n";
+    let project = project(
+        &db,
+        "CREATE TABLE skey (id smallint NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE skey_a PARTITION OF skey FOR VALUES FROM (31000) TO (32000); \
+         INSERT INTO skey VALUES (31500);",
+        policy,
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("32000") && stdout.contains("MAXVALUE"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        bounds(&db, "skey"),
+        [
+            "skey_a FOR VALUES FROM ('31000') TO ('32000')",
+            "skey_p32000 FOR VALUES FROM ('32000') TO (MAXVALUE)",
+        ]
+    );
+    let mut client = db.connect();
+    client
+        .batch_execute("INSERT INTO skey VALUES (32767)")
+        .expect("the type's largest value has a partition");
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "check", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = pgm(
+        &project,
+        &db,
+        &["partitions", "plan", "--at", AT, "--detailed-exitcode"],
+    );
+    assert_eq!(code, Some(0), "nothing more to do: {stdout}\n{stderr}");
+
+    // The range from MINVALUE to the first multiple is one range, adopted
+    // (not drift), and counted from when it holds the largest key.
+    let db = TestDb::new();
+    let project = self::project(
+        &db,
+        "CREATE TABLE skey (id smallint NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE skey_low PARTITION OF skey FOR VALUES FROM (MINVALUE) TO (-32000); \
+         INSERT INTO skey VALUES (-32768);",
+        "[[table]]\nname = \"public.skey\"\ninterval = 1000\npremake = 1\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("drift") && !stderr.contains("which is not one"),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(
+        bounds(&db, "skey"),
+        [
+            "skey_low FOR VALUES FROM (MINVALUE) TO ('-32000')",
+            "skey_p-68000 FOR VALUES FROM ('-32000') TO ('-31000')",
+        ]
+    );
+}
+
+#[test]
+fn epoch_milliseconds_on_an_integer_column_is_an_error_naming_the_type() {
+    let db = TestDb::new();
+    let policy =
+        "[[table]]\nname = \"public.ms\"\ninterval = \"monthly\"\nepoch = \"milliseconds\"\n";
+    let project = project(
+        &db,
+        "CREATE TABLE ms (at_ms integer NOT NULL) PARTITION BY RANGE (at_ms);",
+        policy,
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let text = format!("{stdout}{stderr}");
+    assert!(
+        text.contains(
+            "public.ms: the monthly period starting 2026-11-01 needs the bound 1793491200000 (milliseconds \
+             since the epoch), which at_ms of type integer cannot hold (at most 2147483647): change at_ms to \
+             bigint in a migration"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("out of range for type integer"),
+        "never sent: {text}"
+    );
+    assert_eq!(bounds(&db, "ms"), Vec::<String>::new());
+}
+
+#[test]
+fn a_numeric_key_beyond_bigint_is_an_error_and_its_precision_bounds_the_ranges() {
+    let db = TestDb::new();
+    let project = project(
+        &db,
+        "CREATE TABLE n (id numeric(25, 0) NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE n_big PARTITION OF n FOR VALUES FROM (0) TO (MAXVALUE); \
+         INSERT INTO n VALUES (100000000000000000042);",
+        "[[table]]\nname = \"public.n\"\ninterval = 1000\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "public.n: the largest id, 100000000000000000042, is beyond bigint's range, which pgm plans ID \
+             ranges in; nothing is planned for this table"
+        ),
+        "{stdout}"
+    );
+
+    // numeric(5, 0) holds at most 99999: the last range ends at MAXVALUE,
+    // never at 100000, which PostgreSQL would refuse.
+    let db = TestDb::new();
+    let project = self::project(
+        &db,
+        "CREATE TABLE n (id numeric(5, 0) NOT NULL) PARTITION BY RANGE (id); \
+         CREATE TABLE n_a PARTITION OF n FOR VALUES FROM (98000) TO (99000); \
+         INSERT INTO n VALUES (98500);",
+        "[[table]]\nname = \"public.n\"\ninterval = 1000\npremake = 3\n",
+    );
+    let (code, stdout, stderr) = pgm(&project, &db, &["partitions", "maintain", "--at", AT]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        bounds(&db, "n"),
+        [
+            "n_a FOR VALUES FROM ('98000') TO ('99000')",
+            "n_p99000 FOR VALUES FROM ('99000') TO (MAXVALUE)",
+        ]
+    );
+    db.connect()
+        .batch_execute("INSERT INTO n VALUES (99999)")
+        .unwrap();
+}

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use pgm::duration::Timeout;
 use pgm::location::Location;
-use pgm::partition::calendar::{self, EpochUnit, FixedInterval, Interval, KeyType};
+use pgm::partition::calendar::{self, EpochUnit, FixedInterval, IntegerType, Interval, KeyType};
 use pgm::partition::catalog::{
     Bound, MaxKey, Parent, Partition, PartitionKey, PendingTable, Snapshot,
 };
@@ -34,7 +34,10 @@ const KEYS: &[(KeyType, &str)] = &[
     (KeyType::TimestampTz, "timestamp with time zone"),
     (KeyType::Timestamp, "timestamp without time zone"),
     (KeyType::Date, "date"),
-    (KeyType::Epoch(EpochUnit::Seconds), "bigint"),
+    (
+        KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+        "bigint",
+    ),
 ];
 /// Month, quarter and year turns, and the DST changes of New York and Lord Howe.
 const EDGES: &[(i32, u32, u32)] = &[
@@ -136,7 +139,7 @@ fn table_policy(case: &Case) -> TablePolicy {
         name: "t".into(),
         spacing: Spacing::Calendar(case.interval),
         epoch: match case.key {
-            KeyType::Epoch(unit) => Some(unit),
+            KeyType::Epoch(unit, _) => Some(unit),
             _ => None,
         },
         interval_location: Location {
@@ -191,7 +194,7 @@ fn printed(case: &Case, date: NaiveDate) -> String {
                 .with_timezone(&Utc)
                 .format("%Y-%m-%d %H:%M:%S+00")
         ),
-        _ => calendar::literal(case.key, date, case.zone),
+        _ => calendar::literal(case.key, date, case.zone).unwrap(),
     }
 }
 
@@ -244,6 +247,7 @@ fn snapshot(case: &Case) -> Snapshot {
             partitions,
             indexes: Vec::new(),
             max_key: None,
+            max_key_failure: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -329,18 +333,18 @@ proptest! {
         // No gap from the period holding now to the premake horizon.
         for offset in 0..=case.premake as i32 {
             let start = period_start(&case, offset);
-            let lo = calendar::key_value(case.key, start, case.zone);
-            let hi = calendar::key_value(case.key, case.interval.next(start), case.zone);
+            let lo = calendar::key_value(case.key, start, case.zone).unwrap();
+            let hi = calendar::key_value(case.key, case.interval.next(start), case.zone).unwrap();
             prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && hi <= *b), "period {start} not covered");
         }
-        let now_key = calendar::key_now(case.key, case.now, case.zone);
+        let now_key = calendar::key_now(case.key, case.now, case.zone).unwrap();
         prop_assert!(ranges.iter().any(|(a, b)| *a <= now_key && now_key < *b), "now is not covered");
 
         // Retention never takes a partition whose range reaches past the cutoff.
         if let Some((amount, unit)) = case.retention {
             let retention = Retention { amount: amount.into(), unit, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
-            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
+            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone).unwrap();
             let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
             prop_assert!(detached.len() <= case.max_drops as usize);
             for step in detached {
@@ -403,12 +407,12 @@ fn dst_zones_keep_midnight_bounds() {
     );
 }
 
-/// An ID-ranged table: its step, the largest key (none: empty), the ranges
-/// that exist (offsets from the range holding the largest key).
+/// An ID-ranged table: its step, key type, the largest key (none: empty),
+/// the ranges that exist (offsets from the range holding the largest key).
 #[derive(Debug, Clone)]
 struct IdCase {
     step: i64,
-    integer: bool,
+    integer: IntegerType,
     premake: u32,
     retention: Option<u64>,
     max_drops: u32,
@@ -416,25 +420,75 @@ struct IdCase {
     existing: Vec<i64>,
 }
 
+const INTEGER_TYPES: &[IntegerType] = &[
+    IntegerType::Smallint,
+    IntegerType::Integer,
+    IntegerType::Bigint,
+    IntegerType::NUMERIC,
+    IntegerType::Numeric { whole_digits: 6 },
+];
+
+fn sql_type(integer: IntegerType) -> &'static str {
+    match integer {
+        IntegerType::Smallint => "smallint",
+        IntegerType::Integer => "integer",
+        IntegerType::Bigint => "bigint",
+        IntegerType::Numeric { whole_digits: 6 } => "numeric(8,2)",
+        IntegerType::Numeric { .. } => "numeric",
+    }
+}
+
+/// Where the largest key sits: anywhere in a middle band, or within a few
+/// steps of either end of the type.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    Middle(i64),
+    NearTop(u32),
+    NearBottom(u32),
+}
+
 fn id_case() -> impl Strategy<Value = IdCase> {
+    let place = prop_oneof![
+        (-1_000_000_000i64..2_000_000_000).prop_map(Place::Middle),
+        (0u32..20_000).prop_map(Place::NearTop),
+        (0u32..20_000).prop_map(Place::NearBottom),
+    ];
     (
-        prop_oneof![Just(1i64), Just(10), Just(1000), 1i64..5_000_000],
-        any::<bool>(),
+        prop_oneof![
+            Just(1i64),
+            Just(10),
+            Just(1000),
+            Just(1024),
+            1i64..5_000_000
+        ],
+        proptest::sample::select(INTEGER_TYPES),
         1u32..6,
         proptest::option::of(1u64..30),
         1u32..10,
-        proptest::option::of(-1_000_000_000i64..2_000_000_000),
+        proptest::option::of(place),
         proptest::collection::btree_set(-40i64..8, 0..30),
     )
         .prop_map(
-            |(step, integer, premake, retention, max_drops, max_key, existing)| IdCase {
-                step,
-                integer,
-                premake,
-                retention: retention.map(|ranges| ranges * step.unsigned_abs()),
-                max_drops,
-                max_key,
-                existing: existing.into_iter().collect(),
+            |(step, integer, premake, retention, max_drops, place, existing)| {
+                // Within `steps_away` × step (in thousandths) of an end.
+                let near = |thousandths: u32| i64::from(thousandths) * step / 1000;
+                let max_key = place.map(|place| {
+                    match place {
+                        Place::Middle(value) => value,
+                        Place::NearTop(t) => integer.max().saturating_sub(near(t)),
+                        Place::NearBottom(t) => integer.min().saturating_add(near(t)),
+                    }
+                    .clamp(integer.min(), integer.max())
+                });
+                IdCase {
+                    step,
+                    integer,
+                    premake,
+                    retention: retention.map(|ranges| ranges * step.unsigned_abs()),
+                    max_drops,
+                    max_key,
+                    existing: existing.into_iter().collect(),
+                }
             },
         )
 }
@@ -464,14 +518,31 @@ fn id_policy(case: &IdCase) -> TablePolicy {
     table
 }
 
+/// A bound as PostgreSQL prints it, MINVALUE and MAXVALUE at the ends.
+fn id_bound(value: i64) -> String {
+    match value {
+        i64::MIN => "MINVALUE".into(),
+        i64::MAX => "MAXVALUE".into(),
+        _ => value.to_string(),
+    }
+}
+
+fn parse_id_bound(text: &str) -> i64 {
+    match text {
+        "MINVALUE" => i64::MIN,
+        "MAXVALUE" => i64::MAX,
+        _ => text.parse().unwrap(),
+    }
+}
+
 fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
     Partition {
         oid,
         schema: "public".into(),
         name: format!("t_r{oid}"),
         bound: Bound::Range {
-            from: lo.to_string(),
-            to: hi.to_string(),
+            from: id_bound(lo),
+            to: id_bound(hi),
         },
         detach_pending: false,
         estimated_rows: 10,
@@ -481,16 +552,22 @@ fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
 }
 
 fn id_snapshot(case: &IdCase) -> Snapshot {
-    let holding = case.max_key.unwrap_or(0).div_euclid(case.step) * case.step;
+    let holding = i128::from(case.max_key.unwrap_or(0)).div_euclid(i128::from(case.step))
+        * i128::from(case.step);
+    let (min, max) = (
+        i128::from(case.integer.min()),
+        i128::from(case.integer.max()),
+    );
+    // Existing ranges are ones PostgreSQL accepts: inside the type.
     let partitions = case
         .existing
         .iter()
         .enumerate()
-        .map(|(i, offset)| {
-            let lo = holding + offset * case.step;
-            id_partition(100 + i as u32, lo, lo + case.step)
+        .filter_map(|(i, offset)| {
+            let lo = holding + i128::from(*offset) * i128::from(case.step);
+            let hi = lo + i128::from(case.step);
+            (lo >= min && hi <= max).then(|| id_partition(100 + i as u32, lo as i64, hi as i64))
         })
-        .filter(|p| !case.integer || range_of(p).1 <= i64::from(i32::MAX))
         .collect();
     let mut snapshot = snapshot(&Case {
         interval: Interval::Daily,
@@ -505,18 +582,19 @@ fn id_snapshot(case: &IdCase) -> Snapshot {
         existing: Vec::new(),
     });
     let parent = snapshot.parents[0].as_mut().unwrap();
-    parent.key.as_mut().unwrap().sql_type = if case.integer { "integer" } else { "bigint" }.into();
+    parent.key.as_mut().unwrap().sql_type = sql_type(case.integer).into();
     parent.partitions = partitions;
     parent.max_key = case.max_key.map(|value| MaxKey {
         value: value.to_string(),
         partition: "public.t_r100".into(),
+        indexed: true,
     });
     snapshot
 }
 
 fn range_of(p: &Partition) -> (i64, i64) {
     match &p.bound {
-        Bound::Range { from, to } => (from.parse().unwrap(), to.parse().unwrap()),
+        Bound::Range { from, to } => (parse_id_bound(from), parse_id_bound(to)),
         _ => unreachable!("only ranges"),
     }
 }
@@ -529,8 +607,8 @@ fn apply_ids(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
         let name = step.partition.as_ref().map(|p| p.name.clone());
         match step.action {
             Action::AttachPartition | Action::MoveDefaultRows => {
-                let lo = step.from.as_ref().unwrap().parse().unwrap();
-                let hi = step.to.as_ref().unwrap().parse().unwrap();
+                let lo = parse_id_bound(step.from.as_ref().unwrap());
+                let hi = parse_id_bound(step.to.as_ref().unwrap());
                 parent.partitions.push(id_partition(oid, lo, hi));
             }
             Action::DetachPartition => parent.partitions.retain(|p| Some(&p.name) != name.as_ref()),
@@ -540,8 +618,13 @@ fn apply_ids(snapshot: &Snapshot, plan: &Plan) -> Snapshot {
     after
 }
 
+/// Whether [lo, hi) holds `value` (a range to MAXVALUE holds the largest).
+fn holds((lo, hi): (i64, i64), value: i64) -> bool {
+    lo <= value && (value < hi || hi == i64::MAX)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 800, ..ProptestConfig::default() })]
 
     #[test]
     fn id_planner_properties(case in id_case()) {
@@ -549,20 +632,7 @@ proptest! {
         let before = id_snapshot(&case);
         let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
         let plan = planner::plan(&policy, &before, now);
-        let top = if case.integer { i64::from(i32::MAX) } else { i64::MAX };
         let max = case.max_key.unwrap_or(0);
-        // An empty table counts from its lowest range, or from 0 without one.
-        let lowest = before.parents[0].as_ref().unwrap().partitions.iter().map(|p| range_of(p).0).min();
-        let holding = match (case.max_key, lowest) {
-            (None, Some(lowest)) => lowest,
-            _ => max.div_euclid(case.step) * case.step,
-        };
-        let horizon = holding.checked_add((i64::from(case.premake) + 1) * case.step);
-        if horizon.is_none_or(|h| h > top) || (case.integer && holding < i64::from(i32::MIN)) {
-            // Past the type's range: an error entry, never a bound PostgreSQL refuses.
-            prop_assert!(plan.problems().any(|p| p.kind == planner::ProblemKind::OutOfRange), "{:?}", plan.entries);
-            return Ok(());
-        }
         prop_assert!(plan.problems().next().is_none(), "{:?}", plan.entries);
         let after = apply_ids(&before, &plan);
         let mut ranges: Vec<(i64, i64)> = after.parents[0].as_ref().unwrap().partitions.iter().map(range_of).collect();
@@ -570,13 +640,39 @@ proptest! {
         for pair in ranges.windows(2) {
             prop_assert!(pair[0].1 <= pair[1].0, "overlap: {:?}", pair);
         }
-        // No gap from the range holding the largest key to the premake horizon.
-        for offset in 0..=i64::from(case.premake) {
-            let lo = holding + offset * case.step;
-            prop_assert!(ranges.iter().any(|(a, b)| *a <= lo && lo + case.step <= *b), "range {lo} not covered");
+        // Every bound written is inside the type, or MINVALUE / MAXVALUE.
+        for step in plan.steps().filter(|s| s.action == Action::AttachPartition) {
+            for bound in [step.from.as_ref().unwrap(), step.to.as_ref().unwrap()] {
+                let value = parse_id_bound(bound);
+                prop_assert!(
+                    matches!(value, i64::MIN | i64::MAX)
+                        || (case.integer.min()..=case.integer.max()).contains(&value),
+                    "{bound} is outside {:?}", case.integer
+                );
+            }
+        }
+        // An empty table counts from its lowest range, or from 0 without one.
+        let lowest = before.parents[0].as_ref().unwrap().partitions.iter().map(|p| range_of(p).0).min();
+        let point = match (case.max_key, lowest) {
+            (None, Some(lowest)) => lowest,
+            _ => max,
+        };
+        // No gap from the range holding the point through premake more,
+        // or to MAXVALUE: the type's largest value always gets a range.
+        let mut at = point;
+        for offset in 0..=case.premake {
+            let range = ranges.iter().find(|r| holds(**r, at));
+            prop_assert!(range.is_some(), "{at} (premake {offset}) not covered: {ranges:?}");
+            let (_, hi) = *range.unwrap();
+            if hi == i64::MAX {
+                prop_assert!(holds((at, hi), case.integer.max()));
+                break;
+            }
+            at = hi;
         }
         // Replanning the result only goes on retiring what the cap held back.
         let again = planner::plan(&policy, &after, now);
+        prop_assert!(again.problems().next().is_none(), "{:?}", again.entries);
         prop_assert!(again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)));
         // Retention never takes a range reaching above max - retention, and
         // nothing expires while the table is empty.
@@ -588,10 +684,67 @@ proptest! {
         if let Some(retention) = case.retention {
             let cutoff = max.saturating_sub(retention as i64);
             for step in detached {
-                let hi: i64 = step.to.as_ref().unwrap().parse().unwrap();
+                let hi = parse_id_bound(step.to.as_ref().unwrap());
                 prop_assert!(hi <= cutoff, "{hi} ends above the cutoff {cutoff}");
             }
         }
+    }
+}
+
+#[test]
+fn the_ends_of_each_integer_type_get_a_range() {
+    let cases = [
+        (IntegerType::Smallint, 32_767, "32000", "MAXVALUE"),
+        (IntegerType::Smallint, -32_768, "MINVALUE", "-32000"),
+        (
+            IntegerType::Integer,
+            2_147_483_647,
+            "2147483000",
+            "MAXVALUE",
+        ),
+        (
+            IntegerType::Bigint,
+            i64::MAX,
+            "9223372036854775000",
+            "MAXVALUE",
+        ),
+        (
+            IntegerType::NUMERIC,
+            i64::MIN,
+            "MINVALUE",
+            "-9223372036854775000",
+        ),
+    ];
+    for (integer, max_key, from, to) in cases {
+        let case = IdCase {
+            step: 1000,
+            integer,
+            premake: 3,
+            retention: None,
+            max_drops: 1,
+            max_key: Some(max_key),
+            existing: Vec::new(),
+        };
+        let policy = Policy {
+            path: "p.toml".into(),
+            tables: vec![id_policy(&case)],
+        };
+        let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+        let plan = planner::plan(&policy, &id_snapshot(&case), now);
+        let attach = plan
+            .steps()
+            .find(|s| s.action == Action::AttachPartition)
+            .unwrap();
+        assert_eq!(
+            (attach.from.as_deref(), attach.to.as_deref()),
+            (Some(from), Some(to)),
+            "{integer:?}"
+        );
+        assert!(
+            attach.sql[0].ends_with(&format!("FOR VALUES FROM ({from}) TO ({to})")),
+            "{}",
+            attach.sql[0]
+        );
     }
 }
 
@@ -624,7 +777,10 @@ const FIXED_INTERVALS: &[&str] = &[
 const FIXED_KEYS: &[(KeyType, &str)] = &[
     (KeyType::TimestampTz, "timestamp with time zone"),
     (KeyType::Timestamp, "timestamp without time zone"),
-    (KeyType::Epoch(EpochUnit::Milliseconds), "bigint"),
+    (
+        KeyType::Epoch(EpochUnit::Milliseconds, IntegerType::Bigint),
+        "bigint",
+    ),
 ];
 /// The DST changes of New York, Berlin and Lord Howe (a half-hour shift).
 const DST_DAYS: &[(i32, u32, u32)] = &[
@@ -680,7 +836,7 @@ fn fixed_periods(case: &FixedCase) -> planner::Periods {
 /// The start of the period `offset` periods from the one holding now.
 fn fixed_start(case: &FixedCase, offset: i32) -> i64 {
     let periods = fixed_periods(case);
-    let now = calendar::key_now(case.key, case.now, case.zone);
+    let now = calendar::key_now(case.key, case.now, case.zone).unwrap();
     let mut start = periods.holding(now).unwrap();
     for _ in 0..offset.max(0) {
         start = periods.next(start).unwrap();
@@ -713,7 +869,7 @@ fn fixed_snapshot(case: &FixedCase) -> Snapshot {
         .collect();
     let mut snapshot = id_snapshot(&IdCase {
         step: 1,
-        integer: false,
+        integer: IntegerType::Bigint,
         premake: case.premake,
         retention: None,
         max_drops: case.max_drops,
@@ -729,7 +885,7 @@ fn fixed_snapshot(case: &FixedCase) -> Snapshot {
 fn fixed_policy(case: &FixedCase) -> TablePolicy {
     let mut table = id_policy(&IdCase {
         step: 1,
-        integer: false,
+        integer: IntegerType::Bigint,
         premake: case.premake,
         retention: None,
         max_drops: case.max_drops,
@@ -739,7 +895,7 @@ fn fixed_policy(case: &FixedCase) -> TablePolicy {
     table.spacing = Spacing::Fixed(FixedInterval::parse(case.interval).unwrap());
     table.time_zone = case.zone;
     table.epoch = match case.key {
-        KeyType::Epoch(unit) => Some(unit),
+        KeyType::Epoch(unit, _) => Some(unit),
         _ => None,
     };
     table.naming = "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}".into();
@@ -795,7 +951,7 @@ proptest! {
             prop_assert!(range.0 < range.1, "an empty period: {:?}", range);
         }
         // No gap from the period holding now to the premake horizon.
-        let now_key = calendar::key_now(case.key, case.now, case.zone);
+        let now_key = calendar::key_now(case.key, case.now, case.zone).unwrap();
         let horizon = fixed_start(&case, case.premake as i32 + 1);
         let mut at = now_key;
         while at < horizon {
@@ -808,7 +964,7 @@ proptest! {
         if let Some(days) = case.retention_days {
             let retention = Retention { amount: u64::from(days), unit: RetentionUnit::Days, action: RetentionAction::Drop, text: String::new() };
             let cutoff = retention.cutoff(calendar::local_date(case.now, case.zone));
-            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone);
+            let cutoff_key = calendar::key_value(case.key, cutoff, case.zone).unwrap();
             let detached: Vec<_> = plan.steps().filter(|s| s.action == Action::DetachPartition).collect();
             prop_assert!(detached.len() <= case.max_drops as usize);
             for step in detached {
@@ -829,4 +985,113 @@ proptest! {
         let again = planner::plan(&policy, &after, case.now);
         prop_assert!(again.steps().all(|s| matches!(s.action, Action::DetachPartition | Action::DropPartition)), "{:?}", again.entries);
     }
+}
+
+/// Instants around DST changes (both ways, including Lord Howe's 30-minute
+/// one) and a Samoa day skip, where a repeated local time reads as its
+/// first instant.
+const DST_CHANGES: &[(&str, i64)] = &[
+    ("Europe/Berlin", 1_792_890_000),       // 2026-10-25 01:00Z, back
+    ("Europe/Berlin", 1_774_746_000),       // 2026-03-29 01:00Z, forward
+    ("America/New_York", 1_793_512_800),    // 2026-11-01 06:00Z, back
+    ("America/New_York", 1_772_953_200),    // 2026-03-08 07:00Z, forward
+    ("Australia/Lord_Howe", 1_775_313_000), // 2026-04-04 15:00Z, back 30 min
+    ("Pacific/Apia", 1_325_239_200),        // 2011-12-30 10:00Z, a skipped day
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// Checked against `next`, not against the function that found the
+    /// period: the period found for an instant holds it.
+    #[test]
+    fn every_instant_lies_inside_the_period_found_for_it(
+        change in proptest::sample::select(DST_CHANGES),
+        offset in -4 * 3600i64..4 * 3600,
+        fixed in proptest::sample::select(FIXED_INTERVALS),
+        calendar in proptest::sample::select(INTERVALS),
+        epoch in any::<bool>(),
+    ) {
+        let zone: Tz = change.0.parse().unwrap();
+        let seconds = change.1 + offset;
+        let (key, value) = if epoch {
+            (KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint), seconds)
+        } else {
+            (KeyType::TimestampTz, seconds * 1_000_000)
+        };
+        let fixed = FixedInterval::parse(fixed).unwrap();
+        for periods in [
+            planner::Periods::Fixed { fixed, key, zone },
+            planner::Periods::Calendar { interval: calendar, key, zone },
+        ] {
+            let start = periods.holding(value).unwrap();
+            let end = periods.next(start).unwrap();
+            prop_assert!(
+                start <= value && value < end,
+                "{periods:?}: {value} is not in [{}, {})",
+                periods.literal(start),
+                periods.literal(end)
+            );
+        }
+    }
+}
+
+#[test]
+fn thirty_minutes_at_the_berlin_fall_back_hold_the_second_pass() {
+    let zone: Tz = "Europe/Berlin".parse().unwrap();
+    let periods = planner::Periods::Fixed {
+        fixed: FixedInterval::parse("30 minutes").unwrap(),
+        key: KeyType::TimestampTz,
+        zone,
+    };
+    // 2026-10-25T01:10:00Z is 02:10 CET, the second 02:10 of the night.
+    let instant = Utc
+        .with_ymd_and_hms(2026, 10, 25, 1, 10, 0)
+        .unwrap()
+        .timestamp_micros();
+    let start = periods.holding(instant).unwrap();
+    let end = periods.next(start).unwrap();
+    assert_eq!(
+        (periods.literal(start), periods.literal(end)),
+        (
+            "'2026-10-25 02:30:00+02'".to_owned(),
+            "'2026-10-25 03:00:00+01'".to_owned()
+        )
+    );
+}
+
+#[test]
+fn an_id_policy_keeping_too_many_partitions_is_warned_with_the_count() {
+    let case = IdCase {
+        step: 10,
+        integer: IntegerType::Bigint,
+        premake: 1000,
+        retention: Some(1_000_000_000),
+        max_drops: 1,
+        max_key: Some(5),
+        existing: Vec::new(),
+    };
+    let policy = Policy {
+        path: "p.toml".into(),
+        tables: vec![id_policy(&case)],
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let plan = planner::plan(&policy, &id_snapshot(&case), now);
+    let warning = plan
+        .problems()
+        .find(|p| p.kind == planner::ProblemKind::ManyPartitions)
+        .expect("a many_partitions warning");
+    assert!(
+        warning.message.contains(
+            "public.t with interval 10 keeps about 100001001 partitions (premake = 1000 ahead, about \
+             100000000 kept by retention 1000000000 IDs)"
+        ),
+        "{}",
+        warning.message
+    );
+    assert!(
+        warning
+            .message
+            .contains("a larger step or a smaller retention keeps fewer")
+    );
 }

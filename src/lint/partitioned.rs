@@ -426,8 +426,8 @@ fn not_in_policy(
                  Without one, inserts fail once no partition holds their {column}",
                 if integer_key {
                     format!(
-                        "interval = 1000000\n(an ID step; if {column} holds time since the epoch, write a \
-                         time interval and epoch = \"seconds\" instead)\n"
+                        "interval = 1000000\n# an ID step; if {column} holds time since the epoch, write a \
+                         time interval and epoch = \"seconds\" instead\n"
                     )
                 } else {
                     "interval = \"monthly\"\n".to_owned()
@@ -615,7 +615,14 @@ mod tests {
             found[0].help.clone()
         };
         let by_id = help("CREATE TABLE o (id bigint NOT NULL, at date) PARTITION BY RANGE (id);");
-        assert!(by_id.contains("interval = 1000000\n(an ID step"), "{by_id}");
+        assert!(
+            by_id.contains("interval = 1000000\n# an ID step"),
+            "{by_id}"
+        );
+        // The snippet, from [[table]] to the sentence after it, pastes as TOML.
+        let snippet = &by_id[by_id.find("[[table]]").unwrap()..by_id.find("Without one").unwrap()];
+        let parsed: toml::Table = toml::from_str(snippet).expect("the snippet is valid TOML");
+        assert_eq!(parsed["table"][0]["interval"].as_integer(), Some(1_000_000));
         let by_date = help("CREATE TABLE o (id bigint NOT NULL, at date) PARTITION BY RANGE (at);");
         assert!(by_date.contains("interval = \"monthly\""), "{by_date}");
     }

@@ -239,15 +239,15 @@ impl FixedInterval {
 impl fmt::Display for FixedInterval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.minutes;
-        match m {
-            60 => f.write_str("hourly"),
-            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => {
-                write!(f, "{} weeks", m / (7 * MINUTES_PER_DAY))
-            }
-            _ if m.is_multiple_of(MINUTES_PER_DAY) => write!(f, "{} days", m / MINUTES_PER_DAY),
-            _ if m.is_multiple_of(60) => write!(f, "{} hours", m / 60),
-            _ => write!(f, "{m} minutes"),
-        }
+        let (count, unit) = match m {
+            60 => return f.write_str("hourly"),
+            _ if m.is_multiple_of(7 * MINUTES_PER_DAY) => (m / (7 * MINUTES_PER_DAY), "week"),
+            _ if m.is_multiple_of(MINUTES_PER_DAY) => (m / MINUTES_PER_DAY, "day"),
+            _ if m.is_multiple_of(60) => (m / 60, "hour"),
+            _ => (m, "minute"),
+        };
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "{count} {unit}{plural}")
     }
 }
 
@@ -324,17 +324,32 @@ pub enum IntegerType {
     Smallint,
     Integer,
     Bigint,
-    /// Values beyond bigint's range are outside what pgm plans.
-    Numeric,
+    /// `numeric(p, s)` holds `p - s` digits before the point (`numeric`
+    /// without a precision: as many as bigint); values beyond bigint's
+    /// range are outside what pgm plans.
+    Numeric {
+        whole_digits: u8,
+    },
 }
 
+/// Digits of bigint's largest value.
+const BIGINT_DIGITS: u8 = 19;
+
 impl IntegerType {
+    /// `numeric` without a precision.
+    pub const NUMERIC: IntegerType = IntegerType::Numeric {
+        whole_digits: BIGINT_DIGITS,
+    };
+
     /// The largest value a bound may have.
     pub fn max(self) -> i64 {
         match self {
             IntegerType::Smallint => i64::from(i16::MAX),
             IntegerType::Integer => i64::from(i32::MAX),
-            IntegerType::Bigint | IntegerType::Numeric => i64::MAX,
+            IntegerType::Numeric { whole_digits } if whole_digits < BIGINT_DIGITS => {
+                10i64.pow(u32::from(whole_digits)) - 1
+            }
+            IntegerType::Bigint | IntegerType::Numeric { .. } => i64::MAX,
         }
     }
 
@@ -343,8 +358,26 @@ impl IntegerType {
         match self {
             IntegerType::Smallint => i64::from(i16::MIN),
             IntegerType::Integer => i64::from(i32::MIN),
-            IntegerType::Bigint | IntegerType::Numeric => i64::MIN,
+            IntegerType::Numeric { whole_digits } if whole_digits < BIGINT_DIGITS => -self.max(),
+            IntegerType::Bigint | IntegerType::Numeric { .. } => i64::MIN,
         }
+    }
+
+    /// `numeric`, `numeric(p)` or `numeric(p,s)` as `format_type` prints it.
+    fn parse_numeric(name: &str) -> Option<IntegerType> {
+        if name == "numeric" {
+            return Some(IntegerType::NUMERIC);
+        }
+        let inside = name.strip_prefix("numeric(")?.strip_suffix(')')?;
+        let (precision, scale) = inside.split_once(',').unwrap_or((inside, "0"));
+        let precision: i32 = precision.trim().parse().ok()?;
+        let scale: i32 = scale.trim().parse().ok()?;
+        let whole = precision
+            .saturating_sub(scale)
+            .clamp(0, i32::from(BIGINT_DIGITS));
+        Some(IntegerType::Numeric {
+            whole_digits: u8::try_from(whole).ok()?,
+        })
     }
 
     /// Digits of the largest value: partition names pad to this, so that
@@ -374,9 +407,7 @@ impl SqlKey {
             "smallint" => SqlKey::Integer(IntegerType::Smallint),
             "integer" => SqlKey::Integer(IntegerType::Integer),
             "bigint" => SqlKey::Integer(IntegerType::Bigint),
-            _ if name == "numeric" || name.starts_with("numeric(") => {
-                SqlKey::Integer(IntegerType::Numeric)
-            }
+            _ if name.starts_with("numeric") => SqlKey::Integer(IntegerType::parse_numeric(name)?),
             _ => return None,
         })
     }
@@ -391,7 +422,8 @@ pub enum KeyType {
     Timestamp,
     Date,
     /// An integer holding a time since the epoch in this unit.
-    Epoch(EpochUnit),
+    /// The integer type bounds must fit (milliseconds overflow an `integer`).
+    Epoch(EpochUnit, IntegerType),
     /// An integer identifier, cut into fixed steps.
     Id(IntegerType),
 }
@@ -427,17 +459,16 @@ pub fn start_of_day(date: NaiveDate, zone: Tz) -> DateTime<Tz> {
     zone.from_utc_datetime(&local)
 }
 
-/// The bound of a period starting on `date`, in key space.
-pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> KeyValue {
-    match key {
+/// The bound of a period starting on `date`, in key space; `None` for an
+/// ID key, whose ranges are not days (answering would be a guess).
+pub fn key_value(key: KeyType, date: NaiveDate, zone: Tz) -> Option<KeyValue> {
+    Some(match key {
         KeyType::TimestampTz => start_of_day(date, zone).timestamp_micros(),
         KeyType::Timestamp => date.and_time(NaiveTime::MIN).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(date.num_days_from_ce()),
-        KeyType::Epoch(unit) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
-        // ID ranges are not days and the planner never asks; a day count
-        // keeps the function total.
-        KeyType::Id(_) => i64::from(date.num_days_from_ce()),
-    }
+        KeyType::Epoch(unit, _) => epoch_value(unit, start_of_day(date, zone).timestamp_micros()),
+        KeyType::Id(_) => return None,
+    })
 }
 
 /// An instant as an epoch count, held at the ends of i64.
@@ -453,13 +484,14 @@ fn epoch_value(unit: EpochUnit, micros: i64) -> KeyValue {
 /// with an explicit offset for `timestamptz` (written the way PostgreSQL
 /// prints it, so plans and status read alike), naive for `timestamp`, a plain
 /// date, or a number.
-pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> String {
-    match key {
+/// `None` for an ID key (see `key_value`).
+pub fn literal(key: KeyType, date: NaiveDate, zone: Tz) -> Option<String> {
+    Some(match key {
         KeyType::TimestampTz => timestamptz_literal(start_of_day(date, zone)),
         KeyType::Timestamp => format!("'{}'", date.format("%Y-%m-%d 00:00:00")),
         KeyType::Date => format!("'{}'", date.format("%Y-%m-%d")),
-        KeyType::Epoch(_) | KeyType::Id(_) => key_value(key, date, zone).to_string(),
-    }
+        KeyType::Epoch(..) | KeyType::Id(_) => key_value(key, date, zone)?.to_string(),
+    })
 }
 
 /// A `timestamptz` literal with the zone's offset, as PostgreSQL prints
@@ -500,18 +532,37 @@ pub fn parse_bound(key: KeyType, text: &str) -> Option<KeyValue> {
         KeyType::Date => NaiveDate::parse_from_str(unquoted, "%Y-%m-%d")
             .ok()
             .map(|d| i64::from(d.num_days_from_ce())),
-        KeyType::Epoch(_) | KeyType::Id(_) => parse_integer(unquoted),
+        KeyType::Epoch(..) | KeyType::Id(_) => parse_integer(unquoted),
     }
 }
 
 /// An integer bound; a numeric key may print it with a zero fraction.
 fn parse_integer(text: &str) -> Option<KeyValue> {
-    let whole = match text.split_once('.') {
-        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
-        Some(_) => return None,
-        None => text,
+    match floor_integer(text)? {
+        (value, true) => KeyValue::try_from(value).ok(),
+        (_, false) => None,
+    }
+}
+
+/// An integer as PostgreSQL prints it, a numeric possibly with a fraction:
+/// the whole number at or below it (wider than bigint, for numeric), and
+/// whether it was whole. The one reading of integer text bounds, the
+/// largest key and the catalog's ordering of partitions share.
+pub fn floor_integer(text: &str) -> Option<(i128, bool)> {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i128 = whole.parse().ok()?;
+    let exact = fraction.bytes().all(|b| b == b'0');
+    // Truncation went toward zero: a negative fraction floors one lower.
+    let floor = if !exact && text.starts_with('-') {
+        whole.checked_sub(1)?
+    } else {
+        whole
     };
-    whole.parse().ok()
+    Some((floor, exact))
 }
 
 /// The local wall-clock reading of an instant in `zone`, when chrono can
@@ -542,17 +593,17 @@ pub fn local_date(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
     local_time(now, zone).date()
 }
 
-/// "now" in key space, to compare with bounds.
-pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> KeyValue {
-    match key {
+/// "now" in key space, to compare with bounds; `None` for an ID key, which
+/// counts from its largest value, not the clock (see
+/// `planner::reference_point`).
+pub fn key_now(key: KeyType, now: DateTime<Utc>, zone: Tz) -> Option<KeyValue> {
+    Some(match key {
         KeyType::TimestampTz => now.timestamp_micros(),
         KeyType::Timestamp => local_time(now, zone).and_utc().timestamp_micros(),
         KeyType::Date => i64::from(local_date(now, zone).num_days_from_ce()),
-        KeyType::Epoch(unit) => epoch_value(unit, now.timestamp_micros()),
-        // ID ranges count from the largest key, not the clock (see
-        // `planner::reference_point`); a day count keeps the function total.
-        KeyType::Id(_) => i64::from(local_date(now, zone).num_days_from_ce()),
-    }
+        KeyType::Epoch(unit, _) => epoch_value(unit, now.timestamp_micros()),
+        KeyType::Id(_) => return None,
+    })
 }
 
 #[cfg(test)]
@@ -595,39 +646,76 @@ mod tests {
     }
 
     #[test]
+    fn integer_text_is_read_one_way_flooring_fractions() {
+        assert_eq!(floor_integer("42"), Some((42, true)));
+        assert_eq!(floor_integer("1000.000"), Some((1000, true)));
+        assert_eq!(floor_integer("10.5"), Some((10, false)));
+        assert_eq!(floor_integer("-10.5"), Some((-11, false)));
+        assert_eq!(floor_integer("-0.5"), Some((-1, false)));
+        assert_eq!(
+            floor_integer("100000000000000000042"),
+            Some((100_000_000_000_000_000_042, true))
+        );
+        assert_eq!(floor_integer("1e5"), None);
+        assert_eq!(parse_integer("10.5"), None, "a bound is whole");
+        assert_eq!(
+            parse_integer("100000000000000000042"),
+            None,
+            "beyond bigint"
+        );
+    }
+
+    #[test]
+    fn fixed_intervals_display_as_written_singular_for_one() {
+        for (text, shown) in [
+            ("1 day", "1 day"),
+            ("1 week", "1 week"),
+            ("2 weeks", "2 weeks"),
+            ("14 days", "2 weeks"),
+            ("3 days", "3 days"),
+            ("2 hours", "2 hours"),
+            ("60 minutes", "hourly"),
+            ("15 minutes", "15 minutes"),
+        ] {
+            assert_eq!(FixedInterval::parse(text).unwrap().to_string(), shown);
+        }
+    }
+
+    #[test]
     fn timestamptz_literals_carry_the_zone_offset_across_dst() {
         let ny: Tz = "America/New_York".parse().unwrap();
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 11, 1), ny),
+            literal(KeyType::TimestampTz, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01 00:00:00-04'"
         );
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 12, 1), ny),
+            literal(KeyType::TimestampTz, date(2026, 12, 1), ny).unwrap(),
             "'2026-12-01 00:00:00-05'"
         );
         let lord_howe: Tz = "Australia/Lord_Howe".parse().unwrap();
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 10, 1), lord_howe),
+            literal(KeyType::TimestampTz, date(2026, 10, 1), lord_howe).unwrap(),
             "'2026-10-01 00:00:00+10:30'"
         );
         assert_eq!(
-            literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe),
+            literal(KeyType::TimestampTz, date(2026, 11, 1), lord_howe).unwrap(),
             "'2026-11-01 00:00:00+11'"
         );
         assert_eq!(
-            literal(KeyType::Timestamp, date(2026, 11, 1), ny),
+            literal(KeyType::Timestamp, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01 00:00:00'"
         );
         assert_eq!(
-            literal(KeyType::Date, date(2026, 11, 1), ny),
+            literal(KeyType::Date, date(2026, 11, 1), ny).unwrap(),
             "'2026-11-01'"
         );
         assert_eq!(
             literal(
-                KeyType::Epoch(EpochUnit::Seconds),
+                KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
                 date(2026, 11, 1),
                 Tz::UTC
-            ),
+            )
+            .unwrap(),
             "1793491200"
         );
     }
@@ -643,7 +731,7 @@ mod tests {
     #[test]
     fn bounds_printed_by_postgresql_parse_back() {
         let ny: Tz = "America/New_York".parse().unwrap();
-        let value = key_value(KeyType::TimestampTz, date(2026, 11, 1), ny);
+        let value = key_value(KeyType::TimestampTz, date(2026, 11, 1), ny).unwrap();
         assert_eq!(
             parse_bound(KeyType::TimestampTz, "'2026-11-01 04:00:00+00'"),
             Some(value)
@@ -654,14 +742,17 @@ mod tests {
         );
         assert_eq!(
             parse_bound(KeyType::Timestamp, "'2026-11-01 00:00:00'"),
-            Some(key_value(KeyType::Timestamp, date(2026, 11, 1), ny))
+            Some(key_value(KeyType::Timestamp, date(2026, 11, 1), ny).unwrap())
         );
         assert_eq!(
             parse_bound(KeyType::Date, "'2026-11-01'"),
-            Some(key_value(KeyType::Date, date(2026, 11, 1), ny))
+            Some(key_value(KeyType::Date, date(2026, 11, 1), ny).unwrap())
         );
         assert_eq!(
-            parse_bound(KeyType::Epoch(EpochUnit::Seconds), "1793491200"),
+            parse_bound(
+                KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                "1793491200"
+            ),
             Some(1_793_491_200)
         );
         assert_eq!(parse_bound(KeyType::Date, "MINVALUE"), Some(i64::MIN));
@@ -711,15 +802,19 @@ mod tests {
                     KeyType::TimestampTz,
                     KeyType::Timestamp,
                     KeyType::Date,
-                    KeyType::Epoch(EpochUnit::Seconds),
-                    KeyType::Epoch(EpochUnit::Microseconds),
+                    KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                    KeyType::Epoch(EpochUnit::Microseconds, IntegerType::Bigint),
                 ] {
                     let _ = key_now(key, now, zone);
                 }
             }
             for day in [NaiveDate::MIN, NaiveDate::MAX] {
                 let _ = literal(KeyType::TimestampTz, day, zone);
-                let _ = key_value(KeyType::Epoch(EpochUnit::Seconds), day, zone);
+                let _ = key_value(
+                    KeyType::Epoch(EpochUnit::Seconds, IntegerType::Bigint),
+                    day,
+                    zone,
+                );
             }
         }
         assert_eq!(checked_local_date(DateTime::<Utc>::MAX_UTC, ahead), None);

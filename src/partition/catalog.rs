@@ -1,17 +1,23 @@
 //! The catalog as the planner sees it, read in a constant number of queries
-//! whatever the number of tables and partitions (plus, for an integer key,
-//! one indexed `max` per partition from the newest down to the first that
-//! holds rows), inside one read-only
-//! repeatable-read transaction (one consistent picture), with the session
-//! in UTC so partition bounds print the same way everywhere.
+//! whatever the number of tables and partitions (plus, for a table cut into
+//! ID ranges, one `max` per partition from the newest down to the first that
+//! holds rows, each bounded by the table's lock_timeout), inside one
+//! read-only repeatable-read transaction (one consistent picture), with the
+//! session in UTC so partition bounds print the same way everywhere.
 
 use std::collections::HashMap;
 
 use postgres::Client;
 use serde::Serialize;
 
-use super::policy::TablePolicy;
+use super::policy::{Spacing, TablePolicy};
 use crate::db::quote_ident;
+use crate::duration::Timeout;
+
+/// What a `max(key)` read may take beyond its wait for a lock: an index
+/// read takes milliseconds; a scan of a large unindexed partition is cut
+/// short rather than left to hold up the run.
+const MAX_KEY_READ_BUDGET_MS: u64 = 5_000;
 
 /// Marks a table pgm created for a period and has not attached yet, so a
 /// run killed between the two steps is finished by the next one.
@@ -98,9 +104,13 @@ pub struct Parent {
     pub unlogged: bool,
     pub partitions: Vec<Partition>,
     pub indexes: Vec<Index>,
-    /// For an integer key: the largest value, read from the newest
-    /// partition holding rows; `None` when no partition holds a row.
+    /// For a table cut into ID ranges: the largest value, read from the
+    /// newest partition holding rows; `None` when no partition holds a row
+    /// (or it was not read: see `max_key_failure`).
     pub max_key: Option<MaxKey>,
+    /// Why the largest key could not be read (a lock held by pending DDL,
+    /// a read cut short), in words that say what to do.
+    pub max_key_failure: Option<String>,
 }
 
 /// The largest key value of an integer-keyed table and where it was read.
@@ -112,6 +122,29 @@ pub struct MaxKey {
     /// partition holding rows (an index read when the key is indexed), never
     /// the whole table, as pg_partman does.
     pub partition: String,
+    /// Whether a valid index on that partition leads with the key: without
+    /// one the read scanned the partition.
+    pub indexed: bool,
+}
+
+/// A table the snapshot reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRead {
+    pub schema: String,
+    pub name: String,
+    /// For a table cut into ID ranges: read its largest key, waiting for a
+    /// lock at most this long.
+    pub max_key_within: Option<Timeout>,
+}
+
+impl TableRead {
+    pub fn of(table: &TablePolicy) -> TableRead {
+        TableRead {
+            schema: table.schema.clone(),
+            name: table.name.clone(),
+            max_key_within: matches!(table.spacing, Spacing::Ids(_)).then_some(table.lock_timeout),
+        }
+    }
 }
 
 /// A table pgm created for a period and did not attach (its run was stopped).
@@ -177,23 +210,35 @@ pub fn default_partitions_with_rows(
     Ok(found)
 }
 
-/// Reads the tables of these policy entries, in their order.
+/// Reads the tables of these policy entries, in their order; the largest
+/// key only of those cut into ID ranges (an epoch key counts from the clock).
 pub fn take_tables<'a>(
     client: &mut Client,
     tables: impl IntoIterator<Item = &'a TablePolicy>,
 ) -> Result<Snapshot, postgres::Error> {
-    let names: Vec<(String, String)> = tables
-        .into_iter()
-        .map(|t| (t.schema.clone(), t.name.clone()))
-        .collect();
-    take(client, &names)
+    let reads: Vec<TableRead> = tables.into_iter().map(TableRead::of).collect();
+    take_reads(client, &reads)
 }
 
-/// Reads the parents named (schema, table) with their partitions and indexes.
+/// Reads the parents named (schema, table) with their partitions and
+/// indexes, reading no table's rows.
 pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot, postgres::Error> {
-    let qualified: Vec<String> = names
+    let reads: Vec<TableRead> = names
         .iter()
-        .map(|(schema, table)| format!("{}.{}", quote_ident(schema), quote_ident(table)))
+        .map(|(schema, name)| TableRead {
+            schema: schema.clone(),
+            name: name.clone(),
+            max_key_within: None,
+        })
+        .collect();
+    take_reads(client, &reads)
+}
+
+/// Reads these tables with their partitions and indexes, in order.
+pub fn take_reads(client: &mut Client, reads: &[TableRead]) -> Result<Snapshot, postgres::Error> {
+    let qualified: Vec<String> = reads
+        .iter()
+        .map(|r| format!("{}.{}", quote_ident(&r.schema), quote_ident(&r.name)))
         .collect();
     let mut transaction = client
         .build_transaction()
@@ -217,7 +262,8 @@ pub fn take(client: &mut Client, names: &[(String, String)]) -> Result<Snapshot,
         .map(|p| p.oid)
         .collect();
     reader.read_partitions(&parent_oids)?;
-    reader.read_max_keys()?;
+    let within: Vec<Option<Timeout>> = reads.iter().map(|r| r.max_key_within).collect();
+    reader.read_max_keys(&within)?;
     reader.read_indexes(&parent_oids)?;
     reader.read_markers()?;
     reader.transaction.commit()?;
@@ -288,6 +334,7 @@ impl Reader<'_> {
                     partitions: Vec::new(),
                     indexes: Vec::new(),
                     max_key: None,
+                    max_key_failure: None,
                 })
             })
             .collect();
@@ -339,37 +386,85 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// The largest key of each integer-keyed parent: `max(key)` of its
-    /// partitions from the highest range down, stopping at the first that
-    /// holds a row, so a full scan of the table never happens.
-    fn read_max_keys(&mut self) -> Result<(), postgres::Error> {
-        for position in 0..self.snapshot.parents.len() {
-            let Some(parent) = &self.snapshot.parents[position] else {
+    /// The largest key of each parent asked for (`within` is in policy
+    /// order): `max(key)` of its partitions from the highest range down,
+    /// stopping at the first that holds a row, so a full scan of the table
+    /// never happens. A read that fails is that table's problem, not the run's.
+    fn read_max_keys(&mut self, within: &[Option<Timeout>]) -> Result<(), postgres::Error> {
+        for (position, within) in within.iter().enumerate() {
+            let Some(within) = *within else { continue };
+            let Some(Some(parent)) = self.snapshot.parents.get(position) else {
                 continue;
             };
+            // A key of another type is refused by the planner: nothing to read.
             let Some(column) = integer_key_column(parent) else {
                 continue;
             };
-            let mut max_key = None;
-            for (schema, name) in newest_first(parent) {
-                let sql = format!(
-                    "SELECT max({})::text FROM {}.{}",
-                    quote_ident(&column),
-                    quote_ident(&schema),
-                    quote_ident(&name)
-                );
-                let value: Option<String> = self.query(&sql, &[])?[0].get(0);
-                if let Some(value) = value {
-                    let partition = format!("{schema}.{name}");
-                    max_key = Some(MaxKey { value, partition });
-                    break;
-                }
-            }
+            let partitions = newest_first(parent);
+            let read = self.read_max_key(&column, &partitions, within)?;
             if let Some(parent) = self.snapshot.parents[position].as_mut() {
-                parent.max_key = max_key;
+                match read {
+                    Ok(max_key) => parent.max_key = max_key,
+                    Err(failure) => parent.max_key_failure = Some(failure),
+                }
             }
         }
         Ok(())
+    }
+
+    /// One table's largest key, inside a savepoint under its own
+    /// lock_timeout and statement_timeout: a partition locked by pending
+    /// DDL (an ALTER, a plain DETACH) makes the read fail fast instead of
+    /// queueing the run behind it. The savepoint is rolled back even on
+    /// success, which ends both settings and the ACCESS SHARE locks taken.
+    /// `Ok(Err(…))` is a failure of this table; `Err` a lost connection.
+    fn read_max_key(
+        &mut self,
+        column: &str,
+        partitions: &[(String, String)],
+        within: Timeout,
+    ) -> Result<Result<Option<MaxKey>, String>, postgres::Error> {
+        let budget = Timeout::from_millis(
+            u64::try_from(within.0.as_millis())
+                .unwrap_or(u64::MAX)
+                .saturating_add(MAX_KEY_READ_BUDGET_MS),
+        );
+        let mut savepoint = self.transaction.savepoint("pgm_max_key")?;
+        savepoint.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'",
+            within.setting(),
+            budget.setting()
+        ))?;
+        let mut found = Ok(None);
+        for (schema, name) in partitions {
+            self.snapshot.queries += 1;
+            let qualified = format!("{}.{}", quote_ident(schema), quote_ident(name));
+            let sql = max_key_sql(column, &qualified);
+            match savepoint.query_one(&sql, &[&column, &qualified]) {
+                Ok(row) => {
+                    if let Some(value) = row.get::<_, Option<String>>(0) {
+                        let partition = format!("{schema}.{name}");
+                        found = Ok(Some(MaxKey {
+                            value,
+                            partition,
+                            indexed: row.get(1),
+                        }));
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let Some(db_error) = error.as_db_error() else {
+                        return Err(error);
+                    };
+                    found = Err(max_key_failure(
+                        db_error, column, schema, name, within, budget,
+                    ));
+                    break;
+                }
+            }
+        }
+        savepoint.rollback()?;
+        Ok(found)
     }
 
     fn read_indexes(&mut self, parent_oids: &[u32]) -> Result<(), postgres::Error> {
@@ -448,6 +543,49 @@ impl Reader<'_> {
     }
 }
 
+/// `max(key)` of the partition `$2` (quoted), and whether a valid,
+/// non-partial index on it leads with the key `$1` (the read is then an
+/// index read, else a scan).
+fn max_key_sql(column: &str, qualified: &str) -> String {
+    format!(
+        "SELECT max({})::text, EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a \
+         ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] \
+         WHERE x.indrelid = to_regclass($2) AND a.attname = $1 AND x.indisvalid AND x.indpred IS NULL) \
+         FROM {qualified}",
+        quote_ident(column)
+    )
+}
+
+/// What a failed `max(key)` read means, and what to do about it.
+fn max_key_failure(
+    error: &postgres::error::DbError,
+    column: &str,
+    schema: &str,
+    name: &str,
+    within: Timeout,
+    budget: Timeout,
+) -> String {
+    use postgres::error::SqlState;
+    let read = format!("max({column}) of {schema}.{name}");
+    if *error.code() == SqlState::LOCK_NOT_AVAILABLE {
+        format!(
+            "{read} could not be read: another session holds a lock on it (pending DDL such as an ALTER TABLE \
+             or a DETACH) and lock_timeout {within} passed; nothing is planned for this table until the next \
+             run once that session ends (pg_locks names it)"
+        )
+    } else if *error.code() == SqlState::QUERY_CANCELED {
+        format!(
+            "{read} took longer than {budget} to read; nothing is planned for this table: an index on \
+             {column} makes the read instant"
+        )
+    } else {
+        format!(
+            "{read} could not be read ({}); nothing is planned for this table",
+            error.message()
+        )
+    }
+}
+
 /// The key column of a parent partitioned on an integer.
 fn integer_key_column(parent: &Parent) -> Option<String> {
     let key = parent.key.as_ref()?;
@@ -469,7 +607,7 @@ fn newest_first(parent: &Parent) -> Vec<(String, String)> {
                 let to = to.trim_matches('\'');
                 let upper = match to {
                     "MAXVALUE" => Some(i128::MAX),
-                    _ => to.split('.').next().and_then(|w| w.parse().ok()),
+                    _ => super::calendar::floor_integer(to).map(|(value, _)| value),
                 };
                 Some((upper, p.schema.clone(), p.name.clone()))
             }

@@ -222,7 +222,10 @@ fn assess_coverage(
     ranges: &[(KeyValue, KeyValue, String)],
 ) {
     let name = &health.table;
-    let (mut at, _) = planner::reference_point(table, parent, key, now);
+    // Without a reference point the planner's problem says why.
+    let Ok((mut at, _)) = planner::reference_point(table, parent, key, now) else {
+        return;
+    };
     // ID ranges are counted from the largest key, time from the clock.
     let point = match (key, &parent.key) {
         (KeyType::Id(_), Some(k)) => format!("the largest {}", k.column),
@@ -230,9 +233,17 @@ fn assess_coverage(
     };
     let mut covered = 0u32;
     let mut until = None;
-    while let Some((_, hi, text)) = ranges.iter().find(|(lo, hi, _)| *lo <= at && at < *hi) {
+    // A range to MAXVALUE holds the type's largest value too, and nothing follows it.
+    let holds =
+        |lo: KeyValue, hi: KeyValue, at: KeyValue| lo <= at && (at < hi || hi == KeyValue::MAX);
+    while let Some((_, hi, text)) = ranges.iter().find(|(lo, hi, _)| holds(*lo, *hi, at)) {
         covered += 1;
         until = Some(text.clone());
+        if *hi == KeyValue::MAX {
+            // Nothing can follow it: as covered as premake asks.
+            covered = covered.max(table.premake + 1);
+            break;
+        }
         at = *hi;
     }
     let problem = match covered.checked_sub(1) {

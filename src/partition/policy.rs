@@ -334,6 +334,20 @@ struct RawTable {
 enum RawNumberOrText {
     Number(i64),
     Text(String),
+    /// A float, a boolean, an array…: kept so the error is located and
+    /// says what to write, not serde's "did not match any variant".
+    Other(toml::Value),
+}
+
+impl RawNumberOrText {
+    /// What to write instead of a value of another type, for `key`.
+    fn wrong_type(value: &toml::Value, key: &str, id_example: &str, time_example: &str) -> String {
+        format!(
+            "{key} = {value} is a {}: write a whole number for ID ranges, like {key} = {id_example}, \
+             or a string for time, like {key} = {time_example}",
+            value.type_str()
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -598,6 +612,16 @@ fn check_interval(checker: &mut Checker<'_>, raw: &Spanned<RawNumberOrText>) -> 
             return None;
         }
         RawNumberOrText::Text(text) => text,
+        RawNumberOrText::Other(value) => {
+            let message = RawNumberOrText::wrong_type(
+                value,
+                "interval",
+                "1000000",
+                "\"monthly\" (or \"daily\", \"hourly\", \"N minutes\", \"N hours\", \"N days\", \"N weeks\")",
+            );
+            checker.problem(raw.span(), message);
+            return None;
+        }
     };
     if let Some(interval) = Interval::parse(text) {
         return Some(Spacing::Calendar(interval));
@@ -907,52 +931,59 @@ fn check_retention(
         text: match retention_raw.get_ref() {
             RawNumberOrText::Number(ids) => format!("{ids} IDs"),
             RawNumberOrText::Text(text) => text.clone(),
+            RawNumberOrText::Other(value) => value.to_string(),
         },
     };
-    if let Some(Spacing::Ids(step)) = spacing
-        && retention.amount < step.unsigned_abs()
+    if let Some(message) = spacing.and_then(|spacing| shorter_than_a_partition(&retention, spacing))
     {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention = {amount} is less than one ID range (interval = {step}): the partition being \
-                 filled would expire; keep at least one range, like retention = {step}"
-            ),
-        );
-    }
-    if let Some(Spacing::Calendar(interval)) = spacing
-        && retention.approximate_days() < interval.approximate_days()
-    {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention \"{}\" is shorter than one {interval} partition: a partition would expire before it \
-                 is complete; keep at least one interval (e.g. \"{}\")",
-                retention.text,
-                match interval {
-                    Interval::Daily => "1 day",
-                    Interval::Weekly => "1 week",
-                    Interval::Monthly => "1 month",
-                    Interval::Quarterly => "1 quarter",
-                    Interval::Yearly => "1 year",
-                }
-            ),
-        );
-    }
-    if let Some(Spacing::Fixed(fixed)) = spacing
-        && retention.approximate_days() < fixed.approximate_days()
-    {
-        checker.problem(
-            retention_raw.span(),
-            format!(
-                "retention \"{}\" is shorter than one {fixed} partition: a partition would expire before it \
-                 is complete; keep at least \"{} days\"",
-                retention.text,
-                fixed.days()
-            ),
-        );
+        checker.problem(retention_raw.span(), message);
     }
     Some(retention)
+}
+
+/// Why a retention shorter than one partition is refused, with the least
+/// to write instead: the partition being filled would expire before it
+/// is complete.
+fn shorter_than_a_partition(retention: &Retention, spacing: Spacing) -> Option<String> {
+    let (short, one, at_least) = match spacing {
+        Spacing::Ids(step) => {
+            let amount = retention.amount;
+            return (amount < step.unsigned_abs()).then(|| {
+                format!(
+                    "retention = {amount} is less than one ID range (interval = {step}): the partition being \
+                     filled would expire; keep at least one range, like retention = {step}"
+                )
+            });
+        }
+        Spacing::Calendar(interval) => (
+            retention.approximate_days() < interval.approximate_days(),
+            interval.to_string(),
+            match interval {
+                Interval::Daily => "1 day",
+                Interval::Weekly => "1 week",
+                Interval::Monthly => "1 month",
+                Interval::Quarterly => "1 quarter",
+                Interval::Yearly => "1 year",
+            }
+            .to_owned(),
+        ),
+        Spacing::Fixed(fixed) => (
+            retention.approximate_days() < fixed.approximate_days(),
+            fixed.to_string(),
+            // Whole days, as retention counts them.
+            FixedInterval {
+                minutes: fixed.days() * 24 * 60,
+            }
+            .to_string(),
+        ),
+    };
+    short.then(|| {
+        format!(
+            "retention \"{}\" is shorter than one {one} partition: a partition would expire before it is \
+             complete; keep at least one interval (e.g. \"{at_least}\")",
+            retention.text
+        )
+    })
 }
 
 /// A retention as written: a number of IDs for an ID-ranged table, a
@@ -979,6 +1010,12 @@ fn retention_amount(
         (RawNumberOrText::Text(text), _) => {
             parse_retention(text).map(|(amount, unit)| (u64::from(amount), unit))
         }
+        (RawNumberOrText::Other(value), _) => Err(RawNumberOrText::wrong_type(
+            value,
+            "retention",
+            "50000000",
+            "\"12 months\"",
+        )),
     }
 }
 
@@ -1171,23 +1208,36 @@ fn check_id_naming(template: &str, found: &[&str], parent: &str) -> Result<(), S
              use {{parent}} and {{START}}"
         ));
     }
-    let sample = expand_id(template, parent, 0, calendar::IntegerType::Bigint.digits());
+    // The longest name: a negative start, its sign and bigint's 19 digits.
+    let sample = expand_id(
+        template,
+        parent,
+        i64::MIN,
+        calendar::IntegerType::Bigint.digits(),
+    );
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES} \
-             ({{START}} is padded to 19 digits so that names sort): set a shorter naming template, \
-             like \"ev_p{{START}}\"",
+             ({{START}} is padded to 19 digits so that names sort, plus a sign for negative starts): \
+             set a shorter naming template, like \"ev_p{{START}}\"",
             sample.len()
         ));
     }
     Ok(())
 }
 
-/// {START} zero-padded to `digits` so that names sort as the ranges do;
-/// a negative start is written with "m" for the minus sign.
+/// {START} zero-padded to `digits` so that names sort (byte order) as the
+/// ranges do. A negative start is "-" and 10^digits minus its magnitude:
+/// "-" sorts before every digit, and the complement puts the lower range
+/// first (-2000 → "-…998000" before -1000 → "-…999000").
 fn expand_id(template: &str, parent: &str, start: i64, digits: usize) -> String {
-    let sign = if start < 0 { "m" } else { "" };
-    let number = format!("{sign}{:0digits$}", start.unsigned_abs());
+    let number = if start < 0 {
+        let power = u32::try_from(digits).map_or(u128::MAX, |d| 10u128.saturating_pow(d));
+        let complement = power.saturating_sub(u128::from(start.unsigned_abs()));
+        format!("-{complement:0digits$}")
+    } else {
+        format!("{start:0digits$}")
+    };
     template
         .replace("{parent}", parent)
         .replace("{START}", &number)
@@ -1252,6 +1302,80 @@ pub fn split_name_path(text: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_partition_names_sort_in_range_order_for_every_start() {
+        for (integer, step) in [
+            (calendar::IntegerType::Smallint, 1000),
+            (calendar::IntegerType::Bigint, 1_000_000),
+        ] {
+            let starts: Vec<i64> = (-40..40).map(|k| k * step).chain([integer.min()]).collect();
+            let mut by_range = starts.clone();
+            by_range.sort();
+            let mut by_name = starts;
+            by_name.sort_by_key(|start| expand_id("t_p{START}", "t", *start, integer.digits()));
+            assert_eq!(by_name, by_range, "{integer:?}");
+        }
+        assert_eq!(expand_id("t_p{START}", "t", -1000, 5), "t_p-99000");
+        assert_eq!(expand_id("t_p{START}", "t", 4000, 5), "t_p04000");
+    }
+
+    #[test]
+    fn a_float_or_boolean_interval_is_a_located_error_saying_what_to_write() {
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = 1.5\n");
+        assert!(
+            message.contains(
+                "partman.toml:3:12: interval = 1.5 is a float: write a whole number for ID ranges, like \
+                 interval = 1000000, or a string for time, like interval = \"monthly\""
+            ),
+            "{message}"
+        );
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = true\n");
+        assert!(
+            message.contains("partman.toml:3:12: interval = true is a boolean"),
+            "{message}"
+        );
+        assert!(!message.contains("untagged"), "{message}");
+        let message =
+            problems("[[table]]\nname = \"public.t\"\ninterval = 1000\nretention = 2.5\n");
+        assert!(
+            message.contains("partman.toml:4:13: retention = 2.5 is a float"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_retention_shorter_than_one_partition_says_what_to_keep() {
+        let message = problems(
+            "[[table]]\nname = \"public.t\"\ninterval = \"1 week\"\nretention = \"3 days\"\n",
+        );
+        assert!(
+            message.contains(
+                "partman.toml:4:13: retention \"3 days\" is shorter than one 1 week partition: a partition \
+                 would expire before it is complete; keep at least one interval (e.g. \"1 week\")"
+            ),
+            "{message}"
+        );
+        let message = problems(
+            "[[table]]\nname = \"public.t\"\ninterval = \"monthly\"\nretention = \"2 weeks\"\n",
+        );
+        assert!(message.contains("(e.g. \"1 month\")"), "{message}");
+        let message = problems("[[table]]\nname = \"public.t\"\ninterval = 1000\nretention = 10\n");
+        assert!(message.contains("like retention = 1000"), "{message}");
+    }
+
+    #[test]
+    fn id_names_are_checked_at_their_longest_a_negative_start() {
+        // 42 bytes of parent, "_p" and 19 digits make 63 bytes; a negative
+        // start's sign makes 64.
+        let parent = "a".repeat(42);
+        let text = format!("[[table]]\nname = \"public.{parent}\"\ninterval = 1000\n");
+        let message = problems(&text);
+        assert!(
+            message.contains("are 64 bytes, over PostgreSQL's 63"),
+            "{message}"
+        );
+    }
 
     fn problems(text: &str) -> String {
         parse(Path::new("partman.toml"), text)
@@ -1538,7 +1662,7 @@ mod tests {
             (3, 12)
         );
         assert_eq!(table.id_partition_name(3_000_000, 10), "orders_p0003000000");
-        assert_eq!(table.id_partition_name(-1000, 5), "orders_pm01000");
+        assert_eq!(table.id_partition_name(-1000, 5), "orders_p-99000");
     }
 
     #[test]

@@ -434,6 +434,7 @@ interval = "daily"
             ],
             indexes: Vec::new(),
             max_key: None,
+            max_key_failure: None,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,

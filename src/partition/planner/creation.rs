@@ -22,6 +22,10 @@ pub(super) fn plan_creation(
     let periods = &context.periods;
     let mut start = periods.holding(point);
     for position in 0..=table.premake {
+        // The previous range ends at MAXVALUE: every larger ID has a range.
+        if position > 0 && start == Some(KeyValue::MAX) && matches!(context.key, KeyType::Id(_)) {
+            return;
+        }
         let Some((lo, hi)) = start.and_then(|lo| Some((lo, periods.next(lo)?))) else {
             entries.push(Entry::Problem(Problem::new(
                 table,
@@ -41,6 +45,10 @@ pub(super) fn plan_creation(
             .filter(|e| e.range.is_some_and(|(a, b)| a < hi && lo < b))
             .collect();
         let covered_exactly = overlapping.iter().any(|e| e.period == Some(lo));
+        if let Some(problem) = epoch_overflow(context, lo, hi) {
+            entries.push(Entry::Problem(problem));
+            return;
+        }
         if overlapping.is_empty() {
             let why = match (position, context.key) {
                 (0, _) => why.to_owned(),
@@ -68,6 +76,38 @@ pub(super) fn plan_creation(
     }
 }
 
+/// A period of an epoch key whose bound its column's type cannot hold:
+/// planned, the CREATE would fail at run time.
+fn epoch_overflow(context: &Context<'_>, lo: KeyValue, hi: KeyValue) -> Option<Problem> {
+    let periods = &context.periods;
+    let (bound, integer) = [lo, hi]
+        .into_iter()
+        .find_map(|bound| Some((bound, periods.epoch_overflow(bound)?)))?;
+    let column = &context.column;
+    let sql_type = context
+        .parent
+        .key
+        .as_ref()
+        .map_or("", |k| k.sql_type.as_str());
+    let unit = context
+        .table
+        .epoch
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    Some(Problem::new(
+        context.table,
+        ProblemKind::OutOfRange,
+        format!(
+            "{}: the {} starting {} needs the bound {bound} ({unit} since the epoch), which {column} of type \
+             {sql_type} cannot hold (at most {}): change {column} to bigint in a migration",
+            context.table.qualified_name(),
+            periods.kind(),
+            periods.label(lo),
+            integer.max()
+        ),
+    ))
+}
+
 /// One period's partition, with everything its statements need.
 struct NewPartition {
     name: QualifiedName,
@@ -81,13 +121,19 @@ struct NewPartition {
 }
 
 impl NewPartition {
-    /// The key in this period's range, as SQL.
+    /// The key in this period's range, as SQL; an end at MINVALUE or
+    /// MAXVALUE (the ends of an integer type) bounds nothing.
     fn in_range(&self) -> String {
         let column = &self.column;
-        format!(
-            "{column} >= {} AND {column} < {}",
-            self.from_literal, self.to_literal
-        )
+        let lower =
+            (self.from_literal != "MINVALUE").then(|| format!("{column} >= {}", self.from_literal));
+        let upper =
+            (self.to_literal != "MAXVALUE").then(|| format!("{column} < {}", self.to_literal));
+        let terms: Vec<String> = lower.into_iter().chain(upper).collect();
+        match terms.is_empty() {
+            true => "true".to_owned(),
+            false => terms.join(" AND "),
+        }
     }
 }
 
@@ -99,7 +145,19 @@ fn plan_new_partition(
     entries: &mut Vec<Entry>,
 ) {
     let periods = &context.periods;
-    let name = periods.name(context.table, start);
+    let Some(name) = periods.name(context.table, start) else {
+        entries.push(Entry::Problem(Problem::new(
+            context.table,
+            ProblemKind::OutOfRange,
+            format!(
+                "{}: the {} starting at {} has no local date to name its partition after",
+                context.table.qualified_name(),
+                periods.kind(),
+                periods.literal(start)
+            ),
+        )));
+        return;
+    };
     let (from, to) = bounds_text(context, start);
     let end = periods.next(start).unwrap_or(KeyValue::MAX);
     let new = NewPartition {

@@ -158,6 +158,10 @@ pub enum ProblemKind {
     /// The policy keeps more partitions than PostgreSQL plans queries over
     /// comfortably: a warning with the count.
     ManyPartitions,
+    /// The largest key of an ID-ranged table could not be read or used
+    /// (a lock held by pending DDL, a value beyond bigint): without it no
+    /// range can be placed, so nothing is planned for the table.
+    UnknownMaxKey,
 }
 
 impl ProblemKind {
@@ -170,36 +174,50 @@ impl ProblemKind {
 /// that cannot prune them.
 pub const MANY_PARTITIONS: i64 = 1000;
 
-/// A warning when a fixed interval makes the policy keep more than
-/// `MANY_PARTITIONS` partitions: premake ahead plus those the retention
-/// keeps.
+/// A warning when a fixed interval or an ID step makes the policy keep
+/// more than `MANY_PARTITIONS` partitions: premake ahead plus those the
+/// retention keeps. Calendar intervals are not counted: daily partitions
+/// kept for years are a count chosen by name, not a slip of a number.
 fn many_partitions(table: &TablePolicy) -> Option<Problem> {
-    let Spacing::Fixed(fixed) = table.spacing else {
-        return None;
+    let kept = match (table.spacing, &table.retention) {
+        (Spacing::Calendar(_), _) => return None,
+        (_, None) => 0,
+        (Spacing::Fixed(fixed), Some(r)) => {
+            r.approximate_days().saturating_mul(24 * 60) / i64::from(fixed.minutes)
+        }
+        (Spacing::Ids(step), Some(r)) => i64::try_from(r.amount).unwrap_or(i64::MAX) / step.max(1),
     };
-    let minutes = i64::from(fixed.minutes);
-    let (kept, retention) = match &table.retention {
-        Some(r) => (
-            r.approximate_days().saturating_mul(24 * 60) / minutes,
-            r.text.as_str(),
-        ),
-        None => (0, "none"),
+    let retention = table.retention.as_ref().map_or("none", |r| r.text.as_str());
+    let count = i64::from(table.premake)
+        .saturating_add(1)
+        .saturating_add(kept);
+    let fewer = match table.spacing {
+        Spacing::Ids(_) => "a larger step or a smaller retention keeps fewer",
+        _ => "a longer interval or a shorter retention keeps fewer",
     };
-    let count = i64::from(table.premake) + 1 + kept;
     (count > MANY_PARTITIONS).then(|| {
         Problem::new(
             table,
             ProblemKind::ManyPartitions,
             format!(
-                "{}: {} with interval \"{fixed}\" keeps about {count} partitions (premake = {} ahead, about \
+                "{}: {} with interval {} keeps about {count} partitions (premake = {} ahead, about \
                  {kept} kept by retention {retention}); more than {MANY_PARTITIONS} slow the planning of every \
-                 query that does not prune them: a longer interval or a shorter retention keeps fewer",
+                 query that does not prune them: {fewer}",
                 table.interval_location,
                 table.qualified_name(),
+                interval_text(table.spacing),
                 table.premake
             ),
         )
     })
+}
+
+/// The interval as the policy writes it: a number for an ID step.
+fn interval_text(spacing: Spacing) -> String {
+    match spacing {
+        Spacing::Ids(step) => step.to_string(),
+        _ => format!("\"{spacing}\""),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,7 +391,7 @@ fn counted_from(table: &TablePolicy, parent: &Parent, now: DateTime<Utc>) -> Opt
     if !matches!(key, KeyType::Id(_)) {
         return None;
     }
-    let (value, source) = reference_point(table, parent, key, now);
+    let (value, source) = reference_point(table, parent, key, now).ok()?;
     Some(CountedFrom {
         table: table.parent(),
         value,
@@ -480,9 +498,9 @@ pub fn key_type(
     let interval = table.spacing;
     let time = match (sql_key, interval) {
         (SqlKey::Integer(integer), Spacing::Ids(_)) => return Ok(KeyType::Id(integer)),
-        (SqlKey::Integer(_), _) => {
+        (SqlKey::Integer(integer), _) => {
             return match table.epoch {
-                Some(unit) => Ok(KeyType::Epoch(unit)),
+                Some(unit) => Ok(KeyType::Epoch(unit, integer)),
                 None => mismatch(format!(
                     "{name} is partitioned on {column} of type {sql_type}, and interval = \"{interval}\" \
                      does not say what it holds: for IDs write a step as a number, like interval = 1000000; \
@@ -537,30 +555,43 @@ pub fn periods_of(table: &TablePolicy, key: KeyType) -> Periods {
 
 /// The key value the partitions are counted from: now for time keys; for
 /// ID ranges the largest key read from the catalog (0 for an empty table,
-/// or the lowest existing range), with where it came from.
+/// or the lowest existing range), with where it came from. An ID-ranged
+/// table whose largest key is unknown is an error, never counted from a
+/// guess: ranges placed from a wrong point would leave new rows without one.
 pub fn reference_point(
     table: &TablePolicy,
     parent: &Parent,
     key: KeyType,
     now: DateTime<Utc>,
-) -> (KeyValue, String) {
-    if !matches!(key, KeyType::Id(_)) {
-        return (
-            calendar::key_now(key, now, table.time_zone),
-            "holds now".to_owned(),
-        );
+) -> Result<(KeyValue, String), String> {
+    if let Some(now) = calendar::key_now(key, now, table.time_zone) {
+        return Ok((now, "holds now".to_owned()));
+    }
+    let name = table.qualified_name();
+    if let Some(failure) = &parent.max_key_failure {
+        return Err(format!("{name}: the largest key is unknown: {failure}"));
     }
     let column = parent.key.as_ref().map_or("key", |k| k.column.as_str());
-    if let Some(max) = &parent.max_key
-        && let Some(value) = periods::parse_max_key(&max.value)
-    {
-        return (
+    if let Some(max) = &parent.max_key {
+        let Some(value) = periods::parse_max_key(&max.value) else {
+            return Err(format!(
+                "{name}: the largest {column}, {}, is beyond bigint's range, which pgm plans ID ranges in; \
+                 nothing is planned for this table",
+                max.value
+            ));
+        };
+        let how = if max.indexed {
+            "an index read"
+        } else {
+            "a scan of it: no index on that partition leads with the key"
+        };
+        return Ok((
             value,
             format!(
-                "holds the largest {column}, {}, read as max({column}) of {}",
+                "holds the largest {column}, {}, read as max({column}) of {} ({how})",
                 max.value, max.partition
             ),
-        );
+        ));
     }
     let periods = periods_of(table, key);
     let lowest = parent
@@ -574,10 +605,10 @@ pub fn reference_point(
             _ => None,
         })
         .min();
-    match lowest {
+    Ok(match lowest {
         Some(start) => (start, "is the lowest: the table holds no row".to_owned()),
         None => (0, "holds 0: the table holds no row".to_owned()),
-    }
+    })
 }
 
 pub fn plan_table(
@@ -598,6 +629,16 @@ pub fn plan_table(
     let (parent, key, key_type) = match manageable(table, parent) {
         Ok(manageable) => manageable,
         Err((kind, message)) => return vec![Entry::Problem(Problem::new(table, kind, message))],
+    };
+    let (point, why) = match reference_point(table, parent, key_type, now) {
+        Ok(point) => point,
+        Err(message) => {
+            return vec![Entry::Problem(Problem::new(
+                table,
+                ProblemKind::UnknownMaxKey,
+                message,
+            ))];
+        }
     };
     let context = Context {
         table,
@@ -625,7 +666,6 @@ pub fn plan_table(
 
     // 4. Partitions from the period holding now (or the largest ID)
     //    through premake more.
-    let (point, why) = reference_point(table, parent, key_type, now);
     creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
 
     // 5. Indexes of the partitions that stay.

@@ -8,6 +8,10 @@ use chrono_tz::Tz;
 use crate::partition::calendar::{self, FixedInterval, IntegerType, Interval, KeyType, KeyValue};
 use crate::partition::policy::TablePolicy;
 
+/// How many periods a repeated local stretch can cover: two hours of
+/// 15-minute periods (no zone repeats more than two hours).
+const MAX_REPEATED_PERIODS: usize = 10;
+
 #[derive(Debug, Clone, Copy)]
 pub enum Periods {
     Calendar {
@@ -30,6 +34,25 @@ pub enum Periods {
 impl Periods {
     /// The start of the period holding `value`.
     pub fn holding(&self, value: KeyValue) -> Option<KeyValue> {
+        let mut start = self.local_holding(value)?;
+        if let Periods::Ids { .. } = self {
+            return Some(start);
+        }
+        // A repeated local time (clocks going back) reads as its first
+        // instant: an instant in the second pass of 02:10 floors to the
+        // first 02:00, whose period may end before it. The periods after
+        // hold it; the repeated stretch spans a few of them at most.
+        for _ in 0..MAX_REPEATED_PERIODS {
+            match self.next(start) {
+                Some(next) if next <= value => start = next,
+                _ => return Some(start),
+            }
+        }
+        None
+    }
+
+    /// The start of the period whose local reading holds `value`'s.
+    fn local_holding(&self, value: KeyValue) -> Option<KeyValue> {
         match *self {
             Periods::Calendar {
                 interval,
@@ -37,15 +60,12 @@ impl Periods {
                 zone,
             } => {
                 let date = interval.checked_floor(key_to_date(key, value, zone)?)?;
-                Some(calendar::key_value(key, date, zone))
+                calendar::key_value(key, date, zone)
             }
             Periods::Fixed { fixed, key, zone } => {
                 from_local(key, fixed.floor(to_local(key, value, zone)?)?, zone)
             }
-            Periods::Ids { step, integer } => {
-                let start = value.div_euclid(step).checked_mul(step)?;
-                (start >= integer.min()).then_some(start)
-            }
+            Periods::Ids { step, integer } => Some(id_holding(step, integer, value)),
         }
     }
 
@@ -59,7 +79,7 @@ impl Periods {
                 zone,
             } => {
                 let next = interval.checked_next(key_to_date(key, start, zone)?)?;
-                Some(calendar::key_value(key, next, zone))
+                calendar::key_value(key, next, zone)
             }
             // From the period's local start, not the instant it resolved to:
             // on a spring-forward night the 02:00 period starts at 03:00,
@@ -68,30 +88,46 @@ impl Periods {
                 let slot = fixed.floor(to_local(key, start, zone)?)?;
                 from_local(key, fixed.next(slot)?, zone)
             }
-            Periods::Ids { step, integer } => {
-                let next = start.checked_add(step)?;
-                (next <= integer.max()).then_some(next)
-            }
+            Periods::Ids { step, integer } => id_next(step, integer, start),
         }
     }
 
-    /// The start of [lo, hi) when it is exactly one period.
+    /// The start of [lo, hi) when it is exactly one period. MINVALUE and
+    /// MAXVALUE are periods only as the ends of an integer type's ranges.
     pub fn aligned(&self, lo: KeyValue, hi: KeyValue) -> Option<KeyValue> {
-        if lo == KeyValue::MIN || hi == KeyValue::MAX {
+        let open_ended = lo == KeyValue::MIN || hi == KeyValue::MAX;
+        if open_ended && !matches!(self, Periods::Ids { .. }) {
             return None;
         }
         (self.holding(lo) == Some(lo) && self.next(lo) == Some(hi)).then_some(lo)
     }
 
+    /// A bound of an epoch key its integer type cannot hold (milliseconds
+    /// in an `integer` column), with that type; `None` when it fits.
+    pub fn epoch_overflow(&self, value: KeyValue) -> Option<IntegerType> {
+        let (Periods::Calendar { key, .. } | Periods::Fixed { key, .. }) = *self else {
+            return None;
+        };
+        match key {
+            KeyType::Epoch(_, integer) if !(integer.min()..=integer.max()).contains(&value) => {
+                Some(integer)
+            }
+            _ => None,
+        }
+    }
+
     /// A bound as SQL writes it in `FOR VALUES FROM (…) TO (…)`.
     pub fn literal(&self, value: KeyValue) -> String {
         match *self {
-            Periods::Calendar { key, zone, .. } => match key_to_date(key, value, zone) {
-                Some(date) => calendar::literal(key, date, zone),
-                None => value.to_string(),
-            },
+            Periods::Calendar { key, zone, .. } => key_to_date(key, value, zone)
+                .and_then(|date| calendar::literal(key, date, zone))
+                .unwrap_or_else(|| value.to_string()),
             Periods::Fixed { key, zone, .. } => fixed_literal(key, value, zone),
-            Periods::Ids { .. } => value.to_string(),
+            Periods::Ids { .. } => match value {
+                KeyValue::MIN => "MINVALUE".to_owned(),
+                KeyValue::MAX => "MAXVALUE".to_owned(),
+                _ => value.to_string(),
+            },
         }
     }
 
@@ -113,17 +149,20 @@ impl Periods {
     }
 
     /// The name of the partition of the period starting at `start`.
-    pub fn name(&self, table: &TablePolicy, start: KeyValue) -> String {
-        match *self {
+    /// `None` when its start has no local date (never named after a guess).
+    pub fn name(&self, table: &TablePolicy, start: KeyValue) -> Option<String> {
+        Some(match *self {
             Periods::Calendar { key, zone, .. } => {
-                table.partition_name(key_to_date(key, start, zone).unwrap_or(NaiveDate::MIN))
+                table.partition_name(key_to_date(key, start, zone)?)
             }
             Periods::Fixed { fixed, key, zone } => {
-                let slot = to_local(key, start, zone).and_then(|local| fixed.floor(local));
-                table.partition_name_at(slot.unwrap_or(NaiveDateTime::MIN))
+                table.partition_name_at(fixed.floor(to_local(key, start, zone)?)?)
             }
-            Periods::Ids { integer, .. } => table.id_partition_name(start, integer.digits()),
-        }
+            // The range from MINVALUE is named after the type's smallest value.
+            Periods::Ids { integer, .. } => {
+                table.id_partition_name(start.max(integer.min()), integer.digits())
+            }
+        })
     }
 
     /// What one period is, for messages: "monthly period".
@@ -146,20 +185,44 @@ impl Periods {
     }
 }
 
+/// The start of the ID range holding `value`: a multiple of `step`, or
+/// MINVALUE (`KeyValue::MIN`) below the type's first multiple, so the
+/// type's smallest values have a range too.
+fn id_holding(step: i64, integer: IntegerType, value: KeyValue) -> KeyValue {
+    let value = value.clamp(integer.min(), integer.max());
+    match value.div_euclid(step).checked_mul(step) {
+        // bigint's largest value is a multiple of the step: `KeyValue::MAX`
+        // stands for MAXVALUE, so it is held by the range before, to MAXVALUE.
+        Some(KeyValue::MAX) => KeyValue::MAX - step,
+        Some(start) if start >= integer.min() => start,
+        _ => KeyValue::MIN,
+    }
+}
+
+/// The start of the ID range after the one starting at `start`: the next
+/// multiple of `step`, or MAXVALUE (`KeyValue::MAX`) when that is past the
+/// type's largest value, so the largest values have a range too; `None`
+/// after the range that ends at MAXVALUE.
+fn id_next(step: i64, integer: IntegerType, start: KeyValue) -> Option<KeyValue> {
+    if start == KeyValue::MAX {
+        return None;
+    }
+    // From MINVALUE, the first multiple above the type's smallest value.
+    let from = if start == KeyValue::MIN {
+        i128::from(integer.min()).div_euclid(i128::from(step)) * i128::from(step)
+    } else {
+        i128::from(start)
+    };
+    let next = from + i128::from(step);
+    Some(match i64::try_from(next) {
+        Ok(next) if next <= integer.max() => next,
+        _ => KeyValue::MAX,
+    })
+}
+
 /// The local date a bound in key space falls on.
 pub fn key_to_date(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDate> {
-    Some(match key {
-        KeyType::TimestampTz => {
-            calendar::checked_local_date(DateTime::from_timestamp_micros(value)?, zone)?
-        }
-        KeyType::Timestamp => DateTime::from_timestamp_micros(value)?.naive_utc().date(),
-        KeyType::Date => NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?,
-        KeyType::Epoch(unit) => calendar::checked_local_date(
-            DateTime::from_timestamp_micros(unit.checked_to_micros(value)?)?,
-            zone,
-        )?,
-        KeyType::Id(_) => return None,
-    })
+    to_local(key, value, zone).map(|local| local.date())
 }
 
 /// The local reading of a bound in key space.
@@ -173,7 +236,7 @@ fn to_local(key: KeyType, value: KeyValue, zone: Tz) -> Option<NaiveDateTime> {
             NaiveDate::from_num_days_from_ce_opt(i32::try_from(value).ok()?)?
                 .and_time(NaiveTime::MIN),
         ),
-        KeyType::Epoch(unit) => calendar::checked_local_time(
+        KeyType::Epoch(unit, _) => calendar::checked_local_time(
             DateTime::from_timestamp_micros(unit.checked_to_micros(value)?)?,
             zone,
         ),
@@ -188,7 +251,7 @@ fn from_local(key: KeyType, local: NaiveDateTime, zone: Tz) -> Option<KeyValue> 
         KeyType::TimestampTz => Some(calendar::local_instant(local, zone)?.timestamp_micros()),
         KeyType::Timestamp => Some(local.and_utc().timestamp_micros()),
         KeyType::Date => Some(i64::from(local.date().num_days_from_ce())),
-        KeyType::Epoch(unit) => {
+        KeyType::Epoch(unit, _) => {
             unit.checked_from_micros(calendar::local_instant(local, zone)?.timestamp_micros())
         }
         KeyType::Id(_) => None,
@@ -209,17 +272,9 @@ fn fixed_literal(key: KeyType, value: KeyValue, zone: Tz) -> String {
 }
 
 /// The largest key value as the catalog read it (a numeric key may hold
-/// fractions: the whole number at or below it).
+/// fractions: the whole number at or below it); `None` beyond bigint.
 pub fn parse_max_key(text: &str) -> Option<KeyValue> {
-    let text = text.trim();
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let whole: KeyValue = whole.parse().ok()?;
-    let has_fraction = fraction.bytes().any(|b| b != b'0');
-    if has_fraction && text.starts_with('-') {
-        whole.checked_sub(1)
-    } else {
-        Some(whole)
-    }
+    KeyValue::try_from(calendar::floor_integer(text)?.0).ok()
 }
 
 #[cfg(test)]
@@ -236,8 +291,9 @@ mod tests {
             zone,
         };
         let date = NaiveDate::from_ymd_opt(day.0, day.1, day.2).unwrap();
-        let mut start = calendar::key_value(KeyType::TimestampTz, date, zone);
-        let end = calendar::key_value(KeyType::TimestampTz, date.succ_opt().unwrap(), zone);
+        let mut start = calendar::key_value(KeyType::TimestampTz, date, zone).unwrap();
+        let end =
+            calendar::key_value(KeyType::TimestampTz, date.succ_opt().unwrap(), zone).unwrap();
         let mut bounds = vec![periods.literal(start)];
         while start < end {
             assert_eq!(periods.holding(start), Some(start), "a start holds itself");
@@ -300,6 +356,39 @@ mod tests {
     }
 
     #[test]
+    fn what_has_no_date_gets_no_value_name_or_guess() {
+        use crate::partition::calendar::IntegerType;
+        let id = KeyType::Id(IntegerType::Bigint);
+        let now = DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        assert_eq!(calendar::key_now(id, now, Tz::UTC), None);
+        let day = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        assert_eq!(calendar::key_value(id, day, Tz::UTC), None);
+        assert_eq!(calendar::literal(id, day, Tz::UTC), None);
+        let policy = crate::partition::policy::parse(
+            std::path::Path::new("p.toml"),
+            "[[table]]\nname = \"public.t\"\ninterval = \"hourly\"\n",
+        )
+        .unwrap();
+        let table = &policy.tables[0];
+        // Past chrono's last day: no local date, so no name (not one after
+        // chrono's first day).
+        for periods in [
+            Periods::Fixed {
+                fixed: FixedInterval::parse("hourly").unwrap(),
+                key: KeyType::TimestampTz,
+                zone: Tz::UTC,
+            },
+            Periods::Calendar {
+                interval: calendar::Interval::Monthly,
+                key: KeyType::TimestampTz,
+                zone: Tz::UTC,
+            },
+        ] {
+            assert_eq!(periods.name(table, KeyValue::MAX), None, "{periods:?}");
+        }
+    }
+
+    #[test]
     fn multi_day_periods_count_from_a_monday() {
         let periods = Periods::Fixed {
             fixed: FixedInterval::parse("2 weeks").unwrap(),
@@ -312,6 +401,7 @@ mod tests {
                 NaiveDate::from_ymd_opt(y, m, d).unwrap(),
                 Tz::UTC,
             )
+            .unwrap()
         };
         let start = periods.holding(day(2026, 11, 22)).unwrap();
         assert_eq!(periods.literal(start), "'2026-11-16'");

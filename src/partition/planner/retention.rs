@@ -25,7 +25,7 @@ pub(super) fn cutoff(context: &Context<'_>, now: DateTime<Utc>) -> Option<KeyVal
         }
         key => {
             let day = retention.cutoff(calendar::local_date(now, zone));
-            Some(calendar::key_value(key, day, zone))
+            calendar::key_value(key, day, zone)
         }
     }
 }
