@@ -240,12 +240,12 @@ pub fn write_prometheus(out: &mut dyn Write, tables: &[TableHealth]) -> io::Resu
     let families: [Gauge<'_>; 7] = [
         (
             "pgm_partitions_ahead",
-            "Partitions ready after the one holding now (-1: none holds now).",
+            "Partitions ready after the one holding now, or for ID ranges the largest key (-1: none holds it).",
             &|t| t.periods_ahead.map_or(-1, i64::from),
         ),
         (
             "pgm_partitions_premake",
-            "Partitions the policy wants ready after now.",
+            "Partitions the policy wants ready after now (for ID ranges, after the largest key).",
             &|t| i64::from(t.premake),
         ),
         (
