@@ -453,6 +453,17 @@ fn manageable<'a>(
             ),
         ));
     };
+    if let Some((column, at)) = &table.key
+        && column != &key.column
+    {
+        return Err((
+            ProblemKind::KeyMismatch,
+            format!(
+                "{at}: key = \"{column}\", but {name} is partitioned on {}: write key = \"{}\" or remove it",
+                key.column, key.column
+            ),
+        ));
+    }
     match SqlKey::from_sql_type(&key.sql_type) {
         Some(sql_key) => Ok((parent, key, key_type(table, key, sql_key)?)),
         None => Err((
