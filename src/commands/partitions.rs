@@ -5,10 +5,11 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use crate::config::{CheckFormat, Config, PlanFormat, StatusFormat};
+use crate::config::{self, CheckFormat, Config, PlanFormat, StatusFormat};
 use crate::db::pooler::PoolerError;
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
+use crate::partition::convert::{self, ConvertError};
 use crate::partition::maintain::{self, MaintainError, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
 
@@ -200,4 +201,56 @@ pub fn check(
         bail!("{problems} problem(s) found");
     }
     Ok(Outcome::Success)
+}
+
+/// The policy entry named on the command line, or a usage error saying
+/// which names the policy has.
+fn policy_table<'p>(
+    config: &Config,
+    policy: &'p policy::Policy,
+    name: &str,
+) -> Result<&'p policy::TablePolicy> {
+    if let Some(table) = policy.tables.iter().find(|t| t.qualified_name() == name) {
+        return Ok(table);
+    }
+    let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+    let near = crate::suggest::did_you_mean(name, &names)
+        .map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default();
+    bail!(UsageError(format!(
+        "{name} is not in {}{near}: convert needs its [[table]] entry (key, interval, premake)",
+        config.policy.display()
+    )))
+}
+
+pub fn convert(
+    config: &Config,
+    settings: &ConnectionSettings,
+    convert: &config::Convert,
+) -> Result<Outcome> {
+    let now = now_or(convert.at);
+    let policy = load_policy(config)?;
+    let table = policy_table(config, &policy, &convert.table)?;
+    let options = convert::Options {
+        until: convert.until.unwrap_or(convert::Phase::LAST),
+        dry_run: convert.dry_run,
+        batch_size: convert.batch_size,
+        pause: convert.pause,
+    };
+    let mut client = db::connect(settings)?;
+    let mut out = std::io::stdout().lock();
+    let result = convert::run(&mut client, settings, table, options, now, &mut out);
+    out.flush()?;
+    match result {
+        Ok(()) => Ok(Outcome::Success),
+        // Refused before anything changed: the table or the policy must change first.
+        Err(error @ (ConvertError::Check(_) | ConvertError::Plan(_))) => {
+            Err(UsageError(error.to_string()).into())
+        }
+        Err(ConvertError::Pooled(PoolerError::TransactionPooling(message))) => {
+            Err(UsageError(PoolerError::TransactionPooling(message).to_string()).into())
+        }
+        Err(error) => Err(error.into()),
+    }
 }

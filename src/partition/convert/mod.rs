@@ -109,3 +109,41 @@
 //! row-level security policies (recreated at the swap, so they do not fire
 //! on the backfill), sequences owned by the table's columns (ownership
 //! moved at the swap).
+
+pub mod check;
+pub mod journal;
+pub mod plan;
+mod progress;
+mod render;
+pub mod run;
+pub mod source;
+
+pub use check::{Carry, CheckError, Checked, Dependent, Refusal, check};
+pub use run::{ConvertError, Options, run};
+pub use source::{SourceTable, read_source};
+
+/// The phases built so far, in order; `--until` names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Check,
+    Prepare,
+    Backfill,
+    Replay,
+}
+
+impl Phase {
+    /// The last phase built: where a run without `--until` stops.
+    pub const LAST: Phase = Phase::Replay;
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Phase::Check => "check",
+            Phase::Prepare => "prepare",
+            Phase::Backfill => "backfill",
+            Phase::Replay => "replay",
+        })
+    }
+}

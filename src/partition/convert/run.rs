@@ -1,0 +1,341 @@
+//! Runs a conversion's plan, phase by phase, and nothing else: the fixed
+//! steps through the partition executor (lock_timeout, retries through
+//! `LockRetry`), the backfill and replay batches as their steps show them,
+//! each batch its own transaction recording its progress in the journal.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use postgres::Client;
+
+use super::Phase;
+use super::check::{self, CheckError, Checked};
+use super::journal::{self, JournalError, JournalPhase, State};
+use super::plan::{self, ConvertPlan, Names, PlanError};
+use super::progress::CopyProgress;
+use super::render;
+use super::source;
+use crate::db::ConnectionSettings;
+use crate::db::lock::{self, LockError, SessionLock};
+use crate::db::pooler::{self, PoolerError};
+use crate::db::retry::{AttemptError, LockRetry};
+use crate::partition::executor::Executor;
+use crate::partition::planner::Step;
+use crate::partition::policy::TablePolicy;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub until: Phase,
+    pub dry_run: bool,
+    pub batch_size: u32,
+    pub pause: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The table cannot be converted; nothing was changed.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Pooled(#[from] PoolerError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(
+        "{0}: another pgm (convert or maintain) holds its lock; nothing was done: run again when it is finished"
+    )]
+    Busy(String),
+    #[error("{table}: {message}")]
+    Step { table: String, message: String },
+    #[error("{what}: {source}")]
+    Query {
+        what: String,
+        source: postgres::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] std::io::Error),
+}
+
+fn query(what: &str) -> impl FnOnce(postgres::Error) -> ConvertError + '_ {
+    move |source| ConvertError::Query {
+        what: what.to_owned(),
+        source,
+    }
+}
+
+/// Runs the conversion of `table` through `options.until`, or prints it.
+pub fn run(
+    client: &mut Client,
+    settings: &ConnectionSettings,
+    table: &TablePolicy,
+    options: Options,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+) -> Result<(), ConvertError> {
+    // Key values travel as text between batches: one way of printing them.
+    client
+        .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'")
+        .map_err(query("setting up the session"))?;
+    if options.dry_run {
+        return plan_and(client, table, options, now, out, None);
+    }
+    pooler::require_own_session(client, settings)?;
+    let key = lock::key_for(&format!("pgm partitions {}", table.parent()));
+    let Some(mut guard) = SessionLock::try_acquire(&mut *client, key)
+        .map_err(query("taking the table's advisory lock"))?
+    else {
+        return Err(ConvertError::Busy(table.qualified_name()));
+    };
+    guard.confirm(&format!("the lock of {}", table.parent()))?;
+    plan_and(guard.client(), table, options, now, out, Some(settings))
+}
+
+/// Checks, plans, and prints the plan (`settings` unset) or runs it.
+fn plan_and(
+    client: &mut Client,
+    table: &TablePolicy,
+    options: Options,
+    now: DateTime<Utc>,
+    out: &mut dyn Write,
+    settings: Option<&ConnectionSettings>,
+) -> Result<(), ConvertError> {
+    let names = Names::of(&table.parent());
+    let state = journal::read_state(client, &names)?;
+    let key = table.key.as_ref().map_or("", |(key, _)| key.as_str());
+    let source = source::read_source(client, &names.source, key)
+        .map_err(query("reading the table from the catalog"))?;
+    let checked = check::check(table, source.as_ref(), now)?;
+    render::write_check(out, &checked, &state)?;
+    let source = source.expect("checked: the table exists");
+    if options.until == Phase::Check {
+        return Ok(());
+    }
+    let range = match state.journal {
+        Some(_) => plan::KeyRange::default(),
+        None => journal::read_key_range(client, &names, &checked.key)
+            .map_err(query("reading the smallest and largest key"))?,
+    };
+    let plan = plan::plan(table, &checked, &source, &range, &state, now)?;
+    match settings {
+        None => Ok(render::write_plan(out, &plan, options)?),
+        Some(settings) => {
+            let mut runner = Runner {
+                client,
+                settings,
+                table,
+                options,
+                retry: LockRetry::new(settings, table.lock_retries),
+            };
+            runner.run(&plan, &checked, &state, out)
+        }
+    }
+}
+
+struct Runner<'a> {
+    client: &'a mut Client,
+    settings: &'a ConnectionSettings,
+    table: &'a TablePolicy,
+    options: Options,
+    retry: LockRetry<'a>,
+}
+
+impl Runner<'_> {
+    fn run(
+        &mut self,
+        plan: &ConvertPlan,
+        checked: &Checked,
+        state: &State,
+        out: &mut dyn Write,
+    ) -> Result<(), ConvertError> {
+        for step in &plan.prepare {
+            self.run_step(step)?;
+            writeln!(out, "prepare: {}", step.reason)?;
+        }
+        if self.options.until == Phase::Prepare {
+            return Ok(());
+        }
+        let phase = state.journal.as_ref().map(|j| j.phase);
+        if phase < Some(JournalPhase::Backfilled) {
+            let copied = self.backfill(plan)?;
+            writeln!(
+                out,
+                "backfill: {copied} row(s) copied by this run; every row is copied"
+            )?;
+        }
+        if self.options.until == Phase::Backfill {
+            return Ok(());
+        }
+        let replayed = self.replay(plan)?;
+        writeln!(
+            out,
+            "replay: {replayed} logged change(s) applied to {}; the capture goes on logging",
+            plan.names.target
+        )?;
+        writeln!(
+            out,
+            "{}: converted as far as pgm can today (through {}); verify and swap come next",
+            checked.table,
+            Phase::LAST
+        )?;
+        Ok(())
+    }
+
+    fn run_step(&mut self, step: &Step) -> Result<(), ConvertError> {
+        let mut executor = Executor {
+            client: self.client,
+            settings: self.settings,
+        };
+        executor
+            .run_one(&mut self.retry, step)
+            .map_err(|message| ConvertError::Step {
+                table: self.table.qualified_name(),
+                message,
+            })
+    }
+
+    /// Copies batches until one copies nothing; returns the rows copied.
+    fn backfill(&mut self, plan: &ConvertPlan) -> Result<i64, ConvertError> {
+        // Read again: the capture step of this run journaled the bound.
+        let state = journal::read_state(self.client, &plan.names)?;
+        let journal = state.journal.as_ref();
+        let until = journal.and_then(|j| j.backfill_until.clone());
+        let mut after = journal.and_then(|j| j.backfill_after.clone());
+        let total = self.estimated_rows(&plan.names)?;
+        let progress = CopyProgress::start(
+            format!("{} → {}", plan.names.source, plan.names.target),
+            total,
+            journal.map_or(0, |j| j.copied),
+        );
+        let mut copied = 0;
+        loop {
+            let step = match after {
+                None => &plan.backfill.first,
+                Some(_) => &plan.backfill.next,
+            };
+            let (rows, last) = self.batch(step, until.as_ref(), after.as_ref())?;
+            copied += rows;
+            progress.advance(rows);
+            if rows == 0 {
+                return Ok(copied);
+            }
+            after = last;
+            std::thread::sleep(self.options.pause);
+        }
+    }
+
+    fn estimated_rows(&mut self, names: &Names) -> Result<u64, ConvertError> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass($1)",
+                &[&names.source.quoted()],
+            )
+            .map_err(query("reading the table's row estimate"))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    /// One backfill batch and its journal row, in one transaction under
+    /// lock_timeout, retried.
+    fn batch(
+        &mut self,
+        step: &Step,
+        until: Option<&Vec<String>>,
+        after: Option<&Vec<String>>,
+    ) -> Result<(i64, Option<Vec<String>>), ConvertError> {
+        let limit = i64::from(self.options.batch_size);
+        let what = format!("{} backfill batch", self.table.parent());
+        let result = self
+            .retry
+            .run(self.client, &what, None, |client, watch, _| {
+                let mut transaction = client.transaction()?;
+                set_lock_timeout(&mut transaction, step)?;
+                let row = watch.around(|| match after {
+                    None => transaction.query_one(step.sql[0].as_str(), &[&limit, &until]),
+                    Some(after) => {
+                        transaction.query_one(step.sql[0].as_str(), &[&limit, after, &until])
+                    }
+                })?;
+                let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
+                transaction.execute(step.sql[1].as_str(), &[&last, &rows])?;
+                transaction.commit()?;
+                Ok::<_, postgres::Error>((rows, last))
+            });
+        result
+            .map(|(value, _)| value)
+            .map_err(|gave_up| ConvertError::Step {
+                table: self.table.qualified_name(),
+                message: format!(
+                    "a backfill batch failed after {} attempt(s): {}",
+                    gave_up.attempts,
+                    describe(&gave_up.error)
+                ),
+            })
+    }
+
+    /// Applies log batches until one finds fewer entries than a full batch;
+    /// returns the entries applied.
+    fn replay(&mut self, plan: &ConvertPlan) -> Result<i64, ConvertError> {
+        let mut applied = 0;
+        loop {
+            let entries = self.replay_batch(&plan.replay)?;
+            applied += entries;
+            if entries < i64::from(self.options.batch_size) {
+                return Ok(applied);
+            }
+        }
+    }
+
+    fn replay_batch(&mut self, step: &Step) -> Result<i64, ConvertError> {
+        let limit = i64::from(self.options.batch_size);
+        let what = format!("{} replay batch", self.table.parent());
+        let result = self
+            .retry
+            .run(self.client, &what, None, |client, watch, _| {
+                let mut transaction = client.transaction()?;
+                set_lock_timeout(&mut transaction, step)?;
+                transaction.batch_execute(&step.sql[0])?;
+                let row = transaction.query_one(step.sql[1].as_str(), &[&limit])?;
+                let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
+                if let Some(upto) = upto {
+                    for sql in &step.sql[2..5] {
+                        watch.around(|| transaction.execute(sql.as_str(), &[&upto]))?;
+                    }
+                    transaction.execute(step.sql[5].as_str(), &[&entries])?;
+                }
+                transaction.commit()?;
+                Ok::<_, postgres::Error>(entries)
+            });
+        result
+            .map(|(value, _)| value)
+            .map_err(|gave_up| ConvertError::Step {
+                table: self.table.qualified_name(),
+                message: format!(
+                    "a replay batch failed after {} attempt(s): {}",
+                    gave_up.attempts,
+                    describe(&gave_up.error)
+                ),
+            })
+    }
+}
+
+fn set_lock_timeout(
+    transaction: &mut postgres::Transaction<'_>,
+    step: &Step,
+) -> Result<(), postgres::Error> {
+    transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout))
+}
+
+fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
+            format!("{}: {}{detail}", db.code().code(), db.message())
+        }
+        None if error.is_lock_timeout() => "lock timeout".to_owned(),
+        None => error.to_string(),
+    }
+}

@@ -1,0 +1,392 @@
+//! `pgm partitions convert` on a real PostgreSQL: the check refuses what
+//! cannot be converted before changing anything; prepare, backfill and
+//! replay make a partitioned copy that equals the table under concurrent
+//! writes, and a run killed anywhere is finished by the next.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use support::{Project, TestDb, column, outcome};
+
+const AT: &str = "2026-11-22T10:00:00Z";
+
+const POLICY: &str = r#"
+[defaults]
+lock_timeout = "200ms"
+lock_retries = 3
+
+[[table]]
+name = "public.orders"
+key = "created_at"
+interval = "monthly"
+premake = 2
+"#;
+
+/// `orders`: 10 000 rows over 14 months before AT, a serial id, a primary
+/// key including the key, a CHECK, a comment and a grant.
+const ORDERS: &str = "\
+    CREATE ROLE pgm_convert_reader NOLOGIN; \
+    CREATE TABLE orders (id bigserial, created_at timestamptz NOT NULL, customer int NOT NULL, \
+      amount numeric(10,2) NOT NULL DEFAULT 0 CHECK (amount >= 0), note text, \
+      PRIMARY KEY (id, created_at)); \
+    CREATE INDEX orders_customer_idx ON orders (customer); \
+    COMMENT ON TABLE orders IS 'every order'; \
+    GRANT SELECT ON orders TO pgm_convert_reader; \
+    INSERT INTO orders (created_at, customer, amount, note) \
+      SELECT timestamptz '2025-09-01' + g * interval '1 hour', g % 97, g % 1000, 'n' || g \
+      FROM generate_series(0, 9999) g; \
+    ANALYZE orders;";
+
+fn setup(db: &TestDb, policy: &str, schema: &str) -> Project {
+    let project = Project::new();
+    std::fs::write(project.path().join("partman.toml"), policy).unwrap();
+    let mut client = db.connect();
+    // A role may exist already from another test of the same server.
+    let _ = client.batch_execute("DROP ROLE IF EXISTS pgm_convert_reader");
+    client
+        .batch_execute(&schema.replace(
+            "CREATE ROLE pgm_convert_reader NOLOGIN;",
+            "DO $$ BEGIN CREATE ROLE pgm_convert_reader NOLOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;",
+        ))
+        .unwrap();
+    project
+}
+
+fn convert(project: &Project, db: &TestDb, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = project
+        .pgm(db)
+        .args(["partitions", "convert", "public.orders", "--at", AT])
+        .args(args)
+        .output()
+        .unwrap();
+    outcome(&output)
+}
+
+/// Every row of a table, in primary key order, as text.
+fn content(db: &TestDb, table: &str) -> Vec<String> {
+    column(
+        &mut db.connect(),
+        &format!("SELECT t::text FROM {table} t ORDER BY id, created_at"),
+    )
+}
+
+/// Relations in the public schema, to show a refusal changed nothing.
+fn relations(db: &TestDb) -> Vec<String> {
+    column(
+        &mut db.connect(),
+        "SELECT c.relname || ' ' || c.relkind::text FROM pg_class c \
+         WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1",
+    )
+}
+
+#[test]
+fn converts_through_replay_with_partitions_from_the_oldest_row() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("check: public.orders can be converted"),
+        "{stdout}"
+    );
+    assert_eq!(content(&db, "orders_partitioned"), content(&db, "orders"));
+    let partitions = column(
+        &mut db.connect(),
+        "SELECT c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'orders_partitioned'::regclass ORDER BY 1",
+    );
+    // 2025-09 (the oldest row) through 2026-11 (now) and premake 2.
+    assert_eq!(partitions.len(), 17, "{partitions:?}");
+    assert_eq!(
+        partitions[0],
+        "orders_p2025_09 FOR VALUES FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00')"
+    );
+    assert!(
+        partitions[16].starts_with("orders_p2027_01 "),
+        "{partitions:?}"
+    );
+}
+
+/// A refusal: exit 64, the message, and nothing changed in the database.
+fn assert_refused(schema: &str, expected: &[&str]) {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, schema);
+    let before = relations(&db);
+    for args in [&["--dry-run"][..], &[]] {
+        let (code, stdout, stderr) = convert(&project, &db, args);
+        assert_eq!(code, Some(64), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("public.orders cannot be converted; nothing was changed:"),
+            "{stderr}"
+        );
+        for text in expected {
+            assert!(stderr.contains(text), "missing {text:?} in:\n{stderr}");
+        }
+    }
+    assert_eq!(relations(&db), before);
+}
+
+#[test]
+fn a_primary_key_without_the_partition_key_is_refused_with_what_it_should_become() {
+    assert_refused(
+        &ORDERS.replace(
+            "PRIMARY KEY (id, created_at)",
+            "PRIMARY KEY (id), UNIQUE (note)",
+        ),
+        &[
+            "PRIMARY KEY orders_pkey of public.orders is (id), without the key created_at: a partitioned \
+             table's unique constraints must include it; make it PRIMARY KEY (id, created_at)",
+            "UNIQUE orders_note_key of public.orders is (note), without the key created_at: a partitioned \
+             table's unique constraints must include it; make it UNIQUE (note, created_at)",
+        ],
+    );
+}
+
+#[test]
+fn a_table_without_a_primary_key_is_refused() {
+    assert_refused(
+        &ORDERS.replace(", PRIMARY KEY (id, created_at)", ""),
+        &[
+            "public.orders has no primary key: the change capture logs each written row by its primary key; \
+           add PRIMARY KEY (…, created_at) first",
+        ],
+    );
+}
+
+#[test]
+fn a_key_holding_nulls_is_refused_with_their_count() {
+    assert_refused(
+        &format!(
+            "{} ALTER TABLE orders DROP CONSTRAINT orders_pkey, ALTER COLUMN created_at DROP NOT NULL, \
+             ADD PRIMARY KEY (id); UPDATE orders SET created_at = NULL WHERE id <= 3;",
+            ORDERS
+        ),
+        &[
+            "public.orders.created_at may hold NULL (3 row(s) do): a range-partitioned table has no place \
+             for a NULL key",
+            "PRIMARY KEY orders_pkey of public.orders is (id)",
+        ],
+    );
+}
+
+#[test]
+fn dependents_that_cannot_be_carried_over_are_refused_in_a_list() {
+    assert_refused(
+        &format!(
+            "{ORDERS} CREATE MATERIALIZED VIEW order_totals AS SELECT customer, sum(amount) FROM orders GROUP BY 1; \
+             CREATE PUBLICATION orders_out FOR TABLE orders; \
+             CREATE STATISTICS orders_stats (dependencies) ON customer, amount FROM orders;"
+        ),
+        &[
+            "materialized view public.order_totals cannot be carried over to the partitioned table: a materialized \
+             view cannot be pointed at another table without being rebuilt",
+            "publication of table orders in publication orders_out cannot be carried over",
+            "statistics object orders_stats cannot be carried over",
+        ],
+    );
+}
+
+#[test]
+fn a_key_column_that_does_not_exist_is_refused_where_the_policy_names_it() {
+    assert_refused(
+        &ORDERS.replace("created_at", "created"),
+        &["partman.toml:8:7: key = \"created_at\", but public.orders has no column created_at"],
+    );
+}
+
+#[test]
+fn an_unsupported_key_type_and_a_missing_table_are_refused() {
+    assert_refused(
+        &format!(
+            "{} ALTER TABLE orders ADD COLUMN region text NOT NULL DEFAULT 'eu', DROP CONSTRAINT orders_pkey, \
+             ADD PRIMARY KEY (id, region);",
+            ORDERS
+        )
+        .replace("'eu'", "'eu'"),
+        &[],
+    );
+    let db = TestDb::new();
+    let project = setup(
+        &db,
+        &POLICY.replace("created_at", "region"),
+        "CREATE TABLE orders (id int PRIMARY KEY, region text NOT NULL)",
+    );
+    let (code, _, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("public.orders.region is of type text: pgm partitions timestamptz"),
+        "{stderr}"
+    );
+    let project = setup(&TestDb::new(), POLICY, "SELECT 1");
+    let (code, _, stderr) = convert(&project, &db, &["--until", "check"]);
+    assert_eq!(code, Some(64), "{stderr}");
+}
+
+#[test]
+fn a_table_not_in_the_policy_is_a_usage_error() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let output = project
+        .pgm(&db)
+        .args(["partitions", "convert", "public.order"])
+        .output()
+        .unwrap();
+    let (code, _, stderr) = outcome(&output);
+    assert_eq!(code, Some(64));
+    assert!(
+        stderr.contains("public.order is not in partman.toml (did you mean public.orders?)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_check_lists_what_is_carried_over_and_how() {
+    let db = TestDb::new();
+    let schema = format!(
+        "{ORDERS} CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 500; \
+         CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint, order_created_at timestamptz, \
+           FOREIGN KEY (order_id, order_created_at) REFERENCES orders); \
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$; \
+         CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
+         ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY orders_mine ON orders USING (customer > 0);"
+    );
+    let project = setup(&db, POLICY, &schema);
+    let before = relations(&db);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "check"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in [
+        "  view public.big_orders — at the swap: recreated from its definition in the swap's transaction",
+        "  constraint refunds_order_id_order_created_at_fkey on table refunds — at the swap: dropped and added \
+         again NOT VALID against the new table in the swap's transaction, validated after it",
+        "  trigger orders_touch on table orders — at the swap: created on the new table at the swap",
+        "  policy orders_mine on table orders — at the swap: created on the new table at the swap",
+        "  sequence public.orders_id_seq — at the swap: owned by the new table's column",
+        "  row level security — at the swap",
+        "  grants (SELECT to pgm_convert_reader) — at the prepare: granted again on the new table",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    assert_eq!(relations(&db), before, "the check changes nothing");
+}
+
+/// Random writes to `orders` and the same writes to `orders_twin`, one
+/// transaction each: inserts, updates of other columns and of the key, and
+/// deletes, until `stop`.
+fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    let mut client = db.connect();
+    std::thread::spawn(move || {
+        let mut writes = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let id = i64::from(fastrand::u32(1..12_000));
+            // Within the partitions made for the table's rows.
+            let moved = format!(
+                "timestamptz '2025-09-01' + interval '{} hours'",
+                fastrand::u32(0..10_000)
+            );
+            let sql = match fastrand::u8(0..4) {
+                0 => format!(
+                    "WITH i AS (INSERT INTO orders (created_at, customer, amount, note) \
+                     VALUES (timestamptz '2025-09-01' + {id} * interval '37 minutes', {id} % 97, 1, 'w') RETURNING *) \
+                     INSERT INTO orders_twin SELECT * FROM i"
+                ),
+                1 => format!(
+                    "UPDATE orders SET amount = amount + 1, note = note || 'u' WHERE id = {id}; \
+                     UPDATE orders_twin SET amount = amount + 1, note = note || 'u' WHERE id = {id}"
+                ),
+                2 => format!(
+                    "UPDATE orders SET created_at = {moved} WHERE id = {id}; \
+                     UPDATE orders_twin SET created_at = {moved} WHERE id = {id}"
+                ),
+                _ => format!(
+                    "DELETE FROM orders WHERE id = {id}; DELETE FROM orders_twin WHERE id = {id}"
+                ),
+            };
+            client
+                .batch_execute(&format!("BEGIN; {sql}; COMMIT"))
+                .expect("a write");
+            writes += 1;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        writes
+    })
+}
+
+const TWIN: &str = "CREATE TABLE orders_twin AS SELECT * FROM orders; ALTER TABLE orders_twin ADD PRIMARY KEY (id, created_at);";
+
+#[test]
+fn writes_during_the_backfill_all_reach_the_partitioned_table() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, &format!("{ORDERS} {TWIN}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = writer(&db, Arc::clone(&stop));
+    let (code, stdout, stderr) =
+        convert(&project, &db, &["--batch-size", "200", "--pause", "10ms"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 0);
+    // The replay after the last write.
+    let (code, stdout, stderr) = convert(&project, &db, &["--batch-size", "200"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("every row is copied") || stdout.contains("replay:"),
+        "{stdout}"
+    );
+    let twin = content(&db, "orders_twin");
+    assert_eq!(content(&db, "orders"), twin);
+    assert_eq!(content(&db, "orders_partitioned"), twin);
+    assert_eq!(
+        column(&mut db.connect(), "SELECT count(*) FROM orders_pgm_log"),
+        ["0"]
+    );
+}
+
+#[test]
+fn killed_anywhere_with_writers_the_next_runs_converge() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, &format!("{ORDERS} {TWIN}"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = writer(&db, Arc::clone(&stop));
+    let mut kills = 0;
+    for _ in 0..40 {
+        let mut child = project.spawn(
+            &db,
+            &[
+                "partitions",
+                "convert",
+                "public.orders",
+                "--at",
+                AT,
+                "--batch-size",
+                "50",
+                "--pause",
+                "20ms",
+            ],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(20..400)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "after {kills} kills: {stdout}\n{stderr}");
+    let twin = content(&db, "orders_twin");
+    assert_eq!(content(&db, "orders"), twin);
+    assert_eq!(
+        content(&db, "orders_partitioned"),
+        twin,
+        "after {kills} kills"
+    );
+    assert!(kills >= 5, "killed only {kills} times");
+    let journal = column(&mut db.connect(), "SELECT phase FROM pgm_convert");
+    assert_eq!(journal, ["backfilled"]);
+}
