@@ -371,9 +371,9 @@ pub enum PartitionsCommand {
         long_about = "Turn a plain table named in the policy (its [[table]] entry names the key column with \
                       key = \"column\") into a range-partitioned one while the application keeps writing \
                       to it: check (refuses, changing nothing, with exit 64), prepare (the partitioned table, \
-                      its partitions and a change capture), backfill (key-ordered batches) and replay (the \
-                      captured changes). A journal table, pgm_convert, records where it is: run the same \
-                      command again after any stop and it carries on. Verify and swap are not built yet."
+                      its partitions and a change capture), backfill (key-ordered batches), replay (the \
+                      captured changes) and verify (counts and hashes per partition). A journal table, pgm_convert, records where it is: run the same \
+                      command again after any stop and it carries on. The swap is not built yet."
     )]
     Convert {
         /// The table, schema-qualified, as the policy names it.
@@ -430,6 +430,7 @@ value_enum!(ConvertPhase {
     Prepare => "prepare": "the partitioned table, its partitions, the change log and its trigger",
     Backfill => "backfill": "copy the rows in key-ordered batches",
     Replay => "replay": "apply the captured changes to the partitioned table",
+    Verify => "verify": "compare both tables per partition: row counts and a content hash",
 });
 value_enum!(PlanFormat { Text => "text", Json => "json", Sql => "sql" });
 value_enum!(StatusFormat { Text => "text", Json => "json" });

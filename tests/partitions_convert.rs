@@ -390,3 +390,54 @@ fn killed_anywhere_with_writers_the_next_runs_converge() {
     let journal = column(&mut db.connect(), "SELECT phase FROM pgm_convert");
     assert_eq!(journal, ["backfilled"]);
 }
+
+#[test]
+fn verify_names_each_partition_that_differs_and_stops() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("verify: 10000 row(s) equal in 14 partition(s); 0 key(s) still in the log"),
+        "{stdout}"
+    );
+    // Writes to the partitioned table are not captured: the copy drifts.
+    db.connect()
+        .batch_execute(
+            "UPDATE orders_partitioned SET note = 'changed' WHERE id = 5; \
+             DELETE FROM orders_partitioned WHERE id = 9000;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "public.orders: the partitioned table differs from the table; nothing will be swapped:\n  \
+             - orders_p2025_09: the same number of rows with different contents\n  \
+             - orders_p2026_09: 720 row(s) in the table, 719 in the partitioned table"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn dry_run_shows_every_phase_and_changes_nothing() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let before = relations(&db);
+    let (code, stdout, stderr) = convert(&project, &db, &["--dry-run", "--batch-size", "500"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for text in [
+        "-- ===== prepare",
+        "-- lock on parent: SHARE ROW EXCLUSIVE",
+        "CREATE TRIGGER pgm_convert_capture AFTER INSERT OR UPDATE OR DELETE ON \"public\".\"orders\" FOR EACH ROW",
+        "CREATE TABLE \"public\".\"orders_p2025_09\" PARTITION OF \"public\".\"orders_partitioned\" FOR VALUES \
+         FROM ('2025-09-01 00:00:00+00') TO ('2025-10-01 00:00:00+00');",
+        "-- ===== backfill: batches of $1 = 500 rows",
+        "-- ===== replay",
+        "-- ===== verify",
+    ] {
+        assert!(stdout.contains(text), "missing {text:?} in:\n{stdout}");
+    }
+    assert_eq!(relations(&db), before);
+}

@@ -63,7 +63,8 @@ impl TableReport {
             | Action::ConvertCreateTable
             | Action::ConvertStartCapture
             | Action::ConvertBackfill
-            | Action::ConvertReplay => {}
+            | Action::ConvertReplay
+            | Action::ConvertVerify => {}
         }
     }
 }
@@ -383,6 +384,7 @@ fn action_words(step: &Step) -> &'static str {
         Action::ConvertStartCapture => "starting the change capture on",
         Action::ConvertBackfill => "copying a batch of",
         Action::ConvertReplay => "replaying captured changes of",
+        Action::ConvertVerify => "verifying",
     }
 }
 

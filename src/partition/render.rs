@@ -26,6 +26,7 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::ConvertStartCapture => ("+", "start change capture"),
         Action::ConvertBackfill => ("~", "backfill batch"),
         Action::ConvertReplay => ("~", "replay batch"),
+        Action::ConvertVerify => ("=", "verify"),
     }
 }
 

@@ -6,8 +6,9 @@
 use postgres::Client;
 use serde::Serialize;
 
-use super::plan::Names;
+use super::plan::{Names, PartitionRange};
 use crate::db::quote_ident;
+use crate::partition::catalog::Bound;
 
 /// How far a conversion got, as its journal row says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -51,6 +52,8 @@ pub struct State {
     pub target_exists: bool,
     /// Entries waiting in the change log.
     pub logged: i64,
+    /// The partitions of the target, when it exists.
+    pub partitions: Vec<PartitionRange>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +112,41 @@ pub fn read_state(client: &mut Client, names: &Names) -> Result<State, JournalEr
             backfill_until: row.get(4),
         });
     }
+    if state.target_exists {
+        state.partitions = read_partitions(client, names).map_err(query_error)?;
+    }
     if exists(client, &names.log.quoted()).map_err(query_error)? {
         let sql = format!("SELECT count(*) FROM {}", names.log.quoted());
         state.logged = client.query_one(&sql, &[]).map_err(query_error)?.get(0);
     }
     Ok(state)
+}
+
+/// The target's partitions with their bounds as PostgreSQL prints them
+/// (session in UTC), in bound order.
+fn read_partitions(
+    client: &mut Client,
+    names: &Names,
+) -> Result<Vec<PartitionRange>, postgres::Error> {
+    let rows = client.query(
+        "SELECT c.relname::text, pg_get_expr(c.relpartbound, 0) FROM pg_inherits i \
+         JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass($1) ORDER BY 2",
+        &[&names.target.quoted()],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let range = match Bound::parse(row.get(1)) {
+                Bound::Range { from, to } => Some((from, to)),
+                Bound::Default => None,
+                Bound::Other(_) => return None,
+            };
+            Some(PartitionRange {
+                name: row.get(0),
+                range,
+            })
+        })
+        .collect())
 }
 
 /// The smallest and largest key of the source, printed in the session's

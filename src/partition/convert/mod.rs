@@ -117,6 +117,7 @@ mod progress;
 mod render;
 pub mod run;
 pub mod source;
+mod verify;
 
 pub use check::{Carry, CheckError, Checked, Dependent, Refusal, check};
 pub use run::{ConvertError, Options, run};
@@ -130,11 +131,12 @@ pub enum Phase {
     Prepare,
     Backfill,
     Replay,
+    Verify,
 }
 
 impl Phase {
     /// The last phase built: where a run without `--until` stops.
-    pub const LAST: Phase = Phase::Replay;
+    pub const LAST: Phase = Phase::Verify;
 }
 
 impl std::fmt::Display for Phase {
@@ -144,6 +146,7 @@ impl std::fmt::Display for Phase {
             Phase::Prepare => "prepare",
             Phase::Backfill => "backfill",
             Phase::Replay => "replay",
+            Phase::Verify => "verify",
         })
     }
 }

@@ -94,6 +94,7 @@ pub struct ConvertPlan {
     pub backfilled: bool,
     pub backfill: Backfill,
     pub replay: Step,
+    pub verify: Step,
 }
 
 /// The backfill's batch, in its two forms: the first batch, and every
@@ -122,10 +123,27 @@ pub fn plan(
         ));
     }
     let mut prepare = Vec::new();
-    if phase.is_none() {
-        let partitions = partitions(table, checked, range, now)?;
-        prepare.push(create_step(table, checked, source, &names, &partitions));
-    }
+    let ranges = match phase {
+        None => {
+            let partitions = partitions(table, checked, range, now)?;
+            prepare.push(create_step(table, checked, source, &names, &partitions));
+            let mut ranges: Vec<PartitionRange> = partitions
+                .into_iter()
+                .map(|p| PartitionRange {
+                    name: p.name,
+                    range: Some((p.from_literal, p.to_literal)),
+                })
+                .collect();
+            if table.default_partition {
+                ranges.push(PartitionRange {
+                    name: default_partition(&names).name,
+                    range: None,
+                });
+            }
+            ranges
+        }
+        Some(_) => state.partitions.clone(),
+    };
     if phase.is_none_or(|p| p < JournalPhase::Capturing) {
         prepare.push(capture_step(table, checked, &names));
     }
@@ -136,6 +154,7 @@ pub fn plan(
         backfilled: phase >= Some(JournalPhase::Backfilled),
         backfill: backfill_steps(table, &names, &columns),
         replay: replay_step(table, &names, &columns),
+        verify: super::verify::verify_step(table, checked, source, &names, &columns, &ranges),
         names,
     })
 }
@@ -171,17 +190,17 @@ fn partitions(
 }
 
 /// The columns as the copy and the log name them.
-struct Columns {
+pub(super) struct Columns {
     /// Every column but stored generated ones, quoted, comma-separated.
-    copied: String,
+    pub(super) copied: String,
     /// The primary key's columns, quoted.
-    key: Vec<String>,
+    pub(super) key: Vec<String>,
     /// The primary key's columns with their types, for the log table.
-    key_types: Vec<(String, String)>,
+    pub(super) key_types: Vec<(String, String)>,
 }
 
 impl Columns {
-    fn of(checked: &Checked, source: &SourceTable) -> Columns {
+    pub(super) fn of(checked: &Checked, source: &SourceTable) -> Columns {
         let copied: Vec<String> = source
             .columns
             .iter()
@@ -204,12 +223,12 @@ impl Columns {
     }
 
     /// `(a, b)`, or `(t.a, t.b)` with a prefix.
-    fn key_row(&self, prefix: &str) -> String {
+    pub(super) fn key_row(&self, prefix: &str) -> String {
         let parts: Vec<String> = self.key.iter().map(|k| format!("{prefix}{k}")).collect();
         format!("({})", parts.join(", "))
     }
 
-    fn key_list(&self) -> String {
+    pub(super) fn key_list(&self) -> String {
         self.key.join(", ")
     }
 }
@@ -334,6 +353,20 @@ fn create_target(
         sql.push(format!("ALTER TABLE {} OWNER TO {owner}", name.quoted()));
     }
     sql
+}
+
+fn default_partition(names: &Names) -> QualifiedName {
+    names
+        .target
+        .with_name(&format!("{}_default", names.source.name))
+}
+
+/// A partition of the target as verify compares it: its name and bound
+/// literals, `None` for the default partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartitionRange {
+    pub name: String,
+    pub range: Option<(String, String)>,
 }
 
 /// The log: one row per touched primary key, in the order written.

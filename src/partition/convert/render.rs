@@ -71,7 +71,12 @@ pub fn write_plan(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
          largest seq read (then the count, for the journal), and only when it read an entry",
         options.batch_size
     )?;
-    write_sql_step(out, &plan.replay)
+    write_sql_step(out, &plan.replay)?;
+    if options.until == Phase::Replay {
+        return Ok(());
+    }
+    writeln!(out, "\n-- ===== verify")?;
+    write_sql_step(out, &plan.verify)
 }
 
 fn write_backfill(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> io::Result<()> {

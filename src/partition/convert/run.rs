@@ -51,6 +51,14 @@ pub enum ConvertError {
     Busy(String),
     #[error("{table}: {message}")]
     Step { table: String, message: String },
+    #[error(
+        "{table}: the partitioned table differs from the table; nothing will be swapped:{}",
+        differences.iter().map(|d| format!("\n  - {d}")).collect::<String>()
+    )]
+    Differs {
+        table: String,
+        differences: Vec<String>,
+    },
     #[error("{what}: {source}")]
     Query {
         what: String,
@@ -175,11 +183,33 @@ impl Runner<'_> {
             "replay: {replayed} logged change(s) applied to {}; the capture goes on logging",
             plan.names.target
         )?;
+        if self.options.until == Phase::Replay {
+            return Ok(());
+        }
+        self.verify(plan, out)?;
         writeln!(
             out,
-            "{}: converted as far as pgm can today (through {}); verify and swap come next",
+            "{}: converted as far as pgm can today (through {}); the swap comes next",
             checked.table,
             Phase::LAST
+        )?;
+        Ok(())
+    }
+
+    /// Compares both tables; any difference is an error naming it.
+    fn verify(&mut self, plan: &ConvertPlan, out: &mut dyn Write) -> Result<(), ConvertError> {
+        let verified = super::verify::run_verify(self.client, &plan.verify)
+            .map_err(query("verifying the partitioned table"))?;
+        if !verified.differences.is_empty() {
+            return Err(ConvertError::Differs {
+                table: self.table.qualified_name(),
+                differences: verified.differences,
+            });
+        }
+        writeln!(
+            out,
+            "verify: {} row(s) equal in {} partition(s); {} key(s) still in the log are replayed at the swap",
+            verified.rows, verified.partitions, verified.logged
         )?;
         Ok(())
     }

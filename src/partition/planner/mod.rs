@@ -47,6 +47,8 @@ pub enum Action {
     ConvertBackfill,
     /// `pgm partitions convert`: one batch of captured changes applied.
     ConvertReplay,
+    /// `pgm partitions convert`: the table and the partitioned table compared.
+    ConvertVerify,
 }
 
 /// The strongest lock a step takes on the parent table.
