@@ -372,8 +372,10 @@ pub enum PartitionsCommand {
                       key = \"column\") into a range-partitioned one while the application keeps writing \
                       to it: check (refuses, changing nothing, with exit 64), prepare (the partitioned table, \
                       its partitions and a change capture), backfill (key-ordered batches), replay (the \
-                      captured changes) and verify (counts and hashes per partition). A journal table, pgm_convert, records where it is: run the same \
-                      command again after any stop and it carries on. The swap is not built yet."
+                      captured changes), verify (counts and hashes per partition) and swap (one short \
+                      transaction under lock_timeout; --unswap reverses it, --drop-old ends it). A journal \
+                      table, pgm_convert, records where it is: run the same command again after any stop \
+                      and it carries on."
     )]
     Convert {
         /// The table, schema-qualified, as the policy names it.
@@ -395,6 +397,14 @@ pub enum PartitionsCommand {
         /// A pause between two backfill batches, to leave the server room (e.g. 100ms).
         #[arg(long, default_value = "0s", value_name = "DURATION")]
         pause: Timeout,
+        /// After the swap: give the name back to the old table (kept until --drop-old), with
+        /// every write made since replayed into it.
+        #[arg(long, conflicts_with_all = ["until", "drop_old"])]
+        unswap: bool,
+        /// After the swap (this run's or an earlier one's): print the row counts, end the
+        /// change capture and drop the old table.
+        #[arg(long)]
+        drop_old: bool,
     },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
@@ -431,6 +441,7 @@ value_enum!(ConvertPhase {
     Backfill => "backfill": "copy the rows in key-ordered batches",
     Replay => "replay": "apply the captured changes to the partitioned table",
     Verify => "verify": "compare both tables per partition: row counts and a content hash",
+    Swap => "swap": "the partitioned table takes the name in one short transaction; the old one is kept",
 });
 value_enum!(PlanFormat { Text => "text", Json => "json", Sql => "sql" });
 value_enum!(StatusFormat { Text => "text", Json => "json" });
@@ -575,6 +586,8 @@ impl PartitionsCommand {
                 at,
                 batch_size,
                 pause,
+                unswap,
+                drop_old,
             } => C::PartitionsConvert(config::Convert {
                 table,
                 until,
@@ -582,6 +595,8 @@ impl PartitionsCommand {
                 at,
                 batch_size,
                 pause: pause.0,
+                unswap,
+                drop_old,
             }),
         }
     }

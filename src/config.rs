@@ -107,6 +107,8 @@ pub struct Convert {
     pub at: Option<DateTime<Utc>>,
     pub batch_size: u32,
     pub pause: Duration,
+    pub unswap: bool,
+    pub drop_old: bool,
 }
 
 /// `pgm migrate new`.

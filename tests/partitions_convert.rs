@@ -83,10 +83,10 @@ fn relations(db: &TestDb) -> Vec<String> {
 }
 
 #[test]
-fn converts_through_replay_with_partitions_from_the_oldest_row() {
+fn converts_through_verify_with_partitions_from_the_oldest_row() {
     let db = TestDb::new();
     let project = setup(&db, POLICY, ORDERS);
-    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("check: public.orders can be converted"),
@@ -318,7 +318,7 @@ fn writer(db: &TestDb, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 const TWIN: &str = "CREATE TABLE orders_twin AS SELECT * FROM orders; ALTER TABLE orders_twin ADD PRIMARY KEY (id, created_at);";
 
 #[test]
-fn writes_during_the_backfill_all_reach_the_partitioned_table() {
+fn writes_during_the_whole_run_all_reach_the_partitioned_table() {
     let db = TestDb::new();
     let project = setup(&db, POLICY, &format!("{ORDERS} {TWIN}"));
     let stop = Arc::new(AtomicBool::new(false));
@@ -326,23 +326,25 @@ fn writes_during_the_backfill_all_reach_the_partitioned_table() {
     let (code, stdout, stderr) =
         convert(&project, &db, &["--batch-size", "200", "--pause", "10ms"]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "swap: public.orders is partitioned; the old table is kept as orders_unpartitioned"
+        ),
+        "{stdout}"
+    );
+    // The writer goes on against the partitioned table for a while.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     let writes = writer.join().unwrap();
     assert!(writes > 0);
-    // The replay after the last write.
-    let (code, stdout, stderr) = convert(&project, &db, &["--batch-size", "200"]);
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("every row is copied") || stdout.contains("replay:"),
-        "{stdout}"
-    );
-    let twin = content(&db, "orders_twin");
-    assert_eq!(content(&db, "orders"), twin);
-    assert_eq!(content(&db, "orders_partitioned"), twin);
     assert_eq!(
-        column(&mut db.connect(), "SELECT count(*) FROM orders_pgm_log"),
-        ["0"]
+        column(
+            &mut db.connect(),
+            "SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        ["p"]
     );
+    assert_eq!(content(&db, "orders"), content(&db, "orders_twin"));
 }
 
 #[test]
@@ -379,23 +381,28 @@ fn killed_anywhere_with_writers_the_next_runs_converge() {
     writer.join().unwrap();
     let (code, stdout, stderr) = convert(&project, &db, &[]);
     assert_eq!(code, Some(0), "after {kills} kills: {stdout}\n{stderr}");
-    let twin = content(&db, "orders_twin");
-    assert_eq!(content(&db, "orders"), twin);
     assert_eq!(
-        content(&db, "orders_partitioned"),
-        twin,
+        content(&db, "orders"),
+        content(&db, "orders_twin"),
         "after {kills} kills"
     );
     assert!(kills >= 5, "killed only {kills} times");
     let journal = column(&mut db.connect(), "SELECT phase FROM pgm_convert");
-    assert_eq!(journal, ["backfilled"]);
+    assert_eq!(journal, ["swapped"]);
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        ["p"]
+    );
 }
 
 #[test]
 fn verify_names_each_partition_that_differs_and_stops() {
     let db = TestDb::new();
     let project = setup(&db, POLICY, ORDERS);
-    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("verify: 10000 row(s) equal in 14 partition(s); 0 key(s) still in the log"),
@@ -440,4 +447,120 @@ fn dry_run_shows_every_phase_and_changes_nothing() {
         assert!(stdout.contains(text), "missing {text:?} in:\n{stdout}");
     }
     assert_eq!(relations(&db), before);
+}
+
+const DEPENDENTS: &str = "\
+    CREATE VIEW big_orders AS SELECT id, created_at, amount FROM orders WHERE amount > 500; \
+    CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint NOT NULL, order_created_at timestamptz NOT NULL, \
+      FOREIGN KEY (order_id, order_created_at) REFERENCES orders ON DELETE CASCADE); \
+    INSERT INTO refunds SELECT g, g, timestamptz '2025-09-01' + (g - 1) * interval '1 hour' FROM generate_series(1, 50) g; \
+    CREATE TABLE touched (id bigint); \
+    CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO touched VALUES (NEW.id); \
+      RETURN NEW; END$$; \
+    CREATE TRIGGER orders_touch AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
+    ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
+    CREATE POLICY orders_positive ON orders USING (amount >= 0);";
+
+fn one(db: &TestDb, sql: &str) -> String {
+    column(&mut db.connect(), sql).join(",")
+}
+
+#[test]
+fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, &format!("{ORDERS} {DEPENDENTS}"));
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .contains("validate: validates the foreign key refunds_order_id_order_created_at_fkey"),
+        "{stdout}"
+    );
+    let facts = "SELECT (SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass) || ' ' || \
+         (SELECT confrelid::regclass::text || ' ' || convalidated FROM pg_constraint \
+          WHERE conname = 'refunds_order_id_order_created_at_fkey') || ' ' || \
+         pg_get_serial_sequence('orders', 'id') || ' ' || \
+         (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND tgname = 'orders_touch') || ' ' || \
+         (SELECT count(*) FROM pg_policy WHERE polrelid = 'orders'::regclass) || ' ' || \
+         (SELECT relrowsecurity FROM pg_class WHERE oid = 'orders'::regclass)";
+    assert_eq!(
+        one(&db, facts),
+        "p orders true public.orders_id_seq 1 1 true"
+    );
+    // The view reads the partitioned table; the trigger fires on it; the
+    // foreign key cascades from it; the sequence goes on.
+    db.connect()
+        .batch_execute(
+            "INSERT INTO orders (created_at, customer, amount) VALUES ('2026-11-20', 1, 1234.5); \
+             UPDATE orders SET note = 'seen' WHERE id = 2; DELETE FROM orders WHERE id = 1;",
+        )
+        .unwrap();
+    assert_eq!(
+        one(&db, "SELECT count(*) FROM big_orders WHERE amount = 1234.5"),
+        "1"
+    );
+    assert_eq!(one(&db, "SELECT max(id) FROM orders"), "10001");
+    assert_eq!(
+        one(&db, "SELECT string_agg(id::text, ',') FROM touched"),
+        "2"
+    );
+    assert_eq!(one(&db, "SELECT count(*) FROM refunds"), "49");
+
+    // Unswap: the old table takes the name back with those writes.
+    let (code, stdout, stderr) = convert(&project, &db, &["--unswap"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        "r"
+    );
+    assert_eq!(content(&db, "orders"), content(&db, "orders_partitioned"));
+    assert_eq!(
+        one(&db, "SELECT count(*) FROM big_orders WHERE amount = 1234.5"),
+        "1"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT confrelid::regclass::text FROM pg_constraint WHERE conname = 'refunds_order_id_order_created_at_fkey'"
+        ),
+        "orders"
+    );
+    assert_eq!(one(&db, "SELECT count(*) FROM orders WHERE id = 1"), "0");
+
+    // Swap again, then drop the old table: pgm maintains it as any other.
+    let (code, stdout, stderr) = convert(&project, &db, &["--drop-old"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "drop-old: public.orders_unpartitioned holds 10000 row(s), public.orders holds 10000"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('orders_unpartitioned', 'orders_pgm_log', 'orders_partitioned')"
+        ),
+        "0"
+    );
+    assert_eq!(one(&db, "SELECT count(*) FROM pgm_convert"), "0");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgm_convert%'"
+        ),
+        "0"
+    );
+    for command in ["maintain", "check"] {
+        let output = project
+            .pgm(&db)
+            .args(["partitions", command, "--at", AT])
+            .output()
+            .unwrap();
+        let (code, stdout, stderr) = outcome(&output);
+        assert_eq!(code, Some(0), "{command}: {stdout}\n{stderr}");
+    }
 }

@@ -237,6 +237,8 @@ pub fn convert(
         dry_run: convert.dry_run,
         batch_size: convert.batch_size,
         pause: convert.pause,
+        unswap: convert.unswap,
+        drop_old: convert.drop_old,
     };
     let mut client = db::connect(settings)?;
     let mut out = std::io::stdout().lock();
@@ -245,9 +247,9 @@ pub fn convert(
     match result {
         Ok(()) => Ok(Outcome::Success),
         // Refused before anything changed: the table or the policy must change first.
-        Err(error @ (ConvertError::Check(_) | ConvertError::Plan(_))) => {
-            Err(UsageError(error.to_string()).into())
-        }
+        Err(
+            error @ (ConvertError::Check(_) | ConvertError::Plan(_) | ConvertError::NotSwapped(_)),
+        ) => Err(UsageError(error.to_string()).into()),
         Err(ConvertError::Pooled(PoolerError::TransactionPooling(message))) => {
             Err(UsageError(PoolerError::TransactionPooling(message).to_string()).into())
         }

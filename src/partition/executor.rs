@@ -64,7 +64,10 @@ impl TableReport {
             | Action::ConvertStartCapture
             | Action::ConvertBackfill
             | Action::ConvertReplay
-            | Action::ConvertVerify => {}
+            | Action::ConvertVerify
+            | Action::ConvertSwap
+            | Action::ConvertValidate
+            | Action::ConvertDropOld => {}
         }
     }
 }
@@ -385,6 +388,9 @@ fn action_words(step: &Step) -> &'static str {
         Action::ConvertBackfill => "copying a batch of",
         Action::ConvertReplay => "replaying captured changes of",
         Action::ConvertVerify => "verifying",
+        Action::ConvertSwap => "swapping",
+        Action::ConvertValidate => "validating the foreign key of",
+        Action::ConvertDropOld => "dropping",
     }
 }
 

@@ -27,6 +27,9 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::ConvertBackfill => ("~", "backfill batch"),
         Action::ConvertReplay => ("~", "replay batch"),
         Action::ConvertVerify => ("=", "verify"),
+        Action::ConvertSwap => ("~", "swap"),
+        Action::ConvertValidate => ("=", "validate foreign key"),
+        Action::ConvertDropOld => ("-", "drop the old table"),
     }
 }
 

@@ -20,6 +20,8 @@ pub enum JournalPhase {
     Capturing,
     /// Every row was copied; the replay keeps the copy current.
     Backfilled,
+    /// The partitioned table has the name; the old table is kept.
+    Swapped,
 }
 
 impl JournalPhase {
@@ -28,6 +30,7 @@ impl JournalPhase {
             "prepared" => JournalPhase::Prepared,
             "capturing" => JournalPhase::Capturing,
             "backfilled" => JournalPhase::Backfilled,
+            "swapped" => JournalPhase::Swapped,
             _ => return None,
         })
     }
@@ -43,6 +46,8 @@ pub struct Journal {
     pub backfill_after: Option<Vec<String>>,
     pub copied: i64,
     pub replayed: i64,
+    /// The name the old table was given by the swap.
+    pub kept_as: Option<String>,
 }
 
 /// What the database holds of a conversion.
@@ -92,7 +97,7 @@ pub fn read_state(client: &mut Client, names: &Names) -> Result<State, JournalEr
         return Ok(state);
     }
     let sql = format!(
-        "SELECT phase, backfill_after, copied, replayed, backfill_until FROM {} WHERE source = $1",
+        "SELECT phase, backfill_after, copied, replayed, backfill_until, kept_as FROM {} WHERE source = $1",
         names.journal.quoted()
     );
     let row = client
@@ -110,6 +115,7 @@ pub fn read_state(client: &mut Client, names: &Names) -> Result<State, JournalEr
             copied: row.get(2),
             replayed: row.get(3),
             backfill_until: row.get(4),
+            kept_as: row.get(5),
         });
     }
     if state.target_exists {

@@ -117,6 +117,7 @@ mod progress;
 mod render;
 pub mod run;
 pub mod source;
+mod swap;
 mod verify;
 
 pub use check::{Carry, CheckError, Checked, Dependent, Refusal, check};
@@ -132,11 +133,12 @@ pub enum Phase {
     Backfill,
     Replay,
     Verify,
+    Swap,
 }
 
 impl Phase {
     /// The last phase built: where a run without `--until` stops.
-    pub const LAST: Phase = Phase::Verify;
+    pub const LAST: Phase = Phase::Swap;
 }
 
 impl std::fmt::Display for Phase {
@@ -147,6 +149,7 @@ impl std::fmt::Display for Phase {
             Phase::Backfill => "backfill",
             Phase::Replay => "replay",
             Phase::Verify => "verify",
+            Phase::Swap => "swap",
         })
     }
 }

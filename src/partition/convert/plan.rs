@@ -95,6 +95,9 @@ pub struct ConvertPlan {
     pub backfill: Backfill,
     pub replay: Step,
     pub verify: Step,
+    pub swap: Step,
+    /// The name the old table keeps after the swap.
+    pub keep_as: String,
 }
 
 /// The backfill's batch, in its two forms: the first batch, and every
@@ -111,6 +114,7 @@ pub fn plan(
     source: &SourceTable,
     range: &KeyRange,
     state: &State,
+    keep_as: &str,
     now: DateTime<Utc>,
 ) -> Result<ConvertPlan, PlanError> {
     let names = Names::of(&source.name);
@@ -155,6 +159,15 @@ pub fn plan(
         backfill: backfill_steps(table, &names, &columns),
         replay: replay_step(table, &names, &columns),
         verify: super::verify::verify_step(table, checked, source, &names, &columns, &ranges),
+        swap: super::swap::swap_step(
+            table,
+            &names,
+            source,
+            &names.target,
+            keep_as,
+            super::swap::Direction::Swap,
+        ),
+        keep_as: keep_as.to_owned(),
         names,
     })
 }
@@ -200,15 +213,27 @@ pub(super) struct Columns {
 }
 
 impl Columns {
+    /// The columns of a table whose primary key is known from the catalog.
+    pub(super) fn from_source(source: &SourceTable) -> Columns {
+        let key = source
+            .primary_key()
+            .map(|k| k.columns.clone())
+            .unwrap_or_default();
+        Columns::new(&key, source)
+    }
+
     pub(super) fn of(checked: &Checked, source: &SourceTable) -> Columns {
+        Columns::new(&checked.primary_key, source)
+    }
+
+    fn new(primary_key: &[String], source: &SourceTable) -> Columns {
         let copied: Vec<String> = source
             .columns
             .iter()
             .filter(|c| c.generated.is_empty())
             .map(|c| quote_ident(&c.name))
             .collect();
-        let key_types = checked
-            .primary_key
+        let key_types = primary_key
             .iter()
             .map(|name| {
                 let sql_type = source.column(name).map_or("text", |c| c.sql_type.as_str());
@@ -296,7 +321,7 @@ fn create_step(
 fn create_journal(names: &Names) -> Vec<String> {
     vec![format!(
         "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY, target text NOT NULL, log text NOT NULL, \
-         key text NOT NULL, phase text NOT NULL, backfill_until text[], backfill_after text[], copied int8 NOT NULL DEFAULT 0, \
+         key text NOT NULL, phase text NOT NULL, kept_as text, backfill_until text[], backfill_after text[], copied int8 NOT NULL DEFAULT 0, \
          replayed int8 NOT NULL DEFAULT 0, started_at timestamptz NOT NULL DEFAULT now(), \
          updated_at timestamptz NOT NULL DEFAULT now())",
         names.journal.quoted()

@@ -6,8 +6,12 @@ use std::io::{self, Write};
 use super::Phase;
 use super::check::{Carry, Checked};
 use super::journal::State;
-use super::plan::ConvertPlan;
+use super::plan::{ConvertPlan, Names};
 use super::run::Options;
+use super::source::SourceTable;
+use super::swap::{self, Direction};
+use crate::db::ident::QualifiedName;
+use crate::partition::policy::TablePolicy;
 use crate::partition::render::write_sql_step;
 
 pub fn write_check(out: &mut dyn Write, checked: &Checked, state: &State) -> io::Result<()> {
@@ -76,7 +80,12 @@ pub fn write_plan(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
         return Ok(());
     }
     writeln!(out, "\n-- ===== verify")?;
-    write_sql_step(out, &plan.verify)
+    write_sql_step(out, &plan.verify)?;
+    if options.until == Phase::Verify {
+        return Ok(());
+    }
+    writeln!(out, "\n-- ===== swap")?;
+    write_sql_step(out, &plan.swap)
 }
 
 fn write_backfill(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> io::Result<()> {
@@ -90,4 +99,33 @@ fn write_backfill(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
     )?;
     write_sql_step(out, &plan.backfill.first)?;
     write_sql_step(out, &plan.backfill.next)
+}
+
+/// After the swap, with `--dry-run`: what a run would do now.
+pub fn write_after_swap(
+    out: &mut dyn Write,
+    table: &TablePolicy,
+    names: &Names,
+    live: &SourceTable,
+    kept: &QualifiedName,
+    options: Options,
+) -> io::Result<()> {
+    if options.unswap {
+        let step = swap::swap_step(
+            table,
+            names,
+            live,
+            kept,
+            &names.target.name,
+            Direction::Unswap,
+        );
+        return write_sql_step(out, &step);
+    }
+    for step in swap::validate_steps(table, live) {
+        write_sql_step(out, &step)?;
+    }
+    if options.drop_old {
+        write_sql_step(out, &swap::drop_old_step(table, names, kept))?;
+    }
+    Ok(())
 }

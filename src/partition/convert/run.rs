@@ -16,7 +16,9 @@ use super::plan::{self, ConvertPlan, Names, PlanError};
 use super::progress::CopyProgress;
 use super::render;
 use super::source;
+use super::swap::{self, Direction};
 use crate::db::ConnectionSettings;
+use crate::db::ident::QualifiedName;
 use crate::db::lock::{self, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
 use crate::db::retry::{AttemptError, LockRetry};
@@ -30,6 +32,15 @@ pub struct Options {
     pub dry_run: bool,
     pub batch_size: u32,
     pub pause: Duration,
+    pub unswap: bool,
+    pub drop_old: bool,
+}
+
+impl Options {
+    /// The name the old table keeps: `TABLE_unpartitioned`.
+    fn keep_as_name(&self, names: &Names) -> String {
+        crate::db::ident::shorten_identifier(&format!("{}_unpartitioned", names.source.name))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +75,10 @@ pub enum ConvertError {
         what: String,
         source: postgres::Error,
     },
+    #[error("{0} does not exist")]
+    Missing(String),
+    #[error("{0} was not swapped: --unswap reverses a swap while the old table is kept")]
+    NotSwapped(String),
     #[error(transparent)]
     Output(#[from] std::io::Error),
 }
@@ -113,34 +128,74 @@ fn plan_and(
 ) -> Result<(), ConvertError> {
     let names = Names::of(&table.parent());
     let state = journal::read_state(client, &names)?;
+    if let Some(kept) = state.journal.as_ref().and_then(swapped) {
+        return after_swap(client, table, options, &kept, out, settings);
+    }
+    if options.unswap {
+        return Err(ConvertError::NotSwapped(table.qualified_name()));
+    }
     let key = table.key.as_ref().map_or("", |(key, _)| key.as_str());
     let source = source::read_source(client, &names.source, key)
         .map_err(query("reading the table from the catalog"))?;
     let checked = check::check(table, source.as_ref(), now)?;
     render::write_check(out, &checked, &state)?;
-    let source = source.expect("checked: the table exists");
-    if options.until == Phase::Check {
+    let Some(source) = source.filter(|_| options.until > Phase::Check) else {
         return Ok(());
-    }
+    };
     let range = match state.journal {
         Some(_) => plan::KeyRange::default(),
         None => journal::read_key_range(client, &names, &checked.key)
             .map_err(query("reading the smallest and largest key"))?,
     };
-    let plan = plan::plan(table, &checked, &source, &range, &state, now)?;
-    match settings {
-        None => Ok(render::write_plan(out, &plan, options)?),
-        Some(settings) => {
-            let mut runner = Runner {
-                client,
-                settings,
-                table,
-                options,
-                retry: LockRetry::new(settings, table.lock_retries),
-            };
-            runner.run(&plan, &checked, &state, out)
-        }
+    let keep_as = options.keep_as_name(&names);
+    let plan = plan::plan(table, &checked, &source, &range, &state, &keep_as, now)?;
+    let Some(settings) = settings else {
+        return Ok(render::write_plan(out, &plan, options)?);
+    };
+    let mut runner = Runner::new(client, settings, table, options);
+    runner.run(&plan, &checked, &state, out)?;
+    if options.until == Phase::Swap {
+        let kept = QualifiedName::new(names.source.schema.clone(), keep_as);
+        runner.after_swap(&names, &kept, out)?;
     }
+    Ok(())
+}
+
+/// The old table's name, when the journal says the swap is done.
+fn swapped(journal: &journal::Journal) -> Option<String> {
+    (journal.phase == JournalPhase::Swapped).then(|| journal.kept_as.clone().unwrap_or_default())
+}
+
+/// After the swap: validate the re-pointed foreign keys, then unswap or
+/// drop the old table when asked.
+fn after_swap(
+    client: &mut Client,
+    table: &TablePolicy,
+    options: Options,
+    kept: &str,
+    out: &mut dyn Write,
+    settings: Option<&ConnectionSettings>,
+) -> Result<(), ConvertError> {
+    let names = Names::of(&table.parent());
+    let kept = QualifiedName::new(names.source.schema.clone(), kept);
+    writeln!(
+        out,
+        "{}: swapped; the old table is kept as {kept}",
+        names.source
+    )?;
+    let Some(settings) = settings else {
+        let live = read_live(client, &names)?;
+        return Ok(render::write_after_swap(
+            out, table, &names, &live, &kept, options,
+        )?);
+    };
+    Runner::new(client, settings, table, options).after_swap(&names, &kept, out)
+}
+
+fn read_live(client: &mut Client, names: &Names) -> Result<source::SourceTable, ConvertError> {
+    source::read_source(client, &names.source, "")
+        .map_err(query("reading the table from the catalog"))?
+        .ok_or_else(|| ConvertError::Missing(names.source.to_string()))
 }
 
 struct Runner<'a> {
@@ -151,7 +206,90 @@ struct Runner<'a> {
     retry: LockRetry<'a>,
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    fn new(
+        client: &'a mut Client,
+        settings: &'a ConnectionSettings,
+        table: &'a TablePolicy,
+        options: Options,
+    ) -> Runner<'a> {
+        Runner {
+            client,
+            settings,
+            table,
+            options,
+            retry: LockRetry::new(settings, table.lock_retries),
+        }
+    }
+
+    /// Validates what the swap added NOT VALID; then `--unswap` or
+    /// `--drop-old` when asked.
+    fn after_swap(
+        &mut self,
+        names: &Names,
+        kept: &QualifiedName,
+        out: &mut dyn Write,
+    ) -> Result<(), ConvertError> {
+        let live = read_live(self.client, names)?;
+        if self.options.unswap {
+            let step = swap::swap_step(
+                self.table,
+                names,
+                &live,
+                kept,
+                &names.target.name,
+                Direction::Unswap,
+            );
+            self.run_step(&step)?;
+            writeln!(
+                out,
+                "unswap: {} is the old table again; {}",
+                names.source, step.reason
+            )?;
+            return Ok(());
+        }
+        for step in swap::validate_steps(self.table, &live) {
+            self.run_step(&step)?;
+            writeln!(out, "validate: {}", step.reason)?;
+        }
+        if self.options.drop_old {
+            self.drop_old(names, kept, out)?;
+        }
+        Ok(())
+    }
+
+    fn drop_old(
+        &mut self,
+        names: &Names,
+        kept: &QualifiedName,
+        out: &mut dyn Write,
+    ) -> Result<(), ConvertError> {
+        let count = |client: &mut Client, name: &QualifiedName| -> Result<i64, ConvertError> {
+            let sql = format!("SELECT count(*) FROM {}", name.quoted());
+            Ok(client
+                .query_one(sql.as_str(), &[])
+                .map_err(query("counting rows"))?
+                .get(0))
+        };
+        let (old, new) = (
+            count(self.client, kept)?,
+            count(self.client, &names.source)?,
+        );
+        writeln!(
+            out,
+            "drop-old: {kept} holds {old} row(s), {} holds {new}; dropping {kept}",
+            names.source
+        )?;
+        out.flush()?;
+        self.run_step(&swap::drop_old_step(self.table, names, kept))?;
+        writeln!(
+            out,
+            "drop-old: done; the conversion of {} is finished",
+            names.source
+        )?;
+        Ok(())
+    }
+
     fn run(
         &mut self,
         plan: &ConvertPlan,
@@ -187,11 +325,14 @@ impl Runner<'_> {
             return Ok(());
         }
         self.verify(plan, out)?;
+        if self.options.until == Phase::Verify {
+            return Ok(());
+        }
+        self.run_step(&plan.swap)?;
         writeln!(
             out,
-            "{}: converted as far as pgm can today (through {}); the swap comes next",
-            checked.table,
-            Phase::LAST
+            "swap: {} is partitioned; the old table is kept as {}",
+            checked.table, plan.keep_as
         )?;
         Ok(())
     }

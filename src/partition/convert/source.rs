@@ -73,8 +73,18 @@ pub struct Dependency {
     pub kind: DependentKind,
     /// As people read it: `view public.recent_events`.
     pub name: String,
-    /// The statement recreating it, when pgm can carry it over.
+    /// What recreates it, when pgm can carry it over: a view's query, a
+    /// foreign key's or trigger's definition, a policy's clauses after
+    /// `CREATE POLICY name ON table`.
     pub definition: Option<String>,
+    /// The relation it belongs to: the view itself, or the table holding
+    /// the foreign key.
+    pub relation: Option<QualifiedName>,
+    /// Its own name: the constraint, trigger or policy; for an owned
+    /// sequence, the column owning it.
+    pub object: Option<String>,
+    /// False for a foreign key added NOT VALID and not validated yet.
+    pub validated: bool,
 }
 
 /// One privilege granted on the table.
@@ -329,6 +339,12 @@ fn read_dependencies(
             kind: dependent_kind(row.get(0)),
             name: row.get(1),
             definition: row.get(2),
+            relation: row
+                .get::<_, Option<String>>(3)
+                .zip(row.get::<_, Option<String>>(4))
+                .map(|(schema, name)| QualifiedName::new(schema, name)),
+            object: row.get(5),
+            validated: row.get(6),
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -358,7 +374,9 @@ fn dependent_kind(kind: &str) -> DependentKind {
 /// foreign keys.
 const DEPENDENCIES: &str = "\
 WITH d AS (
-  SELECT DISTINCT d.classid, d.objid, d.deptype FROM pg_depend d
+  SELECT DISTINCT d.classid, d.objid, d.deptype,
+         CASE WHEN d.classid = 'pg_class'::regclass THEN d.refobjsubid ELSE 0 END AS column_number
+  FROM pg_depend d
   WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1
     AND NOT (d.classid = 'pg_class'::regclass AND d.objid = $1))
 SELECT CASE
@@ -367,7 +385,7 @@ SELECT CASE
          WHEN r.oid IS NOT NULL THEN 'rule'
          WHEN con.contype = 'f' AND con.conrelid <> $1 THEN 'foreign_key'
          WHEN t.oid IS NOT NULL THEN 'trigger'
-         WHEN d.classid = 'pg_policy'::regclass THEN 'policy'
+         WHEN pol.oid IS NOT NULL THEN 'policy'
          WHEN d.classid = 'pg_publication_rel'::regclass THEN 'publication'
          WHEN d.classid = 'pg_statistic_ext'::regclass THEN 'statistics'
          WHEN d.classid = 'pg_proc'::regclass THEN 'function'
@@ -380,19 +398,36 @@ SELECT CASE
          WHEN s.oid IS NOT NULL THEN 'sequence ' || s.relnamespace::regnamespace::text || '.' || s.relname
          ELSE pg_describe_object(d.classid, d.objid, 0) END,
        CASE
-         WHEN v.relkind = 'v' THEN pg_get_viewdef(v.oid)
+         WHEN v.relkind = 'v' THEN rtrim(pg_get_viewdef(v.oid), ';')
          WHEN con.contype = 'f' AND con.conrelid <> $1 THEN pg_get_constraintdef(con.oid)
          WHEN t.oid IS NOT NULL THEN pg_get_triggerdef(t.oid)
-         WHEN s.oid IS NOT NULL THEN s.oid::regclass::text END
+         WHEN pol.oid IS NOT NULL THEN
+           ' AS ' || CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END
+           || ' FOR ' || CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                                         WHEN 'd' THEN 'DELETE' ELSE 'ALL' END
+           || ' TO ' || CASE WHEN pol.polroles = '{0}' THEN 'PUBLIC' ELSE
+                (SELECT string_agg(quote_ident(rolname), ', ' ORDER BY rolname) FROM pg_roles
+                 WHERE oid = ANY (pol.polroles)) END
+           || coalesce(' USING (' || pg_get_expr(pol.polqual, pol.polrelid) || ')', '')
+           || coalesce(' WITH CHECK (' || pg_get_expr(pol.polwithcheck, pol.polrelid) || ')', '')
+         WHEN s.oid IS NOT NULL THEN s.oid::regclass::text END,
+       coalesce(v.relnamespace, cr.relnamespace, s.relnamespace)::regnamespace::text,
+       coalesce(v.relname, cr.relname, s.relname)::text,
+       coalesce(con.conname, t.tgname, pol.polname, a.attname)::text,
+       coalesce(con.convalidated, true)
 FROM d
 LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
 LEFT JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> $1 AND v.relkind IN ('v', 'm')
 LEFT JOIN pg_constraint con ON d.classid = 'pg_constraint'::regclass AND con.oid = d.objid
+LEFT JOIN pg_class cr ON cr.oid = con.conrelid AND con.contype = 'f' AND con.conrelid <> $1
 LEFT JOIN pg_trigger t ON d.classid = 'pg_trigger'::regclass AND t.oid = d.objid AND NOT t.tgisinternal
   AND t.tgname NOT IN ('pgm_convert_capture', 'pgm_convert_truncate')
+LEFT JOIN pg_policy pol ON d.classid = 'pg_policy'::regclass AND pol.oid = d.objid
 LEFT JOIN pg_class s ON d.classid = 'pg_class'::regclass AND s.oid = d.objid
+LEFT JOIN pg_attribute a ON s.relkind = 'S' AND a.attrelid = $1 AND a.attnum = d.column_number
 WHERE NOT (d.classid = 'pg_attrdef'::regclass)
   AND NOT (d.classid = 'pg_constraint'::regclass AND con.conrelid = $1)
-  AND NOT (d.classid = 'pg_class'::regclass AND s.relkind IN ('i', 't'))
+  AND NOT (d.classid = 'pg_class'::regclass AND s.relkind IN ('i', 't', 'I'))
+  AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'i')
   AND NOT (d.classid = 'pg_type'::regclass)
   AND NOT (d.classid = 'pg_trigger'::regclass AND t.oid IS NULL)";

@@ -49,6 +49,12 @@ pub enum Action {
     ConvertReplay,
     /// `pgm partitions convert`: the table and the partitioned table compared.
     ConvertVerify,
+    /// `pgm partitions convert`: the names exchanged (or exchanged back).
+    ConvertSwap,
+    /// `pgm partitions convert`: a re-pointed foreign key validated.
+    ConvertValidate,
+    /// `pgm partitions convert --drop-old`: the old table dropped.
+    ConvertDropOld,
 }
 
 /// The strongest lock a step takes on the parent table.
