@@ -564,3 +564,140 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         assert_eq!(code, Some(0), "{command}: {stdout}\n{stderr}");
     }
 }
+
+/// The statements pgm's sessions logged (simple and extended protocol),
+/// first lines only.
+fn logged_statements(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.strip_prefix("pgm|"))
+        .filter_map(|line| {
+            line.split_once("LOG:  statement: ")
+                .map(|(_, statement)| statement)
+                .or_else(|| Some(line.split_once("LOG:  execute ")?.1.split_once(": ")?.1))
+                .map(|statement| statement.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn the_run_sends_no_change_the_dry_run_does_not_show() {
+    use pgm::sandbox::{Sandbox, SandboxOptions};
+    let sandbox = Sandbox::start_with(&SandboxOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), "%a|".into()),
+        ],
+        ..SandboxOptions::default()
+    })
+    .unwrap();
+    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
+    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
+    app.batch_execute(&format!(
+        "{} CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint, order_created_at timestamptz, \
+         FOREIGN KEY (order_id, order_created_at) REFERENCES orders);",
+        ORDERS.replace(
+            "CREATE ROLE pgm_convert_reader NOLOGIN;",
+            "DO $$ BEGIN CREATE ROLE pgm_convert_reader NOLOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;"
+        )
+    ))
+    .unwrap();
+    let project = Project::new();
+    std::fs::write(project.path().join("partman.toml"), POLICY).unwrap();
+    let run = |args: &[&str]| {
+        let output = support::pgm()
+            .current_dir(project.path())
+            .env("DATABASE_URL", sandbox.url("app"))
+            .args([
+                "partitions",
+                "convert",
+                "public.orders",
+                "--at",
+                AT,
+                "--batch-size",
+                "3000",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        let (code, stdout, stderr) = outcome(&output);
+        assert_eq!(code, Some(0), "{args:?}: {stdout}\n{stderr}");
+        stdout
+    };
+    let plan = run(&["--dry-run"]);
+    let log_path = sandbox.root().join("server.log");
+    let before = std::fs::read_to_string(&log_path).unwrap().len();
+    run(&[]);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let planned: Vec<&str> = plan
+        .lines()
+        .filter_map(|line| line.strip_suffix(';'))
+        .filter(|line| !line.starts_with("--"))
+        .collect();
+    // The catalog read of the dependents starts with its CTE.
+    let reads_or_frames = [
+        "SELECT",
+        "WITH d AS (",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "START TRANSACTION",
+        "SET ",
+        "RESET ",
+    ];
+    let changes: Vec<String> = logged_statements(&log[before..])
+        .into_iter()
+        .filter(|s| !reads_or_frames.iter().any(|p| s.starts_with(p)))
+        .collect();
+    for statement in &changes {
+        assert!(
+            planned.contains(&statement.as_str()),
+            "sent but not in the plan: {statement}\n\nthe plan:\n{plan}"
+        );
+    }
+    for kind in [
+        "CREATE TABLE",
+        "CREATE TRIGGER",
+        "WITH batch",
+        "LOCK TABLE",
+        "ALTER TABLE \"public\".\"refunds\" VALIDATE",
+    ] {
+        assert!(
+            changes.iter().any(|c| c.starts_with(kind)),
+            "no {kind} sent: {changes:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_swap_that_cannot_get_its_lock_gives_up_and_changes_nothing() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let mut reader = db.connect();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM orders;")
+        .unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("swapping public.orders_partitioned failed after 4 attempts: 55P03"),
+        "{stderr}"
+    );
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT relkind::text || ' ' || (SELECT phase FROM pgm_convert) FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        ["r backfilled"]
+    );
+    reader.batch_execute("COMMIT").unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("swap: public.orders is partitioned"),
+        "{stdout}"
+    );
+}

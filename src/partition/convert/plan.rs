@@ -96,6 +96,8 @@ pub struct ConvertPlan {
     pub replay: Step,
     pub verify: Step,
     pub swap: Step,
+    /// After the swap, one transaction each.
+    pub validate: Vec<Step>,
     /// The name the old table keeps after the swap.
     pub keep_as: String,
 }
@@ -167,6 +169,7 @@ pub fn plan(
             keep_as,
             super::swap::Direction::Swap,
         ),
+        validate: super::swap::foreign_key_validations(table, source, true),
         keep_as: keep_as.to_owned(),
         names,
     })

@@ -85,7 +85,11 @@ pub fn write_plan(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
         return Ok(());
     }
     writeln!(out, "\n-- ===== swap")?;
-    write_sql_step(out, &plan.swap)
+    write_sql_step(out, &plan.swap)?;
+    for step in &plan.validate {
+        write_sql_step(out, step)?;
+    }
+    Ok(())
 }
 
 fn write_backfill(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> io::Result<()> {

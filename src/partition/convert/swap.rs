@@ -285,9 +285,19 @@ fn journal_update(names: &Names, direction: Direction, aside: &str) -> String {
 /// each (SHARE UPDATE EXCLUSIVE on the referencing table: its reads and
 /// writes go on).
 pub(super) fn validate_steps(table: &TablePolicy, live: &SourceTable) -> Vec<Step> {
+    foreign_key_validations(table, live, false)
+}
+
+/// The validations a swap of `live` leads to: every foreign key pointing
+/// at it (`all`), or those not validated yet.
+pub(super) fn foreign_key_validations(
+    table: &TablePolicy,
+    live: &SourceTable,
+    all: bool,
+) -> Vec<Step> {
     live.dependencies
         .iter()
-        .filter(|d| d.kind == DependentKind::ForeignKey && !d.validated)
+        .filter(|d| d.kind == DependentKind::ForeignKey && (all || !d.validated))
         .filter_map(|d| {
             let (child, name) = (d.relation.as_ref()?, d.object.as_ref()?);
             let mut validate = step(
