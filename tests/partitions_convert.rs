@@ -468,7 +468,10 @@ fn one(db: &TestDb, sql: &str) -> String {
 #[test]
 fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
     let db = TestDb::new();
-    let project = setup(&db, POLICY, &format!("{ORDERS} {DEPENDENTS}"));
+    let policy = format!(
+        "{POLICY}\n[[table.index]]\nname = \"orders_customer_created_idx\"\ncolumns = [\"customer\", \"created_at DESC\"]\n"
+    );
+    let project = setup(&db, &policy, &format!("{ORDERS} {DEPENDENTS}"));
     let (code, stdout, stderr) = convert(&project, &db, &[]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
@@ -563,6 +566,23 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         let (code, stdout, stderr) = outcome(&output);
         assert_eq!(code, Some(0), "{command}: {stdout}\n{stderr}");
     }
+    // The declared index was built with the empty partitioned table:
+    // maintenance found every partition indexed and built nothing.
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) FROM pg_index i JOIN pg_inherits h ON h.inhrelid = i.indexrelid \
+                  WHERE h.inhparent = 'orders_customer_created_idx'::regclass AND i.indisvalid"
+        ),
+        "17"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) FROM pg_class WHERE relname LIKE '%_orders_customer_created_idx'"
+        ),
+        "0"
+    );
 }
 
 /// The statements pgm's sessions logged (simple and extended protocol),

@@ -370,10 +370,16 @@ fn create_target(
         ));
         sql.push(format!("ALTER TABLE {name} OWNER TO {owner}"));
     }
+    let existing: Vec<&str> = source.indexes.iter().map(|i| i.name.as_str()).collect();
+    sql.extend(
+        table
+            .indexes
+            .iter()
+            .filter(|index| !existing.contains(&index.name.as_str()))
+            .filter_map(|index| planner::on_empty_parent(index, &target, &checked.key)),
+    );
     if table.default_partition {
-        let name = names
-            .target
-            .with_name(&format!("{}_default", names.source.name));
+        let name = default_partition(names);
         sql.push(format!(
             "CREATE TABLE {} PARTITION OF {target} DEFAULT{tablespace}",
             name.quoted()

@@ -504,7 +504,13 @@ fn describe(error: &postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => {
             let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
-            format!("{}: {}{detail}", db.code().code(), db.message())
+            let hint = if db.message().starts_with("no partition of relation") {
+                "; the row's key falls outside the partitions made by the prepare: create the partition \
+                 (CREATE TABLE … PARTITION OF …), or set default_partition = true before converting"
+            } else {
+                ""
+            };
+            format!("{}: {}{detail}{hint}", db.code().code(), db.message())
         }
         None if error.is_lock_timeout() => "lock timeout".to_owned(),
         None => error.to_string(),

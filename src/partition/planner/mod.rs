@@ -9,7 +9,7 @@ use serde::Serialize;
 
 mod creation;
 mod indexes;
-pub use indexes::child_index_name;
+pub use indexes::{child_index_name, on_empty_parent};
 mod periods;
 pub use periods::Periods;
 mod retention;
@@ -441,10 +441,15 @@ fn manageable<'a>(
         ));
     };
     if parent.relkind != 'p' {
+        let convert = if table.key.is_some() {
+            format!("; `pgm partitions convert {name}` makes it one online")
+        } else {
+            String::new()
+        };
         return Err((
             ProblemKind::NotPartitioned,
             format!(
-                "{name} is not a partitioned table: pgm manages tables declared PARTITION BY RANGE (column)"
+                "{name} is not a partitioned table: pgm manages tables declared PARTITION BY RANGE (column){convert}"
             ),
         ));
     }
