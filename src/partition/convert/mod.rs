@@ -1,42 +1,39 @@
 //! `pgm partitions convert TABLE`: turns a plain table named in the policy
-//! into a range-partitioned one while the application keeps reading and
-//! writing it.
+//! (its entry names the key column with `key = "…"`) into a
+//! range-partitioned one while the application keeps reading and writing
+//! it.
 //!
 //! # Phases
 //!
 //! Each phase is planned from the policy, a catalog snapshot of the source
-//! table and now (pure functions, like the partition planner), shown by
-//! `--dry-run` as the exact SQL with the lock each step takes, and run by an
-//! executor that runs nothing else. `--until PHASE` stops after a phase.
+//! table, the journal and now (pure functions, like the partition planner),
+//! shown by `--dry-run` as the exact SQL with the lock each step takes, and
+//! run by an executor that runs nothing else (a test compares the server's
+//! statement log with the dry run). `--until PHASE` stops after a phase.
 //!
 //! | phase    | what it does | locks on the source |
 //! |----------|--------------|---------------------|
-//! | check    | reads the catalog; refuses with a located reason, before anything changes | ACCESS SHARE (catalog reads only) |
-//! | prepare  | journal row; the partitioned table `TABLE_partitioned` (columns, defaults, NOT NULL and CHECK constraints, identity, comments, grants, owner), its partitions from the period holding `min(key)` through the one holding `max(key, now)` plus premake, indexes (built while it is empty), the change log and the capture trigger | SHARE ROW EXCLUSIVE, for `CREATE TRIGGER` only, under `lock_timeout`, retried |
-//! | backfill | key-ordered batches `INSERT INTO target SELECT … FROM source WHERE pk > last AND pk <= batch_end ON CONFLICT DO NOTHING`, each its own transaction with the journal's progress | ACCESS SHARE (a plain read) |
-//! | replay   | batches of the change log applied to the target, until it is nearly empty | ACCESS SHARE |
-//! | verify   | per partition, `count(*)` and a content hash of source and target in one REPEATABLE READ snapshot, leaving out the keys still in the log (the swap replays those under its lock) | ACCESS SHARE |
-//! | swap     | one transaction under `lock_timeout`, retried: `LOCK source IN ACCESS EXCLUSIVE MODE`, replay the rest of the log, drop the trigger, rename the source away (`TABLE_unpartitioned` or `--keep-as`), rename the target in, move owned sequences and defaults, recreate views, triggers and policies, re-point foreign keys `NOT VALID` (validated after the commit) | ACCESS EXCLUSIVE, for milliseconds |
-//! | cleanup  | only with `--drop-old`: prints the old table's row count, then drops it and the log | ACCESS EXCLUSIVE on the old table, which nothing uses any more |
-//!
-//! `--unswap` runs the swap backwards while the old table is kept. Writes
-//! made to the partitioned table after the swap are not captured back, so
-//! `--unswap` is refused once the target's content no longer equals the old
-//! table's (checked as verify does) unless nothing wrote since the swap.
+//! | check    | reads the catalog; refuses with a located reason, before anything changes (exit 64) | ACCESS SHARE (catalog reads) |
+//! | prepare  | transaction 1: journal row; `TABLE_partitioned` (`LIKE` the source: columns, defaults, NOT NULL and CHECK constraints, identity, indexes, comments; grants and owner), its partitions from the period holding `min(key)` through the one holding `max(key, now)` plus premake (bounds and names from the partition planner's periods), the policy's declared indexes (built while it is empty), the change log. Transaction 2: the capture triggers and the backfill's bound, the largest primary key read under the trigger's lock | ACCESS SHARE, then SHARE ROW EXCLUSIVE for `CREATE TRIGGER`, under `lock_timeout`, retried |
+//! | backfill | key-ordered batches `INSERT INTO target SELECT … WHERE pk > last AND pk <= bound ORDER BY pk LIMIT n ON CONFLICT DO NOTHING`, each with its journal progress in one transaction; rows above the bound come through the log, so the copy never chases inserts | ACCESS SHARE (a plain read) |
+//! | replay   | batches of the log, each in one REPEATABLE READ transaction, until a batch is not full | ACCESS SHARE |
+//! | verify   | per partition, `count(*)` and an order-independent content hash of source and target in one REPEATABLE READ snapshot, leaving out the keys still in the log | ACCESS SHARE |
+//! | swap     | one transaction under `lock_timeout`, retried: `LOCK … IN ACCESS EXCLUSIVE MODE`, replay the whole log, move the capture triggers to the partitioned table, rename the source to `TABLE_unpartitioned` and the partitioned table to `TABLE`, move owned sequences, set identity sequences past the old ones, recreate views, user triggers, row security and policies, re-point foreign keys of other tables `NOT VALID`; each validated after, in its own transaction | ACCESS EXCLUSIVE, for the transaction |
+//! | unswap   | `--unswap`: the same transaction the other way; the partitioned table loses the triggers and policies the swap gave it | ACCESS EXCLUSIVE, for the transaction |
+//! | cleanup  | `--drop-old`: prints both row counts, ends the capture, drops the old table, the log, the capture's functions and the journal row | ACCESS EXCLUSIVE on the table for `DROP TRIGGER` |
 //!
 //! # The journal
 //!
-//! `pgm_convert` (in the source's schema, created on first use) holds one
-//! row per conversion, keyed by the source's qualified name: the phase
-//! reached, the target and log names, the backfill's last copied primary
-//! key (as text, per column) and counts, and timestamps. Every phase reads
-//! it first, skips what is done, and writes its progress in the same
-//! transaction as the work it records, so a kill at any instant leaves the
-//! journal and the database in agreement. DDL whose `IF NOT EXISTS` form
-//! exists uses it; the rest is guarded by catalog checks planned into the
-//! step (the step's SQL shows the guard query). One conversion runs at a
-//! time per table: the run holds a session advisory lock derived from the
-//! table's name.
+//! `pgm_convert` (in the source's schema, created by the first prepare)
+//! holds one row per conversion, keyed by the source's quoted name: the
+//! phase reached (`prepared`, `capturing`, `backfilled`, `swapped`), the
+//! backfill's bound and last copied primary key (text per column), counts,
+//! the old table's name after the swap, timestamps. Every step writes its
+//! progress in the same transaction as the work it records, so a kill at
+//! any instant leaves the journal and the database in agreement, and the
+//! next run plans from the journal what is left. One run at a time per
+//! table: the run holds the session advisory lock `pgm partitions maintain`
+//! takes for the same table, so neither works on it while the other does.
 //!
 //! # Change capture: a key log filled by a row trigger
 //!
@@ -48,16 +45,18 @@
 //! `BEFORE TRUNCATE` statement trigger refuses TRUNCATE on the source while
 //! the conversion is under way (row triggers do not see it).
 //!
-//! Replaying an entry deletes that key from the target and inserts the
-//! source's current row for it, if any, in one transaction that also
-//! deletes the entries it read (by `seq`, never by key, so an entry written
-//! meanwhile stays for the next batch). Why this converges whatever the
-//! interleaving of batches and application writes:
+//! A replay batch runs in one REPEATABLE READ transaction: it takes the
+//! largest `seq` among the oldest N entries, deletes those keys from the
+//! target, inserts the source's current rows for them, if any, and deletes
+//! the entries up to that `seq`, all in one snapshot, so an entry committed
+//! after the snapshot stays for the next batch (even one whose `seq` is
+//! lower: identity values can commit out of order). Why this converges
+//! whatever the interleaving of batches and application writes:
 //!
 //! * every committed write to key k leaves an entry committed with it;
-//! * an entry is removed only by a replay transaction that read it, hence
-//!   whose later statements (READ COMMITTED) see the write that logged it,
-//!   and so copy k's state as of that write or later;
+//! * an entry is removed only by a replay transaction whose snapshot shows
+//!   it, hence shows the write that logged it, and so copies k's state as
+//!   of that write or later;
 //! * a backfill batch never overwrites (`ON CONFLICT DO NOTHING`) and reads
 //!   a snapshot taken after any replay already finished (phases never run
 //!   at the same time; the advisory lock keeps a second run out), so it
@@ -70,7 +69,11 @@
 //!
 //! A kill anywhere loses at most an uncommitted batch; running again
 //! replays entries twice at worst, which the delete-then-insert makes
-//! harmless.
+//! harmless. After the swap the same triggers log writes to the
+//! partitioned table, so `--unswap` replays them into the old table and
+//! loses nothing; `--drop-old` ends the capture. The capture functions run
+//! as their owner (SECURITY DEFINER, `search_path` fixed), so writers need
+//! no privilege on the log.
 //!
 //! Why not the alternatives:
 //! * a trigger that mirrors each write into the target at once would make
@@ -86,7 +89,7 @@
 //!
 //! Statement-level triggers with transition tables would log a bulk write
 //! with one insert instead of one per row; the row trigger is kept for now
-//! because it handles key changes plainly and its cost is one index insert
+//! because it handles key changes plainly and its cost is one small insert
 //! per written row.
 //!
 //! # What the check refuses, and what is carried over
@@ -108,7 +111,16 @@
 //! constraint includes the key, as the check demands), user triggers and
 //! row-level security policies (recreated at the swap, so they do not fire
 //! on the backfill), sequences owned by the table's columns (ownership
-//! moved at the swap).
+//! moved at the swap), identity sequences (set past the old ones).
+//!
+//! # Not built yet
+//!
+//! `--keep-as NAME`; giving the partitioned table's indexes and
+//! constraints the source's names at the swap (they keep the names `LIKE`
+//! gave them, `TABLE_partitioned_…`); partitions for rows whose key falls
+//! outside the prepared range during the conversion (today the batch fails
+//! with the key and the fix); exclusion constraints, extended statistics
+//! and self-referencing foreign keys (refused by the check).
 
 pub mod check;
 pub mod journal;
