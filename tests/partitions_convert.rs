@@ -721,3 +721,61 @@ fn a_swap_that_cannot_get_its_lock_gives_up_and_changes_nothing() {
         "{stdout}"
     );
 }
+
+#[test]
+fn names_needing_quotes_and_identity_columns_convert_and_the_identity_goes_on() {
+    let db = TestDb::new();
+    let policy = r#"
+[defaults]
+lock_timeout = "200ms"
+
+[[table]]
+name = '"Sales"."Order Lines"'
+key = "Placed On"
+interval = "weekly"
+premake = 1
+"#;
+    let project = setup(
+        &db,
+        policy,
+        "CREATE SCHEMA \"Sales\"; \
+         CREATE TABLE \"Sales\".\"Order Lines\" (id int GENERATED ALWAYS AS IDENTITY, \"Placed On\" date NOT NULL, \
+           \"it's\" text, PRIMARY KEY (id, \"Placed On\")); \
+         INSERT INTO \"Sales\".\"Order Lines\" (\"Placed On\", \"it's\") \
+           SELECT date '2026-10-01' + g % 50, 'x' || g FROM generate_series(1, 500) g;",
+    );
+    let output = project
+        .pgm(&db)
+        .args([
+            "partitions",
+            "convert",
+            "\"Sales\".\"Order Lines\"",
+            "--at",
+            AT,
+            "--batch-size",
+            "70",
+        ])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&output);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let mut client = db.connect();
+    client
+        .batch_execute(
+            "INSERT INTO \"Sales\".\"Order Lines\" (\"Placed On\") VALUES ('2026-11-20')",
+        )
+        .unwrap();
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT c.relkind::text || ' ' || (SELECT max(id) FROM \"Sales\".\"Order Lines\") || ' ' || \
+             (SELECT count(*) FROM \"Sales\".\"Order Lines\") || ' ' || \
+             (SELECT count(*) FROM pg_inherits WHERE inhparent = c.oid) \
+             FROM pg_class c WHERE c.oid = '\"Sales\".\"Order Lines\"'::regclass"
+        ),
+        // Weeks from the one holding 2026-10-01 (Monday 2026-09-28) through
+        // the one holding now, 2026-11-22, and one more: 9. The identity
+        // goes on past the old table's (its last value was taken once).
+        ["p 502 501 9"]
+    );
+}

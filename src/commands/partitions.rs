@@ -210,7 +210,14 @@ fn policy_table<'p>(
     policy: &'p policy::Policy,
     name: &str,
 ) -> Result<&'p policy::TablePolicy> {
-    if let Some(table) = policy.tables.iter().find(|t| t.qualified_name() == name) {
+    // Read as the policy reads names: quoted parts verbatim, others folded.
+    let wanted = policy::split_qualified(name);
+    let found = policy.tables.iter().find(|t| {
+        wanted
+            .as_ref()
+            .is_some_and(|(schema, table)| &t.schema == schema && &t.name == table)
+    });
+    if let Some(table) = found {
         return Ok(table);
     }
     let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
