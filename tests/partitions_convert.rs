@@ -490,6 +490,15 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         one(&db, facts),
         "p orders true public.orders_id_seq 1 1 true"
     );
+    let index_names = "SELECT string_agg(c.relname || ' on ' || t.relname, ', ' ORDER BY c.relname) \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+         WHERE t.relname IN ('orders', 'orders_unpartitioned', 'orders_partitioned')";
+    assert_eq!(
+        one(&db, index_names),
+        "orders_customer_created_idx on orders, orders_customer_idx on orders, \
+         orders_customer_idx_unpartitioned on orders_unpartitioned, orders_pkey on orders, \
+         orders_pkey_unpartitioned on orders_unpartitioned"
+    );
     // The view reads the partitioned table; the trigger fires on it; the
     // foreign key cascades from it; the sequence goes on.
     db.connect()
@@ -532,6 +541,12 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         "orders"
     );
     assert_eq!(one(&db, "SELECT count(*) FROM orders WHERE id = 1"), "0");
+    assert_eq!(
+        one(&db, index_names),
+        "orders_customer_created_idx on orders_partitioned, orders_customer_idx on orders, \
+         orders_customer_idx_partitioned on orders_partitioned, orders_pkey on orders, \
+         orders_pkey_partitioned on orders_partitioned"
+    );
 
     // Swap again, then drop the old table: pgm maintains it as any other.
     let (code, stdout, stderr) = convert(&project, &db, &["--drop-old"]);

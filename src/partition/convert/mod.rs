@@ -14,11 +14,11 @@
 //! | phase    | what it does | locks on the source |
 //! |----------|--------------|---------------------|
 //! | check    | reads the catalog; refuses with a located reason, before anything changes (exit 64) | ACCESS SHARE (catalog reads) |
-//! | prepare  | transaction 1: journal row; `TABLE_partitioned` (`LIKE` the source: columns, defaults, NOT NULL and CHECK constraints, identity, indexes, comments; grants and owner), its partitions from the period holding `min(key)` through the one holding `max(key, now)` plus premake (bounds and names from the partition planner's periods), the policy's declared indexes (built while it is empty), the change log. Transaction 2: the capture triggers and the backfill's bound, the largest primary key read under the trigger's lock | ACCESS SHARE, then SHARE ROW EXCLUSIVE for `CREATE TRIGGER`, under `lock_timeout`, retried |
+//! | prepare  | transaction 1: journal row; `TABLE_partitioned` (`LIKE` the source: columns, defaults, NOT NULL and CHECK constraints, identity, comments; the source's indexes and PRIMARY KEY / UNIQUE constraints from their definitions, named `…_partitioned` until the swap gives them the source's names; grants and owner), its partitions from the period holding `min(key)` through the one holding `max(key, now)` plus premake (bounds and names from the partition planner's periods), the policy's declared indexes (built while it is empty), the change log. Transaction 2: the capture triggers and the backfill's bound, the largest primary key read under the trigger's lock | ACCESS SHARE, then SHARE ROW EXCLUSIVE for `CREATE TRIGGER`, under `lock_timeout`, retried |
 //! | backfill | key-ordered batches `INSERT INTO target SELECT … WHERE pk > last AND pk <= bound ORDER BY pk LIMIT n ON CONFLICT DO NOTHING`, each with its journal progress in one transaction; rows above the bound come through the log, so the copy never chases inserts | ACCESS SHARE (a plain read) |
 //! | replay   | batches of the log, each in one REPEATABLE READ transaction, until a batch is not full | ACCESS SHARE |
 //! | verify   | per partition, `count(*)` and an order-independent content hash of source and target in one REPEATABLE READ snapshot, leaving out the keys still in the log | ACCESS SHARE |
-//! | swap     | one transaction under `lock_timeout`, retried: `LOCK … IN ACCESS EXCLUSIVE MODE`, replay the whole log, move the capture triggers to the partitioned table, rename the source to `TABLE_unpartitioned` and the partitioned table to `TABLE`, move owned sequences, set identity sequences past the old ones, recreate views, user triggers, row security and policies, re-point foreign keys of other tables `NOT VALID`; each validated after, in its own transaction | ACCESS EXCLUSIVE, for the transaction |
+//! | swap     | one transaction under `lock_timeout`, retried: `LOCK … IN ACCESS EXCLUSIVE MODE`, replay the whole log, move the capture triggers to the partitioned table, rename the source to `TABLE_unpartitioned` and the partitioned table to `TABLE` (and their indexes and constraints likewise), move owned sequences, set identity sequences past the old ones, recreate views, user triggers, row security and policies, re-point foreign keys of other tables `NOT VALID`; each validated after, in its own transaction | ACCESS EXCLUSIVE, for the transaction |
 //! | unswap   | `--unswap`: the same transaction the other way; the partitioned table loses the triggers and policies the swap gave it | ACCESS EXCLUSIVE, for the transaction |
 //! | cleanup  | `--drop-old`: prints both row counts, ends the capture, drops the old table, the log, the capture's functions and the journal row | ACCESS EXCLUSIVE on the table for `DROP TRIGGER` |
 //!
@@ -115,9 +115,7 @@
 //!
 //! # Not built yet
 //!
-//! `--keep-as NAME`; giving the partitioned table's indexes and
-//! constraints the source's names at the swap (they keep the names `LIKE`
-//! gave them, `TABLE_partitioned_…`); partitions for rows whose key falls
+//! `--keep-as NAME`; partitions for rows whose key falls
 //! outside the prepared range during the conversion (today the batch fails
 //! with the key and the fix); exclusion constraints, extended statistics
 //! and self-referencing foreign keys (refused by the check).

@@ -348,7 +348,7 @@ fn create_target(
     let mut sql = vec![
         format!(
             "CREATE TABLE {target} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED \
-             INCLUDING IDENTITY INCLUDING INDEXES INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) \
+             INCLUDING IDENTITY INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) \
              PARTITION BY RANGE ({})",
             names.source.quoted(),
             quote_ident(&checked.key)
@@ -370,6 +370,12 @@ fn create_target(
         ));
         sql.push(format!("ALTER TABLE {name} OWNER TO {owner}"));
     }
+    sql.extend(
+        source
+            .indexes
+            .iter()
+            .filter_map(|index| standby_index(index, &target)),
+    );
     let existing: Vec<&str> = source.indexes.iter().map(|i| i.name.as_str()).collect();
     sql.extend(
         table
@@ -387,6 +393,33 @@ fn create_target(
         sql.push(format!("ALTER TABLE {} OWNER TO {owner}", name.quoted()));
     }
     sql
+}
+
+/// What the partitioned table's copy of a source index is called until the
+/// swap gives it the source's name (and the source's index this suffix).
+pub const STANDBY_SUFFIX: &str = "_partitioned";
+
+/// The name an index or constraint has on the other table.
+pub(super) fn suffixed(name: &str, suffix: &str) -> String {
+    shorten_identifier(&format!("{name}{suffix}"))
+}
+
+/// A source index built on the partitioned table while it is empty: a
+/// constraint (primary key, unique) added as the source has it, any other
+/// index from its definition; named with `STANDBY_SUFFIX` until the swap.
+fn standby_index(index: &super::source::SourceIndex, target: &str) -> Option<String> {
+    match (&index.constraint, &index.constraint_definition) {
+        (Some(constraint), Some(definition)) => Some(format!(
+            "ALTER TABLE {target} ADD CONSTRAINT {} {definition}",
+            quote_ident(&suffixed(constraint, STANDBY_SUFFIX))
+        )),
+        _ => Some(format!(
+            "CREATE {}INDEX {} ON {target} USING {}",
+            if index.unique { "UNIQUE " } else { "" },
+            quote_ident(&suffixed(&index.name, STANDBY_SUFFIX)),
+            index.body.as_ref()?
+        )),
+    }
 }
 
 fn default_partition(names: &Names) -> QualifiedName {

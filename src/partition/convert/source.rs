@@ -39,11 +39,15 @@ pub struct Constraint {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceIndex {
     pub name: String,
-    /// As `pg_get_indexdef` prints it.
-    pub definition: String,
+    /// What follows `USING ` in `pg_get_indexdef`: the method, the keys,
+    /// INCLUDE, storage parameters and the predicate, ready to follow
+    /// `CREATE INDEX name ON other USING `.
+    pub body: Option<String>,
     pub unique: bool,
     /// The constraint it backs (a primary key or unique constraint).
     pub constraint: Option<String>,
+    /// That constraint as `pg_get_constraintdef` prints it.
+    pub constraint_definition: Option<String>,
     /// Its plain columns; expressions are left out.
     pub columns: Vec<String>,
 }
@@ -303,27 +307,42 @@ fn read_indexes(
     transaction: &mut postgres::Transaction<'_>,
     oid: u32,
 ) -> Result<Vec<SourceIndex>, postgres::Error> {
-    let rows = transaction.query(
-        "SELECT c.relname::text, pg_get_indexdef(i.indexrelid), i.indisunique, con.conname::text, \
-                coalesce(ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(num, ord) \
-                               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num \
-                               ORDER BY k.ord), '{}') \
-         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-         LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid \
-         WHERE i.indrelid = $1 ORDER BY c.relname",
-        &[&oid],
-    )?;
+    let rows = transaction.query(INDEXES, &[&oid])?;
     Ok(rows
         .iter()
         .map(|row| SourceIndex {
             name: row.get(0),
-            definition: row.get(1),
+            body: row.get(1),
             unique: row.get(2),
             constraint: row.get(3),
             columns: row.get(4),
+            constraint_definition: row.get(5),
         })
         .collect())
 }
+
+/// The indexes of a table. The body is cut from `pg_get_indexdef` after the
+/// prefix that function writes (`CREATE [UNIQUE] INDEX name ON [ONLY]
+/// schema.table USING `, every identifier through quote_ident), so it is
+/// exact whatever the names hold.
+const INDEXES: &str = "\
+SELECT c.relname::text,
+       CASE WHEN left(d.def, length(d.prefix)) = d.prefix THEN substr(d.def, length(d.prefix) + 1) END,
+       i.indisunique, con.conname::text,
+       coalesce(ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY k(num, ord)
+                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.num
+                      ORDER BY k.ord), '{}'),
+       pg_get_constraintdef(con.oid)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+CROSS JOIN LATERAL (SELECT pg_get_indexdef(i.indexrelid) AS def,
+  format('CREATE %sINDEX %s ON %s%s.%s USING ', CASE WHEN i.indisunique THEN 'UNIQUE ' ELSE '' END,
+         quote_ident(c.relname), CASE WHEN c.relkind = 'I' THEN 'ONLY ' ELSE '' END,
+         quote_ident(n.nspname), quote_ident(t.relname)) AS prefix) d
+WHERE i.indrelid = $1 ORDER BY c.relname";
 
 /// Everything `pg_depend` records against the table, but its own parts
 /// (columns' defaults, constraints, indexes, row type, TOAST table), each

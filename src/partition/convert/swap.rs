@@ -9,7 +9,7 @@
 //! transaction the other way) loses no write made since; `--drop-old` ends
 //! it.
 
-use super::plan::{CAPTURE_TRIGGER, Columns, Names, TRUNCATE_TRIGGER};
+use super::plan::{CAPTURE_TRIGGER, Columns, Names, STANDBY_SUFFIX, TRUNCATE_TRIGGER, suffixed};
 use super::source::{DependentKind, SourceTable};
 use crate::db::ident::QualifiedName;
 use crate::db::{quote_ident, quote_literal};
@@ -107,6 +107,7 @@ pub(super) fn swap_step(
         ),
     ]);
     sql.extend(capture_triggers(names));
+    sql.extend(index_names(table, names, live, aside, direction));
     sql.extend(carry_over(names, live, aside, direction));
     sql.push(journal_update(names, direction, aside));
     swap.sql = sql;
@@ -191,6 +192,53 @@ fn user_triggers(live: &SourceTable) -> Vec<String> {
         .filter(|d| d.kind == DependentKind::Trigger)
         .filter_map(|d| d.object.clone())
         .collect()
+}
+
+/// The table taking the name takes its indexes' and constraints' names
+/// too; the table set aside gets them with a suffix.
+fn index_names(
+    table: &TablePolicy,
+    names: &Names,
+    live: &SourceTable,
+    aside: &str,
+    direction: Direction,
+) -> Vec<String> {
+    let (away, back) = match direction {
+        Direction::Swap => ("_unpartitioned", STANDBY_SUFFIX),
+        Direction::Unswap => (STANDBY_SUFFIX, "_unpartitioned"),
+    };
+    // On the unswap, the indexes the prepare built from the policy have no
+    // counterpart on the old table.
+    let declared: Vec<&str> = match direction {
+        Direction::Swap => Vec::new(),
+        Direction::Unswap => table.indexes.iter().map(|i| i.name.as_str()).collect(),
+    };
+    let indexes = live
+        .indexes
+        .iter()
+        .filter(|i| !declared.contains(&i.name.as_str()));
+    let schema = &names.source.schema;
+    let aside_table = QualifiedName::new(schema.clone(), aside).quoted();
+    let (mut first, mut then) = (Vec::new(), Vec::new());
+    for index in indexes {
+        let rename = |table: &str, from: &str, to: &str| match &index.constraint {
+            Some(_) => format!(
+                "ALTER TABLE {table} RENAME CONSTRAINT {} TO {}",
+                quote_ident(from),
+                quote_ident(to)
+            ),
+            None => format!(
+                "ALTER INDEX {} RENAME TO {}",
+                QualifiedName::new(schema.clone(), from).quoted(),
+                quote_ident(to)
+            ),
+        };
+        let name = index.constraint.as_deref().unwrap_or(&index.name);
+        first.push(rename(&aside_table, name, &suffixed(name, away)));
+        then.push(rename(&names.source.quoted(), &suffixed(name, back), name));
+    }
+    first.extend(then);
+    first
 }
 
 /// Sequences, identity, views, and (on the swap) triggers, row security
