@@ -450,6 +450,8 @@ fn dry_run_shows_every_phase_and_changes_nothing() {
 }
 
 const DEPENDENTS: &str = "\
+    CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers SELECT generate_series(0, 96); \
+    ALTER TABLE orders ADD CONSTRAINT orders_customer_fkey FOREIGN KEY (customer) REFERENCES customers; \
     CREATE VIEW big_orders AS SELECT id, created_at, amount FROM orders WHERE amount > 500; \
     CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint NOT NULL, order_created_at timestamptz NOT NULL, \
       FOREIGN KEY (order_id, order_created_at) REFERENCES orders ON DELETE CASCADE); \
@@ -517,6 +519,12 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         "2"
     );
     assert_eq!(one(&db, "SELECT count(*) FROM refunds"), "49");
+    // The foreign key to customers came along.
+    assert!(
+        db.connect()
+            .batch_execute("INSERT INTO orders (created_at, customer) VALUES ('2026-11-20', 5000)")
+            .is_err()
+    );
 
     // Unswap: the old table takes the name back with those writes.
     let (code, stdout, stderr) = convert(&project, &db, &["--unswap"]);

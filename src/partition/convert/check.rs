@@ -327,6 +327,20 @@ fn own_parts(source: &SourceTable) -> Vec<Dependent> {
             "an identity column of the new table; its sequence is set past the old one's at the swap",
         );
     }
+    for foreign_key in source
+        .constraints
+        .iter()
+        .filter(|c| c.kind == 'f' && c.references != Some(source.oid))
+    {
+        at_prepare(
+            format!(
+                "foreign key {} ({})",
+                foreign_key.name, foreign_key.definition
+            ),
+            "added to the new table while it is empty (SHARE ROW EXCLUSIVE on the referenced table for \
+             the prepare's transaction); each copied row is checked",
+        );
+    }
     if source.row_security {
         parts.push(Dependent {
             name: "row level security".into(),
