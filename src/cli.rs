@@ -405,6 +405,10 @@ pub enum PartitionsCommand {
         /// change capture and drop the old table.
         #[arg(long)]
         drop_old: bool,
+        /// The name the old table keeps after the swap, in the same schema (default:
+        /// TABLE_unpartitioned).
+        #[arg(long, value_name = "NAME", conflicts_with = "unswap")]
+        keep_as: Option<String>,
     },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
@@ -588,6 +592,7 @@ impl PartitionsCommand {
                 pause,
                 unswap,
                 drop_old,
+                keep_as,
             } => C::PartitionsConvert(config::Convert {
                 table,
                 until,
@@ -597,6 +602,7 @@ impl PartitionsCommand {
                 pause: pause.0,
                 unswap,
                 drop_old,
+                keep_as,
             }),
         }
     }

@@ -109,6 +109,8 @@ pub struct Convert {
     pub pause: Duration,
     pub unswap: bool,
     pub drop_old: bool,
+    /// The old table's name after the swap.
+    pub keep_as: Option<String>,
 }
 
 /// `pgm migrate new`.

@@ -778,6 +778,7 @@ premake = 1
             "--batch-size",
             "70",
         ])
+        .args(["--keep-as", "Order Lines (2019)"])
         .output()
         .unwrap();
     let (code, stdout, stderr) = outcome(&output);
@@ -800,5 +801,12 @@ premake = 1
         // the one holding now, 2026-11-22, and one more: 9. The identity
         // goes on past the old table's (its last value was taken once).
         ["p 502 501 9"]
+    );
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT count(*) FROM \"Sales\".\"Order Lines (2019)\""
+        ),
+        ["500"]
     );
 }

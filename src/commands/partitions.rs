@@ -249,7 +249,12 @@ pub fn convert(
     };
     let mut client = db::connect(settings)?;
     let mut out = std::io::stdout().lock();
-    let result = convert::run(&mut client, settings, table, options, now, &mut out);
+    let request = convert::Request {
+        options,
+        keep_as: convert.keep_as.as_deref(),
+        now,
+    };
+    let result = convert::run(&mut client, settings, table, &request, &mut out);
     out.flush()?;
     match result {
         Ok(()) => Ok(Outcome::Success),

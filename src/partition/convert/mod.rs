@@ -115,7 +115,7 @@
 //!
 //! # Not built yet
 //!
-//! `--keep-as NAME`; partitions for rows whose key falls
+//! Partitions for rows whose key falls
 //! outside the prepared range during the conversion (today the batch fails
 //! with the key and the fix); exclusion constraints, extended statistics
 //! and self-referencing foreign keys (refused by the check).
@@ -131,7 +131,7 @@ mod swap;
 mod verify;
 
 pub use check::{Carry, CheckError, Checked, Dependent, Refusal, check};
-pub use run::{ConvertError, Options, run};
+pub use run::{ConvertError, Options, Request, run};
 pub use source::{SourceTable, read_source};
 
 /// The phases built so far, in order; `--until` names one.

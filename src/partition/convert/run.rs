@@ -36,11 +36,12 @@ pub struct Options {
     pub drop_old: bool,
 }
 
-impl Options {
-    /// The name the old table keeps: `TABLE_unpartitioned`.
-    fn keep_as_name(&self, names: &Names) -> String {
-        crate::db::ident::shorten_identifier(&format!("{}_unpartitioned", names.source.name))
-    }
+/// The name the old table keeps: `--keep-as`, else `TABLE_unpartitioned`.
+fn keep_as_name(keep_as: Option<&str>, names: &Names) -> String {
+    keep_as.map_or_else(
+        || crate::db::ident::shorten_identifier(&format!("{}_unpartitioned", names.source.name)),
+        str::to_owned,
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,11 @@ pub enum ConvertError {
     },
     #[error("{0} does not exist")]
     Missing(String),
+    #[error(
+        "--keep-as \"{0}\" cannot be the old table's name: it must be a new name of 1 to 63 bytes, other \
+         than the table's and the partitioned table's"
+    )]
+    KeepAs(String),
     #[error("{0} was not swapped: --unswap reverses a swap while the old table is kept")]
     NotSwapped(String),
     #[error(transparent)]
@@ -90,21 +96,28 @@ fn query(what: &str) -> impl FnOnce(postgres::Error) -> ConvertError + '_ {
     }
 }
 
+/// What a run is asked to do: the options, the old table's name after the
+/// swap (`--keep-as`), and now.
+pub struct Request<'a> {
+    pub options: Options,
+    pub keep_as: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
 /// Runs the conversion of `table` through `options.until`, or prints it.
 pub fn run(
     client: &mut Client,
     settings: &ConnectionSettings,
     table: &TablePolicy,
-    options: Options,
-    now: DateTime<Utc>,
+    request: &Request<'_>,
     out: &mut dyn Write,
 ) -> Result<(), ConvertError> {
     // Key values travel as text between batches: one way of printing them.
     client
         .batch_execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'")
         .map_err(query("setting up the session"))?;
-    if options.dry_run {
-        return plan_and(client, table, options, now, out, None);
+    if request.options.dry_run {
+        return plan_and(client, table, request, out, None);
     }
     pooler::require_own_session(client, settings)?;
     let key = lock::key_for(&format!("pgm partitions {}", table.parent()));
@@ -114,18 +127,18 @@ pub fn run(
         return Err(ConvertError::Busy(table.qualified_name()));
     };
     guard.confirm(&format!("the lock of {}", table.parent()))?;
-    plan_and(guard.client(), table, options, now, out, Some(settings))
+    plan_and(guard.client(), table, request, out, Some(settings))
 }
 
 /// Checks, plans, and prints the plan (`settings` unset) or runs it.
 fn plan_and(
     client: &mut Client,
     table: &TablePolicy,
-    options: Options,
-    now: DateTime<Utc>,
+    request: &Request<'_>,
     out: &mut dyn Write,
     settings: Option<&ConnectionSettings>,
 ) -> Result<(), ConvertError> {
+    let (options, now) = (request.options, request.now);
     let names = Names::of(&table.parent());
     let state = journal::read_state(client, &names)?;
     if let Some(kept) = state.journal.as_ref().and_then(swapped) {
@@ -147,7 +160,13 @@ fn plan_and(
         None => journal::read_key_range(client, &names, &checked.key)
             .map_err(query("reading the smallest and largest key"))?,
     };
-    let keep_as = options.keep_as_name(&names);
+    let keep_as = keep_as_name(request.keep_as, &names);
+    if keep_as.is_empty()
+        || keep_as.len() > crate::db::ident::MAX_IDENTIFIER_BYTES
+        || [&names.source.name, &names.target.name].contains(&&keep_as)
+    {
+        return Err(ConvertError::KeepAs(keep_as));
+    }
     let plan = plan::plan(table, &checked, &source, &range, &state, &keep_as, now)?;
     let Some(settings) = settings else {
         return Ok(render::write_plan(out, &plan, options)?);
