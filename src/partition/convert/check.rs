@@ -390,3 +390,148 @@ fn carry(kind: DependentKind) -> Result<Carry, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::partition::convert::source::{Column, Dependency, Grant, SourceIndex};
+    use crate::partition::policy;
+
+    fn table_policy(extra: &str) -> TablePolicy {
+        let text = format!(
+            "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\npremake = 2\n{extra}"
+        );
+        policy::parse(Path::new("partman.toml"), &text)
+            .expect("a valid policy")
+            .tables
+            .remove(0)
+    }
+
+    fn column(name: &str, sql_type: &str, not_null: bool) -> Column {
+        Column {
+            name: name.into(),
+            sql_type: sql_type.into(),
+            not_null,
+            default: None,
+            identity: String::new(),
+            generated: String::new(),
+            comment: None,
+        }
+    }
+
+    fn primary_key(columns: &[&str]) -> Constraint {
+        Constraint {
+            name: "events_pkey".into(),
+            kind: 'p',
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            definition: format!("PRIMARY KEY ({})", columns.join(", ")),
+            references: None,
+        }
+    }
+
+    fn events() -> SourceTable {
+        SourceTable {
+            oid: 1,
+            name: QualifiedName::new("public", "events"),
+            relkind: 'r',
+            owner: "app".into(),
+            tablespace: None,
+            unlogged: false,
+            inheritance: false,
+            row_security: false,
+            force_row_security: false,
+            comment: None,
+            grants: vec![Grant {
+                grantee: None,
+                privilege: "SELECT".into(),
+                grantable: false,
+            }],
+            columns: vec![
+                column("id", "bigint", true),
+                column("created_at", "timestamp with time zone", true),
+            ],
+            constraints: vec![primary_key(&["id", "created_at"])],
+            indexes: Vec::<SourceIndex>::new(),
+            dependencies: Vec::new(),
+            null_keys: None,
+            server_version_num: 170000,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+    }
+
+    fn refusals(extra: &str, source: &SourceTable) -> Vec<String> {
+        match check(&table_policy(extra), Some(source), now()) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.refusals.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn a_table_fit_for_conversion_is_checked_with_its_key_and_primary_key() {
+        let checked = check(
+            &table_policy("key = \"created_at\""),
+            Some(&events()),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(checked.key_type, KeyType::TimestampTz);
+        assert_eq!(checked.primary_key, ["id", "created_at"]);
+        assert_eq!(
+            checked.dependents,
+            [Dependent {
+                name: "grants (SELECT to PUBLIC)".into(),
+                carry: Carry::AtPrepare("granted again on the new table".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn every_reason_is_given_at_once() {
+        let mut source = events();
+        source.columns[1].not_null = false;
+        source.null_keys = Some(7);
+        source.constraints = vec![primary_key(&["id"])];
+        source.dependencies.push(Dependency {
+            kind: DependentKind::MaterializedView,
+            name: "materialized view public.daily".into(),
+            definition: None,
+            relation: None,
+            object: None,
+            validated: true,
+        });
+        let found = refusals("key = \"created_at\"", &source);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with("public.events.created_at may hold NULL (7 row(s) do)"));
+        assert!(found[1].ends_with("make it PRIMARY KEY (id, created_at)"));
+        assert!(found[2].starts_with("materialized view public.daily cannot be carried over"));
+    }
+
+    #[test]
+    fn a_policy_without_a_key_an_id_key_with_a_time_interval_and_a_view_are_told_apart() {
+        assert_eq!(
+            refusals("", &events()),
+            [
+                "partman.toml:1:1: the entry names no key column: add key = \"<column>\", the column to partition on"
+            ]
+        );
+        let found = refusals("key = \"id\"", &events());
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("does not say what it holds"),
+            "{found:#?}"
+        );
+        let mut view = events();
+        view.relkind = 'v';
+        assert_eq!(
+            refusals("key = \"created_at\"", &view),
+            ["public.events is not a plain table (relkind v): only tables can be converted"]
+        );
+    }
+}
