@@ -810,3 +810,33 @@ premake = 1
         ["500"]
     );
 }
+
+#[test]
+fn rows_written_outside_the_prepared_partitions_get_partitions_before_the_swap() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    db.connect()
+        .batch_execute(
+            "INSERT INTO orders (created_at, customer) VALUES ('2024-01-15', 1), ('2027-06-01', 2); \
+             UPDATE orders SET created_at = '2023-12-31 23:00' WHERE id = 3;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    // Every month from 2023-12 up to the first prepared one, and from the
+    // last prepared one through 2027-06 and premake 2: 21 + 7.
+    assert!(
+        stdout.contains("prepare: 28 partition(s) for keys written since the prepare"),
+        "{stdout}"
+    );
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT count(*) FILTER (WHERE created_at < '2025-01-01') || ' ' || count(*) FROM orders"
+        ),
+        ["2 10002"]
+    );
+    assert_eq!(content(&db, "orders"), content(&db, "orders_unpartitioned"));
+}

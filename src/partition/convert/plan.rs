@@ -148,7 +148,18 @@ pub fn plan(
             }
             ranges
         }
-        Some(_) => state.partitions.clone(),
+        Some(_) => {
+            let missing = missing_partitions(table, checked, range, state, now)?;
+            let mut ranges = state.partitions.clone();
+            if !missing.is_empty() {
+                prepare.push(extend_step(table, source, &names, &missing));
+                ranges.extend(missing.into_iter().map(|p| PartitionRange {
+                    name: p.name,
+                    range: Some((p.from_literal, p.to_literal)),
+                }));
+            }
+            ranges
+        }
     };
     if phase.is_none_or(|p| p < JournalPhase::Capturing) {
         prepare.push(capture_step(table, checked, &names));
@@ -203,6 +214,69 @@ fn partitions(
     let last = max.max(reference).unwrap_or(0);
     let first = min.unwrap_or(last).min(last);
     planner::covering(table, key, first, last).map_err(PlanError::Partitions)
+}
+
+/// The partitions the table's keys now need (rows written since the
+/// prepare may lie before the first partition or after the last) that the
+/// partitioned table lacks: periods overlapping no existing partition.
+fn missing_partitions(
+    table: &TablePolicy,
+    checked: &Checked,
+    range: &KeyRange,
+    state: &State,
+    now: DateTime<Utc>,
+) -> Result<Vec<PeriodPartition>, PlanError> {
+    let key = checked.key_type;
+    let existing: Vec<(KeyValue, KeyValue)> = state
+        .partitions
+        .iter()
+        .filter_map(|p| {
+            let (from, to) = p.range.as_ref()?;
+            Some((
+                calendar::parse_bound(key, from)?,
+                calendar::parse_bound(key, to)?,
+            ))
+        })
+        .collect();
+    let mut needed = partitions(table, checked, range, now)?;
+    needed.retain(|p| !existing.iter().any(|&(lo, hi)| p.start < hi && lo < p.end));
+    Ok(needed)
+}
+
+/// Partitions added to the partitioned table before it takes the name:
+/// nothing uses it, so its ACCESS EXCLUSIVE lock stops nobody.
+fn extend_step(
+    table: &TablePolicy,
+    source: &SourceTable,
+    names: &Names,
+    missing: &[PeriodPartition],
+) -> Step {
+    let mut extend = step(
+        table,
+        Action::ConvertCreateTable,
+        Lock::None,
+        &format!(
+            "{} partition(s) for keys written since the prepare outside the partitions it made",
+            missing.len()
+        ),
+    );
+    extend.partition = Some(names.target.clone());
+    extend.other_locks = Some(format!(
+        "ACCESS EXCLUSIVE on {}, which nothing uses until the swap",
+        names.target
+    ));
+    let (target, owner) = (names.target.quoted(), quote_ident(&source.owner));
+    for partition in missing {
+        let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone()).quoted();
+        extend.sql.push(format!(
+            "CREATE TABLE {name} PARTITION OF {target} FOR VALUES FROM ({}) TO ({})",
+            partition.from_literal, partition.to_literal
+        ));
+        extend
+            .sql
+            .push(format!("ALTER TABLE {name} OWNER TO {owner}"));
+    }
+    extend
 }
 
 /// The columns as the copy and the log name them.

@@ -155,11 +155,8 @@ fn plan_and(
     let Some(source) = source.filter(|_| options.until > Phase::Check) else {
         return Ok(());
     };
-    let range = match state.journal {
-        Some(_) => plan::KeyRange::default(),
-        None => journal::read_key_range(client, &names, &checked.key)
-            .map_err(query("reading the smallest and largest key"))?,
-    };
+    let range = journal::read_key_range(client, &names, &checked.key)
+        .map_err(query("reading the smallest and largest key"))?;
     let keep_as = keep_as_name(request.keep_as, &names);
     if keep_as.is_empty()
         || keep_as.len() > crate::db::ident::MAX_IDENTIFIER_BYTES
@@ -524,8 +521,8 @@ fn describe(error: &postgres::Error) -> String {
         Some(db) => {
             let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
             let hint = if db.message().starts_with("no partition of relation") {
-                "; the row's key falls outside the partitions made by the prepare: create the partition \
-                 (CREATE TABLE … PARTITION OF …), or set default_partition = true before converting"
+                "; a row written during this run has a key outside the partitioned table's partitions: run \
+                 the same command again, it adds the partitions the table's keys need first"
             } else {
                 ""
             };

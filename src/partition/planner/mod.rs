@@ -761,6 +761,8 @@ fn classify<'a>(context: &Context<'a>, entries: &mut Vec<Entry>) -> Vec<Existing
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeriodPartition {
     pub start: KeyValue,
+    /// The start of the next period: the partition holds [start, end).
+    pub end: KeyValue,
     /// The partition's name, as the policy names it.
     pub name: String,
     /// The bounds as SQL writes them in `FOR VALUES FROM (…) TO (…)`.
@@ -798,6 +800,7 @@ pub fn covering(
         let end = periods.next(start).ok_or_else(out_of_range)?;
         found.push(PeriodPartition {
             start,
+            end,
             name: periods.name(table, start),
             from_literal: periods.literal(start),
             to_literal: periods.literal(end),
