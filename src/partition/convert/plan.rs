@@ -129,38 +129,7 @@ pub fn plan(
         ));
     }
     let mut prepare = Vec::new();
-    let ranges = match phase {
-        None => {
-            let partitions = partitions(table, checked, range, now)?;
-            prepare.push(create_step(table, checked, source, &names, &partitions));
-            let mut ranges: Vec<PartitionRange> = partitions
-                .into_iter()
-                .map(|p| PartitionRange {
-                    name: p.name,
-                    range: Some((p.from_literal, p.to_literal)),
-                })
-                .collect();
-            if table.default_partition {
-                ranges.push(PartitionRange {
-                    name: default_partition(&names).name,
-                    range: None,
-                });
-            }
-            ranges
-        }
-        Some(_) => {
-            let missing = missing_partitions(table, checked, range, state, now)?;
-            let mut ranges = state.partitions.clone();
-            if !missing.is_empty() {
-                prepare.push(extend_step(table, source, &names, &missing));
-                ranges.extend(missing.into_iter().map(|p| PartitionRange {
-                    name: p.name,
-                    range: Some((p.from_literal, p.to_literal)),
-                }));
-            }
-            ranges
-        }
-    };
+    let ranges = partition_steps(table, checked, source, range, state, now, &mut prepare)?;
     if phase.is_none_or(|p| p < JournalPhase::Capturing) {
         prepare.push(capture_step(table, checked, &names));
     }
@@ -184,6 +153,43 @@ pub fn plan(
         keep_as: keep_as.to_owned(),
         names,
     })
+}
+
+/// The step making the partitioned table and its partitions (or, once it
+/// exists, the partitions it lacks); returns every partition it will have.
+fn partition_steps(
+    table: &TablePolicy,
+    checked: &Checked,
+    source: &SourceTable,
+    range: &KeyRange,
+    state: &State,
+    now: DateTime<Utc>,
+    prepare: &mut Vec<Step>,
+) -> Result<Vec<PartitionRange>, PlanError> {
+    let names = Names::of(&source.name);
+    let as_range = |p: PeriodPartition| PartitionRange {
+        name: p.name,
+        range: Some((p.from_literal, p.to_literal)),
+    };
+    if state.journal.is_none() {
+        let partitions = partitions(table, checked, range, now)?;
+        prepare.push(create_step(table, checked, source, &names, &partitions));
+        let mut ranges: Vec<PartitionRange> = partitions.into_iter().map(as_range).collect();
+        if table.default_partition {
+            ranges.push(PartitionRange {
+                name: default_partition(&names).name,
+                range: None,
+            });
+        }
+        return Ok(ranges);
+    }
+    let missing = missing_partitions(table, checked, range, state, now)?;
+    if !missing.is_empty() {
+        prepare.push(extend_step(table, source, &names, &missing));
+    }
+    let mut ranges = state.partitions.clone();
+    ranges.extend(missing.into_iter().map(as_range));
+    Ok(ranges)
 }
 
 /// The partitions from the oldest key through the newest (or now, for a
@@ -265,16 +271,15 @@ fn extend_step(
         "ACCESS EXCLUSIVE on {}, which nothing uses until the swap",
         names.target
     ));
-    let (target, owner) = (names.target.quoted(), quote_ident(&source.owner));
     for partition in missing {
-        let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone()).quoted();
-        extend.sql.push(format!(
-            "CREATE TABLE {name} PARTITION OF {target} FOR VALUES FROM ({}) TO ({})",
+        let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone());
+        let bounds = format!(
+            "FOR VALUES FROM ({}) TO ({})",
             partition.from_literal, partition.to_literal
-        ));
+        );
         extend
             .sql
-            .push(format!("ALTER TABLE {name} OWNER TO {owner}"));
+            .extend(partition_sql(source, names, &name, &bounds));
     }
     extend
 }
@@ -335,7 +340,8 @@ impl Columns {
     }
 }
 
-fn step(table: &TablePolicy, action: Action, lock: Lock, reason: &str) -> Step {
+/// A step of the conversion of `table`, in a transaction until told otherwise.
+pub(super) fn step(table: &TablePolicy, action: Action, lock: Lock, reason: &str) -> Step {
     Step {
         table: table.parent(),
         action,
@@ -419,11 +425,6 @@ fn create_target(
 ) -> Vec<String> {
     let target = names.target.quoted();
     let owner = quote_ident(&source.owner);
-    let tablespace = source
-        .tablespace
-        .as_ref()
-        .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
-        .unwrap_or_default();
     let mut sql = vec![
         format!(
             "CREATE TABLE {target} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING GENERATED \
@@ -442,22 +443,68 @@ fn create_target(
     }
     sql.extend(source.grants.iter().map(|g| g.sql(&target)));
     for partition in partitions {
-        let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone()).quoted();
-        sql.push(format!(
-            "CREATE TABLE {name} PARTITION OF {target} FOR VALUES FROM ({}) TO ({}){tablespace}",
+        let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone());
+        let bounds = format!(
+            "FOR VALUES FROM ({}) TO ({})",
             partition.from_literal, partition.to_literal
-        ));
-        sql.push(format!("ALTER TABLE {name} OWNER TO {owner}"));
+        );
+        sql.extend(partition_sql(source, names, &name, &bounds));
     }
-    sql.extend(
-        source
-            .indexes
-            .iter()
-            .filter_map(|index| standby_index(index, &target)),
-    );
-    // Foreign keys to other tables, added while the table is empty (a
-    // partitioned table takes no NOT VALID foreign key before PostgreSQL
-    // 18): the check is instant, and every copied row is checked as it comes.
+    sql.extend(target_indexes(table, checked, source, &target));
+    if table.default_partition {
+        sql.extend(partition_sql(
+            source,
+            names,
+            &default_partition(names),
+            "DEFAULT",
+        ));
+    }
+    sql
+}
+
+/// One partition of the partitioned table, in the source's tablespace and
+/// owned by its owner.
+fn partition_sql(
+    source: &SourceTable,
+    names: &Names,
+    name: &QualifiedName,
+    bounds: &str,
+) -> [String; 2] {
+    let tablespace = source
+        .tablespace
+        .as_ref()
+        .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
+        .unwrap_or_default();
+    [
+        format!(
+            "CREATE TABLE {} PARTITION OF {} {bounds}{tablespace}",
+            name.quoted(),
+            names.target.quoted()
+        ),
+        format!(
+            "ALTER TABLE {} OWNER TO {}",
+            name.quoted(),
+            quote_ident(&source.owner)
+        ),
+    ]
+}
+
+/// The source's indexes and constraints, its foreign keys to other tables
+/// and the policy's declared indexes, built while the table is empty.
+fn target_indexes(
+    table: &TablePolicy,
+    checked: &Checked,
+    source: &SourceTable,
+    target: &str,
+) -> Vec<String> {
+    let mut sql: Vec<String> = source
+        .indexes
+        .iter()
+        .filter_map(|index| standby_index(index, target))
+        .collect();
+    // A partitioned table takes no NOT VALID foreign key before PostgreSQL
+    // 18: added while empty, the check is instant, and every copied row is
+    // checked as it comes.
     sql.extend(
         source
             .constraints
@@ -477,16 +524,8 @@ fn create_target(
             .indexes
             .iter()
             .filter(|index| !existing.contains(&index.name.as_str()))
-            .filter_map(|index| planner::on_empty_parent(index, &target, &checked.key)),
+            .filter_map(|index| planner::on_empty_parent(index, target, &checked.key)),
     );
-    if table.default_partition {
-        let name = default_partition(names);
-        sql.push(format!(
-            "CREATE TABLE {} PARTITION OF {target} DEFAULT{tablespace}",
-            name.quoted()
-        ));
-        sql.push(format!("ALTER TABLE {} OWNER TO {owner}", name.quoted()));
-    }
     sql
 }
 
@@ -559,16 +598,44 @@ fn capture_step(table: &TablePolicy, checked: &Checked, names: &Names) -> Step {
          by the largest primary key now (later rows reach the new table through the log); TRUNCATE is \
          refused until the conversion ends",
     );
-    let source = names.source.quoted();
-    let columns = &checked.primary_key;
+    let refuse = format!(
+        "BEGIN RAISE EXCEPTION 'TRUNCATE of % is refused while pgm partitions convert runs: the change \
+         capture cannot see it', {}; END",
+        quote_literal(&names.source.to_string())
+    );
+    let key = &checked.primary_key;
+    let descending: Vec<String> = key
+        .iter()
+        .map(|k| format!("{} DESC", quote_ident(k)))
+        .collect();
+    step.sql = vec![
+        function(&names.capture, &capture_body(key, names)),
+        function(&names.no_truncate, &refuse),
+    ];
+    step.sql.extend(super::swap::capture_triggers(names));
+    step.sql.push(format!(
+        "UPDATE {} SET phase = 'capturing', backfill_until = (SELECT ARRAY[{}] FROM {} ORDER BY {} \
+         LIMIT 1), updated_at = now() WHERE source = {}",
+        names.journal.quoted(),
+        key_text(key),
+        names.source.quoted(),
+        descending.join(", "),
+        quote_literal(&names.source.quoted())
+    ));
+    step
+}
+
+/// The capture's PL/pgSQL body: the new key of an INSERT, the old key of
+/// a DELETE, the old key of an UPDATE and the new one when it differs.
+fn capture_body(key: &[String], names: &Names) -> String {
     let values = |row: &str| {
-        let parts: Vec<String> = columns
+        let parts: Vec<String> = key
             .iter()
             .map(|c| format!("{row}.{}", quote_ident(c)))
             .collect();
         format!("({})", parts.join(", "))
     };
-    let key_list: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let key_list: Vec<String> = key.iter().map(|c| quote_ident(c)).collect();
     let insert = |row: &str| {
         format!(
             "INSERT INTO {} ({}) VALUES {};",
@@ -577,46 +644,14 @@ fn capture_step(table: &TablePolicy, checked: &Checked, names: &Names) -> Step {
             values(row)
         )
     };
-    let body = format!(
+    format!(
         "BEGIN IF TG_OP = 'INSERT' THEN {new} ELSIF TG_OP = 'DELETE' THEN {old} \
          ELSE {old} IF {} IS DISTINCT FROM {} THEN {new} END IF; END IF; RETURN NULL; END",
         values("OLD"),
         values("NEW"),
         new = insert("NEW"),
         old = insert("OLD"),
-    );
-    let refuse = format!(
-        "BEGIN RAISE EXCEPTION 'TRUNCATE of % is refused while pgm partitions convert runs: the change \
-         capture cannot see it', {}; END",
-        quote_literal(&names.source.to_string())
-    );
-    step.sql = vec![
-        function(&names.capture, &body),
-        function(&names.no_truncate, &refuse),
-        format!(
-            "CREATE TRIGGER {CAPTURE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE ON {source} FOR EACH ROW \
-             EXECUTE FUNCTION {}()",
-            names.capture.quoted()
-        ),
-        format!(
-            "CREATE TRIGGER {TRUNCATE_TRIGGER} BEFORE TRUNCATE ON {source} FOR EACH STATEMENT \
-             EXECUTE FUNCTION {}()",
-            names.no_truncate.quoted()
-        ),
-        format!(
-            "UPDATE {} SET phase = 'capturing', backfill_until = (SELECT ARRAY[{}] FROM {source} ORDER BY {} \
-             LIMIT 1), updated_at = now() WHERE source = {}",
-            names.journal.quoted(),
-            key_text(columns),
-            key_list
-                .iter()
-                .map(|k| format!("{k} DESC"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            quote_literal(&names.source.quoted())
-        ),
-    ];
-    step
+    )
 }
 
 /// The primary key's columns as text, for `ARRAY[…]`.

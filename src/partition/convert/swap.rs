@@ -9,7 +9,9 @@
 //! transaction the other way) loses no write made since; `--drop-old` ends
 //! it.
 
-use super::plan::{CAPTURE_TRIGGER, Columns, Names, STANDBY_SUFFIX, TRUNCATE_TRIGGER, suffixed};
+use super::plan::{
+    CAPTURE_TRIGGER, Columns, Names, STANDBY_SUFFIX, TRUNCATE_TRIGGER, step, suffixed,
+};
 use super::source::{DependentKind, SourceTable};
 use crate::db::ident::QualifiedName;
 use crate::db::{quote_ident, quote_literal};
@@ -25,25 +27,6 @@ pub enum Direction {
     Unswap,
 }
 
-fn step(table: &TablePolicy, action: Action, lock: Lock, reason: String) -> Step {
-    Step {
-        table: table.parent(),
-        action,
-        partition: None,
-        from: None,
-        to: None,
-        index: None,
-        sql: Vec::new(),
-        transactional: true,
-        lock,
-        lock_timeout: table.lock_timeout.to_string(),
-        other_locks: None,
-        guard: None,
-        on_retry: None,
-        reason,
-    }
-}
-
 /// The swap (or unswap) transaction. `live` is the table holding the name
 /// now, as the catalog describes it; `standby` the one that takes it;
 /// `aside` the name the live table gets.
@@ -55,7 +38,6 @@ pub(super) fn swap_step(
     aside: &str,
     direction: Direction,
 ) -> Step {
-    let columns = Columns::from_source(live);
     let reason = match direction {
         Direction::Swap => format!(
             "replays the last logged changes, then {standby} takes the name {} and the table is kept as {aside}",
@@ -67,35 +49,15 @@ pub(super) fn swap_step(
             names.source
         ),
     };
-    let mut swap = step(table, Action::ConvertSwap, Lock::AccessExclusive, reason);
+    let mut swap = step(table, Action::ConvertSwap, Lock::AccessExclusive, &reason);
     swap.partition = Some(standby.clone());
     swap.other_locks = Some(
         "ACCESS EXCLUSIVE on the tables whose foreign keys are re-pointed, for the transaction"
             .to_owned(),
     );
     let live_name = names.source.quoted();
-    let triggers = user_triggers(live);
     let mut sql = vec![format!("LOCK TABLE {live_name} IN ACCESS EXCLUSIVE MODE")];
-    if direction == Direction::Unswap {
-        sql.extend(triggers.iter().map(|t| {
-            format!(
-                "ALTER TABLE {} DISABLE TRIGGER {}",
-                standby.quoted(),
-                quote_ident(t)
-            )
-        }));
-    }
-    sql.extend(replay_all(names, &columns, &names.source, standby));
-    if direction == Direction::Unswap {
-        sql.extend(triggers.iter().map(|t| {
-            format!(
-                "ALTER TABLE {} ENABLE TRIGGER {}",
-                standby.quoted(),
-                quote_ident(t)
-            )
-        }));
-        sql.extend(set_aside(live, &live_name));
-    }
+    sql.extend(last_replay(names, live, standby, direction));
     sql.extend([
         format!("DROP TRIGGER {CAPTURE_TRIGGER} ON {live_name}"),
         format!("DROP TRIGGER {TRUNCATE_TRIGGER} ON {live_name}"),
@@ -112,6 +74,39 @@ pub(super) fn swap_step(
     sql.push(journal_update(names, direction, aside));
     swap.sql = sql;
     swap
+}
+
+/// The last replay, under the lock. On the unswap the old table's own
+/// triggers are held off while it takes the changes back, and the
+/// partitioned table is set aside.
+fn last_replay(
+    names: &Names,
+    live: &SourceTable,
+    standby: &QualifiedName,
+    direction: Direction,
+) -> Vec<String> {
+    let columns = Columns::from_source(live);
+    let replay = replay_all(names, &columns, &names.source, standby);
+    if direction == Direction::Swap {
+        return replay;
+    }
+    let triggers = |state: &str| -> Vec<String> {
+        user_triggers(live)
+            .iter()
+            .map(|t| {
+                format!(
+                    "ALTER TABLE {} {state} TRIGGER {}",
+                    standby.quoted(),
+                    quote_ident(t)
+                )
+            })
+            .collect()
+    };
+    let mut sql = triggers("DISABLE");
+    sql.extend(replay);
+    sql.extend(triggers("ENABLE"));
+    sql.extend(set_aside(live, &names.source.quoted()));
+    sql
 }
 
 /// On the unswap, the partitioned table goes back to how the swap found
@@ -170,7 +165,8 @@ fn replay_all(
     ]
 }
 
-fn capture_triggers(names: &Names) -> Vec<String> {
+/// The capture triggers on the table holding the name.
+pub(super) fn capture_triggers(names: &Names) -> Vec<String> {
     let table = names.source.quoted();
     vec![
         format!(
@@ -352,7 +348,9 @@ pub(super) fn foreign_key_validations(
                 table,
                 Action::ConvertValidate,
                 Lock::ShareUpdateExclusive,
-                format!("validates the foreign key {name} of {child}, added NOT VALID by the swap"),
+                &format!(
+                    "validates the foreign key {name} of {child}, added NOT VALID by the swap"
+                ),
             );
             validate.partition = Some(child.clone());
             validate.other_locks = Some(format!(
@@ -375,7 +373,7 @@ pub(super) fn drop_old_step(table: &TablePolicy, names: &Names, kept: &Qualified
         table,
         Action::ConvertDropOld,
         Lock::AccessExclusive,
-        format!(
+        &format!(
             "ends the change capture (DROP TRIGGER takes ACCESS EXCLUSIVE for an instant) and drops {kept}, \
              the log and the capture's functions"
         ),

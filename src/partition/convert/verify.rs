@@ -27,8 +27,40 @@ pub(super) fn verify_step(
     columns: &Columns,
     ranges: &[PartitionRange],
 ) -> Step {
-    let row = |alias: &str| {
-        let parts: Vec<String> = source
+    let mut step = super::plan::step(
+        table,
+        Action::ConvertVerify,
+        Lock::AccessShare,
+        "compares, per partition, the row count and a hash of the rows of the table and of the \
+         partitioned table, in one snapshot, leaving out the keys still in the log",
+    );
+    step.partition = Some(names.target.clone());
+    let tally = Tally {
+        source,
+        names,
+        columns,
+    };
+    step.sql = vec![
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned(),
+        tally.source_sql(checked, ranges),
+        tally.target_sql(),
+        format!("SELECT count(*) FROM {}", names.log.quoted()),
+    ];
+    step
+}
+
+/// The two counting queries.
+struct Tally<'a> {
+    source: &'a SourceTable,
+    names: &'a Names,
+    columns: &'a Columns,
+}
+
+impl Tally<'_> {
+    /// The row count and the hash of the rows of `alias`.
+    fn counts(&self, alias: &str) -> String {
+        let parts: Vec<String> = self
+            .source
             .columns
             .iter()
             .filter(|c| c.generated.is_empty())
@@ -38,66 +70,51 @@ pub(super) fn verify_step(
             "count(*), coalesce(sum(('x' || left(md5(ROW({})::text), 16))::bit(64)::int8), 0)::text",
             parts.join(", ")
         )
-    };
-    let logged = |alias: &str| {
+    }
+
+    /// The rows of `alias` whose key is not waiting in the log.
+    fn unlogged(&self, alias: &str) -> String {
         format!(
             "NOT EXISTS (SELECT FROM {} l WHERE {} = {})",
-            names.log.quoted(),
-            columns.key_row("l."),
-            columns.key_row(&format!("{alias}."))
+            self.names.log.quoted(),
+            self.columns.key_row("l."),
+            self.columns.key_row(&format!("{alias}."))
         )
-    };
-    let key = quote_ident(&checked.key);
-    let sql_type = source
-        .column(&checked.key)
-        .map_or("text", |c| c.sql_type.as_str());
-    let default = ranges
-        .iter()
-        .find(|r| r.range.is_none())
-        .map_or(OUTSIDE, |r| r.name.as_str());
-    let source_sql = format!(
-        "WITH bounds (pgm_partition, pgm_from, pgm_to) AS ({}) \
-         SELECT coalesce(b.pgm_partition, {}), {} FROM {} s \
-         LEFT JOIN bounds b ON s.{key} >= b.pgm_from AND s.{key} < b.pgm_to WHERE {} GROUP BY 1 ORDER BY 1",
-        bounds(ranges, sql_type),
-        quote_literal(default),
-        row("s"),
-        names.source.quoted(),
-        logged("s")
-    );
-    let target_sql = format!(
-        "SELECT c.relname::text, x.n, x.h FROM (SELECT t.tableoid, {} FROM {} t WHERE {} GROUP BY 1) \
-         AS x (tableoid, n, h) JOIN pg_class c ON c.oid = x.tableoid ORDER BY 1",
-        row("t"),
-        names.target.quoted(),
-        logged("t")
-    );
-    let mut step = Step {
-        table: table.parent(),
-        action: Action::ConvertVerify,
-        partition: Some(names.target.clone()),
-        from: None,
-        to: None,
-        index: None,
-        sql: vec![
-            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned(),
-            source_sql,
-            target_sql,
-            format!("SELECT count(*) FROM {}", names.log.quoted()),
-        ],
-        transactional: true,
-        lock: Lock::AccessShare,
-        lock_timeout: table.lock_timeout.to_string(),
-        other_locks: None,
-        guard: None,
-        on_retry: None,
-        reason: String::new(),
-    };
-    step.reason =
-        "compares, per partition, the row count and a hash of the rows of the table and of the \
-                   partitioned table, in one snapshot, leaving out the keys still in the log"
-            .to_owned();
-    step
+    }
+
+    /// The table's rows, grouped by the partition their key falls in.
+    fn source_sql(&self, checked: &Checked, ranges: &[PartitionRange]) -> String {
+        let key = quote_ident(&checked.key);
+        let sql_type = self
+            .source
+            .column(&checked.key)
+            .map_or("text", |c| c.sql_type.as_str());
+        let default = ranges
+            .iter()
+            .find(|r| r.range.is_none())
+            .map_or(OUTSIDE, |r| r.name.as_str());
+        format!(
+            "WITH bounds (pgm_partition, pgm_from, pgm_to) AS ({}) \
+             SELECT coalesce(b.pgm_partition, {}), {} FROM {} s \
+             LEFT JOIN bounds b ON s.{key} >= b.pgm_from AND s.{key} < b.pgm_to WHERE {} GROUP BY 1 ORDER BY 1",
+            bounds(ranges, sql_type),
+            quote_literal(default),
+            self.counts("s"),
+            self.names.source.quoted(),
+            self.unlogged("s")
+        )
+    }
+
+    /// The partitioned table's rows, grouped by the partition holding them.
+    fn target_sql(&self) -> String {
+        format!(
+            "SELECT c.relname::text, x.n, x.h FROM (SELECT t.tableoid, {} FROM {} t WHERE {} GROUP BY 1) \
+             AS x (tableoid, n, h) JOIN pg_class c ON c.oid = x.tableoid ORDER BY 1",
+            self.counts("t"),
+            self.names.target.quoted(),
+            self.unlogged("t")
+        )
+    }
 }
 
 /// The ranges as a VALUES list (an empty query when there are none).
