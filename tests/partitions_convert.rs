@@ -840,3 +840,30 @@ fn rows_written_outside_the_prepared_partitions_get_partitions_before_the_swap()
     );
     assert_eq!(content(&db, "orders"), content(&db, "orders_unpartitioned"));
 }
+
+#[test]
+fn drop_old_before_the_swap_and_unswap_before_any_swap_are_usage_errors() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, _, stderr) = convert(&project, &db, &["--drop-old", "--until", "verify"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("--drop-old comes after the swap"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = convert(&project, &db, &["--unswap"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "public.orders was not swapped: --unswap reverses a swap while the old table is kept"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT to_regclass('pgm_convert') IS NULL"
+        ),
+        ["t"]
+    );
+}

@@ -239,6 +239,15 @@ pub fn convert(
     let now = now_or(convert.at);
     let policy = load_policy(config)?;
     let table = policy_table(config, &policy, &convert.table)?;
+    if convert.drop_old
+        && convert
+            .until
+            .is_some_and(|until| until < convert::Phase::Swap)
+    {
+        bail!(UsageError(
+            "--drop-old comes after the swap: leave out --until, or write --until swap".into()
+        ));
+    }
     let options = convert::Options {
         until: convert.until.unwrap_or(convert::Phase::LAST),
         dry_run: convert.dry_run,

@@ -142,6 +142,8 @@ fn plan_and(
     let names = Names::of(&table.parent());
     let state = journal::read_state(client, &names)?;
     if let Some(kept) = state.journal.as_ref().and_then(swapped) {
+        // Asked to stop before the swap, which is done: only say so.
+        let settings = settings.filter(|_| options.until == Phase::Swap);
         return after_swap(client, table, options, &kept, out, settings);
     }
     if options.unswap {
