@@ -867,3 +867,33 @@ fn drop_old_before_the_swap_and_unswap_before_any_swap_are_usage_errors() {
         ["t"]
     );
 }
+
+#[test]
+fn a_column_added_during_the_conversion_stops_the_run_with_the_fix() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    db.connect()
+        .batch_execute("ALTER TABLE orders ADD COLUMN channel text")
+        .unwrap();
+    let (code, _, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "public.orders and public.orders_partitioned no longer have the same columns (channel text only \
+             in public.orders): a migration changed the table during the conversion; make the same change \
+             to public.orders_partitioned, then run again"
+        ),
+        "{stderr}"
+    );
+    db.connect()
+        .batch_execute("ALTER TABLE orders_partitioned ADD COLUMN channel text")
+        .unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("swap: public.orders is partitioned"),
+        "{stdout}"
+    );
+}

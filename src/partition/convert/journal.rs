@@ -59,6 +59,9 @@ pub struct State {
     pub logged: i64,
     /// The partitions of the target, when it exists.
     pub partitions: Vec<PartitionRange>,
+    /// The target as the catalog describes it, when it exists (read by the
+    /// run, which compares its columns with the source's).
+    pub target: Option<super::source::SourceTable>,
 }
 
 #[derive(Debug, thiserror::Error)]

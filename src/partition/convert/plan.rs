@@ -81,6 +81,15 @@ pub enum PlanError {
     },
     #[error("{0}")]
     Partitions(String),
+    #[error(
+        "{table} and {target} no longer have the same columns ({differences}): a migration changed the table \
+         during the conversion; make the same change to {target}, then run again"
+    )]
+    ColumnsDiffer {
+        table: String,
+        target: String,
+        differences: String,
+    },
 }
 
 /// Every step of the phases built so far.
@@ -128,6 +137,9 @@ pub fn plan(
             names.journal.to_string(),
         ));
     }
+    if let Some(target) = &state.target {
+        same_columns(source, target)?;
+    }
     let mut prepare = Vec::new();
     let ranges = partition_steps(table, checked, source, range, state, now, &mut prepare)?;
     if phase.is_none_or(|p| p < JournalPhase::Capturing) {
@@ -152,6 +164,41 @@ pub fn plan(
         validate: super::swap::foreign_key_validations(table, source, true),
         keep_as: keep_as.to_owned(),
         names,
+    })
+}
+
+/// The copy, the replay and verify name the source's columns in the
+/// partitioned table: a column added, dropped or retyped on one side only
+/// stops the run with what differs.
+fn same_columns(source: &SourceTable, target: &SourceTable) -> Result<(), PlanError> {
+    let describe = |table: &SourceTable| -> Vec<String> {
+        let mut columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("{} {}", c.name, c.sql_type))
+            .collect();
+        columns.sort();
+        columns
+    };
+    let (ours, theirs) = (describe(source), describe(target));
+    let mut differences: Vec<String> = ours
+        .iter()
+        .filter(|c| !theirs.contains(c))
+        .map(|c| format!("{c} only in {}", source.name))
+        .collect();
+    differences.extend(
+        theirs
+            .iter()
+            .filter(|c| !ours.contains(c))
+            .map(|c| format!("{c} only in {}", target.name)),
+    );
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::ColumnsDiffer {
+        table: source.name.to_string(),
+        target: target.name.to_string(),
+        differences: differences.join("; "),
     })
 }
 

@@ -140,7 +140,7 @@ fn plan_and(
 ) -> Result<(), ConvertError> {
     let (options, now) = (request.options, request.now);
     let names = Names::of(&table.parent());
-    let state = journal::read_state(client, &names)?;
+    let mut state = journal::read_state(client, &names)?;
     if let Some(kept) = state.journal.as_ref().and_then(swapped) {
         // Asked to stop before the swap, which is done: only say so.
         let settings = settings.filter(|_| options.until == Phase::Swap);
@@ -157,6 +157,10 @@ fn plan_and(
     let Some(source) = source.filter(|_| options.until > Phase::Check) else {
         return Ok(());
     };
+    if state.target_exists {
+        state.target = source::read_source(client, &names.target, "")
+            .map_err(query("reading the partitioned table from the catalog"))?;
+    }
     let range = journal::read_key_range(client, &names, &checked.key)
         .map_err(query("reading the smallest and largest key"))?;
     let keep_as = keep_as_name(request.keep_as, &names);
