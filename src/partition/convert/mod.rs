@@ -50,7 +50,11 @@
 //! target, inserts the source's current rows for them, if any, and deletes
 //! the entries up to that `seq`, all in one snapshot, so an entry committed
 //! after the snapshot stays for the next batch (even one whose `seq` is
-//! lower: identity values can commit out of order). Why this converges
+//! lower: identity values can commit out of order). Hash and merge joins
+//! are off for the transaction (`SET LOCAL`, shown in the plan), so each
+//! key is an index probe: a hash join would read the whole table, and the
+//! planner picks one while its statistics lag behind the copy; the swap's
+//! last replay, under its lock, does the same. Why this converges
 //! whatever the interleaving of batches and application writes:
 //!
 //! * every committed write to key k leaves an entry committed with it;

@@ -801,8 +801,9 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
         names.source.quoted(),
     );
     let keys = columns.key_list();
-    replay.sql = vec![
-        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_owned(),
+    replay.sql = vec!["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_owned()];
+    replay.sql.extend(PROBE_BY_KEY.map(str::to_owned));
+    replay.sql.extend([
         format!(
             "SELECT count(*), max(seq) FROM (SELECT seq FROM {log} ORDER BY seq LIMIT $1) entries"
         ),
@@ -823,6 +824,14 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
             names.journal.quoted(),
             quote_literal(&names.source.quoted())
         ),
-    ];
+    ]);
     replay
 }
+
+/// Applying a few logged keys to a big table must probe its index per key:
+/// a hash join would read the whole table (under the swap's lock, even),
+/// and the planner picks one when its statistics lag behind the copy.
+pub(super) const PROBE_BY_KEY: [&str; 2] = [
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+];

@@ -490,14 +490,24 @@ impl<'a> Runner<'a> {
             .run(self.client, &what, None, |client, watch, _| {
                 let mut transaction = client.transaction()?;
                 set_lock_timeout(&mut transaction, step)?;
-                transaction.batch_execute(&step.sql[0])?;
-                let row = transaction.query_one(step.sql[1].as_str(), &[&limit])?;
+                // The settings first, then: the count, three statements
+                // up to the largest seq read, the journal.
+                let settings = step
+                    .sql
+                    .iter()
+                    .take_while(|s| s.starts_with("SET "))
+                    .count();
+                for setting in &step.sql[..settings] {
+                    transaction.batch_execute(setting)?;
+                }
+                let statements = &step.sql[settings..];
+                let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
                 let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
                 if let Some(upto) = upto {
-                    for sql in &step.sql[2..5] {
+                    for sql in &statements[1..4] {
                         watch.around(|| transaction.execute(sql.as_str(), &[&upto]))?;
                     }
-                    transaction.execute(step.sql[5].as_str(), &[&entries])?;
+                    transaction.execute(statements[4].as_str(), &[&entries])?;
                 }
                 transaction.commit()?;
                 Ok::<_, postgres::Error>(entries)

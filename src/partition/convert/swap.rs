@@ -10,7 +10,7 @@
 //! it.
 
 use super::plan::{
-    CAPTURE_TRIGGER, Columns, Names, STANDBY_SUFFIX, TRUNCATE_TRIGGER, step, suffixed,
+    CAPTURE_TRIGGER, Columns, Names, PROBE_BY_KEY, STANDBY_SUFFIX, TRUNCATE_TRIGGER, step, suffixed,
 };
 use super::source::{DependentKind, SourceTable};
 use crate::db::ident::QualifiedName;
@@ -86,7 +86,8 @@ fn last_replay(
     direction: Direction,
 ) -> Vec<String> {
     let columns = Columns::from_source(live);
-    let replay = replay_all(names, &columns, &names.source, standby);
+    let mut replay: Vec<String> = PROBE_BY_KEY.map(str::to_owned).into();
+    replay.extend(replay_all(names, &columns, &names.source, standby));
     if direction == Direction::Swap {
         return replay;
     }
