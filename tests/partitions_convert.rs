@@ -501,6 +501,14 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
          orders_customer_idx_unpartitioned on orders_unpartitioned, orders_pkey on orders, \
          orders_pkey_unpartitioned on orders_unpartitioned"
     );
+    // The partitioned parent has statistics (autovacuum never makes them).
+    assert_eq!(
+        one(
+            &db,
+            "SELECT EXISTS (SELECT FROM pg_stats WHERE schemaname = 'public' AND tablename = 'orders' AND inherited)"
+        ),
+        "t"
+    );
     // The view reads the partitioned table; the trigger fires on it; the
     // foreign key cascades from it; the sequence goes on.
     db.connect()

@@ -103,6 +103,8 @@ pub struct ConvertPlan {
     pub backfilled: bool,
     pub backfill: Backfill,
     pub replay: Step,
+    /// Statistics for the partitioned table before verify and the swap.
+    pub analyze: Step,
     pub verify: Step,
     pub swap: Step,
     /// After the swap, one transaction each.
@@ -152,6 +154,7 @@ pub fn plan(
         backfilled: phase >= Some(JournalPhase::Backfilled),
         backfill: backfill_steps(table, &names, &columns),
         replay: replay_step(table, &names, &columns),
+        analyze: analyze_step(table, &names),
         verify: super::verify::verify_step(table, checked, source, &names, &columns, &ranges),
         swap: super::swap::swap_step(
             table,
@@ -826,6 +829,26 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
         ),
     ]);
     replay
+}
+
+/// ANALYZE of the partitioned table: autovacuum analyzes partitions but
+/// never a partitioned parent, whose statistics the application's queries
+/// need from the swap on.
+fn analyze_step(table: &TablePolicy, names: &Names) -> Step {
+    let mut analyze = step(
+        table,
+        Action::ConvertVerify,
+        Lock::None,
+        "statistics for the partitioned table and its partitions, which the application's queries use \
+         from the swap on (autovacuum never analyzes a partitioned parent)",
+    );
+    analyze.partition = Some(names.target.clone());
+    analyze.other_locks = Some(format!(
+        "SHARE UPDATE EXCLUSIVE on {}, which nothing uses until the swap",
+        names.target
+    ));
+    analyze.sql = vec![format!("ANALYZE {}", names.target.quoted())];
+    analyze
 }
 
 /// Applying a few logged keys to a big table must probe its index per key:

@@ -80,6 +80,7 @@ pub fn write_plan(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
         return Ok(());
     }
     writeln!(out, "\n-- ===== verify")?;
+    write_sql_step(out, &plan.analyze)?;
     write_sql_step(out, &plan.verify)?;
     if options.until == Phase::Verify {
         return Ok(());

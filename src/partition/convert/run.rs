@@ -346,6 +346,7 @@ impl<'a> Runner<'a> {
         if self.options.until == Phase::Replay {
             return Ok(());
         }
+        self.run_step(&plan.analyze)?;
         self.verify(plan, out)?;
         if self.options.until == Phase::Verify {
             return Ok(());
