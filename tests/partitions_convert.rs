@@ -905,3 +905,56 @@ fn a_column_added_during_the_conversion_stops_the_run_with_the_fix() {
         "{stdout}"
     );
 }
+
+#[test]
+fn killed_during_replay_verify_and_swap_with_writers_the_next_run_converges() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, &format!("{ORDERS} {TWIN}"));
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = writer(&db, Arc::clone(&stop));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let mut kills = 0;
+    for attempt in 0..30 {
+        let mut child = project.spawn(
+            &db,
+            &[
+                "partitions",
+                "convert",
+                "public.orders",
+                "--at",
+                AT,
+                "--batch-size",
+                "5",
+            ],
+        );
+        // Killed later and later: the first runs die while starting, the
+        // next ones in the replay, verify or the swap.
+        let delay = fastrand::u64(5..40) + 25 * attempt;
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "after {kills} kills: {stdout}\n{stderr}");
+    assert!(kills >= 2, "killed only {kills} times");
+    assert_eq!(
+        content(&db, "orders"),
+        content(&db, "orders_twin"),
+        "after {kills} kills"
+    );
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        ["p"]
+    );
+}
