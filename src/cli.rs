@@ -11,6 +11,7 @@ use crate::config::{
 };
 use crate::db::retry::MAX_LOCK_RETRIES;
 use crate::duration::Timeout;
+use crate::partition::convert::Phase as ConvertPhase;
 use crate::pg_version::PgVersion;
 
 /// Where the policy file is looked for when no path is given.
@@ -365,6 +366,50 @@ pub enum PartitionsCommand {
         #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
         at: Option<DateTime<Utc>>,
     },
+    /// Turn a plain table named in the policy into a range-partitioned one, online and resumably.
+    #[command(
+        long_about = "Turn a plain table named in the policy (its [[table]] entry names the key column with \
+                      key = \"column\") into a range-partitioned one while the application keeps writing \
+                      to it: check (refuses, changing nothing, with exit 64), prepare (the partitioned table, \
+                      its partitions and a change capture), backfill (key-ordered batches), replay (the \
+                      captured changes), verify (counts and hashes per partition) and swap (one short \
+                      transaction under lock_timeout; --unswap reverses it, --drop-old ends it). A journal \
+                      table, pgm_convert, records where it is: run the same command again after any stop \
+                      and it carries on."
+    )]
+    Convert {
+        /// The table, schema-qualified, as the policy names it.
+        #[arg(value_name = "TABLE")]
+        table: String,
+        /// Stop after this phase.
+        #[arg(long, value_enum, value_name = "PHASE")]
+        until: Option<ConvertPhase>,
+        /// Print the exact SQL of each phase with its locks, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Plan as if now were this instant (RFC 3339): premake counts from it.
+        #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
+        at: Option<DateTime<Utc>>,
+        /// Rows copied per backfill transaction.
+        #[arg(long, default_value_t = 10_000, value_name = "ROWS",
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch_size: u32,
+        /// A pause between two backfill batches, to leave the server room (e.g. 100ms).
+        #[arg(long, default_value = "0s", value_name = "DURATION")]
+        pause: Timeout,
+        /// After the swap: give the name back to the old table (kept until --drop-old), with
+        /// every write made since replayed into it.
+        #[arg(long, conflicts_with_all = ["until", "drop_old"])]
+        unswap: bool,
+        /// After the swap (this run's or an earlier one's): print the row counts, end the
+        /// change capture and drop the old table.
+        #[arg(long)]
+        drop_old: bool,
+        /// The name the old table keeps after the swap, in the same schema (default:
+        /// TABLE_unpartitioned).
+        #[arg(long, value_name = "NAME", conflicts_with = "unswap")]
+        keep_as: Option<String>,
+    },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
     Check {
@@ -394,6 +439,14 @@ macro_rules! value_enum {
     };
 }
 
+value_enum!(ConvertPhase {
+    Check => "check": "read-only: can the table be converted, and what is carried over",
+    Prepare => "prepare": "the partitioned table, its partitions, the change log and its trigger",
+    Backfill => "backfill": "copy the rows in key-ordered batches",
+    Replay => "replay": "apply the captured changes to the partitioned table",
+    Verify => "verify": "compare both tables per partition: row counts and a content hash",
+    Swap => "swap": "the partitioned table takes the name in one short transaction; the old one is kept",
+});
 value_enum!(PlanFormat { Text => "text", Json => "json", Sql => "sql" });
 value_enum!(StatusFormat { Text => "text", Json => "json" });
 value_enum!(CheckFormat {
@@ -530,6 +583,27 @@ impl PartitionsCommand {
             },
             PartitionsCommand::Status { format, at } => C::PartitionsStatus { format, at },
             PartitionsCommand::Check { format, at } => C::PartitionsCheck { format, at },
+            PartitionsCommand::Convert {
+                table,
+                until,
+                dry_run,
+                at,
+                batch_size,
+                pause,
+                unswap,
+                drop_old,
+                keep_as,
+            } => C::PartitionsConvert(config::Convert {
+                table,
+                until,
+                dry_run,
+                at,
+                batch_size,
+                pause: pause.0,
+                unswap,
+                drop_old,
+                keep_as,
+            }),
         }
     }
 }

@@ -75,6 +75,7 @@ pub enum Command {
         format: CheckFormat,
         at: Option<DateTime<Utc>>,
     },
+    PartitionsConvert(Convert),
     Demo {
         keep: bool,
         at: Option<DateTime<Utc>>,
@@ -93,6 +94,23 @@ pub struct Migrate {
     pub allow_out_of_order: bool,
     pub maintain: bool,
     pub locks: MigrateLocks,
+}
+
+/// `pgm partitions convert`.
+#[derive(Debug, Clone)]
+pub struct Convert {
+    /// As written: resolved against the policy by the command.
+    pub table: String,
+    /// The last phase to run; every phase built so far when unset.
+    pub until: Option<crate::partition::convert::Phase>,
+    pub dry_run: bool,
+    pub at: Option<DateTime<Utc>>,
+    pub batch_size: u32,
+    pub pause: Duration,
+    pub unswap: bool,
+    pub drop_old: bool,
+    /// The old table's name after the swap.
+    pub keep_as: Option<String>,
 }
 
 /// `pgm migrate new`.

@@ -138,6 +138,7 @@ fn table_policy(case: &Case) -> TablePolicy {
         schema: "public".into(),
         name: "t".into(),
         spacing: Spacing::Calendar(case.interval),
+        key: None,
         epoch: match case.key {
             KeyType::Epoch(unit, _) => Some(unit),
             _ => None,

@@ -125,6 +125,7 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
             name: "events".to_owned(),
             spacing: Spacing::Calendar(Interval::Monthly),
             epoch: None,
+            key: None,
             interval_location: Location {
                 path: path.clone(),
                 line: interval_line("public.events"),

@@ -69,6 +69,7 @@ pub fn run(config: Config) -> Result<Outcome> {
         Command::PartitionsCheck { format, at } => {
             partitions::check(&config, &settings()?, *format, *at)
         }
+        Command::PartitionsConvert(convert) => partitions::convert(&config, &settings()?, convert),
         Command::Demo { keep, at } => demo::run(*keep, *at),
         Command::Init => init::run(&config),
         Command::Lint(lint) => lint::run(&config, lint, database_configured(&config), settings),

@@ -5,10 +5,11 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
-use crate::config::{CheckFormat, Config, PlanFormat, StatusFormat};
+use crate::config::{self, CheckFormat, Config, PlanFormat, StatusFormat};
 use crate::db::pooler::PoolerError;
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
+use crate::partition::convert::{self, ConvertError};
 use crate::partition::maintain::{self, MaintainError, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
 
@@ -200,4 +201,79 @@ pub fn check(
         bail!("{problems} problem(s) found");
     }
     Ok(Outcome::Success)
+}
+
+/// The policy entry named on the command line, or a usage error saying
+/// which names the policy has.
+fn policy_table<'p>(
+    config: &Config,
+    policy: &'p policy::Policy,
+    name: &str,
+) -> Result<&'p policy::TablePolicy> {
+    // Read as the policy reads names: quoted parts verbatim, others folded.
+    let wanted = policy::split_qualified(name);
+    let found = policy.tables.iter().find(|t| {
+        wanted
+            .as_ref()
+            .is_some_and(|(schema, table)| &t.schema == schema && &t.name == table)
+    });
+    if let Some(table) = found {
+        return Ok(table);
+    }
+    let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+    let near = crate::suggest::did_you_mean(name, &names)
+        .map(|n| format!(" (did you mean {n}?)"))
+        .unwrap_or_default();
+    bail!(UsageError(format!(
+        "{name} is not in {}{near}: convert needs its [[table]] entry (key, interval, premake)",
+        config.policy.display()
+    )))
+}
+
+pub fn convert(
+    config: &Config,
+    settings: &ConnectionSettings,
+    convert: &config::Convert,
+) -> Result<Outcome> {
+    let now = now_or(convert.at);
+    let policy = load_policy(config)?;
+    let table = policy_table(config, &policy, &convert.table)?;
+    if convert.drop_old
+        && convert
+            .until
+            .is_some_and(|until| until < convert::Phase::Swap)
+    {
+        bail!(UsageError(
+            "--drop-old comes after the swap: leave out --until, or write --until swap".into()
+        ));
+    }
+    let options = convert::Options {
+        until: convert.until.unwrap_or(convert::Phase::LAST),
+        dry_run: convert.dry_run,
+        batch_size: convert.batch_size,
+        pause: convert.pause,
+        unswap: convert.unswap,
+        drop_old: convert.drop_old,
+    };
+    let mut client = db::connect(settings)?;
+    let mut out = std::io::stdout().lock();
+    let request = convert::Request {
+        options,
+        keep_as: convert.keep_as.as_deref(),
+        now,
+    };
+    let result = convert::run(&mut client, settings, table, &request, &mut out);
+    out.flush()?;
+    match result {
+        Ok(()) => Ok(Outcome::Success),
+        // Refused before anything changed: the table or the policy must change first.
+        Err(
+            error @ (ConvertError::Check(_) | ConvertError::Plan(_) | ConvertError::NotSwapped(_)),
+        ) => Err(UsageError(error.to_string()).into()),
+        Err(ConvertError::Pooled(PoolerError::TransactionPooling(message))) => {
+            Err(UsageError(PoolerError::TransactionPooling(message).to_string()).into())
+        }
+        Err(error) => Err(error.into()),
+    }
 }

@@ -57,7 +57,17 @@ impl TableReport {
             Action::ArchivePartition => self.archived += 1,
             Action::CreateIndex if step.partition.is_some() => self.indexes_built += 1,
             Action::AttachIndex => self.indexes_attached += 1,
-            Action::CreateIndex | Action::DropInvalidIndex | Action::KeepDetached => {}
+            Action::CreateIndex
+            | Action::DropInvalidIndex
+            | Action::KeepDetached
+            | Action::ConvertCreateTable
+            | Action::ConvertStartCapture
+            | Action::ConvertBackfill
+            | Action::ConvertReplay
+            | Action::ConvertVerify
+            | Action::ConvertSwap
+            | Action::ConvertValidate
+            | Action::ConvertDropOld => {}
         }
     }
 }
@@ -153,6 +163,17 @@ impl Executor<'_> {
         }
         // Statements outside a transaction set lock_timeout for the session.
         let _ = self.client.batch_execute("RESET lock_timeout");
+    }
+
+    /// Runs one step on its own, with the retries `retry` allows: done, or
+    /// why not, in words.
+    pub(crate) fn run_one(&mut self, retry: &mut LockRetry<'_>, step: &Step) -> Result<(), String> {
+        log_start(step);
+        match self.run_step(retry, step) {
+            Ok(_) => Ok(()),
+            Err(StepError::Deferred(message) | StepError::Refused(message)) => Err(message),
+            Err(StepError::Failed(failure)) => Err(failure_message(step, &failure)),
+        }
     }
 
     /// Runs one step; returns the rows it moved out of the default partition.
@@ -362,6 +383,14 @@ fn action_words(step: &Step) -> &'static str {
         Action::MoveDefaultRows => "moving default rows into and attaching",
         Action::DropInvalidIndex => "dropping invalid index",
         Action::AttachIndex => "attaching index",
+        Action::ConvertCreateTable => "creating the partitioned table for",
+        Action::ConvertStartCapture => "starting the change capture on",
+        Action::ConvertBackfill => "copying a batch of",
+        Action::ConvertReplay => "replaying captured changes of",
+        Action::ConvertVerify => "verifying",
+        Action::ConvertSwap => "swapping",
+        Action::ConvertValidate => "validating the foreign key of",
+        Action::ConvertDropOld => "dropping",
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod calendar;
 pub mod catalog;
+pub mod convert;
 pub(crate) mod executor;
 pub mod health;
 pub(crate) mod maintain;

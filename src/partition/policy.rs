@@ -179,6 +179,10 @@ pub struct TablePolicy {
     pub spacing: Spacing,
     /// What an integer key holds, when it holds time.
     pub epoch: Option<EpochUnit>,
+    /// The partition key column, for `pgm partitions convert` of a plain
+    /// table (a partitioned table's key is read from the catalog), with
+    /// where it is written.
+    pub key: Option<(String, Location)>,
     /// Where `interval` is written, for problems found against the catalog.
     pub interval_location: Location,
     pub premake: u32,
@@ -312,6 +316,7 @@ struct RawTable {
     name: Spanned<String>,
     interval: Spanned<RawNumberOrText>,
     epoch: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
     premake: Option<Spanned<u32>>,
     retention: Option<Spanned<RawNumberOrText>>,
     retention_action: Option<Spanned<String>>,
@@ -563,6 +568,12 @@ fn check_table(
         name,
         spacing: spacing?,
         epoch,
+        key: raw.key.as_ref().map(|key| {
+            (
+                key.get_ref().clone(),
+                checker.lines.location(checker.path, key.span().start),
+            )
+        }),
         interval_location: checker
             .lines
             .location(checker.path, raw.interval.span().start),

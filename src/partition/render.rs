@@ -22,6 +22,14 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::CreateIndex => ("i", "build index"),
         Action::AttachIndex => ("i", "attach index"),
         Action::DropInvalidIndex => ("i", "drop invalid index"),
+        Action::ConvertCreateTable => ("+", "create partitioned table"),
+        Action::ConvertStartCapture => ("+", "start change capture"),
+        Action::ConvertBackfill => ("~", "backfill batch"),
+        Action::ConvertReplay => ("~", "replay batch"),
+        Action::ConvertVerify => ("=", "verify"),
+        Action::ConvertSwap => ("~", "swap"),
+        Action::ConvertValidate => ("=", "validate foreign key"),
+        Action::ConvertDropOld => ("-", "drop the old table"),
     }
 }
 
@@ -130,7 +138,7 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
     Ok(())
 }
 
-fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()> {
+pub(crate) fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()> {
     let (_, verb) = symbol(step.action);
     writeln!(out, "\n-- {verb} {}: {}", step.target(), step.reason)?;
     let mut locks = format!("-- lock on parent: {}", step.lock);

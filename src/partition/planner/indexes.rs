@@ -209,6 +209,26 @@ fn unique_key_problem(context: &Context<'_>, index: &IndexPolicy) -> Option<Stri
     })
 }
 
+/// A declared index built on a partitioned table that is still empty (a
+/// conversion's new table): a plain CREATE INDEX on the parent, which
+/// PostgreSQL cascades to every partition at once; `None` for a unique
+/// index without the key, which maintenance reports.
+pub fn on_empty_parent(index: &IndexPolicy, parent: &str, key: &str) -> Option<String> {
+    let includes_key = index.columns.iter().any(|column| {
+        let first = column.split_whitespace().next().unwrap_or("");
+        first.trim_matches('"').eq_ignore_ascii_case(key)
+    });
+    if index.unique && !includes_key {
+        return None;
+    }
+    Some(format!(
+        "CREATE {}INDEX {} ON {parent} {}",
+        if index.unique { "UNIQUE " } else { "" },
+        quote_ident(&index.name),
+        index_body(index)
+    ))
+}
+
 fn index_body(index: &IndexPolicy) -> String {
     let mut body = format!("USING {} ({})", index.method, index.columns.join(", "));
     if !index.include.is_empty() {

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 mod creation;
 mod indexes;
-pub use indexes::child_index_name;
+pub use indexes::{child_index_name, on_empty_parent};
 mod periods;
 pub use periods::Periods;
 mod retention;
@@ -38,6 +38,23 @@ pub enum Action {
     MoveDefaultRows,
     DropInvalidIndex,
     AttachIndex,
+    /// `pgm partitions convert`: the partitioned table, its partitions and
+    /// the change log, made next to the table being converted.
+    ConvertCreateTable,
+    /// `pgm partitions convert`: the triggers capturing changes to the table.
+    ConvertStartCapture,
+    /// `pgm partitions convert`: one batch of the copy, run again and again.
+    ConvertBackfill,
+    /// `pgm partitions convert`: one batch of captured changes applied.
+    ConvertReplay,
+    /// `pgm partitions convert`: the table and the partitioned table compared.
+    ConvertVerify,
+    /// `pgm partitions convert`: the names exchanged (or exchanged back).
+    ConvertSwap,
+    /// `pgm partitions convert`: a re-pointed foreign key validated.
+    ConvertValidate,
+    /// `pgm partitions convert --drop-old`: the old table dropped.
+    ConvertDropOld,
 }
 
 /// The strongest lock a step takes on the parent table.
@@ -47,6 +64,7 @@ pub enum Lock {
     AccessShare,
     ShareUpdateExclusive,
     Share,
+    ShareRowExclusive,
     AccessExclusive,
 }
 
@@ -57,6 +75,7 @@ impl std::fmt::Display for Lock {
             Lock::AccessShare => "ACCESS SHARE",
             Lock::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
             Lock::Share => "SHARE",
+            Lock::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
             Lock::AccessExclusive => "ACCESS EXCLUSIVE",
         })
     }
@@ -440,10 +459,15 @@ fn manageable<'a>(
         ));
     };
     if parent.relkind != 'p' {
+        let convert = if table.key.is_some() {
+            format!("; `pgm partitions convert {name}` makes it one online")
+        } else {
+            String::new()
+        };
         return Err((
             ProblemKind::NotPartitioned,
             format!(
-                "{name} is not a partitioned table: pgm manages tables declared PARTITION BY RANGE (column)"
+                "{name} is not a partitioned table: pgm manages tables declared PARTITION BY RANGE (column){convert}"
             ),
         ));
     }
@@ -471,6 +495,17 @@ fn manageable<'a>(
             ),
         ));
     };
+    if let Some((column, at)) = &table.key
+        && column != &key.column
+    {
+        return Err((
+            ProblemKind::KeyMismatch,
+            format!(
+                "{at}: key = \"{column}\", but {name} is partitioned on {}: write key = \"{}\" or remove it",
+                key.column, key.column
+            ),
+        ));
+    }
     match SqlKey::from_sql_type(&key.sql_type) {
         Some(sql_key) => Ok((parent, key, key_type(table, key, sql_key)?)),
         None => Err((
@@ -760,6 +795,69 @@ fn classify<'a>(context: &Context<'a>, entries: &mut Vec<Entry>) -> Vec<Existing
         });
     }
     existing
+}
+
+/// One period of a table's key space, as a partition covers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeriodPartition {
+    pub start: KeyValue,
+    /// The start of the next period: the partition holds [start, end).
+    pub end: KeyValue,
+    /// The partition's name, as the policy names it.
+    pub name: String,
+    /// The bounds as SQL writes them in `FOR VALUES FROM (…) TO (…)`.
+    pub from_literal: String,
+    pub to_literal: String,
+}
+
+/// More partitions than this are not made in one go by a conversion.
+pub const MAX_COVERING: usize = 10_000;
+
+/// The partitions of the periods holding `first` through `last`, and
+/// premake more: the partitions a conversion makes for a table whose keys
+/// run from `first` to `last` (now, for a time key, when later).
+pub fn covering(
+    table: &TablePolicy,
+    key: KeyType,
+    first: KeyValue,
+    last: KeyValue,
+) -> Result<Vec<PeriodPartition>, String> {
+    let periods = periods_of(table, key);
+    let out_of_range = || {
+        format!(
+            "{}: the {} from the key value {first} through {last} and premake = {} more reach past the \
+             values its key can hold",
+            table.qualified_name(),
+            periods.describe(),
+            table.premake
+        )
+    };
+    let mut start = periods.holding(first).ok_or_else(out_of_range)?;
+    let last = periods.holding(last).ok_or_else(out_of_range)?;
+    let mut found = Vec::new();
+    let mut after_last = 0;
+    while after_last <= table.premake {
+        let end = periods.next(start).ok_or_else(out_of_range)?;
+        found.push(PeriodPartition {
+            start,
+            end,
+            name: periods.name(table, start),
+            from_literal: periods.literal(start),
+            to_literal: periods.literal(end),
+        });
+        if found.len() > MAX_COVERING {
+            return Err(format!(
+                "{}: its keys span more than {MAX_COVERING} partitions of one {}: choose a longer interval",
+                table.qualified_name(),
+                periods.kind()
+            ));
+        }
+        if start >= last {
+            after_last += 1;
+        }
+        start = end;
+    }
+    Ok(found)
 }
 
 /// The bounds of the period starting at `start`, as plans show them.
