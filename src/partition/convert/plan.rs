@@ -265,7 +265,7 @@ fn partitions(
     let (min, max) = (parse(&range.min)?, parse(&range.max)?);
     let reference = match key {
         KeyType::Id(_) => None,
-        _ => Some(calendar::key_now(key, now, table.time_zone)),
+        _ => calendar::key_now(key, now, table.time_zone),
     };
     let last = max.max(reference).unwrap_or(0);
     let first = min.unwrap_or(last).min(last);

@@ -841,7 +841,7 @@ pub fn covering(
         found.push(PeriodPartition {
             start,
             end,
-            name: periods.name(table, start),
+            name: periods.name(table, start).ok_or_else(out_of_range)?,
             from_literal: periods.literal(start),
             to_literal: periods.literal(end),
         });
