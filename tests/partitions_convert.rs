@@ -958,3 +958,57 @@ fn killed_during_replay_verify_and_swap_with_writers_the_next_run_converges() {
         ["p"]
     );
 }
+
+#[test]
+fn a_deferrable_primary_key_is_refused_before_anything_changes() {
+    assert_refused(
+        &ORDERS.replace(
+            "PRIMARY KEY (id, created_at))",
+            "PRIMARY KEY (id, created_at) DEFERRABLE INITIALLY DEFERRED)",
+        ),
+        &[
+            "deferrable constraint orders_pkey",
+            "recreate it NOT DEFERRABLE",
+        ],
+    );
+}
+
+/// Row-level security that would hide rows from pgm's role (the owner of
+/// a table with FORCE ROW LEVEL SECURITY) stops the copy with PostgreSQL's
+/// error: a filtered copy would pass the comparison and lose the rows.
+#[test]
+fn row_security_hiding_rows_stops_the_copy_instead_of_filtering_it() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let owner = format!("pgm_owner_{}", std::process::id());
+    let mut client = db.connect();
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {owner} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$; \
+             GRANT CREATE ON SCHEMA public TO {owner}; \
+             ALTER TABLE orders OWNER TO {owner}; \
+             ALTER SEQUENCE orders_id_seq OWNER TO {owner}; \
+             CREATE POLICY small_orders ON orders USING (amount < 10); \
+             ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
+             ALTER TABLE orders FORCE ROW LEVEL SECURITY;"
+        ))
+        .unwrap();
+    let output = project
+        .pgm(&db)
+        .env("DATABASE_URL", format!("{} user={owner}", db.url()))
+        .args(["partitions", "convert", "public.orders", "--at", AT])
+        .args(["--until", "verify"])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&output);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("row-level security"),
+        "the server's refusal is shown: {stderr}"
+    );
+    let copied = column(
+        &mut db.connect(),
+        "SELECT count(*)::text FROM orders_partitioned",
+    );
+    assert_eq!(copied, ["0"], "nothing was copied through the policy");
+}

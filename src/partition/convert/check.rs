@@ -227,6 +227,15 @@ fn unique_constraints(source: &SourceTable, key: &str, refusals: &mut Vec<Refusa
         if !constraint.columns.iter().any(|c| c == key) {
             refusals.push(without_key(source, constraint, key));
         }
+        if constraint.deferrable {
+            refusals.push(Refusal::Dependent {
+                name: format!("deferrable constraint {}", constraint.name),
+                why: "the copy and the replay write with ON CONFLICT, which PostgreSQL refuses on a \
+                      deferrable primary key or unique constraint: recreate it NOT DEFERRABLE for the \
+                      conversion"
+                    .into(),
+            });
+        }
     }
     let indexes = source
         .indexes
@@ -425,6 +434,7 @@ mod tests {
 
     fn primary_key(columns: &[&str]) -> Constraint {
         Constraint {
+            deferrable: false,
             name: "events_pkey".into(),
             kind: 'p',
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),

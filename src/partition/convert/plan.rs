@@ -663,6 +663,7 @@ fn capture_step(table: &TablePolicy, checked: &Checked, names: &Names) -> Step {
         function(&names.no_truncate, &refuse),
     ];
     step.sql.extend(super::swap::capture_triggers(names));
+    step.sql.push(ROW_SECURITY_OFF.to_owned());
     step.sql.push(format!(
         "UPDATE {} SET phase = 'capturing', backfill_until = (SELECT ARRAY[{}] FROM {} ORDER BY {} \
          LIMIT 1), updated_at = now() WHERE source = {}",
@@ -760,8 +761,16 @@ fn backfill_steps(table: &TablePolicy, names: &Names, columns: &Columns) -> Back
     let mut step = step(table, Action::ConvertBackfill, Lock::AccessShare, reason);
     step.partition = Some(names.target.clone());
     let mut first_step = step.clone();
-    first_step.sql = vec![backfill_batch(names, columns, &first), journal.clone()];
-    step.sql = vec![backfill_batch(names, columns, &next), journal];
+    first_step.sql = vec![
+        ROW_SECURITY_OFF.to_owned(),
+        backfill_batch(names, columns, &first),
+        journal.clone(),
+    ];
+    step.sql = vec![
+        ROW_SECURITY_OFF.to_owned(),
+        backfill_batch(names, columns, &next),
+        journal,
+    ];
     Backfill {
         first: first_step,
         next: step,
@@ -804,7 +813,10 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
         names.source.quoted(),
     );
     let keys = columns.key_list();
-    replay.sql = vec!["SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_owned()];
+    replay.sql = vec![
+        "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_owned(),
+        ROW_SECURITY_OFF.to_owned(),
+    ];
     replay.sql.extend(PROBE_BY_KEY.map(str::to_owned));
     replay.sql.extend([
         format!(
@@ -850,6 +862,12 @@ fn analyze_step(table: &TablePolicy, names: &Names) -> Step {
     analyze.sql = vec![format!("ANALYZE {}", names.target.quoted())];
     analyze
 }
+
+/// Every read of the table's rows for the copy, the replay, the check and
+/// the swap: row-level security that would hide rows from pgm's role must
+/// stop the conversion (PostgreSQL then raises an error) rather than
+/// filter what is copied and compared, and publish a partial table.
+pub(super) const ROW_SECURITY_OFF: &str = "SET LOCAL row_security = off";
 
 /// Applying a few logged keys to a big table must probe its index per key:
 /// a hash join would read the whole table (under the swap's lock, even),

@@ -447,14 +447,15 @@ impl<'a> Runner<'a> {
             .run(self.client, &what, None, |client, watch, _| {
                 let mut transaction = client.transaction()?;
                 set_lock_timeout(&mut transaction, step)?;
+                let statements = run_settings(&mut transaction, step)?;
                 let row = watch.around(|| match after {
-                    None => transaction.query_one(step.sql[0].as_str(), &[&limit, &until]),
+                    None => transaction.query_one(statements[0].as_str(), &[&limit, &until]),
                     Some(after) => {
-                        transaction.query_one(step.sql[0].as_str(), &[&limit, after, &until])
+                        transaction.query_one(statements[0].as_str(), &[&limit, after, &until])
                     }
                 })?;
                 let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
-                transaction.execute(step.sql[1].as_str(), &[&last, &rows])?;
+                transaction.execute(statements[1].as_str(), &[&last, &rows])?;
                 transaction.commit()?;
                 Ok::<_, postgres::Error>((rows, last))
             });
@@ -491,17 +492,9 @@ impl<'a> Runner<'a> {
             .run(self.client, &what, None, |client, watch, _| {
                 let mut transaction = client.transaction()?;
                 set_lock_timeout(&mut transaction, step)?;
-                // The settings first, then: the count, three statements
-                // up to the largest seq read, the journal.
-                let settings = step
-                    .sql
-                    .iter()
-                    .take_while(|s| s.starts_with("SET "))
-                    .count();
-                for setting in &step.sql[..settings] {
-                    transaction.batch_execute(setting)?;
-                }
-                let statements = &step.sql[settings..];
+                // After the settings: the count, three statements up to
+                // the largest seq read, the journal.
+                let statements = run_settings(&mut transaction, step)?;
                 let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
                 let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
                 if let Some(upto) = upto {
@@ -524,6 +517,23 @@ impl<'a> Runner<'a> {
                 ),
             })
     }
+}
+
+/// Runs the step's leading `SET` statements (the transaction's isolation
+/// and settings); returns the statements after them.
+pub(super) fn run_settings<'s>(
+    transaction: &mut postgres::Transaction<'_>,
+    step: &'s Step,
+) -> Result<&'s [String], postgres::Error> {
+    let settings = step
+        .sql
+        .iter()
+        .take_while(|s| s.starts_with("SET "))
+        .count();
+    for setting in &step.sql[..settings] {
+        transaction.batch_execute(setting)?;
+    }
+    Ok(&step.sql[settings..])
 }
 
 fn set_lock_timeout(

@@ -34,6 +34,8 @@ pub struct Constraint {
     pub definition: String,
     /// For a foreign key, the table it references.
     pub references: Option<u32>,
+    /// DEFERRABLE (checked at commit, or when asked).
+    pub deferrable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -287,7 +289,7 @@ fn read_constraints(
                 coalesce(ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(num, ord) \
                                JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.num \
                                ORDER BY k.ord), '{}'), \
-                pg_get_constraintdef(c.oid), nullif(c.confrelid, 0) \
+                pg_get_constraintdef(c.oid), nullif(c.confrelid, 0), c.condeferrable \
          FROM pg_constraint c WHERE c.conrelid = $1 ORDER BY c.conname",
         &[&oid],
     )?;
@@ -299,6 +301,7 @@ fn read_constraints(
             columns: row.get(2),
             definition: row.get(3),
             references: row.get(4),
+            deferrable: row.get(5),
         })
         .collect())
 }

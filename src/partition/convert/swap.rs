@@ -56,7 +56,10 @@ pub(super) fn swap_step(
             .to_owned(),
     );
     let live_name = names.source.quoted();
-    let mut sql = vec![format!("LOCK TABLE {live_name} IN ACCESS EXCLUSIVE MODE")];
+    let mut sql = vec![
+        format!("LOCK TABLE {live_name} IN ACCESS EXCLUSIVE MODE"),
+        super::plan::ROW_SECURITY_OFF.to_owned(),
+    ];
     sql.extend(last_replay(names, live, standby, direction));
     sql.extend([
         format!("DROP TRIGGER {CAPTURE_TRIGGER} ON {live_name}"),
@@ -180,6 +183,11 @@ pub(super) fn capture_triggers(names: &Names) -> Vec<String> {
              EXECUTE FUNCTION {}()",
             names.no_truncate.quoted()
         ),
+        // Also in replica mode (`session_replication_role = replica`: a
+        // logical replication apply worker, pg_restore --disable-triggers),
+        // whose writes a default trigger would not log.
+        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {CAPTURE_TRIGGER}"),
+        format!("ALTER TABLE {table} ENABLE ALWAYS TRIGGER {TRUNCATE_TRIGGER}"),
     ]
 }
 

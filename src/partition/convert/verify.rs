@@ -42,6 +42,7 @@ pub(super) fn verify_step(
     };
     step.sql = vec![
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY".to_owned(),
+        super::plan::ROW_SECURITY_OFF.to_owned(),
         tally.source_sql(checked, ranges),
         tally.target_sql(),
         format!("SELECT count(*) FROM {}", names.log.quoted()),
@@ -151,7 +152,7 @@ type Counts = BTreeMap<String, (i64, String)>;
 /// Runs the verify step's statements in one snapshot.
 pub(super) fn run_verify(client: &mut Client, step: &Step) -> Result<Verified, postgres::Error> {
     let mut transaction = client.transaction()?;
-    transaction.batch_execute(&step.sql[0])?;
+    let statements = super::run::run_settings(&mut transaction, step)?;
     let read = |transaction: &mut postgres::Transaction<'_>,
                 sql: &str|
      -> Result<Counts, postgres::Error> {
@@ -161,9 +162,9 @@ pub(super) fn run_verify(client: &mut Client, step: &Step) -> Result<Verified, p
             .map(|row| (row.get(0), (row.get(1), row.get(2))))
             .collect())
     };
-    let source = read(&mut transaction, &step.sql[1])?;
-    let target = read(&mut transaction, &step.sql[2])?;
-    let logged: i64 = transaction.query_one(step.sql[3].as_str(), &[])?.get(0);
+    let source = read(&mut transaction, &statements[0])?;
+    let target = read(&mut transaction, &statements[1])?;
+    let logged: i64 = transaction.query_one(statements[2].as_str(), &[])?.get(0);
     transaction.commit()?;
     Ok(compare(&source, &target, logged))
 }
