@@ -804,7 +804,8 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
         Action::ConvertReplay,
         Lock::AccessShare,
         "applies the oldest logged changes: each logged key is deleted from the partitioned table and \
-         copied again from the table if it still holds it; repeated until the log is nearly empty",
+         copied again from the table if it still holds it; repeated until the log is nearly empty, and \
+         again right before the swap, so that the swap's own replay (under its lock) is short",
     );
     replay.partition = Some(names.target.clone());
     let (log, target, source) = (

@@ -351,6 +351,13 @@ impl<'a> Runner<'a> {
         if self.options.until == Phase::Verify {
             return Ok(());
         }
+        // What was written during ANALYZE and verify, applied now rather
+        // than by the swap's replay, which holds the table's lock.
+        let caught_up = self.replay(plan)?;
+        writeln!(
+            out,
+            "replay: {caught_up} change(s) logged since applied before the swap"
+        )?;
         self.run_step(&plan.swap)?;
         writeln!(
             out,
