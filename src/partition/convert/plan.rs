@@ -393,20 +393,8 @@ impl Columns {
 /// A step of the conversion of `table`, in a transaction until told otherwise.
 pub(super) fn step(table: &TablePolicy, action: Action, lock: Lock, reason: &str) -> Step {
     Step {
-        table: table.parent(),
-        action,
-        partition: None,
-        from: None,
-        to: None,
-        index: None,
-        sql: Vec::new(),
-        transactional: true,
         lock,
-        lock_timeout: table.lock_timeout.to_string(),
-        other_locks: None,
-        guard: None,
-        on_retry: None,
-        reason: reason.to_owned(),
+        ..Step::new(table, action, reason)
     }
 }
 
@@ -808,40 +796,55 @@ fn replay_step(table: &TablePolicy, names: &Names, columns: &Columns) -> Step {
          again right before the swap, so that the swap's own replay (under its lock) is short",
     );
     replay.partition = Some(names.target.clone());
-    let (log, target, source) = (
-        names.log.quoted(),
-        names.target.quoted(),
-        names.source.quoted(),
-    );
-    let keys = columns.key_list();
+    let log = names.log.quoted();
     replay.sql = vec![
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ".to_owned(),
         ROW_SECURITY_OFF.to_owned(),
     ];
     replay.sql.extend(PROBE_BY_KEY.map(str::to_owned));
-    replay.sql.extend([
+    replay.sql.push(format!(
+        "SELECT count(*), max(seq) FROM (SELECT seq FROM {log} ORDER BY seq LIMIT $1) entries"
+    ));
+    replay.sql.extend(replay_statements(
+        columns,
+        &names.log,
+        (&names.source, &names.target),
+        " WHERE seq <= $1",
+    ));
+    replay.sql.extend([format!(
+        "UPDATE {} SET replayed = replayed + $1, updated_at = now() WHERE source = {}",
+        names.journal.quoted(),
+        quote_literal(&names.source.quoted())
+    )]);
+    replay
+}
+
+/// The logged keys (the entries `entries` selects) applied from `live` to
+/// `standby`: each deleted there and copied again from `live` if it still
+/// holds it; then those entries removed.
+pub(super) fn replay_statements(
+    columns: &Columns,
+    log: &QualifiedName,
+    (live, standby): (&QualifiedName, &QualifiedName),
+    entries: &str,
+) -> [String; 3] {
+    let (log, keys) = (log.quoted(), columns.key_list());
+    [
         format!(
-            "SELECT count(*), max(seq) FROM (SELECT seq FROM {log} ORDER BY seq LIMIT $1) entries"
-        ),
-        format!(
-            "DELETE FROM {target} t USING (SELECT DISTINCT {keys} FROM {log} WHERE seq <= $1) k \
-             WHERE {} = {}",
+            "DELETE FROM {} t USING (SELECT DISTINCT {keys} FROM {log}{entries}) k WHERE {} = {}",
+            standby.quoted(),
             columns.key_row("t."),
             columns.key_row("k.")
         ),
         format!(
-            "INSERT INTO {target} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {source} \
-             WHERE ({keys}) IN (SELECT {keys} FROM {log} WHERE seq <= $1)",
+            "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} \
+             WHERE ({keys}) IN (SELECT {keys} FROM {log}{entries})",
+            standby.quoted(),
+            live.quoted(),
             cols = columns.copied
         ),
-        format!("DELETE FROM {log} WHERE seq <= $1"),
-        format!(
-            "UPDATE {} SET replayed = replayed + $1, updated_at = now() WHERE source = {}",
-            names.journal.quoted(),
-            quote_literal(&names.source.quoted())
-        ),
-    ]);
-    replay
+        format!("DELETE FROM {log}{entries}"),
+    ]
 }
 
 /// ANALYZE of the partitioned table: autovacuum analyzes partitions but

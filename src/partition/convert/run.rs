@@ -21,10 +21,11 @@ use crate::db::ConnectionSettings;
 use crate::db::ident::QualifiedName;
 use crate::db::lock::{self, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
-use crate::db::retry::{AttemptError, LockRetry};
+use crate::db::retry::{AttemptError, LockRetry, Watch};
 use crate::partition::executor::Executor;
 use crate::partition::planner::Step;
 use crate::partition::policy::TablePolicy;
+use postgres::types::ToSql;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -448,34 +449,18 @@ impl<'a> Runner<'a> {
         after: Option<&Vec<String>>,
     ) -> Result<(i64, Option<Vec<String>>), ConvertError> {
         let limit = i64::from(self.options.batch_size);
-        let what = format!("{} backfill batch", self.table.parent());
-        let result = self
-            .retry
-            .run(self.client, &what, None, |client, watch, _| {
-                let mut transaction = client.transaction()?;
-                set_lock_timeout(&mut transaction, step)?;
-                let statements = run_settings(&mut transaction, step)?;
-                let row = watch.around(|| match after {
-                    None => transaction.query_one(statements[0].as_str(), &[&limit, &until]),
-                    Some(after) => {
-                        transaction.query_one(statements[0].as_str(), &[&limit, after, &until])
-                    }
-                })?;
-                let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
-                transaction.execute(statements[1].as_str(), &[&last, &rows])?;
-                transaction.commit()?;
-                Ok::<_, postgres::Error>((rows, last))
-            });
-        result
-            .map(|(value, _)| value)
-            .map_err(|gave_up| ConvertError::Step {
-                table: self.table.qualified_name(),
-                message: format!(
-                    "a backfill batch failed after {} attempt(s): {}",
-                    gave_up.attempts,
-                    describe(&gave_up.error)
-                ),
-            })
+        let limit: &(dyn ToSql + Sync) = &limit;
+        self.in_transaction("backfill batch", step, |transaction, statements, watch| {
+            let row = watch.around(|| match after {
+                None => transaction.query_one(statements[0].as_str(), &[limit, &until]),
+                Some(after) => {
+                    transaction.query_one(statements[0].as_str(), &[limit, after, &until])
+                }
+            })?;
+            let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
+            transaction.execute(statements[1].as_str(), &[&last, &rows])?;
+            Ok((rows, last))
+        })
     }
 
     /// Applies log batches until one finds fewer entries than a full batch;
@@ -493,32 +478,50 @@ impl<'a> Runner<'a> {
 
     fn replay_batch(&mut self, step: &Step) -> Result<i64, ConvertError> {
         let limit = i64::from(self.options.batch_size);
-        let what = format!("{} replay batch", self.table.parent());
+        // After the settings: the count, three statements up to the
+        // largest seq read, the journal.
+        self.in_transaction("replay batch", step, |transaction, statements, watch| {
+            let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
+            let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
+            if let Some(upto) = upto {
+                for sql in &statements[1..4] {
+                    watch.around(|| transaction.execute(sql.as_str(), &[&upto]))?;
+                }
+                transaction.execute(statements[4].as_str(), &[&entries])?;
+            }
+            Ok(entries)
+        })
+    }
+
+    /// `work` on the step's statements after its settings, in one
+    /// transaction under the step's lock_timeout, retried on lock timeouts.
+    fn in_transaction<T>(
+        &mut self,
+        what: &str,
+        step: &Step,
+        mut work: impl FnMut(
+            &mut postgres::Transaction<'_>,
+            &[String],
+            Watch<'_>,
+        ) -> Result<T, postgres::Error>,
+    ) -> Result<T, ConvertError> {
+        let label = format!("{} {what}", self.table.parent());
         let result = self
             .retry
-            .run(self.client, &what, None, |client, watch, _| {
+            .run(self.client, &label, None, |client, watch, _| {
                 let mut transaction = client.transaction()?;
                 set_lock_timeout(&mut transaction, step)?;
-                // After the settings: the count, three statements up to
-                // the largest seq read, the journal.
                 let statements = run_settings(&mut transaction, step)?;
-                let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
-                let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
-                if let Some(upto) = upto {
-                    for sql in &statements[1..4] {
-                        watch.around(|| transaction.execute(sql.as_str(), &[&upto]))?;
-                    }
-                    transaction.execute(statements[4].as_str(), &[&entries])?;
-                }
+                let value = work(&mut transaction, statements, watch)?;
                 transaction.commit()?;
-                Ok::<_, postgres::Error>(entries)
+                Ok::<_, postgres::Error>(value)
             });
         result
             .map(|(value, _)| value)
             .map_err(|gave_up| ConvertError::Step {
                 table: self.table.qualified_name(),
                 message: format!(
-                    "a replay batch failed after {} attempt(s): {}",
+                    "a {what} failed after {} attempt(s): {}",
                     gave_up.attempts,
                     describe(&gave_up.error)
                 ),

@@ -90,7 +90,13 @@ fn last_replay(
 ) -> Vec<String> {
     let columns = Columns::from_source(live);
     let mut replay: Vec<String> = PROBE_BY_KEY.map(str::to_owned).into();
-    replay.extend(replay_all(names, &columns, &names.source, standby));
+    // The whole log, from the table holding the name.
+    replay.extend(super::plan::replay_statements(
+        &columns,
+        &names.log,
+        (&names.source, standby),
+        "",
+    ));
     if direction == Direction::Swap {
         return replay;
     }
@@ -140,33 +146,6 @@ fn set_aside(live: &SourceTable, live_name: &str) -> Vec<String> {
         ));
     }
     sql
-}
-
-/// The whole log replayed from the live table (under its name) into
-/// `standby`, then emptied.
-fn replay_all(
-    names: &Names,
-    columns: &Columns,
-    live: &QualifiedName,
-    standby: &QualifiedName,
-) -> Vec<String> {
-    let (log, keys) = (names.log.quoted(), columns.key_list());
-    vec![
-        format!(
-            "DELETE FROM {} t USING (SELECT DISTINCT {keys} FROM {log}) k WHERE {} = {}",
-            standby.quoted(),
-            columns.key_row("t."),
-            columns.key_row("k.")
-        ),
-        format!(
-            "INSERT INTO {} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {} \
-             WHERE ({keys}) IN (SELECT {keys} FROM {log})",
-            standby.quoted(),
-            live.quoted(),
-            cols = columns.copied
-        ),
-        format!("DELETE FROM {log}"),
-    ]
 }
 
 /// The capture triggers on the table holding the name.

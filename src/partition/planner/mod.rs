@@ -119,7 +119,7 @@ pub struct Step {
 }
 
 impl Step {
-    fn new(table: &TablePolicy, action: Action, reason: impl Into<String>) -> Step {
+    pub(crate) fn new(table: &TablePolicy, action: Action, reason: impl Into<String>) -> Step {
         Step {
             table: table.parent(),
             action,
