@@ -616,33 +616,9 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
     );
 }
 
-/// The statements pgm's sessions logged (simple and extended protocol),
-/// first lines only.
-fn logged_statements(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|line| line.strip_prefix("pgm|"))
-        .filter_map(|line| {
-            line.split_once("LOG:  statement: ")
-                .map(|(_, statement)| statement)
-                .or_else(|| Some(line.split_once("LOG:  execute ")?.1.split_once(": ")?.1))
-                .map(|statement| statement.trim().to_owned())
-        })
-        .collect()
-}
-
 #[test]
 fn the_run_sends_no_change_the_dry_run_does_not_show() {
-    use pgm::sandbox::{Sandbox, SandboxOptions};
-    let sandbox = Sandbox::start_with(&SandboxOptions {
-        settings: vec![
-            ("log_statement".into(), "all".into()),
-            ("log_line_prefix".into(), "%a|".into()),
-        ],
-        ..SandboxOptions::default()
-    })
-    .unwrap();
-    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
-    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let sandbox = support::statement_logging_sandbox("%a|");
     let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
     app.batch_execute(&format!(
         "{} CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint, order_created_at timestamptz, \
@@ -697,7 +673,7 @@ fn the_run_sends_no_change_the_dry_run_does_not_show() {
         "SET ",
         "RESET ",
     ];
-    let changes: Vec<String> = logged_statements(&log[before..])
+    let changes: Vec<String> = support::logged_statements(&log[before..])
         .into_iter()
         .filter(|s| !reads_or_frames.iter().any(|p| s.starts_with(p)))
         .collect();

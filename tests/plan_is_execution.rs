@@ -7,7 +7,6 @@ mod support;
 
 use std::path::Path;
 
-use pgm::sandbox::{Sandbox, SandboxOptions};
 use support::{HAND_MADE_PARTITIONS, MAINTAIN_POLICY, Project, column, output_text, pgm};
 
 const AT: &str = "2026-11-22T10:00:00Z";
@@ -26,24 +25,6 @@ fn frames_or_reads(statement: &str) -> bool {
     ]
     .iter()
     .any(|prefix| statement.starts_with(prefix))
-}
-
-/// The statements pgm's sessions logged, in order.
-fn logged_statements(log: &str) -> Vec<String> {
-    log.lines()
-        .filter_map(|line| line.strip_prefix("pgm|"))
-        .filter_map(|line| {
-            // The simple protocol logs "statement: …"; a prepared statement
-            // logs "execute <name>: …".
-            line.split_once("LOG:  statement: ")
-                .map(|(_, statement)| statement)
-                .or_else(|| {
-                    let (_, rest) = line.split_once("LOG:  execute ")?;
-                    Some(rest.split_once(": ")?.1)
-                })
-                .map(|statement| statement.trim().to_owned())
-        })
-        .collect()
 }
 
 fn run(project: &Path, url: &str, args: &[&str]) -> (String, String) {
@@ -66,16 +47,7 @@ fn run(project: &Path, url: &str, args: &[&str]) -> (String, String) {
 
 #[test]
 fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
-    let sandbox = Sandbox::start_with(&SandboxOptions {
-        settings: vec![
-            ("log_statement".into(), "all".into()),
-            ("log_line_prefix".into(), "%a|".into()),
-        ],
-        ..SandboxOptions::default()
-    })
-    .unwrap();
-    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
-    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let sandbox = support::statement_logging_sandbox("%a|");
     let url = sandbox.url("app");
     let project = Project::bundled();
     // Rows in products' default partition are moved, not refused.
@@ -104,7 +76,7 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
     run(project.path(), &url, &["maintain"]);
 
     let log = std::fs::read_to_string(&log_path).unwrap();
-    let sent = logged_statements(&log[before..]);
+    let sent = support::logged_statements(&log[before..]);
     let planned: Vec<&str> = plan
         .lines()
         .filter_map(|line| line.strip_suffix(';'))
@@ -160,16 +132,7 @@ fn logged_queries(log: &str, application: &str) -> Vec<String> {
 
 #[test]
 fn migrate_sends_each_transactional_migration_as_the_query_the_plan_shows() {
-    let sandbox = Sandbox::start_with(&SandboxOptions {
-        settings: vec![
-            ("log_statement".into(), "all".into()),
-            ("log_line_prefix".into(), "%a|entry|".into()),
-        ],
-        ..SandboxOptions::default()
-    })
-    .unwrap();
-    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
-    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let sandbox = support::statement_logging_sandbox("%a|entry|");
     let url = sandbox.url("app");
     let project = Project::bundled();
     let migrate = |args: &[&str]| {
@@ -249,16 +212,7 @@ fn migrate_sends_each_transactional_migration_as_the_query_the_plan_shows() {
 
 #[test]
 fn migrate_sends_a_partitioned_index_rollout_as_the_plan_shows_it() {
-    let sandbox = Sandbox::start_with(&SandboxOptions {
-        settings: vec![
-            ("log_statement".into(), "all".into()),
-            ("log_line_prefix".into(), "%a|".into()),
-        ],
-        ..SandboxOptions::default()
-    })
-    .unwrap();
-    let mut admin = pgm::db::connect(&sandbox.settings("postgres")).unwrap();
-    admin.batch_execute("CREATE DATABASE app").unwrap();
+    let sandbox = support::statement_logging_sandbox("%a|");
     let url = sandbox.url("app");
     let project = Project::new();
     let migrate = |args: &[&str]| {
@@ -296,7 +250,7 @@ fn migrate_sends_a_partitioned_index_rollout_as_the_plan_shows_it() {
             .iter()
             .any(|prefix| s.starts_with(prefix))
     };
-    let sent: Vec<String> = logged_statements(&log[before..])
+    let sent: Vec<String> = support::logged_statements(&log[before..])
         .into_iter()
         .filter(|s| index_statement(s))
         .collect();

@@ -397,3 +397,36 @@ pub const HAND_MADE_PARTITIONS: &str = "CREATE SCHEMA archive; \
        END LOOP; END $$; \
      INSERT INTO events (event_type, created_at) \
        SELECT 'e' || (g % 5), timestamptz '2025-06-01' + g * interval '4 hours' FROM generate_series(0, 3200) g;";
+
+/// A throwaway server of its own that logs every statement, each line
+/// prefixed by `line_prefix` (`%a|`: the session's application name), with
+/// an empty database `app`; for tests comparing what pgm sends with what
+/// it plans.
+pub fn statement_logging_sandbox(line_prefix: &str) -> Sandbox {
+    let sandbox = Sandbox::start_with(&pgm::sandbox::SandboxOptions {
+        settings: vec![
+            ("log_statement".into(), "all".into()),
+            ("log_line_prefix".into(), line_prefix.into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let mut admin = db::connect(&sandbox.settings("postgres")).unwrap();
+    admin.batch_execute("CREATE DATABASE app").unwrap();
+    sandbox
+}
+
+/// The statements pgm's sessions logged on a `statement_logging_sandbox("%a|")`,
+/// in order, first lines only: the simple protocol logs "statement: …", a
+/// prepared statement "execute <name>: …".
+pub fn logged_statements(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| line.strip_prefix("pgm|"))
+        .filter_map(|line| {
+            line.split_once("LOG:  statement: ")
+                .map(|(_, statement)| statement)
+                .or_else(|| Some(line.split_once("LOG:  execute ")?.1.split_once(": ")?.1))
+                .map(|statement| statement.trim().to_owned())
+        })
+        .collect()
+}
