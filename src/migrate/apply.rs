@@ -12,12 +12,13 @@ use thiserror::Error;
 
 use std::path::PathBuf;
 
+use super::history::HistoryRead;
 use super::history::{self, HistoryError};
 use super::plan::{self, Options, PlanError, Role};
 use super::repair::{self, Actor, RepairError, Repaired};
 use super::runner::{self, AppliedReport, RunError, Runner};
 use super::source::{SourceMigration, Version};
-use super::widen::{self, HistoryRead, WidenError, Widening};
+use super::widen::{self, WidenError, Widening};
 use crate::db::lock::{self, Holder, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
 use crate::db::retry::backend_pid;
@@ -254,13 +255,15 @@ pub fn repair(
 ) -> Result<Vec<Repaired>, ApplyError> {
     let mut lock = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
-    let query = |what| move |source| ApplyError::Query { what, source };
-    let (tables, present) =
-        history::Tables::locate(client, sources).map_err(query("locating the history table"))?;
-    let applied = history::read_applied(client, &tables, present).map_err(RunError::from)?;
+    let read = read_history(client, sources)?;
     lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
     Ok(repair::repair(
-        client, &tables, sources, &applied, files, force, actor,
+        client,
+        &read.borrowed(),
+        sources,
+        files,
+        force,
+        actor,
     )?)
 }
 
@@ -344,8 +347,8 @@ fn read_history(
         history::Tables::locate(client, sources).map_err(query("locating the history table"))?;
     let applied = history::read_applied(client, &tables, present).map_err(RunError::from)?;
     let progress = history::read_progress(client, &tables, present).map_err(RunError::from)?;
-    let texts =
-        history::read_applied_texts(client, &tables).map_err(query("reading the applied texts"))?;
+    let texts = history::read_applied_texts(client, &tables, present)
+        .map_err(query("reading the applied texts"))?;
     Ok(OwnedHistory {
         tables,
         present,

@@ -231,6 +231,17 @@ impl<'a> FromSql<'a> for VersionValue {
     }
 }
 
+/// What is read of the history for widening and repair: the tables and
+/// their rows.
+pub struct HistoryRead<'a> {
+    pub tables: &'a Tables,
+    pub applied: &'a [Applied],
+    pub progress: &'a [(Version, Progress)],
+    /// (version, checksum, text) of each applied text pgm recorded.
+    pub texts: &'a [(Version, u64, String)],
+    pub texts_table: bool,
+}
+
 /// The history row of a migration, in refinery's format: `$1` version,
 /// `$2` name, `$3` checksum; `applied_on` is the time it is written.
 pub fn insert_applied(tables: &Tables) -> String {
@@ -413,14 +424,9 @@ pub fn create_texts_table(tables: &Tables) -> String {
 pub fn read_applied_texts(
     client: &mut Client,
     tables: &Tables,
+    present: TablesPresent,
 ) -> Result<Vec<(Version, u64, String)>, postgres::Error> {
-    let present: bool = client
-        .query_typed_one(
-            "SELECT to_regclass($1) IS NOT NULL",
-            &[(&tables.texts(), Type::TEXT)],
-        )?
-        .get(0);
-    if !present {
+    if !present.texts {
         return Ok(Vec::new());
     }
     let rows = client.query_typed(

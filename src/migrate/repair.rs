@@ -11,8 +11,7 @@ use postgres::Client;
 use squawk_lexer::TokenKind;
 use thiserror::Error;
 
-use super::history::VersionValue;
-use super::history::{self, Applied, Tables};
+use super::history::{self, Applied, HistoryRead, Tables, VersionValue};
 use super::source::{SourceMigration, Version, VersionWidth};
 use crate::location::{LineIndex, Location};
 
@@ -170,22 +169,18 @@ pub struct Actor<'a> {
 /// Nothing is recorded unless every named file can be repaired.
 pub fn repair(
     client: &mut Client,
-    tables: &Tables,
+    history: &HistoryRead<'_>,
     sources: &[SourceMigration],
-    applied: &[Applied],
     files: &[PathBuf],
     force: bool,
     actor: &Actor<'_>,
 ) -> Result<Vec<Repaired>, RepairError> {
-    let chosen = choose(sources, applied, files, tables.width)?;
-    let texts =
-        history::read_applied_texts(client, tables).map_err(|source| RepairError::Query {
-            what: "reading the applied texts",
-            source,
-        })?;
+    let tables = history.tables;
+    let chosen = choose(sources, history.applied, files, tables.width)?;
     let mut repairs = Vec::new();
     for (source, applied) in chosen {
-        let known = texts
+        let known = history
+            .texts
             .iter()
             .find(|(version, checksum, _)| {
                 *version == applied.version && *checksum == applied.checksum

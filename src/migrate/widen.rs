@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::duration::Timeout;
 
-use super::history::{Applied, Progress, Tables};
+use super::history::HistoryRead;
 use super::plan::{Param, Role, Step};
 use super::source::{self, SourceMigration, Version, VersionWidth};
 
@@ -29,16 +29,6 @@ pub enum WidenError {
         unknown.join(", ")
     )]
     UnknownTexts { unknown: Vec<String> },
-}
-
-/// What the widening reads: the tables and the applied rows.
-pub struct HistoryRead<'a> {
-    pub tables: &'a Tables,
-    pub applied: &'a [Applied],
-    pub progress: &'a [(Version, Progress)],
-    /// (version, checksum, text) of each applied text pgm recorded.
-    pub texts: &'a [(Version, u64, String)],
-    pub texts_table: bool,
 }
 
 /// The widening: its steps, one transaction, and what they change.
@@ -154,7 +144,7 @@ fn checksum_update(table: &str, version: Version, old: u64, new: u64) -> Step {
 mod tests {
     use super::*;
     use crate::migrate::fixtures::*;
-    use crate::migrate::history::{HISTORY_TABLE, JOURNAL_TABLE};
+    use crate::migrate::history::{Applied, HISTORY_TABLE, JOURNAL_TABLE, Tables};
 
     fn narrow_tables() -> Tables {
         Tables {
