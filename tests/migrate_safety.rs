@@ -883,3 +883,51 @@ fn the_guard_in_each_migration_stops_it_when_another_session_holds_the_lock() {
         "{db_error:?}"
     );
 }
+
+/// A migration the server rolls back to break a deadlock with live traffic
+/// is run again, like one that timed out waiting for its lock.
+#[test]
+fn a_migration_chosen_as_a_deadlock_victim_is_run_again() {
+    let (db, project) = (TestDb::new(), Project::new());
+    project.write(
+        "V1__tables.sql",
+        "CREATE TABLE a (id int);\nCREATE TABLE b (id int);",
+    );
+    migrate_ok(&project, &db);
+    project.write(
+        "V2__both.sql",
+        "LOCK TABLE a IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(2);\nLOCK TABLE b IN ACCESS EXCLUSIVE MODE;\n",
+    );
+    // Traffic holding b that then wants a; it waits longer than the
+    // migration before looking for a deadlock, so the migration is rolled
+    // back, not the traffic.
+    let mut traffic = db.connect();
+    traffic
+        .batch_execute(
+            "BEGIN; SET LOCAL deadlock_timeout = '60s'; LOCK TABLE b IN ACCESS SHARE MODE;",
+        )
+        .unwrap();
+    let child = project.spawn(
+        &db,
+        &["migrate", "--lock-timeout", "20s", "--lock-retries", "2"],
+    );
+    assert!(wait_for(
+        &mut db.connect(),
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'a'::regclass AND granted \
+         AND pid <> pg_backend_pid())",
+        30
+    ));
+    traffic
+        .batch_execute("LOCK TABLE a IN ACCESS SHARE MODE; COMMIT;")
+        .unwrap();
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "V2__both.sql (rolled back): rolled back by the server after a deadlock or serialization failure \
+             (attempt 1 of 3); retrying in"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(history(&db), ["1 tables", "2 both"]);
+}

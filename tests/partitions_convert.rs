@@ -988,3 +988,45 @@ fn row_security_hiding_rows_stops_the_copy_instead_of_filtering_it() {
     );
     assert_eq!(copied, ["0"], "nothing was copied through the policy");
 }
+
+/// A value of a second unique constraint moved from a key logged after a
+/// replay batch to a key in it: the batch's copy meets the stale row and
+/// runs again over the whole log instead of failing on every run.
+#[test]
+fn a_unique_value_moved_between_keys_across_a_replay_batch_is_applied() {
+    let db = TestDb::new();
+    let schema = "\
+        CREATE TABLE orders (id bigint, created_at timestamptz NOT NULL, email text NOT NULL, note text, \
+          PRIMARY KEY (id, created_at), UNIQUE (email, created_at)); \
+        INSERT INTO orders VALUES (1, '2026-10-01', 'x', 'a'), (2, '2026-10-01', 'z', 'b'), \
+          (3, '2026-10-02', 'w', 'c');";
+    let project = setup(&db, POLICY, schema);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    // Logged in this order: 2 (unrelated), 1 gives up x, 2 takes x.
+    db.connect()
+        .batch_execute(
+            "UPDATE orders SET note = 'b2' WHERE id = 2; \
+             UPDATE orders SET email = 'y' WHERE id = 1; \
+             UPDATE orders SET email = 'x' WHERE id = 2;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) =
+        convert(&project, &db, &["--until", "replay", "--batch-size", "1"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("replay: 3 logged change(s) applied"),
+        "{stdout}"
+    );
+    assert_eq!(content(&db, "orders_partitioned"), content(&db, "orders"));
+    let (code, stdout, stderr) = convert(&project, &db, &["--batch-size", "1"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        content(&db, "orders"),
+        [
+            "(1,\"2026-10-01 00:00:00+00\",y,a)",
+            "(2,\"2026-10-01 00:00:00+00\",x,b2)",
+            "(3,\"2026-10-02 00:00:00+00\",w,c)"
+        ]
+    );
+}

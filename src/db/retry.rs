@@ -1,7 +1,9 @@
 //! The one lock-retry engine: every statement that takes a lock runs under
 //! `lock_timeout`; when the wait times out the attempt is retried after a
 //! jittered backoff, a watcher session names the blocker for the final
-//! report, and the step's declared cleanup runs before each retry.
+//! report, and the step's declared cleanup runs before each retry. A
+//! deadlock or serialization failure is retried the same way: the server
+//! rolled the attempt back, as it does after a lock timeout.
 
 use std::time::Duration;
 
@@ -19,6 +21,18 @@ pub const MAX_LOCK_RETRIES: u32 = 100;
 
 pub fn is_lock_timeout(error: &postgres::Error) -> bool {
     error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// A deadlock or a serialization failure: the server chose this attempt to
+/// roll back so that another could go on; the same attempt can succeed.
+pub fn is_conflict(error: &postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ]
+        .contains(code)
+    })
 }
 
 /// Exponential backoff with jitter: `first` doubling up to `cap`, each
@@ -96,14 +110,22 @@ impl OnRetry {
     }
 }
 
-/// Anything an attempt can fail with; only a lock timeout is retried.
+/// Anything an attempt can fail with; a lock timeout and a conflict are
+/// retried, nothing else.
 pub trait AttemptError {
     fn is_lock_timeout(&self) -> bool;
+    /// Rolled back by the server in favour of another transaction (see
+    /// [`is_conflict`]).
+    fn is_conflict(&self) -> bool;
 }
 
 impl AttemptError for postgres::Error {
     fn is_lock_timeout(&self) -> bool {
         is_lock_timeout(self)
+    }
+
+    fn is_conflict(&self) -> bool {
+        is_conflict(self)
     }
 }
 
@@ -153,7 +175,7 @@ impl<'s> LockRetry<'s> {
     }
 
     /// Runs `attempt` until it succeeds, fails for another reason than a
-    /// lock timeout, or has been retried `retries` times. Before each retry
+    /// lock timeout or a conflict, or has been retried `retries` times. Before each retry
     /// the `cleanup` the step declared runs when its condition holds; once
     /// an `instead` cleanup applied, `attempt` is handed its statement to
     /// run in place of its own.
@@ -189,15 +211,22 @@ impl<'s> LockRetry<'s> {
                 Ok(value) => return Ok((value, number)),
                 Err(error) => error,
             };
-            if !error.is_lock_timeout() || number > self.retries {
+            let reason = if error.is_lock_timeout() {
+                "lock timeout"
+            } else if error.is_conflict() {
+                "rolled back by the server after a deadlock or serialization failure"
+            } else {
+                return Err(self.gave_up(error, number));
+            };
+            if number > self.retries {
                 return Err(self.gave_up(error, number));
             }
-            if self.watcher.is_none() {
+            if self.watcher.is_none() && error.is_lock_timeout() {
                 self.watcher = start_watcher(client, self.settings);
             }
             let pause = Backoff::LOCK.pause(number);
             tracing::warn!(
-                "{what}: lock timeout (attempt {number} of {}); retrying in {} ms",
+                "{what}: {reason} (attempt {number} of {}); retrying in {} ms",
                 self.retries.saturating_add(1),
                 pause.as_millis()
             );

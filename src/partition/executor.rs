@@ -312,6 +312,10 @@ impl AttemptError for TransactionError {
     fn is_lock_timeout(&self) -> bool {
         matches!(self, TransactionError::Sql(error) if retry::is_lock_timeout(error))
     }
+
+    fn is_conflict(&self) -> bool {
+        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error))
+    }
 }
 
 enum StepError {

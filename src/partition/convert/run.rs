@@ -21,10 +21,11 @@ use crate::db::ConnectionSettings;
 use crate::db::ident::QualifiedName;
 use crate::db::lock::{self, LockError, SessionLock};
 use crate::db::pooler::{self, PoolerError};
-use crate::db::retry::{AttemptError, LockRetry, Watch};
+use crate::db::retry::{AttemptError, GaveUp, LockRetry, Watch};
 use crate::partition::executor::Executor;
 use crate::partition::planner::Step;
 use crate::partition::policy::TablePolicy;
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 
 #[derive(Debug, Clone, Copy)]
@@ -450,17 +451,19 @@ impl<'a> Runner<'a> {
     ) -> Result<(i64, Option<Vec<String>>), ConvertError> {
         let limit = i64::from(self.options.batch_size);
         let limit: &(dyn ToSql + Sync) = &limit;
-        self.in_transaction("backfill batch", step, |transaction, statements, watch| {
-            let row = watch.around(|| match after {
-                None => transaction.query_one(statements[0].as_str(), &[limit, &until]),
-                Some(after) => {
-                    transaction.query_one(statements[0].as_str(), &[limit, after, &until])
-                }
-            })?;
-            let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
-            transaction.execute(statements[1].as_str(), &[&last, &rows])?;
-            Ok((rows, last))
-        })
+        let result =
+            self.in_transaction("backfill batch", step, |transaction, statements, watch| {
+                let row = watch.around(|| match after {
+                    None => transaction.query_one(statements[0].as_str(), &[limit, &until]),
+                    Some(after) => {
+                        transaction.query_one(statements[0].as_str(), &[limit, after, &until])
+                    }
+                })?;
+                let (rows, last): (i64, Option<Vec<String>>) = (row.get(0), row.get(1));
+                transaction.execute(statements[1].as_str(), &[&last, &rows])?;
+                Ok((rows, last))
+            });
+        result.map_err(|gave_up| self.failed("backfill batch", &gave_up))
     }
 
     /// Applies log batches until one finds fewer entries than a full batch;
@@ -468,7 +471,7 @@ impl<'a> Runner<'a> {
     fn replay(&mut self, plan: &ConvertPlan) -> Result<i64, ConvertError> {
         let mut applied = 0;
         loop {
-            let entries = self.replay_batch(&plan.replay)?;
+            let entries = self.replay_batch_or_whole_log(&plan.replay)?;
             applied += entries;
             if entries < i64::from(self.options.batch_size) {
                 return Ok(applied);
@@ -476,8 +479,33 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn replay_batch(&mut self, step: &Step) -> Result<i64, ConvertError> {
+    /// A batch whose copy breaks a unique constraint of the target ran into
+    /// a row whose key is logged after the batch: the value moved from that
+    /// key to one in the batch. Over every entry of the log no such row is
+    /// left (each stale row's key is in it), so the batch runs again over
+    /// all of them; otherwise the same batch would fail on every run.
+    fn replay_batch_or_whole_log(&mut self, step: &Step) -> Result<i64, ConvertError> {
         let limit = i64::from(self.options.batch_size);
+        let result = match self.replay_batch(step, Some(limit)) {
+            Err(gave_up) if gave_up.error.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                tracing::info!(
+                    "{}: a replay batch met a value moved between logged keys ({}); applying the whole log at once",
+                    self.table.parent(),
+                    describe(&gave_up.error)
+                );
+                self.replay_batch(step, None)
+            }
+            other => other,
+        };
+        result.map_err(|gave_up| self.failed("replay batch", &gave_up))
+    }
+
+    /// One replay batch: the first `limit` log entries, or all of them.
+    fn replay_batch(
+        &mut self,
+        step: &Step,
+        limit: Option<i64>,
+    ) -> Result<i64, GaveUp<postgres::Error>> {
         // After the settings: the count, three statements up to the
         // largest seq read, the journal.
         self.in_transaction("replay batch", step, |transaction, statements, watch| {
@@ -494,7 +522,8 @@ impl<'a> Runner<'a> {
     }
 
     /// `work` on the step's statements after its settings, in one
-    /// transaction under the step's lock_timeout, retried on lock timeouts.
+    /// transaction under the step's lock_timeout, retried on lock timeouts
+    /// and conflicts (see [`BatchError`]).
     fn in_transaction<T>(
         &mut self,
         what: &str,
@@ -504,7 +533,7 @@ impl<'a> Runner<'a> {
             &[String],
             Watch<'_>,
         ) -> Result<T, postgres::Error>,
-    ) -> Result<T, ConvertError> {
+    ) -> Result<T, GaveUp<postgres::Error>> {
         let label = format!("{} {what}", self.table.parent());
         let result = self
             .retry
@@ -514,18 +543,47 @@ impl<'a> Runner<'a> {
                 let statements = run_settings(&mut transaction, step)?;
                 let value = work(&mut transaction, statements, watch)?;
                 transaction.commit()?;
-                Ok::<_, postgres::Error>(value)
+                Ok::<_, BatchError>(value)
             });
-        result
-            .map(|(value, _)| value)
-            .map_err(|gave_up| ConvertError::Step {
-                table: self.table.qualified_name(),
-                message: format!(
-                    "a {what} failed after {} attempt(s): {}",
-                    gave_up.attempts,
-                    describe(&gave_up.error)
-                ),
-            })
+        result.map(|(value, _)| value).map_err(|gave_up| GaveUp {
+            error: gave_up.error.0,
+            attempts: gave_up.attempts,
+            blocker: gave_up.blocker,
+        })
+    }
+
+    fn failed(&self, what: &str, gave_up: &GaveUp<postgres::Error>) -> ConvertError {
+        ConvertError::Step {
+            table: self.table.qualified_name(),
+            message: format!(
+                "a {what} failed after {} attempt(s): {}",
+                gave_up.attempts,
+                describe(&gave_up.error)
+            ),
+        }
+    }
+}
+
+/// A batch's failure. Besides lock timeouts and conflicts, a foreign key
+/// violation is retried: a row read in the batch's snapshot can reference
+/// a row deleted since (the delete's cascade, logged, removes the row
+/// itself later); the next attempt reads a snapshot without it. A row
+/// that breaks the key for good fails every attempt and stops the run.
+struct BatchError(postgres::Error);
+
+impl From<postgres::Error> for BatchError {
+    fn from(error: postgres::Error) -> Self {
+        BatchError(error)
+    }
+}
+
+impl AttemptError for BatchError {
+    fn is_lock_timeout(&self) -> bool {
+        self.0.is_lock_timeout()
+    }
+
+    fn is_conflict(&self) -> bool {
+        self.0.is_conflict() || self.0.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
     }
 }
 
