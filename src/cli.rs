@@ -409,6 +409,10 @@ pub enum PartitionsCommand {
         /// TABLE_unpartitioned).
         #[arg(long, value_name = "NAME", conflicts_with = "unswap")]
         keep_as: Option<String>,
+        /// Before the swap: end the change capture and drop the partitioned copy, its partitions
+        /// and the journal row, leaving the table as it was.
+        #[arg(long, conflicts_with_all = ["until", "unswap", "drop_old", "keep_as"])]
+        abort: bool,
     },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
@@ -593,6 +597,7 @@ impl PartitionsCommand {
                 unswap,
                 drop_old,
                 keep_as,
+                abort,
             } => C::PartitionsConvert(config::Convert {
                 table,
                 until,
@@ -603,6 +608,7 @@ impl PartitionsCommand {
                 unswap,
                 drop_old,
                 keep_as,
+                abort,
             }),
         }
     }

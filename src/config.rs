@@ -111,6 +111,7 @@ pub struct Convert {
     pub drop_old: bool,
     /// The old table's name after the swap.
     pub keep_as: Option<String>,
+    pub abort: bool,
 }
 
 /// `pgm migrate new`.

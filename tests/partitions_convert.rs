@@ -1030,3 +1030,54 @@ fn a_unique_value_moved_between_keys_across_a_replay_batch_is_applied() {
         ]
     );
 }
+
+/// `--abort` before the swap leaves the table as it was, with nothing of
+/// the conversion around it (only the journal table, for the schema's next
+/// conversion); a conversion started again from scratch then goes through.
+#[test]
+fn abort_before_the_swap_removes_the_conversion_and_after_it_says_to_unswap_first() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &["--abort"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("abort: no conversion of public.orders is journaled; nothing to do"),
+        "{stdout}"
+    );
+    let before = relations(&db);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    db.connect()
+        .batch_execute("UPDATE orders SET note = 'after the copy' WHERE id <= 10")
+        .unwrap();
+    let prepared = relations(&db);
+    let (code, plan, stderr) = convert(&project, &db, &["--abort", "--dry-run"]);
+    assert_eq!(code, Some(0), "{plan}\n{stderr}");
+    assert!(
+        plan.contains("DROP TRIGGER IF EXISTS pgm_convert_capture ON \"public\".\"orders\";")
+            && plan.contains("DROP TABLE IF EXISTS \"public\".\"orders_partitioned\";"),
+        "{plan}"
+    );
+    assert_eq!(relations(&db), prepared, "a dry run changes nothing");
+    let (code, stdout, stderr) = convert(&project, &db, &["--abort"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let mut after = relations(&db);
+    after.retain(|relation| !relation.starts_with("pgm_convert"));
+    assert_eq!(after, before);
+    let leftovers = column(
+        &mut db.connect(),
+        "SELECT count(*)::text FROM pg_trigger WHERE tgrelid = 'orders'::regclass \
+         UNION ALL SELECT count(*)::text FROM pg_proc WHERE proname LIKE 'pgm_convert%' \
+         UNION ALL SELECT count(*)::text FROM pgm_convert",
+    );
+    assert_eq!(leftovers, ["0", "0", "0"]);
+
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, _, stderr) = convert(&project, &db, &["--abort"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("public.orders is swapped: --abort drops the partitioned copy before the swap; run --unswap first"),
+        "{stderr}"
+    );
+}

@@ -255,6 +255,7 @@ pub fn convert(
         pause: convert.pause,
         unswap: convert.unswap,
         drop_old: convert.drop_old,
+        abort: convert.abort,
     };
     let mut client = db::connect(settings)?;
     let mut out = std::io::stdout().lock();
@@ -269,7 +270,10 @@ pub fn convert(
         Ok(()) => Ok(Outcome::Success),
         // Refused before anything changed: the table or the policy must change first.
         Err(
-            error @ (ConvertError::Check(_) | ConvertError::Plan(_) | ConvertError::NotSwapped(_)),
+            error @ (ConvertError::Check(_)
+            | ConvertError::Plan(_)
+            | ConvertError::NotSwapped(_)
+            | ConvertError::AbortAfterSwap(_)),
         ) => Err(UsageError(error.to_string()).into()),
         Err(ConvertError::Pooled(PoolerError::TransactionPooling(message))) => {
             Err(UsageError(PoolerError::TransactionPooling(message).to_string()).into())

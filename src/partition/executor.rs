@@ -67,7 +67,8 @@ impl TableReport {
             | Action::ConvertVerify
             | Action::ConvertSwap
             | Action::ConvertValidate
-            | Action::ConvertDropOld => {}
+            | Action::ConvertDropOld
+            | Action::ConvertAbort => {}
         }
     }
 }
@@ -395,6 +396,7 @@ fn action_words(step: &Step) -> &'static str {
         Action::ConvertSwap => "swapping",
         Action::ConvertValidate => "validating the foreign key of",
         Action::ConvertDropOld => "dropping",
+        Action::ConvertAbort => "aborting the conversion of",
     }
 }
 

@@ -30,6 +30,7 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::ConvertSwap => ("~", "swap"),
         Action::ConvertValidate => ("=", "validate foreign key"),
         Action::ConvertDropOld => ("-", "drop the old table"),
+        Action::ConvertAbort => ("-", "abort the conversion"),
     }
 }
 

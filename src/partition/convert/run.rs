@@ -36,6 +36,7 @@ pub struct Options {
     pub pause: Duration,
     pub unswap: bool,
     pub drop_old: bool,
+    pub abort: bool,
 }
 
 /// The name the old table keeps: `--keep-as`, else `TABLE_unpartitioned`.
@@ -87,6 +88,11 @@ pub enum ConvertError {
     KeepAs(String),
     #[error("{0} was not swapped: --unswap reverses a swap while the old table is kept")]
     NotSwapped(String),
+    #[error(
+        "{0} is swapped: --abort drops the partitioned copy before the swap; run --unswap first to give \
+         the name back to the old table, then --abort"
+    )]
+    AbortAfterSwap(String),
     #[error(transparent)]
     Output(#[from] std::io::Error),
 }
@@ -143,6 +149,9 @@ fn plan_and(
     let (options, now) = (request.options, request.now);
     let names = Names::of(&table.parent());
     let mut state = journal::read_state(client, &names)?;
+    if options.abort {
+        return abort(client, table, options, &state, out, settings);
+    }
     if let Some(kept) = state.journal.as_ref().and_then(swapped) {
         // Asked to stop before the swap, which is done: only say so.
         let settings = settings.filter(|_| options.until == Phase::Swap);
@@ -182,6 +191,37 @@ fn plan_and(
         let kept = QualifiedName::new(names.source.schema.clone(), keep_as);
         runner.after_swap(&names, &kept, out)?;
     }
+    Ok(())
+}
+
+/// `--abort`: everything the conversion made, dropped, when the journal has
+/// a conversion of the table that is not swapped.
+fn abort(
+    client: &mut Client,
+    table: &TablePolicy,
+    options: Options,
+    state: &State,
+    out: &mut dyn Write,
+    settings: Option<&ConnectionSettings>,
+) -> Result<(), ConvertError> {
+    let names = Names::of(&table.parent());
+    let Some(journal) = &state.journal else {
+        writeln!(
+            out,
+            "abort: no conversion of {} is journaled; nothing to do",
+            names.source
+        )?;
+        return Ok(());
+    };
+    if journal.phase == JournalPhase::Swapped {
+        return Err(ConvertError::AbortAfterSwap(table.qualified_name()));
+    }
+    let step = swap::abort_step(table, &names);
+    let Some(settings) = settings else {
+        return Ok(crate::partition::render::write_sql_step(out, &step)?);
+    };
+    Runner::new(client, settings, table, options).run_step(&step)?;
+    writeln!(out, "abort: {}", step.reason)?;
     Ok(())
 }
 

@@ -367,19 +367,46 @@ pub(super) fn drop_old_step(table: &TablePolicy, names: &Names, kept: &Qualified
         ),
     );
     drop.partition = Some(kept.clone());
+    drop.sql = end_of_conversion(names, kept, "");
+    drop
+}
+
+/// `--abort` before the swap: the capture ended on the table and the
+/// partitioned copy dropped with its partitions, as if the conversion had
+/// never started. `IF EXISTS`: a prepare killed between its transactions
+/// left part of it.
+pub(super) fn abort_step(table: &TablePolicy, names: &Names) -> Step {
+    let mut abort = step(
+        table,
+        Action::ConvertAbort,
+        Lock::AccessExclusive,
+        &format!(
+            "ends the change capture on {} (DROP TRIGGER takes ACCESS EXCLUSIVE for an instant) and drops {} \
+             with its partitions, the log, the capture's functions and the journal row; the table itself is \
+             not changed",
+            names.source, names.target
+        ),
+    );
+    abort.partition = Some(names.target.clone());
+    abort.sql = end_of_conversion(names, &names.target, " IF EXISTS");
+    abort
+}
+
+/// The capture's triggers dropped from the table, then `dropped`, the log,
+/// the capture's functions and the journal row.
+fn end_of_conversion(names: &Names, dropped: &QualifiedName, if_exists: &str) -> Vec<String> {
     let table_name = names.source.quoted();
-    drop.sql = vec![
-        format!("DROP TRIGGER {CAPTURE_TRIGGER} ON {table_name}"),
-        format!("DROP TRIGGER {TRUNCATE_TRIGGER} ON {table_name}"),
-        format!("DROP TABLE {}", kept.quoted()),
-        format!("DROP TABLE {}", names.log.quoted()),
-        format!("DROP FUNCTION {}()", names.capture.quoted()),
-        format!("DROP FUNCTION {}()", names.no_truncate.quoted()),
+    vec![
+        format!("DROP TRIGGER{if_exists} {CAPTURE_TRIGGER} ON {table_name}"),
+        format!("DROP TRIGGER{if_exists} {TRUNCATE_TRIGGER} ON {table_name}"),
+        format!("DROP TABLE{if_exists} {}", dropped.quoted()),
+        format!("DROP TABLE{if_exists} {}", names.log.quoted()),
+        format!("DROP FUNCTION{if_exists} {}()", names.capture.quoted()),
+        format!("DROP FUNCTION{if_exists} {}()", names.no_truncate.quoted()),
         format!(
             "DELETE FROM {} WHERE source = {}",
             names.journal.quoted(),
             quote_literal(&names.source.quoted())
         ),
-    ];
-    drop
+    ]
 }

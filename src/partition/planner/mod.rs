@@ -55,6 +55,9 @@ pub enum Action {
     ConvertValidate,
     /// `pgm partitions convert --drop-old`: the old table dropped.
     ConvertDropOld,
+    /// `pgm partitions convert --abort`: the partitioned copy and the
+    /// capture dropped before the swap.
+    ConvertAbort,
 }
 
 /// The strongest lock a step takes on the parent table.
