@@ -452,7 +452,8 @@ fn dry_run_shows_every_phase_and_changes_nothing() {
 const DEPENDENTS: &str = "\
     CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers SELECT generate_series(0, 96); \
     ALTER TABLE orders ADD CONSTRAINT orders_customer_fkey FOREIGN KEY (customer) REFERENCES customers; \
-    CREATE VIEW big_orders AS SELECT id, created_at, amount FROM orders WHERE amount > 500; \
+    CREATE VIEW big_orders WITH (security_barrier, check_option = local) AS \
+      SELECT id, created_at, amount FROM orders WHERE amount > 500; \
     CREATE TABLE refunds (id int PRIMARY KEY, order_id bigint NOT NULL, order_created_at timestamptz NOT NULL, \
       FOREIGN KEY (order_id, order_created_at) REFERENCES orders ON DELETE CASCADE); \
     INSERT INTO refunds SELECT g, g, timestamptz '2025-09-01' + (g - 1) * interval '1 hour' FROM generate_series(1, 50) g; \
@@ -460,6 +461,8 @@ const DEPENDENTS: &str = "\
     CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO touched VALUES (NEW.id); \
       RETURN NEW; END$$; \
     CREATE TRIGGER orders_touch AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
+    CREATE TRIGGER orders_quiet AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
+    ALTER TABLE orders DISABLE TRIGGER orders_quiet; \
     ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
     CREATE POLICY orders_positive ON orders USING (amount >= 0);";
 
@@ -492,6 +495,14 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         one(&db, facts),
         "p orders true public.orders_id_seq 1 1 true"
     );
+    // The view keeps its options: a security barrier stays one.
+    assert_eq!(
+        one(
+            &db,
+            "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = 'big_orders'::regclass"
+        ),
+        "security_barrier=true,check_option=local"
+    );
     let index_names = "SELECT string_agg(c.relname || ' on ' || t.relname, ', ' ORDER BY c.relname) \
          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
          WHERE t.relname IN ('orders', 'orders_unpartitioned', 'orders_partitioned')";
@@ -522,6 +533,7 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
         "1"
     );
     assert_eq!(one(&db, "SELECT max(id) FROM orders"), "10001");
+    // Only the update was recorded: the disabled trigger stayed disabled.
     assert_eq!(
         one(&db, "SELECT string_agg(id::text, ',') FROM touched"),
         "2"
@@ -1080,4 +1092,70 @@ fn abort_before_the_swap_removes_the_conversion_and_after_it_says_to_unswap_firs
         stderr.contains("public.orders is swapped: --abort drops the partitioned copy before the swap; run --unswap first"),
         "{stderr}"
     );
+}
+
+/// While a conversion runs, `check` says so with what to do and `maintain`
+/// plans nothing for the table; after the swap, until `--drop-old`,
+/// retention waits (an unswap would give back retired rows).
+#[test]
+fn check_and_maintain_report_an_unfinished_conversion_and_retention_waits_for_its_end() {
+    let db = TestDb::new();
+    let policy = POLICY.replace("premake = 2", "premake = 2\nretention = \"12 months\"");
+    let project = setup(&db, &policy, ORDERS);
+    let partitions = |project: &Project, args: &[&str]| {
+        let output = project
+            .pgm(&db)
+            .arg("partitions")
+            .args(args)
+            .args(["--at", AT])
+            .output()
+            .unwrap();
+        outcome(&output)
+    };
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "backfill"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = partitions(&project, &["check"]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "public.orders: being converted (journal: backfilled); every write is logged until it ends (log: "
+        ) && stdout.contains("run `pgm partitions convert public.orders` to finish it, or `--abort`"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = partitions(&project, &["maintain"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("being converted"), "{stdout}\n{stderr}");
+
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = partitions(&project, &["maintain"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "the old table public.orders_unpartitioned is kept and every write is still logged"
+        ) && stdout.contains("retention waits"),
+        "{stdout}\n{stderr}"
+    );
+    let oldest = || {
+        column(
+            &mut db.connect(),
+            "SELECT min(c.relname)::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'orders'::regclass",
+        )
+    };
+    assert_eq!(oldest(), ["orders_p2025_09"], "nothing retired");
+    let (code, stdout, stderr) = partitions(&project, &["check"]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("--drop-old` when the new table has proved itself"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = convert(&project, &db, &["--drop-old"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = partitions(&project, &["maintain"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(oldest(), ["orders_p2025_11"], "retention ran: {stdout}");
+    let (code, stdout, stderr) = partitions(&project, &["check"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 }

@@ -252,6 +252,7 @@ fn snapshot(case: &Case) -> Snapshot {
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
+        conversions: Vec::new(),
         queries: 0,
     }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use postgres::Client;
 use serde::Serialize;
 
+use super::convert::plan::JOURNAL_TABLE;
 use super::policy::{Spacing, TablePolicy};
 use crate::db::quote_ident;
 use crate::duration::Timeout;
@@ -169,6 +170,27 @@ pub struct RetiringTable {
     pub still_attached: bool,
 }
 
+/// A conversion (`pgm partitions convert`) its journal records for a table
+/// the snapshot reads: until `--drop-old` or `--abort` ends it, every write
+/// to the table is logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conversion {
+    /// The table, qualified and quoted, as the journal keys it.
+    pub table: String,
+    /// As the journal writes it: `prepared`, `capturing`, `backfilled`, `swapped`.
+    pub phase: String,
+    /// After the swap: the old table's name.
+    pub kept_as: Option<String>,
+    /// The change log's size on disk.
+    pub log_bytes: i64,
+}
+
+impl Conversion {
+    pub fn swapped(&self) -> bool {
+        self.phase == "swapped"
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub server_version_num: i32,
@@ -176,6 +198,8 @@ pub struct Snapshot {
     pub parents: Vec<Option<Parent>>,
     pub pending: Vec<PendingTable>,
     pub retiring: Vec<RetiringTable>,
+    /// Conversions journaled for the tables read.
+    pub conversions: Vec<Conversion>,
     /// How many catalog queries the snapshot took.
     pub queries: usize,
 }
@@ -266,6 +290,7 @@ pub fn take_reads(client: &mut Client, reads: &[TableRead]) -> Result<Snapshot, 
     reader.read_max_keys(&within)?;
     reader.read_indexes(&parent_oids)?;
     reader.read_markers()?;
+    reader.read_conversions(reads)?;
     reader.transaction.commit()?;
     Ok(reader.snapshot)
 }
@@ -291,6 +316,38 @@ impl Reader<'_> {
             "catalog query done"
         );
         Ok(rows)
+    }
+
+    /// The journal rows of the tables read: one query finds the schemas
+    /// holding a journal (usually none), one more reads each.
+    fn read_conversions(&mut self, reads: &[TableRead]) -> Result<(), postgres::Error> {
+        let schemas: Vec<&str> = reads.iter().map(|r| r.schema.as_str()).collect();
+        let journals: Vec<String> = self
+            .query(
+                "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relname = $2 AND c.relkind = 'r' AND n.nspname = ANY($1) ORDER BY 1",
+                &[&schemas, &JOURNAL_TABLE],
+            )?
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        for schema in journals {
+            let sql = format!(
+                "SELECT source, phase, kept_as, coalesce(pg_total_relation_size(to_regclass(log)), 0) \
+                 FROM {}.{} ORDER BY source",
+                quote_ident(&schema),
+                quote_ident(JOURNAL_TABLE)
+            );
+            for row in self.query(&sql, &[])? {
+                self.snapshot.conversions.push(Conversion {
+                    table: row.get(0),
+                    phase: row.get(1),
+                    kept_as: row.get(2),
+                    log_bytes: row.get(3),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// One entry per name, in order, `None` for a name that does not exist.

@@ -35,6 +35,8 @@ pub enum ProblemKind {
     InvalidIndex,
     DetachPending,
     Drift,
+    /// A conversion not finished: its log grows with every write.
+    Conversion,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -162,10 +164,10 @@ fn planner_problems(
         // A warning about the policy itself, shown by plan: not the table's health.
         .filter(|problem| problem.kind != planner::ProblemKind::ManyPartitions)
         .map(|problem| Problem {
-            kind: if problem.kind.is_warning() {
-                ProblemKind::Drift
-            } else {
-                ProblemKind::Table
+            kind: match problem.kind {
+                planner::ProblemKind::Converting => ProblemKind::Conversion,
+                kind if kind.is_warning() => ProblemKind::Drift,
+                _ => ProblemKind::Table,
             },
             message: problem.message.clone(),
         })

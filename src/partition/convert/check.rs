@@ -515,6 +515,7 @@ mod tests {
             relation: None,
             object: None,
             validated: true,
+            trigger_state: None,
         });
         let found = refusals("key = \"created_at\"", &source);
         assert_eq!(found.len(), 3, "{found:#?}");

@@ -91,6 +91,9 @@ pub struct Dependency {
     pub object: Option<String>,
     /// False for a foreign key added NOT VALID and not validated yet.
     pub validated: bool,
+    /// A trigger not in the default state, as `ALTER TABLE` sets it:
+    /// `DISABLE`, `ENABLE REPLICA` or `ENABLE ALWAYS`.
+    pub trigger_state: Option<String>,
 }
 
 /// One privilege granted on the table.
@@ -367,6 +370,7 @@ fn read_dependencies(
                 .map(|(schema, name)| QualifiedName::new(schema, name)),
             object: row.get(5),
             validated: row.get(6),
+            trigger_state: row.get(7),
         })
         .collect();
     found.sort_by(|a, b| a.name.cmp(&b.name));
@@ -420,7 +424,9 @@ SELECT CASE
          WHEN s.oid IS NOT NULL THEN 'sequence ' || s.relnamespace::regnamespace::text || '.' || s.relname
          ELSE pg_describe_object(d.classid, d.objid, 0) END,
        CASE
-         WHEN v.relkind = 'v' THEN rtrim(pg_get_viewdef(v.oid), ';')
+         WHEN v.relkind = 'v' THEN
+           coalesce(' WITH (' || array_to_string(v.reloptions, ', ') || ')', '') || ' AS'
+             || rtrim(pg_get_viewdef(v.oid), ';')
          WHEN con.contype = 'f' AND con.conrelid <> $1 THEN pg_get_constraintdef(con.oid)
          WHEN t.oid IS NOT NULL THEN pg_get_triggerdef(t.oid)
          WHEN pol.oid IS NOT NULL THEN
@@ -436,7 +442,8 @@ SELECT CASE
        coalesce(v.relnamespace, cr.relnamespace, s.relnamespace)::regnamespace::text,
        coalesce(v.relname, cr.relname, s.relname)::text,
        coalesce(con.conname, t.tgname, pol.polname, a.attname)::text,
-       coalesce(con.convalidated, true)
+       coalesce(con.convalidated, true),
+       CASE t.tgenabled WHEN 'D' THEN 'DISABLE' WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'A' THEN 'ENABLE ALWAYS' END
 FROM d
 LEFT JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
 LEFT JOIN pg_class v ON v.oid = r.ev_class AND v.oid <> $1 AND v.relkind IN ('v', 'm')

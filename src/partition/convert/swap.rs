@@ -247,13 +247,22 @@ fn carry_over(names: &Names, live: &SourceTable, aside: &str, direction: Directi
                 "ALTER SEQUENCE {definition} OWNED BY {table}.{}",
                 quote_ident(column)
             )),
+            // With its options (security_barrier, security_invoker,
+            // check_option), which CREATE OR REPLACE would otherwise reset.
             (DependentKind::View, Some(view), _) => sql.push(format!(
-                "CREATE OR REPLACE VIEW {} AS{}",
-                view.quoted(),
-                definition
+                "CREATE OR REPLACE VIEW {}{definition}",
+                view.quoted()
             )),
-            (DependentKind::Trigger, _, _) if direction == Direction::Swap => {
+            (DependentKind::Trigger, _, trigger) if direction == Direction::Swap => {
                 sql.push(definition.to_owned());
+                // CREATE TRIGGER makes it fire as usual: a disabled trigger
+                // (or one for replicas) stays as it was.
+                if let (Some(state), Some(trigger)) = (&dependency.trigger_state, trigger) {
+                    sql.push(format!(
+                        "ALTER TABLE {table} {state} TRIGGER {}",
+                        quote_ident(trigger)
+                    ));
+                }
             }
             (DependentKind::Policy, _, Some(policy)) if direction == Direction::Swap => {
                 sql.push(format!(

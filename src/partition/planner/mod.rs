@@ -184,11 +184,17 @@ pub enum ProblemKind {
     /// (a lock held by pending DDL, a value beyond bigint): without it no
     /// range can be placed, so nothing is planned for the table.
     UnknownMaxKey,
+    /// `pgm partitions convert` has not finished with the table: before
+    /// the swap nothing is planned for it; after, retention waits.
+    Converting,
 }
 
 impl ProblemKind {
     pub fn is_warning(self) -> bool {
-        matches!(self, ProblemKind::Drift | ProblemKind::ManyPartitions)
+        matches!(
+            self,
+            ProblemKind::Drift | ProblemKind::ManyPartitions | ProblemKind::Converting
+        )
     }
 }
 
@@ -232,6 +238,30 @@ fn many_partitions(table: &TablePolicy) -> Option<Problem> {
             ),
         )
     })
+}
+
+/// What a conversion left running means for the table, and how to end it.
+fn converting(table: &TablePolicy, conversion: &crate::partition::catalog::Conversion) -> Problem {
+    let name = table.qualified_name();
+    let log = crate::units::human_bytes(conversion.log_bytes);
+    let message = if conversion.swapped() {
+        format!(
+            "{name}: converted, but its conversion is not finished: the old table {} is kept and every write \
+             is still logged (log: {log}); retention waits (`--unswap` would give back retired rows): run \
+             `pgm partitions convert {name} --drop-old` when the new table has proved itself",
+            QualifiedName::new(
+                table.schema.clone(),
+                conversion.kept_as.clone().unwrap_or_default()
+            )
+        )
+    } else {
+        format!(
+            "{name}: being converted (journal: {}); every write is logged until it ends (log: {log}): run \
+             `pgm partitions convert {name}` to finish it, or `--abort` to drop the partitioned copy",
+            conversion.phase
+        )
+    };
+    Problem::new(table, ProblemKind::Converting, message)
 }
 
 /// The interval as the policy writes it: a number for an ID step.
@@ -664,6 +694,13 @@ pub fn plan_table(
             message,
         ))];
     }
+    let conversion = snapshot
+        .conversions
+        .iter()
+        .find(|c| c.table == table.parent().quoted());
+    if let Some(before_swap) = conversion.filter(|c| !c.swapped()) {
+        return vec![Entry::Problem(converting(table, before_swap))];
+    }
     let (parent, key, key_type) = match manageable(table, parent) {
         Ok(manageable) => manageable,
         Err((kind, message)) => return vec![Entry::Problem(Problem::new(table, kind, message))],
@@ -694,9 +731,15 @@ pub fn plan_table(
     // 1. Retirements an interrupted run left half done.
     plan_interrupted_retirements(&context, &existing, snapshot, cutoff, &mut entries);
 
-    // 2. Retention.
-    let (retiring, retired_now) =
-        retention::plan_retention(&context, &existing, cutoff, &mut entries);
+    // 2. Retention, unless a conversion keeps the old table: `--unswap`
+    //    would give back rows retired from the new one.
+    let (retiring, retired_now) = match conversion {
+        Some(swapped) => {
+            entries.push(Entry::Problem(converting(table, swapped)));
+            Default::default()
+        }
+        None => retention::plan_retention(&context, &existing, cutoff, &mut entries),
+    };
 
     // 3. Indexes on the parent, before new partitions, so that attaching an
     //    (empty) partition builds its indexes at once.
