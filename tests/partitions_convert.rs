@@ -1159,3 +1159,69 @@ fn check_and_maintain_report_an_unfinished_conversion_and_retention_waits_for_it
     let (code, stdout, stderr) = partitions(&project, &["check"]);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
 }
+
+/// A view created on the table while the run copies it: the swap planned
+/// before it would leave the view on the old table, so under its lock the
+/// swap finds the table changed and stops; the next run carries it over.
+#[test]
+fn an_object_added_during_the_run_stops_the_swap_and_the_next_run_carries_it_over() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let child = project.spawn(
+        &db,
+        &[
+            "partitions",
+            "convert",
+            "public.orders",
+            "--at",
+            AT,
+            "--batch-size",
+            "4000",
+            "--pause",
+            "3s",
+        ],
+    );
+    let mut watcher = db.connect();
+    assert!(support::wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pgm_convert WHERE copied > 0)",
+        60
+    ));
+    watcher
+        .batch_execute(
+            "CREATE VIEW late_orders AS SELECT id, created_at FROM orders WHERE id > 9990",
+        )
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (code, stdout, stderr) = outcome(&output);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "\"public\".\"orders\" changed since this run read it (an index, a constraint, a column, a grant, \
+             or an object depending on it was added, changed or removed): nothing was swapped; run the same \
+             command again"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT relkind::text FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        "r"
+    );
+    let (code, stdout, stderr) = convert(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT string_agg(DISTINCT d.refobjid::regclass::text, ',') FROM pg_rewrite r \
+             JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass \
+             AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class \
+             WHERE r.ev_class = 'late_orders'::regclass"
+        ),
+        "orders",
+        "the view reads the partitioned table"
+    );
+    assert_eq!(one(&db, "SELECT count(*) FROM late_orders"), "10");
+}

@@ -469,6 +469,7 @@ mod tests {
             dependencies: Vec::new(),
             null_keys: None,
             server_version_num: 170000,
+            fingerprint: String::new(),
         }
     }
 

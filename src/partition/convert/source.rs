@@ -153,6 +153,9 @@ pub struct SourceTable {
     /// may hold NULL.
     pub null_keys: Option<i64>,
     pub server_version_num: i32,
+    /// What the swap carries over, as [`fingerprint_sql`] sums it up when
+    /// the table was read.
+    pub fingerprint: String,
 }
 
 impl SourceTable {
@@ -188,6 +191,9 @@ pub fn read_source(
     table.constraints = read_constraints(&mut transaction, table.oid)?;
     table.indexes = read_indexes(&mut transaction, table.oid)?;
     table.dependencies = read_dependencies(&mut transaction, table.oid)?;
+    table.fingerprint = transaction
+        .query_one(fingerprint_sql("$1::oid").as_str(), &[&table.oid])?
+        .get(0);
     if table.column(key).is_some_and(|c| !c.not_null) {
         let sql = format!(
             "SELECT count(*) FROM {} WHERE {} IS NULL",
@@ -233,6 +239,7 @@ fn read_table(
         dependencies: Vec::new(),
         null_keys: None,
         server_version_num: row.get(9),
+        fingerprint: String::new(),
     }))
 }
 
@@ -392,6 +399,37 @@ fn dependent_kind(kind: &str) -> DependentKind {
         "owned_sequence" => DependentKind::OwnedSequence,
         _ => DependentKind::Other,
     }
+}
+
+/// An md5 of what the swap carries over and relies on, as the catalog holds
+/// it: the dependents, the columns, the indexes, the constraints, the
+/// grants and row security of the table whose oid `oid` gives (SQL). Read
+/// with the table and again under the swap's lock: an object added since,
+/// such as a view created during a long backfill, stops the swap rather
+/// than being left on the old table.
+pub(super) fn fingerprint_sql(oid: &str) -> String {
+    // On one line, as plans print statements.
+    let dependents = DEPENDENCIES
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace("$1", oid);
+    format!(
+        "SELECT md5(concat_ws(' | ', \
+           (SELECT string_agg(d::text, ', ' ORDER BY d::text) FROM ({dependents}) d), \
+           (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull \
+                || ' ' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '') || ' ' || a.attidentity::text \
+                || ' ' || a.attgenerated::text, ', ' ORDER BY a.attnum) \
+            FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum \
+            WHERE a.attrelid = {oid} AND a.attnum > 0 AND NOT a.attisdropped), \
+           (SELECT string_agg(pg_get_indexdef(i.indexrelid), ', ' ORDER BY pg_get_indexdef(i.indexrelid)) \
+            FROM pg_index i WHERE i.indrelid = {oid}), \
+           (SELECT string_agg(c.conname || ' ' || pg_get_constraintdef(c.oid), ', ' ORDER BY c.conname) \
+            FROM pg_constraint c WHERE c.conrelid = {oid}), \
+           (SELECT concat_ws(' ', c.relacl::text, c.relrowsecurity, c.relforcerowsecurity) FROM pg_class c \
+            WHERE c.oid = {oid})))"
+    )
 }
 
 /// One row per dependent object: (kind, name for people, definition).

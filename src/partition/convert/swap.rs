@@ -12,7 +12,7 @@
 use super::plan::{
     CAPTURE_TRIGGER, Columns, Names, PROBE_BY_KEY, STANDBY_SUFFIX, TRUNCATE_TRIGGER, step, suffixed,
 };
-use super::source::{DependentKind, SourceTable};
+use super::source::{DependentKind, SourceTable, fingerprint_sql};
 use crate::db::ident::QualifiedName;
 use crate::db::{quote_ident, quote_literal};
 use crate::partition::planner::{Action, Lock, Step};
@@ -58,6 +58,7 @@ pub(super) fn swap_step(
     let live_name = names.source.quoted();
     let mut sql = vec![
         format!("LOCK TABLE {live_name} IN ACCESS EXCLUSIVE MODE"),
+        unchanged_since_read(live, &live_name),
         super::plan::ROW_SECURITY_OFF.to_owned(),
     ];
     sql.extend(last_replay(names, live, standby, direction));
@@ -77,6 +78,24 @@ pub(super) fn swap_step(
     sql.push(journal_update(names, direction, aside));
     swap.sql = sql;
     swap
+}
+
+/// Under the lock: the table is still as it was read when the swap was
+/// planned, or the swap stops (and is not retried) before changing
+/// anything.
+fn unchanged_since_read(live: &SourceTable, live_name: &str) -> String {
+    let now = fingerprint_sql(&format!("{}::regclass::oid", quote_literal(live_name)));
+    let message = format!(
+        "{live_name} changed since this run read it (an index, a constraint, a column, a grant, or \
+         an object depending on it was added, changed or removed): nothing was swapped; run the same \
+         command again, it reads the table again and carries the change over"
+    );
+    format!(
+        "DO $pgm$ BEGIN IF ({now}) IS DISTINCT FROM {} THEN RAISE EXCEPTION USING \
+         ERRCODE = 'object_not_in_prerequisite_state', MESSAGE = {}; END IF; END $pgm$",
+        quote_literal(&live.fingerprint),
+        quote_literal(&message)
+    )
 }
 
 /// The last replay, under the lock. On the unswap the old table's own
