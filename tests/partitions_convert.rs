@@ -178,15 +178,37 @@ fn dependents_that_cannot_be_carried_over_are_refused_in_a_list() {
         &format!(
             "{ORDERS} CREATE MATERIALIZED VIEW order_totals AS SELECT customer, sum(amount) FROM orders GROUP BY 1; \
              CREATE PUBLICATION orders_out FOR TABLE orders; \
-             CREATE STATISTICS orders_stats (dependencies) ON customer, amount FROM orders;"
+             CREATE STATISTICS orders_stats (dependencies) ON customer, amount FROM orders; \
+             CREATE PUBLICATION everything FOR ALL TABLES; \
+             CREATE PUBLICATION rooted FOR ALL TABLES WITH (publish_via_partition_root = true);"
         ),
         &[
             "materialized view public.order_totals cannot be carried over to the partitioned table: a materialized \
              view cannot be pointed at another table without being rebuilt",
             "publication of table orders in publication orders_out cannot be carried over",
             "statistics object orders_stats cannot be carried over",
+            "publication everything (FOR ALL TABLES) cannot be carried over to the partitioned table: after the \
+             swap it would publish the partitions under their own names, which its subscribers do not have: \
+             ALTER PUBLICATION … SET (publish_via_partition_root = true) first",
         ],
     );
+}
+
+/// A publication of every table that publishes partitions as their root
+/// goes on publishing the table's changes under its name: nothing to do.
+#[test]
+fn a_publication_of_every_table_via_the_partition_root_does_not_stop_the_conversion() {
+    let db = TestDb::new();
+    let project = setup(
+        &db,
+        POLICY,
+        &format!(
+            "{ORDERS} CREATE PUBLICATION rooted FOR ALL TABLES WITH (publish_via_partition_root = true);"
+        ),
+    );
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "check"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("rooted"), "{stdout}");
 }
 
 #[test]

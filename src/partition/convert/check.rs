@@ -384,6 +384,12 @@ fn carry(kind: DependentKind) -> Result<Carry, String> {
              subscriptions"
                 .into(),
         ),
+        DependentKind::PublicationOfPartitions => Err(
+            "after the swap it would publish the partitions under their own names, which its subscribers \
+             do not have: ALTER PUBLICATION … SET (publish_via_partition_root = true) first, so that the \
+             partitioned table's changes are published as the table's"
+                .into(),
+        ),
         DependentKind::Rule => Err("rules are not carried over: drop the rule, create it again after".into()),
         DependentKind::Statistics => Err(
             "extended statistics are not carried over yet: drop them for the conversion, create them again after"

@@ -703,14 +703,16 @@ fn key_text(columns: &[String]) -> String {
 }
 
 /// A trigger function with a PL/pgSQL body, in a dollar quote the body
-/// cannot close.
+/// cannot close. Plain `CREATE`: a function someone else made under this
+/// name stops the step rather than being taken over (its owner could
+/// change its body later, and it runs as a definer).
 fn function(name: &QualifiedName, body: &str) -> String {
     let mut tag = String::from("$pgm$");
     while body.contains(&tag) {
         tag.insert(tag.len() - 1, '_');
     }
     format!(
-        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
+        "CREATE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER \
          SET search_path = pg_catalog, pg_temp AS {tag}{body}{tag}",
         name.quoted()
     )

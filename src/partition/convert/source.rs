@@ -65,6 +65,9 @@ pub enum DependentKind {
     Trigger,
     Policy,
     Publication,
+    /// A publication of every table, or of the table's schema, that
+    /// publishes partitions under their own names.
+    PublicationOfPartitions,
     Rule,
     Statistics,
     Function,
@@ -191,6 +194,11 @@ pub fn read_source(
     table.constraints = read_constraints(&mut transaction, table.oid)?;
     table.indexes = read_indexes(&mut transaction, table.oid)?;
     table.dependencies = read_dependencies(&mut transaction, table.oid)?;
+    table.dependencies.extend(read_publications_of_partitions(
+        &mut transaction,
+        table.oid,
+        table.server_version_num,
+    )?);
     table.fingerprint = transaction
         .query_one(fingerprint_sql("$1::oid").as_str(), &[&table.oid])?
         .get(0);
@@ -399,6 +407,44 @@ fn dependent_kind(kind: &str) -> DependentKind {
         "owned_sequence" => DependentKind::OwnedSequence,
         _ => DependentKind::Other,
     }
+}
+
+/// Publications that take the table in without naming it (`FOR ALL
+/// TABLES`, `FOR TABLES IN SCHEMA` from PostgreSQL 15) and would publish
+/// a partitioned table's rows under its partitions' names.
+fn read_publications_of_partitions(
+    transaction: &mut postgres::Transaction<'_>,
+    oid: u32,
+    server_version_num: i32,
+) -> Result<Vec<Dependency>, postgres::Error> {
+    let of_schema = if server_version_num >= 150_000 {
+        " OR EXISTS (SELECT FROM pg_publication_namespace pn WHERE pn.pnpubid = p.oid \
+           AND pn.pnnspid = (SELECT relnamespace FROM pg_class WHERE oid = $1))"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT 'publication ' || quote_ident(p.pubname) \
+           || CASE WHEN p.puballtables THEN ' (FOR ALL TABLES)' ELSE ' (FOR TABLES IN SCHEMA)' END \
+         FROM pg_publication p WHERE NOT p.pubviaroot AND (p.puballtables{of_schema}) ORDER BY p.pubname"
+    );
+    let rows = if of_schema.is_empty() {
+        transaction.query(sql.as_str(), &[])?
+    } else {
+        transaction.query(sql.as_str(), &[&oid])?
+    };
+    Ok(rows
+        .iter()
+        .map(|row| Dependency {
+            kind: DependentKind::PublicationOfPartitions,
+            name: row.get(0),
+            definition: None,
+            relation: None,
+            object: None,
+            validated: true,
+            trigger_state: None,
+        })
+        .collect())
 }
 
 /// An md5 of what the swap carries over and relies on, as the catalog holds
