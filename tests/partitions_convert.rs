@@ -274,7 +274,9 @@ fn the_check_lists_what_is_carried_over_and_how() {
          CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$; \
          CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
          ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
-         CREATE POLICY orders_mine ON orders USING (customer > 0);"
+         CREATE POLICY orders_mine ON orders USING (customer > 0); \
+         GRANT UPDATE (note) ON orders TO pgm_convert_reader; \
+         ALTER TABLE orders SET (fillfactor = 70); ALTER TABLE orders ALTER COLUMN customer SET STATISTICS 300;"
     );
     let project = setup(&db, POLICY, &schema);
     let before = relations(&db);
@@ -288,7 +290,10 @@ fn the_check_lists_what_is_carried_over_and_how() {
         "  policy orders_mine on table orders — at the swap: created on the new table at the swap",
         "  sequence public.orders_id_seq — at the swap: owned by the new table's column",
         "  row level security — at the swap",
-        "  grants (SELECT to pgm_convert_reader) — at the prepare: granted again on the new table",
+        "  grants (SELECT to pgm_convert_reader, UPDATE (note) to pgm_convert_reader) — at the prepare: granted \
+         again on the new table",
+        "  storage parameters (fillfactor=70) — at the prepare: set on each partition the prepare creates",
+        "  statistics targets (customer 300) — at the prepare: set on the new table's columns and its partitions",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
@@ -485,6 +490,9 @@ const DEPENDENTS: &str = "\
     CREATE TRIGGER orders_touch AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
     CREATE TRIGGER orders_quiet AFTER INSERT ON orders FOR EACH ROW EXECUTE FUNCTION touch(); \
     ALTER TABLE orders DISABLE TRIGGER orders_quiet; \
+    ALTER TABLE orders SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01); \
+    ALTER TABLE orders ALTER COLUMN note SET STATISTICS 500; \
+    GRANT UPDATE (note) ON orders TO pgm_convert_reader; \
     ALTER TABLE orders ENABLE ROW LEVEL SECURITY; \
     CREATE POLICY orders_positive ON orders USING (amount >= 0);";
 
@@ -516,6 +524,19 @@ fn the_swap_carries_dependents_over_and_unswap_and_drop_old_finish_it() {
     assert_eq!(
         one(&db, facts),
         "p orders true public.orders_id_seq 1 1 true"
+    );
+    // Storage parameters on each partition, the statistics target, the
+    // column's grant.
+    assert_eq!(
+        one(
+            &db,
+            "SELECT array_to_string(reloptions, ',') || ' ' || \
+               (SELECT attstattarget FROM pg_attribute WHERE attrelid = c.oid AND attname = 'note') || ' ' || \
+               has_column_privilege('pgm_convert_reader', 'orders', 'note', 'UPDATE') || ' ' || \
+               has_column_privilege('pgm_convert_reader', 'orders', 'amount', 'UPDATE') \
+             FROM pg_class c WHERE relname = 'orders_p2026_03'"
+        ),
+        "fillfactor=90,autovacuum_vacuum_scale_factor=0.01 500 true false"
     );
     // The view keeps its options: a security barrier stays one.
     assert_eq!(

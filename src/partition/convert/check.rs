@@ -330,6 +330,27 @@ fn own_parts(source: &SourceTable) -> Vec<Dependent> {
     if source.comment.is_some() || source.columns.iter().any(|c| c.comment.is_some()) {
         at_prepare("comments".into(), "copied to the new table and its columns");
     }
+    if !source.storage_parameters.is_empty() {
+        at_prepare(
+            format!(
+                "storage parameters ({})",
+                source.storage_parameters.join(", ")
+            ),
+            "set on each partition the prepare creates (a partitioned table holds none); partitions \
+             `maintain` creates later do not get them",
+        );
+    }
+    let statistics: Vec<String> = source
+        .columns
+        .iter()
+        .filter_map(|c| Some(format!("{} {}", c.name, c.statistics?)))
+        .collect();
+    if !statistics.is_empty() {
+        at_prepare(
+            format!("statistics targets ({})", statistics.join(", ")),
+            "set on the new table's columns and its partitions",
+        );
+    }
     for column in source.columns.iter().filter(|c| !c.identity.is_empty()) {
         at_prepare(
             format!("identity column {}", column.name),
@@ -435,6 +456,7 @@ mod tests {
             identity: String::new(),
             generated: String::new(),
             comment: None,
+            statistics: None,
         }
     }
 
@@ -465,6 +487,7 @@ mod tests {
                 grantee: None,
                 privilege: "SELECT".into(),
                 grantable: false,
+                column: None,
             }],
             columns: vec![
                 column("id", "bigint", true),
@@ -476,6 +499,7 @@ mod tests {
             null_keys: None,
             server_version_num: 170000,
             fingerprint: String::new(),
+            storage_parameters: Vec::new(),
         }
     }
 

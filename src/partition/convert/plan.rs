@@ -488,6 +488,19 @@ fn create_target(
         );
         sql.extend(partition_sql(source, names, &name, &bounds));
     }
+    // SET STATISTICS on a partitioned table reaches its partitions.
+    sql.extend(
+        source
+            .columns
+            .iter()
+            .filter_map(|c| Some((c, c.statistics?)))
+            .map(|(column, target_value)| {
+                format!(
+                    "ALTER TABLE {target} ALTER COLUMN {} SET STATISTICS {target_value}",
+                    quote_ident(&column.name)
+                )
+            }),
+    );
     sql.extend(target_indexes(table, checked, source, &target));
     if table.default_partition {
         sql.extend(partition_sql(
@@ -500,7 +513,8 @@ fn create_target(
     sql
 }
 
-/// One partition of the partitioned table, in the source's tablespace and
+/// One partition of the partitioned table, in the source's tablespace,
+/// with its storage parameters (a partitioned table holds none itself),
 /// owned by its owner.
 fn partition_sql(
     source: &SourceTable,
@@ -513,9 +527,14 @@ fn partition_sql(
         .as_ref()
         .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
         .unwrap_or_default();
+    let with = if source.storage_parameters.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", source.storage_parameters.join(", "))
+    };
     [
         format!(
-            "CREATE TABLE {} PARTITION OF {} {bounds}{tablespace}",
+            "CREATE TABLE {} PARTITION OF {} {bounds}{with}{tablespace}",
             name.quoted(),
             names.target.quoted()
         ),

@@ -21,6 +21,8 @@ pub struct Column {
     /// `s` for a stored generated column.
     pub generated: String,
     pub comment: Option<String>,
+    /// Its statistics target, when set (`ALTER COLUMN … SET STATISTICS`).
+    pub statistics: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,6 +109,8 @@ pub struct Grant {
     /// SELECT, INSERT, …
     pub privilege: String,
     pub grantable: bool,
+    /// For a privilege on one column.
+    pub column: Option<String>,
 }
 
 impl Grant {
@@ -121,14 +125,27 @@ impl Grant {
         } else {
             ""
         };
-        format!("GRANT {} ON {table} TO {grantee}{option}", self.privilege)
+        let column = self
+            .column
+            .as_deref()
+            .map(|c| format!(" ({})", crate::db::quote_ident(c)))
+            .unwrap_or_default();
+        format!(
+            "GRANT {}{column} ON {table} TO {grantee}{option}",
+            self.privilege
+        )
     }
 }
 
 impl std::fmt::Display for Grant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let grantee = self.grantee.as_deref().unwrap_or("PUBLIC");
-        write!(f, "{} to {grantee}", self.privilege)
+        let column = self
+            .column
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default();
+        write!(f, "{}{column} to {grantee}", self.privilege)
     }
 }
 
@@ -146,6 +163,9 @@ pub struct SourceTable {
     pub row_security: bool,
     pub force_row_security: bool,
     pub comment: Option<String>,
+    /// Its storage parameters (`fillfactor=90`, `autovacuum_…`), as the
+    /// catalog writes them.
+    pub storage_parameters: Vec<String>,
     /// The privileges granted on it, but the owner's own.
     pub grants: Vec<Grant>,
     pub columns: Vec<Column>,
@@ -223,7 +243,7 @@ fn read_table(
                 c.relpersistence = 'u', \
                 c.relhassubclass OR EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = c.oid), \
                 c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class'), \
-                current_setting('server_version_num')::int4 \
+                current_setting('server_version_num')::int4, coalesce(c.reloptions, '{}')::text[] \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_tablespace ts ON ts.oid = c.reltablespace \
          WHERE n.nspname = $1 AND c.relname = $2",
@@ -248,6 +268,7 @@ fn read_table(
         null_keys: None,
         server_version_num: row.get(9),
         fingerprint: String::new(),
+        storage_parameters: row.get(10),
     }))
 }
 
@@ -258,7 +279,7 @@ fn read_columns(
     let rows = transaction.query(
         "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull, \
                 pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
-                col_description(a.attrelid, a.attnum) \
+                col_description(a.attrelid, a.attnum), nullif(a.attstattarget::int4, -1) \
          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
          WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         &[&oid],
@@ -273,6 +294,7 @@ fn read_columns(
             identity: row.get(4),
             generated: row.get(5),
             comment: row.get(6),
+            statistics: row.get(7),
         })
         .collect())
 }
@@ -283,9 +305,15 @@ fn read_grants(
 ) -> Result<Vec<Grant>, postgres::Error> {
     let rows = transaction.query(
         "SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
-                a.privilege_type, a.is_grantable \
+                a.privilege_type, a.is_grantable, NULL::text \
          FROM pg_class c, aclexplode(c.relacl) a \
-         WHERE c.oid = $1 AND a.grantee <> c.relowner ORDER BY 1 NULLS FIRST, 2",
+         WHERE c.oid = $1 AND a.grantee <> c.relowner \
+         UNION ALL \
+         SELECT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee)::text END, \
+                a.privilege_type, a.is_grantable, att.attname::text \
+         FROM pg_class c JOIN pg_attribute att ON att.attrelid = c.oid, aclexplode(att.attacl) a \
+         WHERE c.oid = $1 AND att.attnum > 0 AND NOT att.attisdropped AND a.grantee <> c.relowner \
+         ORDER BY 4 NULLS FIRST, 1 NULLS FIRST, 2",
         &[&oid],
     )?;
     Ok(rows
@@ -294,6 +322,7 @@ fn read_grants(
             grantee: row.get(0),
             privilege: row.get(1),
             grantable: row.get(2),
+            column: row.get(3),
         })
         .collect())
 }
