@@ -867,7 +867,10 @@ fn rows_written_outside_the_prepared_partitions_get_partitions_before_the_swap()
     // Every month from 2023-12 up to the first prepared one, and from the
     // last prepared one through 2027-06 and premake 2: 21 + 7.
     assert!(
-        stdout.contains("prepare: 28 partition(s) for keys written since the prepare"),
+        stdout.contains(
+            "prepare: 28 partition(s) the table's keys need that the partitioned table lacks (keys written \
+             since the prepare outside its partitions"
+        ),
         "{stdout}"
     );
     assert_eq!(
@@ -1267,4 +1270,59 @@ fn an_object_added_during_the_run_stops_the_swap_and_the_next_run_carries_it_ove
         "the view reads the partitioned table"
     );
     assert_eq!(one(&db, "SELECT count(*) FROM late_orders"), "10");
+}
+
+/// A table whose keys span hundreds of daily periods is prepared in
+/// transactions of at most 100 partitions; a run stopped between them is
+/// finished by the next, which creates only the partitions still missing.
+#[test]
+fn hundreds_of_partitions_are_prepared_a_hundred_per_transaction() {
+    let db = TestDb::new();
+    let policy = POLICY.replace("interval = \"monthly\"", "interval = \"daily\"");
+    let schema = "\
+        CREATE TABLE orders (id bigint, created_at timestamptz NOT NULL, note text, \
+          PRIMARY KEY (id, created_at)); \
+        ALTER TABLE orders ALTER COLUMN note SET STATISTICS 321; \
+        INSERT INTO orders SELECT g, timestamptz '2026-03-01' + g * interval '1 day', 'n' || g \
+          FROM generate_series(0, 249) g;";
+    let project = setup(&db, &policy, schema);
+    let (code, plan, stderr) = convert(&project, &db, &["--until", "prepare", "--dry-run"]);
+    assert_eq!(code, Some(0), "{plan}\n{stderr}");
+    // 2026-03-01 through 2026-11-22 (now) plus 2 days: 269 partitions.
+    assert_eq!(plan.matches("PARTITION OF").count(), 269, "{plan}");
+    assert_eq!(
+        plan.matches("\nBEGIN;").count(),
+        4,
+        "3 transactions of partitions, then the capture: {plan}"
+    );
+    assert!(
+        plan.contains("100 more partition(s) of the prepare, from orders_p2026_06_09"),
+        "{plan}"
+    );
+
+    // As if a run had stopped after its first transaction: the next run
+    // creates the 169 partitions still missing, a hundred at a time.
+    let first: String = plan
+        .split("\nBEGIN;\n")
+        .nth(1)
+        .and_then(|t| t.split("\nCOMMIT;").next())
+        .unwrap()
+        .to_owned();
+    db.connect()
+        .batch_execute(&format!("BEGIN; {}; COMMIT;", first.trim_end_matches(';')))
+        .unwrap();
+    let (code, plan, stderr) = convert(&project, &db, &["--until", "prepare", "--dry-run"]);
+    assert_eq!(code, Some(0), "{plan}\n{stderr}");
+    assert_eq!(plan.matches("PARTITION OF").count(), 169, "{plan}");
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT count(*) || ' ' || min(a.attstattarget) || ' ' || max(a.attstattarget) FROM pg_inherits i \
+             JOIN pg_attribute a ON a.attrelid = i.inhrelid AND a.attname = 'note' \
+             WHERE i.inhparent = 'orders_partitioned'::regclass"
+        ),
+        "269 321 321"
+    );
 }

@@ -223,7 +223,16 @@ fn partition_steps(
     };
     if state.journal.is_none() {
         let partitions = partitions(table, checked, range, now)?;
-        prepare.push(create_step(table, checked, source, &names, &partitions));
+        let (first, rest) = partitions.split_at(partitions.len().min(PARTITIONS_PER_TRANSACTION));
+        prepare.push(create_step(table, checked, source, &names, first));
+        prepare.extend(rest.chunks(PARTITIONS_PER_TRANSACTION).map(|chunk| {
+            let reason = format!(
+                "{} more partition(s) of the prepare, from {}",
+                chunk.len(),
+                chunk[0].name
+            );
+            extend_step(table, source, &names, chunk, &reason)
+        }));
         let mut ranges: Vec<PartitionRange> = partitions.into_iter().map(as_range).collect();
         if table.default_partition {
             ranges.push(PartitionRange {
@@ -234,9 +243,14 @@ fn partition_steps(
         return Ok(ranges);
     }
     let missing = missing_partitions(table, checked, range, state, now)?;
-    if !missing.is_empty() {
-        prepare.push(extend_step(table, source, &names, &missing));
-    }
+    prepare.extend(missing.chunks(PARTITIONS_PER_TRANSACTION).map(|chunk| {
+        let reason = format!(
+            "{} partition(s) the table's keys need that the partitioned table lacks (keys written since \
+             the prepare outside its partitions, or a prepare stopped before its last partitions)",
+            chunk.len()
+        );
+        extend_step(table, source, &names, chunk, &reason)
+    }));
     let mut ranges = state.partitions.clone();
     ranges.extend(missing.into_iter().map(as_range));
     Ok(ranges)
@@ -301,21 +315,21 @@ fn missing_partitions(
 
 /// Partitions added to the partitioned table before it takes the name:
 /// nothing uses it, so its ACCESS EXCLUSIVE lock stops nobody.
+/// Creating a partition locks it, its TOAST table and each of its indexes
+/// until commit, in the server's shared lock table (by default about 6400
+/// entries for every session together): partitions are created at most
+/// this many per transaction, so that a table converted into thousands of
+/// partitions does not run the server out of lock slots.
+const PARTITIONS_PER_TRANSACTION: usize = 100;
+
 fn extend_step(
     table: &TablePolicy,
     source: &SourceTable,
     names: &Names,
     missing: &[PeriodPartition],
+    reason: &str,
 ) -> Step {
-    let mut extend = step(
-        table,
-        Action::ConvertCreateTable,
-        Lock::None,
-        &format!(
-            "{} partition(s) for keys written since the prepare outside the partitions it made",
-            missing.len()
-        ),
-    );
+    let mut extend = step(table, Action::ConvertCreateTable, Lock::None, reason);
     extend.partition = Some(names.target.clone());
     extend.other_locks = Some(format!(
         "ACCESS EXCLUSIVE on {}, which nothing uses until the swap",
@@ -444,14 +458,22 @@ fn create_step(
     step
 }
 
+/// The journal, made by the first conversion in the schema. Two starting
+/// at once would both try to create it (and one fail on the catalog's
+/// unique index): a transaction lock keyed on its name makes them take
+/// turns.
 fn create_journal(names: &Names) -> Vec<String> {
-    vec![format!(
-        "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY, target text NOT NULL, log text NOT NULL, \
+    let key = crate::db::lock::key_for(&format!("pgm partitions convert {}", names.journal));
+    vec![
+        format!("SELECT pg_advisory_xact_lock({key})"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {} (source text PRIMARY KEY, target text NOT NULL, log text NOT NULL, \
          key text NOT NULL, phase text NOT NULL, kept_as text, backfill_until text[], backfill_after text[], copied int8 NOT NULL DEFAULT 0, \
          replayed int8 NOT NULL DEFAULT 0, started_at timestamptz NOT NULL DEFAULT now(), \
          updated_at timestamptz NOT NULL DEFAULT now())",
-        names.journal.quoted()
-    )]
+            names.journal.quoted()
+        ),
+    ]
 }
 
 fn create_target(
@@ -480,6 +502,10 @@ fn create_target(
         ));
     }
     sql.extend(source.grants.iter().map(|g| g.sql(&target)));
+    sql.extend(statistics_targets(source, &target));
+    // On the empty parent first: each partition then gets its own copy as
+    // it is created.
+    sql.extend(target_indexes(table, checked, source, &target));
     for partition in partitions {
         let name = QualifiedName::new(names.target.schema.clone(), partition.name.clone());
         let bounds = format!(
@@ -488,20 +514,6 @@ fn create_target(
         );
         sql.extend(partition_sql(source, names, &name, &bounds));
     }
-    // SET STATISTICS on a partitioned table reaches its partitions.
-    sql.extend(
-        source
-            .columns
-            .iter()
-            .filter_map(|c| Some((c, c.statistics?)))
-            .map(|(column, target_value)| {
-                format!(
-                    "ALTER TABLE {target} ALTER COLUMN {} SET STATISTICS {target_value}",
-                    quote_ident(&column.name)
-                )
-            }),
-    );
-    sql.extend(target_indexes(table, checked, source, &target));
     if table.default_partition {
         sql.extend(partition_sql(
             source,
@@ -513,15 +525,31 @@ fn create_target(
     sql
 }
 
+/// The source's per-column statistics targets set on `table` (quoted): a
+/// partition does not take them from its parent.
+fn statistics_targets(source: &SourceTable, table: &str) -> Vec<String> {
+    source
+        .columns
+        .iter()
+        .filter_map(|c| Some((c, c.statistics?)))
+        .map(|(column, target)| {
+            format!(
+                "ALTER TABLE {table} ALTER COLUMN {} SET STATISTICS {target}",
+                quote_ident(&column.name)
+            )
+        })
+        .collect()
+}
+
 /// One partition of the partitioned table, in the source's tablespace,
-/// with its storage parameters (a partitioned table holds none itself),
-/// owned by its owner.
+/// with its storage parameters and statistics targets (a partitioned table
+/// holds none itself), owned by its owner.
 fn partition_sql(
     source: &SourceTable,
     names: &Names,
     name: &QualifiedName,
     bounds: &str,
-) -> [String; 2] {
+) -> Vec<String> {
     let tablespace = source
         .tablespace
         .as_ref()
@@ -532,7 +560,7 @@ fn partition_sql(
     } else {
         format!(" WITH ({})", source.storage_parameters.join(", "))
     };
-    [
+    let mut sql = vec![
         format!(
             "CREATE TABLE {} PARTITION OF {} {bounds}{with}{tablespace}",
             name.quoted(),
@@ -543,7 +571,9 @@ fn partition_sql(
             name.quoted(),
             quote_ident(&source.owner)
         ),
-    ]
+    ];
+    sql.extend(statistics_targets(source, &name.quoted()));
+    sql
 }
 
 /// The source's indexes and constraints, its foreign keys to other tables
