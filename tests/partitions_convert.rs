@@ -1326,3 +1326,43 @@ fn hundreds_of_partitions_are_prepared_a_hundred_per_transaction() {
         "269 321 321"
     );
 }
+
+/// Writes made while the swap waits for its lock and backs off are applied
+/// before its next attempt, without the lock, not all by the swap's own
+/// replay under it.
+#[test]
+fn writes_made_while_the_swap_retries_are_replayed_before_its_next_attempt() {
+    let db = TestDb::new();
+    let project = setup(&db, POLICY, ORDERS);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "verify"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let replayed = || one(&db, "SELECT replayed FROM pgm_convert");
+    let before = replayed();
+    let mut reader = db.connect();
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM orders;")
+        .unwrap();
+    let child = project.spawn(&db, &["partitions", "convert", "public.orders", "--at", AT]);
+    let mut watcher = db.connect();
+    assert!(support::wait_for(
+        &mut watcher,
+        "SELECT EXISTS (SELECT FROM pg_locks WHERE relation = 'orders'::regclass AND mode = 'AccessExclusiveLock' \
+         AND NOT granted)",
+        30
+    ));
+    // Between the swap's attempts: the lock it waits for is not queued.
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    watcher
+        .batch_execute("UPDATE orders SET note = 'while the swap waited' WHERE id <= 50")
+        .unwrap();
+    reader.batch_execute("COMMIT").unwrap();
+    let output = child.wait_with_output().unwrap();
+    let (code, stdout, stderr) = outcome(&output);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        replayed().parse::<i64>().unwrap() - before.parse::<i64>().unwrap(),
+        50,
+        "the 50 updates were replayed before the swap's last attempt: {stderr}"
+    );
+    assert_eq!(content(&db, "orders"), content(&db, "orders_unpartitioned"));
+}

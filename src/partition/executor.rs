@@ -177,6 +177,41 @@ impl Executor<'_> {
         }
     }
 
+    /// Runs one transactional step like [`Executor::run_one`], with `before`
+    /// run ahead of each attempt, in its own transactions: a retry's
+    /// backoff lets work pile up that `before` does while no lock is held.
+    pub(crate) fn run_one_after(
+        &mut self,
+        retry: &mut LockRetry<'_>,
+        step: &Step,
+        mut before: impl FnMut(&mut Client) -> Result<(), postgres::Error>,
+    ) -> Result<(), String> {
+        log_start(step);
+        let what = format!("{} {}", step.table, step.target());
+        let result = retry.run(self.client, &what, None, |client, watch, _| {
+            before(client)?;
+            transaction_attempt(client, step, watch)
+        });
+        result.map(|_| ()).map_err(|gave_up| match gave_up {
+            GaveUp {
+                error: TransactionError::Guard(rows),
+                ..
+            } => guard_refusal(step, rows),
+            GaveUp {
+                error: TransactionError::Sql(error),
+                attempts,
+                blocker,
+            } => failure_message(
+                step,
+                &GaveUp {
+                    error,
+                    attempts,
+                    blocker,
+                },
+            ),
+        })
+    }
+
     /// Runs one step; returns the rows it moved out of the default partition.
     fn run_step(&mut self, retry: &mut LockRetry<'_>, step: &Step) -> Result<u64, StepError> {
         if step.transactional {

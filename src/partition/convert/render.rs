@@ -85,7 +85,12 @@ pub fn write_plan(out: &mut dyn Write, plan: &ConvertPlan, options: Options) -> 
     if options.until == Phase::Verify {
         return Ok(());
     }
-    writeln!(out, "\n-- ===== swap")?;
+    writeln!(
+        out,
+        "\n-- ===== swap: a replay first (as above, until a batch is not full); after a lock timeout, each \
+         retry first applies the whole log with the replay step ($1 = NULL: every entry) in its own \
+         transaction, without the swap's lock"
+    )?;
     write_sql_step(out, &plan.swap)?;
     for step in &plan.validate {
         write_sql_step(out, step)?;

@@ -400,7 +400,7 @@ impl<'a> Runner<'a> {
             out,
             "replay: {caught_up} change(s) logged since applied before the swap"
         )?;
-        self.run_step(&plan.swap)?;
+        self.swap(plan)?;
         writeln!(
             out,
             "swap: {} is partitioned; the old table is kept as {}",
@@ -425,6 +425,33 @@ impl<'a> Runner<'a> {
             verified.rows, verified.partitions, verified.logged
         )?;
         Ok(())
+    }
+
+    /// The swap, each attempt after its first preceded by a replay of the
+    /// whole log: what was written while the last attempt waited for its
+    /// lock and backed off is applied without the lock, so the swap's own
+    /// replay, which holds it, stays short however long the retries took.
+    fn swap(&mut self, plan: &ConvertPlan) -> Result<(), ConvertError> {
+        let mut executor = Executor {
+            client: self.client,
+            settings: self.settings,
+        };
+        let mut first = true;
+        executor
+            .run_one_after(&mut self.retry, &plan.swap, |client| {
+                if std::mem::take(&mut first) {
+                    return Ok(());
+                }
+                let mut transaction = client.transaction()?;
+                set_lock_timeout(&mut transaction, &plan.replay)?;
+                let statements = run_settings(&mut transaction, &plan.replay)?;
+                apply_replay(&mut transaction, statements, None, None)?;
+                transaction.commit()
+            })
+            .map_err(|message| ConvertError::Step {
+                table: self.table.qualified_name(),
+                message,
+            })
     }
 
     fn run_step(&mut self, step: &Step) -> Result<(), ConvertError> {
@@ -546,18 +573,8 @@ impl<'a> Runner<'a> {
         step: &Step,
         limit: Option<i64>,
     ) -> Result<i64, GaveUp<postgres::Error>> {
-        // After the settings: the count, three statements up to the
-        // largest seq read, the journal.
         self.in_transaction("replay batch", step, |transaction, statements, watch| {
-            let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
-            let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
-            if let Some(upto) = upto {
-                for sql in &statements[1..4] {
-                    watch.around(|| transaction.execute(sql.as_str(), &[&upto]))?;
-                }
-                transaction.execute(statements[4].as_str(), &[&entries])?;
-            }
-            Ok(entries)
+            apply_replay(transaction, statements, limit, Some(watch))
         })
     }
 
@@ -625,6 +642,30 @@ impl AttemptError for BatchError {
     fn is_conflict(&self) -> bool {
         self.0.is_conflict() || self.0.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
     }
+}
+
+/// The replay step's statements after its settings, in `transaction`: the
+/// count of the first `limit` entries (all when `None`), three statements
+/// up to the largest seq read, the journal. Returns the entries applied.
+fn apply_replay(
+    transaction: &mut postgres::Transaction<'_>,
+    statements: &[String],
+    limit: Option<i64>,
+    watch: Option<Watch<'_>>,
+) -> Result<i64, postgres::Error> {
+    let row = transaction.query_one(statements[0].as_str(), &[&limit])?;
+    let (entries, upto): (i64, Option<i64>) = (row.get(0), row.get(1));
+    if let Some(upto) = upto {
+        for sql in &statements[1..4] {
+            let mut execute = || transaction.execute(sql.as_str(), &[&upto]);
+            match watch {
+                Some(watch) => watch.around(execute)?,
+                None => execute()?,
+            };
+        }
+        transaction.execute(statements[4].as_str(), &[&entries])?;
+    }
+    Ok(entries)
 }
 
 /// Runs the step's leading `SET` statements (the transaction's isolation
