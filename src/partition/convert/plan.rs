@@ -313,8 +313,6 @@ fn missing_partitions(
     Ok(needed)
 }
 
-/// Partitions added to the partitioned table before it takes the name:
-/// nothing uses it, so its ACCESS EXCLUSIVE lock stops nobody.
 /// Creating a partition locks it, its TOAST table and each of its indexes
 /// until commit, in the server's shared lock table (by default about 6400
 /// entries for every session together): partitions are created at most
@@ -322,6 +320,8 @@ fn missing_partitions(
 /// partitions does not run the server out of lock slots.
 const PARTITIONS_PER_TRANSACTION: usize = 100;
 
+/// Partitions added to the partitioned table before it takes the name:
+/// nothing uses it, so its ACCESS EXCLUSIVE lock stops nobody.
 fn extend_step(
     table: &TablePolicy,
     source: &SourceTable,
