@@ -292,6 +292,7 @@ fn parent(
             indexed: true,
         }),
         max_key_failure: None,
+        citus: None,
     }
 }
 
@@ -328,6 +329,7 @@ proptest! {
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
+            citus_version: None,
             parents: policy
                 .tables
                 .iter()

@@ -231,6 +231,7 @@ fn snapshot(case: &Case) -> Snapshot {
     }
     Snapshot {
         server_version_num: 170000,
+        citus_version: None,
         parents: vec![Some(Parent {
             oid: 1,
             schema: "public".into(),
@@ -249,6 +250,7 @@ fn snapshot(case: &Case) -> Snapshot {
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            citus: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),

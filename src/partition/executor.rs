@@ -122,7 +122,7 @@ impl Executor<'_> {
             if let (Action::DetachPartition, Some(waiting)) = (step.action, &blocked.pending_detach)
             {
                 report.deferred.push(format!(
-                    "the detach of {} waits until the detach of {waiting} is finished",
+                    "the detach of {} is left for the next run, after that of {waiting}, which did not finish",
                     step.target()
                 ));
                 blocked.add(step);
@@ -203,6 +203,22 @@ impl Executor<'_> {
                 error: TransactionError::Guard(rows),
                 ..
             }) => Err(StepError::Refused(guard_refusal(step, rows))),
+            // Retention can wait: a plain detach that never got its lock
+            // (a long report holds the table) is left for the next run, as a
+            // concurrent detach waiting for old snapshots is.
+            Err(GaveUp {
+                error: TransactionError::Sql(error),
+                attempts,
+                blocker,
+            }) if step.action == Action::DetachPartition && retry::is_lock_timeout(&error) => {
+                Err(StepError::Deferred(format!(
+                    "the detach of {} did not get its lock within lock_timeout {} in {attempts} attempt(s){}; \
+                     the partition stays attached and the next run detaches it",
+                    step.target(),
+                    step.lock_timeout,
+                    blocker.map(|b| format!(" ({b})")).unwrap_or_default()
+                )))
+            }
             Err(GaveUp {
                 error: TransactionError::Sql(error),
                 attempts,
@@ -268,7 +284,7 @@ fn transaction_attempt(
     watch: Watch<'_>,
 ) -> Result<u64, TransactionError> {
     let mut transaction = client.transaction()?;
-    transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout))?;
+    transaction.batch_execute(&transaction_settings(step))?;
     if let Some(guard) = &step.guard {
         let rows: i64 = transaction.query_one(guard.as_str(), &[])?.get(0);
         if rows > 0 {
@@ -285,6 +301,16 @@ fn transaction_attempt(
     }
     transaction.commit()?;
     Ok(moved_rows)
+}
+
+/// The settings a step's transaction starts with, as the plan shows them.
+pub(crate) fn transaction_settings(step: &Step) -> String {
+    let lock_timeout = format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout);
+    if step.lock_timeout_on_workers {
+        format!("SET LOCAL citus.propagate_set_commands = 'local'; {lock_timeout}")
+    } else {
+        lock_timeout
+    }
 }
 
 fn watch_build(

@@ -1196,8 +1196,11 @@ fn check_name_length(sample: &str) -> Result<(), String> {
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: set a shorter \
-             naming template (e.g. without {{parent}}: \"ev_p{{YYYY}}_{{MM}}\")",
-            sample.len()
+             naming template (e.g. without {{parent}}: \"ev_p{{YYYY}}_{{MM}}\"); a table Citus distributes needs \
+             {} bytes more for its shards' suffix (_NNNNNN), so at most {} there",
+            sample.len(),
+            crate::db::ident::CITUS_SHARD_SUFFIX_BYTES,
+            MAX_IDENTIFIER_BYTES - crate::db::ident::CITUS_SHARD_SUFFIX_BYTES
         ));
     }
     Ok(())

@@ -155,8 +155,8 @@ pub(crate) fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()>
     if step.transactional {
         writeln!(
             out,
-            "BEGIN;\nSET LOCAL lock_timeout = '{}';",
-            step.lock_timeout
+            "BEGIN;\n{};",
+            super::executor::transaction_settings(step).replace("; ", ";\n")
         )?;
         for sql in &step.sql {
             writeln!(out, "{sql};")?;
@@ -443,9 +443,11 @@ interval = "daily"
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            citus: None,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
+            citus_version: None,
             parents: vec![Some(events), None],
             ..Snapshot::default()
         };

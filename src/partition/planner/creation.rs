@@ -3,7 +3,9 @@
 //! attached (moving default-partition rows first when asked).
 
 use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step, bounds_text};
-use crate::db::ident::{QualifiedName, shorten_identifier};
+use crate::db::ident::{
+    CITUS_SHARD_SUFFIX_BYTES, MAX_IDENTIFIER_BYTES, QualifiedName, shorten_identifier,
+};
 use crate::db::{quote_ident, quote_literal};
 use crate::partition::calendar::{KeyType, KeyValue};
 use crate::partition::catalog::{self, Snapshot};
@@ -158,6 +160,10 @@ fn plan_new_partition(
         )));
         return;
     };
+    if let Some(problem) = citus_name_problem(context, &name) {
+        entries.push(Entry::Problem(problem));
+        return;
+    }
     let (from, to) = bounds_text(context, start);
     let end = periods.next(start).unwrap_or(KeyValue::MAX);
     let new = NewPartition {
@@ -180,6 +186,30 @@ fn plan_new_partition(
         entries.push(Entry::Step(create_step(context, &new, why)));
     }
     entries.push(Entry::Step(attach_step(context, new, pending)));
+}
+
+/// On a table Citus distributes, each partition's shards are named after it
+/// with `_` and the shard id appended: a name that leaves no room for that
+/// would be cut and hashed by Citus on every worker.
+fn citus_name_problem(context: &Context<'_>, name: &str) -> Option<Problem> {
+    let room = MAX_IDENTIFIER_BYTES - CITUS_SHARD_SUFFIX_BYTES;
+    (context.distributed() && name.len() > room).then(|| {
+        let mut problem = Problem::new(
+            context.table,
+            ProblemKind::NameTooLong,
+            format!(
+                "{}: partition names like \"{name}\" are {} bytes; {} is distributed by Citus, whose shards \
+                 add _ and the shard id (_NNNNNN, {CITUS_SHARD_SUFFIX_BYTES} bytes) within PostgreSQL's \
+                 {MAX_IDENTIFIER_BYTES}, so they must be at most {room}: set a shorter naming template \
+                 (naming = \"ev_p{{YYYY}}_{{MM}}\", say)",
+                context.table.location,
+                name.len(),
+                context.table.qualified_name()
+            ),
+        );
+        problem.partition = Some(QualifiedName::new(context.parent.schema.clone(), name.to_owned()));
+        problem
+    })
 }
 
 /// The table, like the parent, with a CHECK proving its bounds and a

@@ -15,7 +15,7 @@ pub use periods::Periods;
 mod retention;
 
 use super::calendar::{self, KeyType, KeyValue, SqlKey};
-use super::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+use super::catalog::{Bound, CitusTable, Parent, Partition, PartitionKey, Snapshot};
 use super::policy::{Policy, RetentionAction, Spacing, TablePolicy};
 use crate::db::ident::QualifiedName;
 use crate::db::retry::OnRetry;
@@ -106,6 +106,14 @@ pub struct Step {
     pub lock: Lock,
     /// The lock_timeout each statement runs under (the table's policy).
     pub lock_timeout: String,
+    /// On a table Citus distributes, the transaction's lock_timeout also
+    /// holds for the statements Citus sends to the workers: it is set after
+    /// `SET LOCAL citus.propagate_set_commands = 'local'`, without which
+    /// Citus keeps it on the coordinator and a lock wait on a worker shard
+    /// would hold the coordinator's lock (and the writers queued behind it)
+    /// for as long as it lasts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lock_timeout_on_workers: bool,
     /// Locks on other relations worth knowing (the default partition, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_locks: Option<String>,
@@ -131,6 +139,7 @@ impl Step {
             transactional: true,
             lock: Lock::None,
             lock_timeout: table.lock_timeout.to_string(),
+            lock_timeout_on_workers: false,
             other_locks: None,
             guard: None,
             on_retry: None,
@@ -181,6 +190,12 @@ pub enum ProblemKind {
     /// (a lock held by pending DDL, a value beyond bigint): without it no
     /// range can be placed, so nothing is planned for the table.
     UnknownMaxKey,
+    /// A Citus table of a kind pgm does not manage (reference, local,
+    /// single-shard or in a distributed schema).
+    CitusUnsupported,
+    /// A partition name leaves no room for the suffix Citus adds to the
+    /// names of its shards.
+    NameTooLong,
 }
 
 impl ProblemKind {
@@ -439,6 +454,12 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// A table Citus distributes: its partitions' rows live in shards on
+    /// the workers, and Citus refuses DETACH … CONCURRENTLY.
+    fn distributed(&self) -> bool {
+        self.parent.citus == Some(CitusTable::Distributed)
+    }
+
     fn name_of(partition: &Partition) -> QualifiedName {
         QualifiedName::new(partition.schema.clone(), partition.name.clone())
     }
@@ -458,6 +479,9 @@ fn manageable<'a>(
             ),
         ));
     };
+    if let Some(problem) = parent.citus.and_then(|kind| citus_unsupported(&name, kind)) {
+        return Err((ProblemKind::CitusUnsupported, problem));
+    }
     if parent.relkind != 'p' {
         let convert = if table.key.is_some() {
             format!("; `pgm partitions convert {name}` makes it one online")
@@ -517,6 +541,40 @@ fn manageable<'a>(
             ),
         )),
     }
+}
+
+/// Why pgm does not manage a Citus table of this kind, and what to do;
+/// `None` for a distributed table, which it manages.
+fn citus_unsupported(name: &str, kind: CitusTable) -> Option<String> {
+    let distribute = format!(
+        "distribute it by a column instead (SELECT create_distributed_table('{name}', 'tenant_id')), \
+         or remove its entry"
+    );
+    Some(match kind {
+        CitusTable::Distributed => return None,
+        CitusTable::Reference => format!(
+            "{name} is a Citus reference table (a copy on every node): Citus cannot partition a reference \
+             table, so pgm has nothing to manage; {distribute}"
+        ),
+        CitusTable::Local => format!(
+            "{name} is a Citus local table (added with citus_add_local_table_to_metadata): pgm manages \
+             partitioned tables distributed by a column, or not known to Citus at all; \
+             SELECT undistribute_table('{name}') makes it a plain table again, or {distribute}"
+        ),
+        CitusTable::SingleShard {
+            in_distributed_schema: true,
+        } => format!(
+            "{name} is in a distributed schema (Citus schema-based sharding), where every table is one \
+             shard and a table created there is distributed as it is created: pgm does not manage \
+             partitions there; keep the table in a regular schema and {distribute}"
+        ),
+        CitusTable::SingleShard {
+            in_distributed_schema: false,
+        } => format!(
+            "{name} is a single-shard Citus table (distributed without a column): pgm manages partitioned \
+             tables distributed by a column; {distribute}"
+        ),
+    })
 }
 
 /// The key as the policy reads it. An integer key is never taken for time
@@ -692,8 +750,7 @@ pub fn plan_table(
     plan_interrupted_retirements(&context, &existing, snapshot, cutoff, &mut entries);
 
     // 2. Retention.
-    let (retiring, retired_now) =
-        retention::plan_retention(&context, &existing, cutoff, &mut entries);
+    let retired_now = retention::plan_retention(&context, &existing, cutoff, &mut entries);
 
     // 3. Indexes on the parent, before new partitions, so that attaching an
     //    (empty) partition builds its indexes at once.
@@ -704,8 +761,16 @@ pub fn plan_table(
     creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
 
     // 5. Indexes of the partitions that stay.
-    indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut entries);
+    indexes::plan_partition_indexes(&context, &existing, &retired_now, &mut entries);
     entries.extend(many_partitions(table).map(Entry::Problem));
+    if context.distributed() {
+        for step in entries.iter_mut().filter_map(|entry| match entry {
+            Entry::Step(step) if step.transactional => Some(step),
+            _ => None,
+        }) {
+            step.lock_timeout_on_workers = true;
+        }
+    }
     entries
 }
 
