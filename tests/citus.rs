@@ -426,6 +426,12 @@ fn retires_around_a_long_report(reader_on_worker: bool) {
         stdout.contains("the detach of public.events_p2025_07 did not get its lock"),
         "the retirement that could not get its lock is reported: {stdout}"
     );
+    if reader_on_worker {
+        assert!(
+            stdout.contains("on a worker, while executing command on 127.0.0.1:"),
+            "the lock wait that gave up was on a worker, under the propagated lock_timeout: {stdout}"
+        );
+    }
     let mut client = db.connect();
     assert_eq!(partitions(&mut client).len(), 20, "nothing retired yet");
     let (code, stdout, stderr) = db.maintain();
@@ -523,7 +529,7 @@ fn citus_tables_pgm_does_not_manage_are_errors_of_their_own() {
 #[test]
 fn long_partition_names_of_a_distributed_table_are_refused_with_the_room_needed() {
     let db = CitusDb::new();
-    let parent = "events_with_a_rather_long_name_for_citus_shards";
+    let parent = "events_with_a_rather_long_name_for_citus_shard_tables";
     db.connect()
         .batch_execute(&format!(
             "CREATE TABLE {0} (user_id bigint NOT NULL, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at); \
@@ -539,7 +545,9 @@ fn long_partition_names_of_a_distributed_table_are_refused_with_the_room_needed(
     let (code, plan, stderr) = db.run(&["partitions", "plan", "--at", AT]);
     assert_eq!(code, Some(1), "{plan}\n{stderr}");
     assert!(
-        plan.contains("56 bytes") && plan.contains("shard"),
+        plan.contains("are 62 bytes")
+            && plan.contains("so they must be at most 56")
+            && plan.matches("name_too_long").count() == 1,
         "{plan}\n{stderr}"
     );
 }

@@ -212,10 +212,11 @@ impl Executor<'_> {
                 blocker,
             }) if step.action == Action::DetachPartition && retry::is_lock_timeout(&error) => {
                 Err(StepError::Deferred(format!(
-                    "the detach of {} did not get its lock within lock_timeout {} in {attempts} attempt(s){}; \
+                    "the detach of {} did not get its lock within lock_timeout {} in {attempts} attempt(s){}{}; \
                      the partition stays attached and the next run detaches it",
                     step.target(),
                     step.lock_timeout,
+                    on_node(&error),
                     blocker.map(|b| format!(" ({b})")).unwrap_or_default()
                 )))
             }
@@ -418,6 +419,17 @@ fn action_words(step: &Step) -> &'static str {
         Action::ConvertValidate => "validating the foreign key of",
         Action::ConvertDropOld => "dropping",
     }
+}
+
+/// Where Citus says a statement it sent failed (" on a worker, while
+/// executing command on host:port"), or nothing for a local failure.
+fn on_node(error: &postgres::Error) -> String {
+    error
+        .as_db_error()
+        .and_then(|db| db.where_())
+        .filter(|context| context.starts_with("while executing command on"))
+        .map(|context| format!(" on a worker, {context}"))
+        .unwrap_or_default()
 }
 
 fn describe(error: &postgres::Error) -> String {

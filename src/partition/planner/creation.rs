@@ -161,7 +161,14 @@ fn plan_new_partition(
         return;
     };
     if let Some(problem) = citus_name_problem(context, &name) {
-        entries.push(Entry::Problem(problem));
+        // One entry says it for every name of the template.
+        let said = entries
+            .iter()
+            .filter_map(Entry::problem)
+            .any(|p| p.kind == ProblemKind::NameTooLong);
+        if !said {
+            entries.push(Entry::Problem(problem));
+        }
         return;
     }
     let (from, to) = bounds_text(context, start);
