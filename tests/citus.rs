@@ -274,6 +274,10 @@ fn maintains_a_distributed_table_on_citus() {
         "{plan}"
     );
     assert!(
+        plan.contains("-- distributed by Citus: new partitions are created like the parent"),
+        "the plan says the table is distributed and what that changes: {plan}"
+    );
+    assert!(
         plan.contains("SET LOCAL citus.propagate_set_commands = 'local';\nSET LOCAL lock_timeout = '500ms';\nCOMMENT ON TABLE \"public\".\"events_p2025_07\""),
         "the detach's lock_timeout reaches the workers: {plan}"
     );

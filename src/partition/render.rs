@@ -52,6 +52,9 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n{name} ({})", describe(table))?;
+        if let Some(distributed) = plan.distributed(&name) {
+            writeln!(out, "  {}", distributed.note)?;
+        }
         if let Some(counted) = plan.counted_from(&name) {
             writeln!(
                 out,
@@ -115,6 +118,9 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n-- ===== {name} ({})", describe(table))?;
+        if let Some(distributed) = plan.distributed(&name) {
+            writeln!(out, "-- {}", distributed.note)?;
+        }
         if let Some(counted) = plan.counted_from(&name) {
             writeln!(
                 out,

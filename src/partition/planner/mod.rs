@@ -357,7 +357,25 @@ pub struct Plan {
     /// from and where that number came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub counted_from: Vec<CountedFrom>,
+    /// The tables Citus distributes, with what that changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub distributed: Vec<DistributedTable>,
 }
+
+/// A table Citus distributes, as the plan tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DistributedTable {
+    pub table: QualifiedName,
+    /// What pgm does differently for it, in words.
+    pub note: String,
+}
+
+/// What changes for a table Citus distributes.
+pub const DISTRIBUTED_NOTE: &str = "distributed by Citus: new partitions are created like the parent and \
+distributed by Citus on ATTACH; retired with a plain DETACH (Citus refuses CONCURRENTLY) under lock_timeout, \
+retried and left for the next run when it cannot get its lock; every transaction sets \
+citus.propagate_set_commands = 'local' before lock_timeout so the workers' shards are locked under it too; \
+sizes and rows are the shards'";
 
 /// The largest key of an ID-ranged table as the plan used it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -391,6 +409,11 @@ impl Plan {
         self.entries.iter().filter(move |e| e.table() == table)
     }
 
+    /// What the plan says of a table Citus distributes.
+    pub fn distributed(&self, table: &QualifiedName) -> Option<&DistributedTable> {
+        self.distributed.iter().find(|d| &d.table == table)
+    }
+
     /// Where the partitions of an ID-ranged table are counted from.
     pub fn counted_from(&self, table: &QualifiedName) -> Option<&CountedFrom> {
         self.counted_from.iter().find(|c| &c.table == table)
@@ -412,10 +435,23 @@ pub fn plan(policy: &Policy, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
         .enumerate()
         .filter_map(|(position, table)| counted_from(table, parent_of(position)?, now))
         .collect();
+    let distributed = policy
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| {
+            parent_of(*position).is_some_and(|p| p.citus == Some(CitusTable::Distributed))
+        })
+        .map(|(_, table)| DistributedTable {
+            table: table.parent(),
+            note: DISTRIBUTED_NOTE.to_owned(),
+        })
+        .collect();
     Plan {
         now,
         entries,
         counted_from,
+        distributed,
     }
 }
 
