@@ -555,3 +555,137 @@ fn long_partition_names_of_a_distributed_table_are_refused_with_the_room_needed(
         "{plan}\n{stderr}"
     );
 }
+
+/// The partitions past `columnar_after = "3 months"` at AT and not expired:
+/// 2025-11 through 2026-07.
+const COLUMNAR: [&str; 9] = [
+    "events_p2025_11",
+    "events_p2025_12",
+    "events_p2026_01",
+    "events_p2026_02",
+    "events_p2026_03",
+    "events_p2026_04",
+    "events_p2026_05",
+    "events_p2026_06",
+    "events_p2026_07",
+];
+
+impl CitusDb {
+    /// The same project with columnar_after and Citus's columnar access
+    /// method installed by a migration.
+    fn with_columnar(self) -> CitusDb {
+        let policy = POLICY.replace(
+            "retention = \"12 months\"\n",
+            "retention = \"12 months\"\ncolumnar_after = \"3 months\"\n",
+        );
+        std::fs::write(self.project.path().join("partman.toml"), policy).unwrap();
+        self.project.write(
+            "V4__columnar.sql",
+            "CREATE EXTENSION IF NOT EXISTS citus_columnar;\n",
+        );
+        let (code, stdout, stderr) = self.run(&["migrate"]);
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+        self
+    }
+}
+
+/// Rows of events outside the expired partitions: what conversion keeps.
+fn kept_rows(client: &mut postgres::Client) -> i64 {
+    count(
+        client,
+        "SELECT count(*) FROM events WHERE created_at >= '2025-11-01'",
+    )
+}
+
+fn assert_columnar(db: &CitusDb, rows: i64) {
+    let mut client = db.connect();
+    let methods = column(
+        &mut client,
+        "SELECT c.relname || ' ' || a.amname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_am a ON a.oid = c.relam WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+    );
+    for line in &methods {
+        let (name, method) = line.split_once(' ').unwrap();
+        let expected = if COLUMNAR.contains(&name) {
+            "columnar"
+        } else {
+            "heap"
+        };
+        assert_eq!(method, expected, "{name}: {methods:?}");
+    }
+    assert_eq!(kept_rows(&mut client), rows, "no row lost or doubled");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM pg_constraint WHERE conname LIKE '%pgm_bounds'"
+        ),
+        0,
+        "no bounds CHECK left"
+    );
+    assert_converged(db);
+}
+
+#[test]
+fn old_partitions_become_columnar_one_per_transaction() {
+    let db = CitusDb::new().with_events().with_columnar();
+    let rows = kept_rows(&mut db.connect());
+    let (code, plan, stderr) = db.run(&["partitions", "plan", "--at", AT, "--format", "sql"]);
+    assert_eq!(code, Some(0), "{plan}\n{stderr}");
+    assert_eq!(
+        plan.matches("SELECT alter_table_set_access_method(")
+            .count(),
+        COLUMNAR.len(),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "SET LOCAL citus.propagate_set_commands = 'local';\nSET LOCAL lock_timeout = '500ms';\n\
+             ALTER TABLE \"public\".\"events_p2026_07\" VALIDATE CONSTRAINT \"events_p2026_07_pgm_bounds\";\n\
+             SELECT alter_table_set_access_method('\"public\".\"events_p2026_07\"', 'columnar');\n\
+             ALTER TABLE \"public\".\"events_p2026_07\" DROP CONSTRAINT \"events_p2026_07_pgm_bounds\";\nCOMMIT;"
+        ),
+        "{plan}"
+    );
+    let started = Instant::now();
+    let (code, stdout, stderr) = db.maintain();
+    eprintln!(
+        "maintain with columnar conversion took {} ms:\n{stdout}",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("9 converted to columnar"), "{stdout}");
+    assert_columnar(&db, rows);
+    let (_, status, _) = db.run(&["partitions", "status", "--at", AT]);
+    eprintln!("{status}");
+    let (code, plan, _) = db.run(&["partitions", "plan", "--at", AT, "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "nothing left to do: {plan}");
+}
+
+#[test]
+fn killed_during_columnar_conversion_the_next_run_converges() {
+    let db = CitusDb::new().with_events().with_columnar();
+    let rows = kept_rows(&mut db.connect());
+    let mut killed_at = Vec::new();
+    for round in 0..8 {
+        let mut child = db.spawn_maintain();
+        let delay = Duration::from_millis(400 + round * 700 + fastrand::u64(0..300));
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let mut client = db.connect();
+        client
+            .batch_execute("SELECT recover_prepared_transactions()")
+            .unwrap();
+        let columnar = count(
+            &mut client,
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             JOIN pg_am a ON a.oid = c.relam WHERE i.inhparent = 'events'::regclass AND a.amname = 'columnar'",
+        );
+        killed_at.push(format!("{} ms: {columnar} columnar", delay.as_millis()));
+        assert_eq!(kept_rows(&mut client), rows, "after the kill at {delay:?}");
+    }
+    eprintln!("kills: {}", killed_at.join("; "));
+    let (code, stdout, stderr) = db.maintain();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_columnar(&db, rows);
+}

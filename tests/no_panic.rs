@@ -283,6 +283,8 @@ fn parent(
                 estimated_rows: -1,
                 estimated_bytes: i64::MAX,
                 indexes: Vec::new(),
+                access_method: None,
+                checks: Vec::new(),
             })
             .collect(),
         indexes: Vec::new(),
@@ -330,6 +332,7 @@ proptest! {
         let snapshot = Snapshot {
             server_version_num: 170000,
             citus_version: None,
+            columnar_installed: false,
             parents: policy
                 .tables
                 .iter()

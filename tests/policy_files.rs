@@ -11,7 +11,8 @@ use pgm::lint::config::LintConfig;
 use pgm::location::Location;
 use pgm::partition::calendar::Interval;
 use pgm::partition::policy::{
-    self, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing, TablePolicy,
+    self, ColumnarAfter, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing,
+    TablePolicy,
 };
 
 fn reference_path() -> PathBuf {
@@ -146,6 +147,11 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
             snapshot_wait: Timeout::from_millis(1_800_000),
             lock_retries: 5,
             max_drops_per_run: 5,
+            columnar_after: Some(ColumnarAfter {
+                amount: 3,
+                unit: RetentionUnit::Months,
+                text: "3 months".to_owned(),
+            }),
             indexes: vec![IndexPolicy {
                 name: "events_user_created_idx".to_owned(),
                 columns: vec!["user_id".to_owned(), "created_at DESC".to_owned()],

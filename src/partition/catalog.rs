@@ -78,6 +78,10 @@ pub struct Partition {
     pub estimated_rows: i64,
     pub estimated_bytes: i64,
     pub indexes: Vec<Index>,
+    /// Its table access method (`heap`, `columnar`…).
+    pub access_method: Option<String>,
+    /// The names of its CHECK constraints.
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -200,6 +204,8 @@ pub struct Snapshot {
     pub server_version_num: i32,
     /// The installed version of the citus extension, if any.
     pub citus_version: Option<String>,
+    /// Whether the columnar access method is installed (citus_columnar).
+    pub columnar_installed: bool,
     /// One per requested name, in order; `None` when it does not exist.
     pub parents: Vec<Option<Parent>>,
     pub pending: Vec<PendingTable>,
@@ -281,11 +287,13 @@ pub fn take_reads(client: &mut Client, reads: &[TableRead]) -> Result<Snapshot, 
     };
     let server = reader.query(
         "SELECT current_setting('server_version_num')::int4, \
-                (SELECT extversion::text FROM pg_extension WHERE extname = 'citus')",
+                (SELECT extversion::text FROM pg_extension WHERE extname = 'citus'), \
+                EXISTS (SELECT FROM pg_am WHERE amname = 'columnar')",
         &[],
     )?;
     reader.snapshot.server_version_num = server[0].get(0);
     reader.snapshot.citus_version = server[0].get(1);
+    reader.snapshot.columnar_installed = server[0].get(2);
     reader.read_parents(&qualified)?;
     let parent_oids: Vec<u32> = reader
         .snapshot
@@ -385,7 +393,9 @@ impl Reader<'_> {
             // locking) each partition: five times faster, and no lock to wait for.
             "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, 0), \
                     i.inhdetachpending, c.reltuples::int8, \
-                    c.relpages::int8 * current_setting('block_size')::int8 \
+                    c.relpages::int8 * current_setting('block_size')::int8, \
+                    (SELECT amname::text FROM pg_am WHERE oid = c.relam), \
+                    ARRAY(SELECT conname::text FROM pg_constraint WHERE conrelid = c.oid AND contype = 'c') \
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
             &[&parent_oids],
@@ -410,6 +420,8 @@ impl Reader<'_> {
                 estimated_rows: row.get(6),
                 estimated_bytes: row.get(7),
                 indexes: Vec::new(),
+                access_method: row.get(8),
+                checks: row.get(9),
             };
             if let Some(parent) = parent_position
                 .get(&parent_oid)

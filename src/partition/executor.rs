@@ -30,6 +30,8 @@ pub struct TableReport {
     pub archived: usize,
     pub indexes_built: usize,
     pub indexes_attached: usize,
+    /// Partitions converted to columnar (Citus).
+    pub columnar: usize,
     /// Steps that waited on other sessions past every retry and are left for
     /// the next run (a detach waiting for old snapshots, say).
     pub deferred: Vec<String>,
@@ -57,7 +59,9 @@ impl TableReport {
             Action::ArchivePartition => self.archived += 1,
             Action::CreateIndex if step.partition.is_some() => self.indexes_built += 1,
             Action::AttachIndex => self.indexes_attached += 1,
-            Action::CreateIndex
+            Action::ColumnarPartition => self.columnar += 1,
+            Action::ColumnarPrepare
+            | Action::CreateIndex
             | Action::DropInvalidIndex
             | Action::KeepDetached
             | Action::ConvertCreateTable
@@ -410,6 +414,8 @@ fn action_words(step: &Step) -> &'static str {
         Action::MoveDefaultRows => "moving default rows into and attaching",
         Action::DropInvalidIndex => "dropping invalid index",
         Action::AttachIndex => "attaching index",
+        Action::ColumnarPrepare => "adding the bounds CHECK (NOT VALID) to",
+        Action::ColumnarPartition => "converting to columnar",
         Action::ConvertCreateTable => "creating the partitioned table for",
         Action::ConvertStartCapture => "starting the change capture on",
         Action::ConvertBackfill => "copying a batch of",

@@ -22,6 +22,8 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::CreateIndex => ("i", "build index"),
         Action::AttachIndex => ("i", "attach index"),
         Action::DropInvalidIndex => ("i", "drop invalid index"),
+        Action::ColumnarPrepare => ("~", "add bounds check"),
+        Action::ColumnarPartition => ("~", "convert to columnar"),
         Action::ConvertCreateTable => ("+", "create partitioned table"),
         Action::ConvertStartCapture => ("+", "start change capture"),
         Action::ConvertBackfill => ("~", "backfill batch"),
@@ -353,6 +355,7 @@ fn summary_line(report: &TableReport) -> String {
         (report.archived, "archived"),
         (report.indexes_built, "indexes built"),
         (report.indexes_attached, "indexes attached"),
+        (report.columnar, "converted to columnar"),
     ] {
         if count > 0 {
             parts.push(format!("{count} {word}"));
@@ -411,6 +414,8 @@ interval = "daily"
             estimated_rows: 1200,
             estimated_bytes: 1800,
             indexes: Vec::new(),
+            access_method: None,
+            checks: Vec::new(),
         }
     }
 

@@ -126,17 +126,27 @@ impl NewPartition {
     /// The key in this period's range, as SQL; an end at MINVALUE or
     /// MAXVALUE (the ends of an integer type) bounds nothing.
     fn in_range(&self) -> String {
-        let column = &self.column;
-        let lower =
-            (self.from_literal != "MINVALUE").then(|| format!("{column} >= {}", self.from_literal));
-        let upper =
-            (self.to_literal != "MAXVALUE").then(|| format!("{column} < {}", self.to_literal));
-        let terms: Vec<String> = lower.into_iter().chain(upper).collect();
-        match terms.is_empty() {
-            true => "true".to_owned(),
-            false => terms.join(" AND "),
-        }
+        in_range_sql(&self.column, &self.from_literal, &self.to_literal)
     }
+}
+
+/// The key (quoted) in [from, to), as SQL.
+fn in_range_sql(column: &str, from_literal: &str, to_literal: &str) -> String {
+    let lower = (from_literal != "MINVALUE").then(|| format!("{column} >= {from_literal}"));
+    let upper = (to_literal != "MAXVALUE").then(|| format!("{column} < {to_literal}"));
+    let terms: Vec<String> = lower.into_iter().chain(upper).collect();
+    match terms.is_empty() {
+        true => "true".to_owned(),
+        false => terms.join(" AND "),
+    }
+}
+
+/// The CHECK that proves a partition's bounds, as creation writes it.
+pub(super) fn bounds_check_sql(column: &str, from_literal: &str, to_literal: &str) -> String {
+    format!(
+        "{column} IS NOT NULL AND {}",
+        in_range_sql(column, from_literal, to_literal)
+    )
 }
 
 fn plan_new_partition(
@@ -350,6 +360,6 @@ fn attach_step(context: &Context<'_>, new: NewPartition, pending: bool) -> Step 
     attach
 }
 
-fn bounds_constraint_name(partition: &str) -> String {
+pub(super) fn bounds_constraint_name(partition: &str) -> String {
     shorten_identifier(&format!("{partition}_pgm_bounds"))
 }

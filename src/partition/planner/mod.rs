@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod columnar;
 mod creation;
 mod indexes;
 pub use indexes::{child_index_name, on_empty_parent};
@@ -38,6 +39,11 @@ pub enum Action {
     MoveDefaultRows,
     DropInvalidIndex,
     AttachIndex,
+    /// On Citus: a CHECK proving a partition's bounds, NOT VALID, before
+    /// its conversion to columnar.
+    ColumnarPrepare,
+    /// On Citus: one partition converted to the columnar access method.
+    ColumnarPartition,
     /// `pgm partitions convert`: the partitioned table, its partitions and
     /// the change log, made next to the table being converted.
     ConvertCreateTable,
@@ -798,6 +804,10 @@ pub fn plan_table(
 
     // 5. Indexes of the partitions that stay.
     indexes::plan_partition_indexes(&context, &existing, &retired_now, &mut entries);
+
+    // 6. On Citus, partitions past columnar_after become columnar, with
+    //    the indexes just built.
+    columnar::plan_columnar(&context, &existing, snapshot, cutoff, now, &mut entries);
     entries.extend(many_partitions(table).map(Entry::Problem));
     if context.distributed() {
         for step in entries.iter_mut().filter_map(|entry| match entry {

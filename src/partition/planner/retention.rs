@@ -96,7 +96,7 @@ pub(super) fn plan_retention(
 }
 
 /// Rows and bytes, for the reasons of steps that remove a partition.
-fn size_words(partition: &Partition) -> String {
+pub(super) fn size_words(partition: &Partition) -> String {
     let rows = match partition.estimated_rows {
         ..0 => "row count unknown (never analyzed)".to_owned(),
         n => format!("about {n} rows"),
