@@ -453,6 +453,43 @@ fn a_long_reader_on_a_worker_shard_does_not_stall_writers() {
     retires_around_a_long_report(true);
 }
 
+/// What the propagation is for, printed for comparison (not asserted: a
+/// measurement): the same plain DETACH with lock_timeout set only on the
+/// coordinator, while a reader on a worker holds a shard for 4 s.
+#[test]
+fn without_the_propagated_lock_timeout_a_worker_reader_holds_writers() {
+    let db = CitusDb::new().with_events();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writing = writer(&db, stop.clone());
+    let mut reader = db.connect_worker(0);
+    let reading = std::thread::spawn(move || {
+        reader
+            .batch_execute("BEGIN; SELECT count(*) FROM events; SELECT pg_sleep(4); COMMIT;")
+            .unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let mut client = db.connect();
+    let started = Instant::now();
+    let result = client.batch_execute(
+        "BEGIN; SET LOCAL lock_timeout = '500ms';          ALTER TABLE events DETACH PARTITION events_p2025_07; ROLLBACK;",
+    );
+    let took = started.elapsed();
+    let _ = client.batch_execute("ROLLBACK");
+    reading.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (worst, inserts) = writing.join().unwrap();
+    eprintln!(
+        "lock_timeout on the coordinator only: the detach took {} ms ({}); the writer's worst insert of \
+         {inserts} took {} ms",
+        took.as_millis(),
+        match result {
+            Ok(()) => "it waited for the reader on the worker, then succeeded".to_owned(),
+            Err(error) => format!("failed: {error}"),
+        },
+        worst.as_millis()
+    );
+}
+
 /// Killed at instants spread over a run, each time run again until one
 /// completes: the clean run converges (partitions, shards, indexes).
 #[test]

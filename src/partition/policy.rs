@@ -1566,6 +1566,57 @@ mod tests {
     }
 
     #[test]
+    fn names_over_63_bytes_say_what_a_distributed_table_needs() {
+        let long = "a".repeat(55);
+        let text = problems(&format!(
+            "[[table]]\nname = \"public.{long}\"\ninterval = \"monthly\"\n"
+        ));
+        assert!(
+            text.contains("a table Citus distributes needs 7 bytes more for its shards' suffix (_NNNNNN), so at most 56 there"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn columnar_after_is_an_age_shorter_than_the_retention() {
+        let table =
+            "[[table]]\nname = \"public.e\"\ninterval = \"monthly\"\nretention = \"12 months\"\n";
+        let parsed = parse(
+            Path::new("partman.toml"),
+            &format!("{table}columnar_after = \"3 months\"\n"),
+        )
+        .unwrap();
+        let after = parsed.tables[0].columnar_after.as_ref().unwrap();
+        assert_eq!((after.amount, after.unit), (3, RetentionUnit::Months));
+        assert_eq!(
+            after.cutoff(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()),
+            NaiveDate::from_ymd_opt(2026, 8, 22).unwrap()
+        );
+        let text = problems(&format!("{table}columnar_after = \"1 year\"\n"));
+        assert!(
+            text.contains("partman.toml:5:18: columnar_after = \"1 year\" is not shorter than retention = \"12 months\""),
+            "{text}"
+        );
+        let text = problems(&format!("{table}columnar_after = \"3 moons\"\n"));
+        assert!(
+            text.contains("unknown unit \"moon\" in columnar_after"),
+            "{text}"
+        );
+        let text = problems(
+            "[[table]]\nname = \"public.o\"\ninterval = 1000\ncolumnar_after = \"3 months\"\n",
+        );
+        assert!(
+            text.contains("columnar_after is an age, for tables partitioned by time"),
+            "{text}"
+        );
+        let text = problems(&format!("{table}retention_action = \"columnar\"\n"));
+        assert!(
+            text.contains("write columnar_after = \"3 months\""),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn retention_parses_and_cuts_off_by_calendar() {
         assert_eq!(
             parse_retention("12 months"),
