@@ -289,7 +289,9 @@ fn transaction_attempt(
     watch: Watch<'_>,
 ) -> Result<u64, TransactionError> {
     let mut transaction = client.transaction()?;
-    transaction.batch_execute(&transaction_settings(step))?;
+    for setting in transaction_settings(step) {
+        transaction.batch_execute(&setting)?;
+    }
     if let Some(guard) = &step.guard {
         let rows: i64 = transaction.query_one(guard.as_str(), &[])?.get(0);
         if rows > 0 {
@@ -309,12 +311,17 @@ fn transaction_attempt(
 }
 
 /// The settings a step's transaction starts with, as the plan shows them.
-pub(crate) fn transaction_settings(step: &Step) -> String {
+/// Sent one by one: Citus passes on the text of the statement it is given,
+/// and a worker must get one SET, not a batch.
+pub(crate) fn transaction_settings(step: &Step) -> Vec<String> {
     let lock_timeout = format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout);
     if step.lock_timeout_on_workers {
-        format!("SET LOCAL citus.propagate_set_commands = 'local'; {lock_timeout}")
+        vec![
+            "SET LOCAL citus.propagate_set_commands = 'local'".to_owned(),
+            lock_timeout,
+        ]
     } else {
-        lock_timeout
+        vec![lock_timeout]
     }
 }
 

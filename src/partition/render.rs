@@ -161,11 +161,10 @@ pub(crate) fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()>
         )?;
     }
     if step.transactional {
-        writeln!(
-            out,
-            "BEGIN;\n{};",
-            super::executor::transaction_settings(step).replace("; ", ";\n")
-        )?;
+        writeln!(out, "BEGIN;")?;
+        for setting in super::executor::transaction_settings(step) {
+            writeln!(out, "{setting};")?;
+        }
         for sql in &step.sql {
             writeln!(out, "{sql};")?;
         }
