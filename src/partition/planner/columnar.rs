@@ -17,7 +17,7 @@ use crate::db::{quote_ident, quote_literal};
 use crate::partition::calendar::{self, KeyValue};
 use crate::partition::catalog::Snapshot;
 
-pub const COLUMNAR: &str = "columnar";
+const COLUMNAR: &str = "columnar";
 
 pub(super) fn plan_columnar(
     context: &Context<'_>,

@@ -266,10 +266,9 @@ fn create_step(context: &Context<'_>, new: &NewPartition, why: &str) -> Step {
             quote_ident(&context.parent.owner)
         ),
         format!(
-            "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({} IS NOT NULL AND {})",
+            "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({})",
             quote_ident(&new.constraint),
-            new.column,
-            new.in_range()
+            bounds_check_sql(&new.column, &new.from_literal, &new.to_literal)
         ),
         format!(
             "COMMENT ON TABLE {qualified} IS {}",
