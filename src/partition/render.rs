@@ -379,7 +379,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::partition::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+    use crate::partition::catalog::{Bound, CitusTable, Parent, Partition, PartitionKey, Snapshot};
     use crate::partition::planner;
     use crate::partition::policy;
 
@@ -421,6 +421,11 @@ interval = "daily"
     /// A month long expired, one misaligned, none for now: every kind of
     /// entry, a problem, and a cleanup declared for retries.
     fn plan() -> (policy::Policy, Plan) {
+        plan_on(None)
+    }
+
+    /// The same, with `events` held by Citus as `citus` says.
+    fn plan_on(citus: Option<CitusTable>) -> (policy::Policy, Plan) {
         let policy = policy::parse(Path::new("partman.toml"), POLICY).unwrap();
         let events = Parent {
             oid: 1,
@@ -453,7 +458,7 @@ interval = "daily"
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
-            citus: None,
+            citus,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
@@ -482,6 +487,59 @@ interval = "daily"
     fn sql_is_the_script_that_runs() {
         let (policy, plan) = plan();
         insta::assert_snapshot!(rendered(|out| write_sql(out, &policy, &plan)));
+    }
+
+    #[test]
+    fn a_distributed_table_is_retired_by_a_plain_detach_whose_lock_timeout_reaches_the_workers() {
+        let (policy, plan) = plan_on(Some(CitusTable::Distributed));
+        let sql = rendered(|out| write_sql(out, &policy, &plan));
+        assert!(
+            sql.contains("-- distributed by Citus: new partitions are created like the parent")
+        );
+        assert!(
+            sql.contains(
+                "BEGIN;\nSET LOCAL citus.propagate_set_commands = 'local';\nSET LOCAL lock_timeout = '1s';\n\
+                 COMMENT ON TABLE \"public\".\"events_old\" IS 'pgm: retiring partition of \"public\".\"events\"';\n\
+                 ALTER TABLE \"public\".\"events\" DETACH PARTITION \"public\".\"events_old\";\nCOMMIT;"
+            ),
+            "{sql}"
+        );
+        assert!(!sql.contains("CONCURRENTLY;\n-- "), "{sql}");
+        let detach = plan
+            .steps()
+            .find(|s| s.action == Action::DetachPartition)
+            .unwrap();
+        assert_eq!(
+            (detach.lock, detach.transactional),
+            (planner::Lock::AccessExclusive, true)
+        );
+        assert!(
+            plan.steps()
+                .filter(|s| s.transactional)
+                .all(|s| s.lock_timeout_on_workers)
+        );
+    }
+
+    #[test]
+    fn citus_tables_pgm_does_not_manage_are_error_entries() {
+        for (kind, words) in [
+            (CitusTable::Reference, "Citus reference table"),
+            (CitusTable::Local, "Citus local table"),
+            (
+                CitusTable::SingleShard {
+                    in_distributed_schema: true,
+                },
+                "distributed schema",
+            ),
+        ] {
+            let (_, plan) = plan_on(Some(kind));
+            let problem = plan
+                .problems()
+                .find(|p| p.kind == planner::ProblemKind::CitusUnsupported)
+                .unwrap_or_else(|| panic!("{kind:?}: {:?}", plan.entries));
+            assert!(problem.message.contains(words), "{}", problem.message);
+            assert!(plan.steps().all(|s| s.table.to_string() != "public.events"));
+        }
     }
 
     #[test]
