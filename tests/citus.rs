@@ -721,16 +721,19 @@ fn old_partitions_become_columnar_one_per_transaction() {
 #[test]
 fn killed_during_columnar_conversion_the_next_run_converges() {
     let db = CitusDb::new().with_events();
-    // Retention and indexes done first, so every kill falls among the
-    // conversions (each a few hundred ms), partway through one or between two.
+    // Retention and indexes done first: the runs below only convert.
     let (code, stdout, stderr) = db.maintain();
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let db = db.with_columnar();
     let rows = kept_rows(&mut db.connect());
+    let mut watcher = db.connect();
     let mut killed_at = Vec::new();
     for _ in 0..8 {
         let mut child = db.spawn_maintain();
-        let delay = Duration::from_millis(150 + fastrand::u64(0..450));
+        // Killed a random moment after the first conversion starts: within
+        // it, or within or between the next ones (each takes under 100 ms here).
+        let converting = wait_for_conversion(&mut watcher, &mut child);
+        let delay = Duration::from_millis(fastrand::u64(0..500));
         std::thread::sleep(delay);
         let _ = child.kill();
         child.wait().unwrap();
@@ -743,11 +746,41 @@ fn killed_during_columnar_conversion_the_next_run_converges() {
             "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
              JOIN pg_am a ON a.oid = c.relam WHERE i.inhparent = 'events'::regclass AND a.amname = 'columnar'",
         );
-        killed_at.push(format!("{} ms: {columnar} columnar", delay.as_millis()));
+        killed_at.push(match converting {
+            true => format!(
+                "{} ms after a conversion started: {columnar} columnar",
+                delay.as_millis()
+            ),
+            false => format!("after the run ended: {columnar} columnar"),
+        });
         assert_eq!(kept_rows(&mut client), rows, "after the kill at {delay:?}");
+        if !converting {
+            break;
+        }
     }
     eprintln!("kills: {}", killed_at.join("; "));
     let (code, stdout, stderr) = db.maintain();
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert_columnar(&db, rows);
+}
+
+/// Waits until `child` runs alter_table_set_access_method (true), or has
+/// ended (false).
+fn wait_for_conversion(watcher: &mut postgres::Client, child: &mut std::process::Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let converting = count(
+            watcher,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE 'SELECT alter_table_set_access_method(%'",
+        );
+        if converting > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no conversion started within 60 s");
 }
