@@ -784,3 +784,33 @@ fn wait_for_conversion(watcher: &mut postgres::Client, child: &mut std::process:
     }
     panic!("no conversion started within 60 s");
 }
+
+/// A distributed table cut into ID ranges: its largest key is read through
+/// Citus (a distributed `max`) and the ranges are counted from it.
+#[test]
+fn a_distributed_table_cut_into_id_ranges_is_counted_from_its_largest_id() {
+    let db = CitusDb::new();
+    db.connect()
+        .batch_execute(
+            "CREATE TABLE orders (id bigint NOT NULL, tenant_id bigint NOT NULL) PARTITION BY RANGE (id); \
+             SELECT create_distributed_table('orders', 'tenant_id', shard_count := 2); \
+             CREATE TABLE orders_p0000000000000000000 PARTITION OF orders FOR VALUES FROM (0) TO (1000); \
+             CREATE TABLE orders_p0000000000000001000 PARTITION OF orders FOR VALUES FROM (1000) TO (2000); \
+             INSERT INTO orders SELECT g, g % 10 FROM generate_series(1, 1500) g;",
+        )
+        .unwrap();
+    std::fs::write(
+        db.project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.orders\"\ninterval = 1000\npremake = 2\n",
+    )
+    .unwrap();
+    let (code, plan, stderr) = db.run(&["partitions", "plan", "--at", AT]);
+    assert_eq!(code, Some(0), "{plan}\n{stderr}");
+    assert!(
+        plan.contains("the range that holds the largest id, 1500, read as max(id) of public.orders_p0000000000000001000"),
+        "{plan}"
+    );
+    let (code, stdout, stderr) = db.maintain();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("2 created"), "{stdout}");
+}

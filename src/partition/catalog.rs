@@ -723,13 +723,14 @@ GROUP BY sh.rel";
 
 /// `max(key)` of the partition `$2` (quoted), and whether a valid,
 /// non-partial index on it leads with the key `$1` (the read is then an
-/// index read, else a scan).
+/// index read, else a scan). The `max` is a subquery of its own: Citus
+/// cannot push a catalog subquery down next to an aggregate of a
+/// distributed table, and plans a subquery of its own apart.
 fn max_key_sql(column: &str, qualified: &str) -> String {
     format!(
-        "SELECT max({})::text, EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a \
+        "SELECT (SELECT max({})::text FROM {qualified}), EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a \
          ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] \
-         WHERE x.indrelid = to_regclass($2) AND a.attname = $1 AND x.indisvalid AND x.indpred IS NULL) \
-         FROM {qualified}",
+         WHERE x.indrelid = to_regclass($2) AND a.attname = $1 AND x.indisvalid AND x.indpred IS NULL)",
         quote_ident(column)
     )
 }
