@@ -480,9 +480,14 @@ impl Reader<'_> {
                 .saturating_add(MAX_KEY_READ_BUDGET_MS),
         );
         let mut savepoint = self.transaction.savepoint("pgm_max_key")?;
+        // On Citus the read runs on the workers' shards too: the settings
+        // reach them only when propagated, one statement each.
+        if self.snapshot.citus_version.is_some() {
+            savepoint.batch_execute("SET LOCAL citus.propagate_set_commands = 'local'")?;
+        }
+        savepoint.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", within.setting()))?;
         savepoint.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'",
-            within.setting(),
+            "SET LOCAL statement_timeout = '{}'",
             budget.setting()
         ))?;
         let mut found = Ok(None);
