@@ -22,6 +22,7 @@ use thiserror::Error;
 use crate::db::settings::{ConnectionSettings, Endpoint, Host, SslMode};
 use crate::os::{self, Account};
 
+pub mod citus;
 pub mod pgbouncer;
 
 pub use pgbouncer::{PgBouncer, PgBouncerOptions, PoolMode};
@@ -130,7 +131,7 @@ impl ServerBinaries {
         })
     }
 
-    fn at(dir: &Path) -> Option<Self> {
+    pub(crate) fn at(dir: &Path) -> Option<Self> {
         if !dir.join("initdb").is_file() || !dir.join("postgres").is_file() {
             return None;
         }
@@ -182,6 +183,9 @@ pub struct SandboxOptions {
     /// this is how something deliberate goes in, such as a preloaded
     /// library that fakes the clock. initdb does not get it.
     pub server_env: Vec<(OsString, OsString)>,
+    /// Trust connections over the loopback address too (not only over the
+    /// Unix socket): how the nodes of a Citus cluster reach one another.
+    pub trust_loopback: bool,
 }
 
 /// A process a test binary leaves running until it exits.
@@ -248,7 +252,7 @@ impl Sandbox {
         let root = create_root(&temp_root, run_as.as_ref())?;
         // From here on, a failure must not leave the directory behind.
         let cleanup = RemoveOnError(Some(root.clone()));
-        initdb(&binaries, &root, run_as.as_ref())?;
+        initdb(&binaries, &root, options.trust_loopback, run_as.as_ref())?;
         if !options.setup_sql.is_empty() {
             run_setup_sql(&binaries, &root, options, run_as.as_ref())?;
         }
@@ -503,8 +507,14 @@ fn server_command(
 fn initdb(
     binaries: &ServerBinaries,
     root: &Path,
+    trust_loopback: bool,
     run_as: Option<&Account>,
 ) -> Result<(), SandboxError> {
+    let host_auth = if trust_loopback {
+        "--auth-host=trust"
+    } else {
+        "--auth-host=scram-sha-256"
+    };
     let log_path = root.join("initdb.log");
     let log = fs::File::create(&log_path).map_err(io_error("creating initdb.log"))?;
     let status = server_command(binaries, "initdb", root, run_as)
@@ -514,7 +524,7 @@ fn initdb(
             "-U",
             SUPERUSER,
             "--auth-local=trust",
-            "--auth-host=scram-sha-256",
+            host_auth,
         ])
         .args(["--encoding=UTF8", "--locale=C", "--no-sync"])
         .stdout(log.try_clone().map_err(io_error("opening initdb.log"))?)

@@ -283,6 +283,8 @@ fn parent(
                 estimated_rows: -1,
                 estimated_bytes: i64::MAX,
                 indexes: Vec::new(),
+                access_method: None,
+                checks: Vec::new(),
             })
             .collect(),
         indexes: Vec::new(),
@@ -292,6 +294,7 @@ fn parent(
             indexed: true,
         }),
         max_key_failure: None,
+        citus: None,
     }
 }
 
@@ -328,6 +331,8 @@ proptest! {
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
+            citus_version: None,
+            columnar_installed: false,
             parents: policy
                 .tables
                 .iter()

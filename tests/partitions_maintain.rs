@@ -425,3 +425,75 @@ fn on_a_read_only_replica_nothing_is_done_and_it_says_why() {
         "{stderr}"
     );
 }
+
+/// With `max_drops_per_run` holding retirements back, the expired
+/// partitions that stay get the declared index too: the parent index is
+/// valid right after the run, and `check` is clean, not only once the last
+/// of them is gone.
+#[test]
+fn a_parent_index_is_valid_after_a_run_that_holds_retirements_back() {
+    let db = TestDb::new();
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.readings\"\ninterval = \"monthly\"\npremake = 3\n\
+         retention = \"12 months\"\nmax_drops_per_run = 1\n\n\
+         [[table.index]]\nname = \"readings_device_taken_idx\"\ncolumns = [\"device_id\", \"taken_at DESC\"]\n",
+    )
+    .unwrap();
+    db.connect()
+        .batch_execute(
+            "CREATE TABLE readings (device_id bigint NOT NULL, taken_at timestamptz NOT NULL) PARTITION BY RANGE (taken_at); \
+             DO $$ DECLARE m date; BEGIN \
+               FOR m IN SELECT generate_series('2025-08-01'::date, '2026-11-01', '1 month') LOOP \
+                 EXECUTE format('CREATE TABLE readings_p%s PARTITION OF readings FOR VALUES FROM (%L) TO (%L)', \
+                   to_char(m, 'YYYY_MM'), m::timestamptz, (m + interval '1 month')::timestamptz); \
+               END LOOP; END $$; \
+             INSERT INTO readings SELECT g, timestamptz '2025-08-01' + g * interval '1 hour' FROM generate_series(1, 11000) g;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) = maintain(&project, &db, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let mut client = db.connect();
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT count(*) FROM pg_class c JOIN pg_inherits i ON i.inhrelid = c.oid \
+             WHERE i.inhparent = 'readings'::regclass AND c.relname < 'readings_p2025_11'"
+        ),
+        ["2"],
+        "one of the three expired partitions retired, two held back: {stdout}"
+    );
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'readings_device_taken_idx'::regclass"
+        ),
+        ["true"],
+        "the parent index is valid although expired partitions wait for later runs"
+    );
+    let check = project
+        .pgm(&db)
+        .args(["partitions", "check", "--at", AT])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&check);
+    assert_eq!(
+        code,
+        Some(0),
+        "check is clean right after maintain: {stdout}\n{stderr}"
+    );
+    for _ in 0..2 {
+        let (code, stdout, stderr) = maintain(&project, &db, &[]);
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    }
+    assert_eq!(
+        column(
+            &mut client,
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'readings'::regclass"
+        ),
+        ["16"],
+        "the held-back partitions are retired by the next runs: 12 kept, the current month and 3 ahead"
+    );
+    no_leftovers(&db);
+}

@@ -163,6 +163,7 @@ fn table_policy(case: &Case) -> TablePolicy {
         snapshot_wait: Timeout::from_millis(1_800_000),
         lock_retries: 5,
         max_drops_per_run: case.max_drops,
+        columnar_after: None,
         indexes: Vec::new(),
         location: Location {
             path: "p.toml".into(),
@@ -212,6 +213,8 @@ fn partition(case: &Case, oid: u32, start: NaiveDate) -> Partition {
         estimated_rows: 10,
         estimated_bytes: 8192,
         indexes: Vec::new(),
+        access_method: None,
+        checks: Vec::new(),
     }
 }
 
@@ -231,6 +234,8 @@ fn snapshot(case: &Case) -> Snapshot {
     }
     Snapshot {
         server_version_num: 170000,
+        citus_version: None,
+        columnar_installed: false,
         parents: vec![Some(Parent {
             oid: 1,
             schema: "public".into(),
@@ -249,6 +254,7 @@ fn snapshot(case: &Case) -> Snapshot {
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            citus: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -550,6 +556,8 @@ fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
         estimated_rows: 10,
         estimated_bytes: 8192,
         indexes: Vec::new(),
+        access_method: None,
+        checks: Vec::new(),
     }
 }
 

@@ -11,7 +11,8 @@ use pgm::lint::config::LintConfig;
 use pgm::location::Location;
 use pgm::partition::calendar::Interval;
 use pgm::partition::policy::{
-    self, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing, TablePolicy,
+    self, ColumnarAfter, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing,
+    TablePolicy,
 };
 
 fn reference_path() -> PathBuf {
@@ -146,6 +147,7 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
             snapshot_wait: Timeout::from_millis(1_800_000),
             lock_retries: 5,
             max_drops_per_run: 5,
+            columnar_after: None,
             indexes: vec![IndexPolicy {
                 name: "events_user_created_idx".to_owned(),
                 columns: vec!["user_id".to_owned(), "created_at DESC".to_owned()],
@@ -188,6 +190,15 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
         "retention_action = \"archive\"",
     );
     let parsed = policy::parse(&path, &archiving).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        parsed.tables[0].columnar_after,
+        Some(ColumnarAfter {
+            amount: 3,
+            unit: RetentionUnit::Months,
+            text: "3 months".to_owned(),
+        }),
+        "columnar_after, commented out, parses to the age written there"
+    );
     assert_eq!(
         parsed.tables[0].retention.as_ref().unwrap().action,
         RetentionAction::Archive {

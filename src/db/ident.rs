@@ -7,6 +7,10 @@ use serde::{Serialize, Serializer};
 /// PostgreSQL truncates identifiers longer than this many bytes.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
+/// What Citus appends to a table's name for each of its shards: `_` and
+/// the shard id (`_102008`), within the same 63 bytes.
+pub const CITUS_SHARD_SUFFIX_BYTES: usize = 7;
+
 /// Quotes an identifier for SQL: always double-quoted, inner quotes doubled,
 /// so any name (mixed case, keywords, spaces) round-trips exactly.
 pub fn quote_ident(name: &str) -> String {

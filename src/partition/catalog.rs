@@ -79,6 +79,10 @@ pub struct Partition {
     pub estimated_rows: i64,
     pub estimated_bytes: i64,
     pub indexes: Vec<Index>,
+    /// Its table access method (`heap`, `columnar`…).
+    pub access_method: Option<String>,
+    /// The names of its CHECK constraints.
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -112,6 +116,32 @@ pub struct Parent {
     /// Why the largest key could not be read (a lock held by pending DDL,
     /// a read cut short), in words that say what to do.
     pub max_key_failure: Option<String>,
+    /// What Citus makes of the table, when the extension is installed and
+    /// the table is in its metadata.
+    pub citus: Option<CitusTable>,
+}
+
+/// How Citus holds a table (its `pg_dist_partition` row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CitusTable {
+    /// Hash-distributed: its partitions are distributed on ATTACH, their
+    /// rows live in shards on the workers.
+    Distributed,
+    /// A single-shard table, as schema-based sharding makes every table of
+    /// a distributed schema.
+    SingleShard { in_distributed_schema: bool },
+    /// A copy on every node.
+    Reference,
+    /// Kept on the coordinator, known to Citus's metadata.
+    Local,
+}
+
+/// Rows and bytes of one relation, summed over its shards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct ShardTotals {
+    rows: i64,
+    bytes: i64,
 }
 
 /// The largest key value of an integer-keyed table and where it was read.
@@ -194,6 +224,10 @@ impl Conversion {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Snapshot {
     pub server_version_num: i32,
+    /// The installed version of the citus extension, if any.
+    pub citus_version: Option<String>,
+    /// Whether the columnar access method is installed (citus_columnar).
+    pub columnar_installed: bool,
     /// One per requested name, in order; `None` when it does not exist.
     pub parents: Vec<Option<Parent>>,
     pub pending: Vec<PendingTable>,
@@ -275,8 +309,15 @@ pub fn take_reads(client: &mut Client, reads: &[TableRead]) -> Result<Snapshot, 
         snapshot: Snapshot::default(),
         started: std::time::Instant::now(),
     };
-    reader.snapshot.server_version_num =
-        reader.query("SELECT current_setting('server_version_num')::int4", &[])?[0].get(0);
+    let server = reader.query(
+        "SELECT current_setting('server_version_num')::int4, \
+                (SELECT extversion::text FROM pg_extension WHERE extname = 'citus'), \
+                EXISTS (SELECT FROM pg_am WHERE amname = 'columnar')",
+        &[],
+    )?;
+    reader.snapshot.server_version_num = server[0].get(0);
+    reader.snapshot.citus_version = server[0].get(1);
+    reader.snapshot.columnar_installed = server[0].get(2);
     reader.read_parents(&qualified)?;
     let parent_oids: Vec<u32> = reader
         .snapshot
@@ -286,6 +327,10 @@ pub fn take_reads(client: &mut Client, reads: &[TableRead]) -> Result<Snapshot, 
         .map(|p| p.oid)
         .collect();
     reader.read_partitions(&parent_oids)?;
+    if reader.snapshot.citus_version.is_some() {
+        reader.read_citus_tables(&parent_oids)?;
+        reader.read_shard_totals()?;
+    }
     let within: Vec<Option<Timeout>> = reads.iter().map(|r| r.max_key_within).collect();
     reader.read_max_keys(&within)?;
     reader.read_indexes(&parent_oids)?;
@@ -392,6 +437,7 @@ impl Reader<'_> {
                     indexes: Vec::new(),
                     max_key: None,
                     max_key_failure: None,
+                    citus: None,
                 })
             })
             .collect();
@@ -404,7 +450,9 @@ impl Reader<'_> {
             // locking) each partition: five times faster, and no lock to wait for.
             "SELECT i.inhparent, c.oid, n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, 0), \
                     i.inhdetachpending, c.reltuples::int8, \
-                    c.relpages::int8 * current_setting('block_size')::int8 \
+                    c.relpages::int8 * current_setting('block_size')::int8, \
+                    (SELECT amname::text FROM pg_am WHERE oid = c.relam), \
+                    ARRAY(SELECT conname::text FROM pg_constraint WHERE conrelid = c.oid AND contype = 'c') \
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
             &[&parent_oids],
@@ -429,6 +477,8 @@ impl Reader<'_> {
                 estimated_rows: row.get(6),
                 estimated_bytes: row.get(7),
                 indexes: Vec::new(),
+                access_method: row.get(8),
+                checks: row.get(9),
             };
             if let Some(parent) = parent_position
                 .get(&parent_oid)
@@ -487,9 +537,14 @@ impl Reader<'_> {
                 .saturating_add(MAX_KEY_READ_BUDGET_MS),
         );
         let mut savepoint = self.transaction.savepoint("pgm_max_key")?;
+        // On Citus the read runs on the workers' shards too: the settings
+        // reach them only when propagated, one statement each.
+        if self.snapshot.citus_version.is_some() {
+            savepoint.batch_execute("SET LOCAL citus.propagate_set_commands = 'local'")?;
+        }
+        savepoint.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", within.setting()))?;
         savepoint.batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{}'; SET LOCAL statement_timeout = '{}'",
-            within.setting(),
+            "SET LOCAL statement_timeout = '{}'",
             budget.setting()
         ))?;
         let mut found = Ok(None);
@@ -522,6 +577,109 @@ impl Reader<'_> {
         }
         savepoint.rollback()?;
         Ok(found)
+    }
+
+    /// Which parents Citus holds, and how: one query on its metadata.
+    fn read_citus_tables(&mut self, parent_oids: &[u32]) -> Result<(), postgres::Error> {
+        // Schema-based sharding (pg_dist_schema) came with Citus 12.
+        let schema_based = self
+            .snapshot
+            .citus_version
+            .as_deref()
+            .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
+            .is_some_and(|major| major >= 12);
+        let in_distributed_schema = if schema_based {
+            "EXISTS (SELECT FROM pg_dist_schema ds JOIN pg_class c ON c.relnamespace = ds.schemaid \
+             WHERE c.oid = p.logicalrelid)"
+        } else {
+            "false"
+        };
+        let rows = self.query(
+            &format!(
+                "SELECT p.logicalrelid::oid, p.partmethod::text, p.repmodel::text, p.colocationid::int4, \
+                        {in_distributed_schema} \
+                 FROM pg_dist_partition p WHERE p.logicalrelid::oid = ANY($1::oid[])"
+            ),
+            &[&parent_oids],
+        )?;
+        let kinds: HashMap<u32, CitusTable> = rows
+            .iter()
+            .map(|row| {
+                let (method, model, colocation): (String, String, i32) =
+                    (row.get(1), row.get(2), row.get(3));
+                let kind = match (method.as_str(), model.as_str(), colocation) {
+                    (_, "t", _) => CitusTable::Reference,
+                    ("h", _, _) => CitusTable::Distributed,
+                    (_, _, 0) => CitusTable::Local,
+                    _ => CitusTable::SingleShard {
+                        in_distributed_schema: row.get(4),
+                    },
+                };
+                (row.get::<_, u32>(0), kind)
+            })
+            .collect();
+        for parent in self.snapshot.parents.iter_mut().flatten() {
+            parent.citus = kinds.get(&parent.oid).copied();
+        }
+        Ok(())
+    }
+
+    /// Rows and sizes of the partitions of distributed parents, from their
+    /// shards: the coordinator's partitions are empty shells. One query,
+    /// one remote call per node, whatever the number of shards. A node that
+    /// cannot answer costs only these numbers (the shells' stay), not the run.
+    fn read_shard_totals(&mut self) -> Result<(), postgres::Error> {
+        let partition_oids: Vec<u32> = self
+            .snapshot
+            .parents
+            .iter()
+            .flatten()
+            .filter(|p| p.citus == Some(CitusTable::Distributed))
+            .flat_map(|p| p.partitions.iter().map(|partition| partition.oid))
+            .collect();
+        if partition_oids.is_empty() {
+            return Ok(());
+        }
+        let mut savepoint = self.transaction.savepoint("pgm_shard_totals")?;
+        self.snapshot.queries += 1;
+        let read = savepoint.query(SHARD_TOTALS_SQL, &[&partition_oids]);
+        savepoint.rollback()?;
+        let rows = match read {
+            Ok(rows) => rows,
+            Err(error) if error.as_db_error().is_some() => {
+                tracing::warn!(
+                    "the sizes of distributed partitions could not be read from the workers ({error}); \
+                     the coordinator's numbers are shown"
+                );
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        let totals: HashMap<u32, ShardTotals> = rows
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<_, u32>(0),
+                    ShardTotals {
+                        rows: row.get(1),
+                        bytes: row.get(2),
+                    },
+                )
+            })
+            .collect();
+        for partition in self
+            .snapshot
+            .parents
+            .iter_mut()
+            .flatten()
+            .flat_map(|p| p.partitions.iter_mut())
+        {
+            if let Some(totals) = totals.get(&partition.oid) {
+                partition.estimated_rows = totals.rows;
+                partition.estimated_bytes = totals.bytes;
+            }
+        }
+        Ok(())
     }
 
     fn read_indexes(&mut self, parent_oids: &[u32]) -> Result<(), postgres::Error> {
@@ -600,15 +758,41 @@ impl Reader<'_> {
     }
 }
 
+/// Per relation of `$1` (oids of distributed tables): the row estimate
+/// summed over its shards (-1 when a shard holding data was never
+/// analyzed; an empty one counts 0) and the
+/// shards' heap bytes, as `citus_relation_size` counts them. Every node
+/// looks up the shard names it holds (`to_regclass` answers NULL for the
+/// others) in one call of `run_command_on_all_nodes`.
+const SHARD_TOTALS_SQL: &str = "\
+WITH shards AS ( \
+    SELECT s.logicalrelid::oid AS rel, shard_name(s.logicalrelid, s.shardid) AS name \
+    FROM pg_dist_shard s WHERE s.logicalrelid::oid = ANY($1::oid[]) \
+), answers AS ( \
+    SELECT r.result FROM run_command_on_all_nodes(format( \
+        $q$SELECT coalesce(json_agg(json_build_array(w.name, \
+           CASE WHEN c.reltuples < 0 AND pg_relation_size(c.oid) = 0 THEN 0 ELSE c.reltuples::int8 END, \
+           pg_relation_size(c.oid))), '[]') \
+           FROM unnest(%L::text[]) AS w(name) JOIN pg_class c ON c.oid = to_regclass(w.name)$q$, \
+        (SELECT array_agg(name) FROM shards))) r \
+    WHERE r.success \
+) \
+SELECT sh.rel, \
+       CASE WHEN bool_and((e->>1)::int8 >= 0) THEN sum((e->>1)::int8)::int8 ELSE -1 END, \
+       sum((e->>2)::int8)::int8 \
+FROM answers, json_array_elements(answers.result::json) e JOIN shards sh ON sh.name = e->>0 \
+GROUP BY sh.rel";
+
 /// `max(key)` of the partition `$2` (quoted), and whether a valid,
 /// non-partial index on it leads with the key `$1` (the read is then an
-/// index read, else a scan).
+/// index read, else a scan). The `max` is a subquery of its own: Citus
+/// cannot push a catalog subquery down next to an aggregate of a
+/// distributed table, and plans a subquery of its own apart.
 fn max_key_sql(column: &str, qualified: &str) -> String {
     format!(
-        "SELECT max({})::text, EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a \
+        "SELECT (SELECT max({})::text FROM {qualified}), EXISTS (SELECT 1 FROM pg_index x JOIN pg_attribute a \
          ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0] \
-         WHERE x.indrelid = to_regclass($2) AND a.attname = $1 AND x.indisvalid AND x.indpred IS NULL) \
-         FROM {qualified}",
+         WHERE x.indrelid = to_regclass($2) AND a.attname = $1 AND x.indisvalid AND x.indpred IS NULL)",
         quote_ident(column)
     )
 }

@@ -30,6 +30,8 @@ pub struct TableReport {
     pub archived: usize,
     pub indexes_built: usize,
     pub indexes_attached: usize,
+    /// Partitions converted to columnar (Citus).
+    pub columnar: usize,
     /// Steps that waited on other sessions past every retry and are left for
     /// the next run (a detach waiting for old snapshots, say).
     pub deferred: Vec<String>,
@@ -57,7 +59,9 @@ impl TableReport {
             Action::ArchivePartition => self.archived += 1,
             Action::CreateIndex if step.partition.is_some() => self.indexes_built += 1,
             Action::AttachIndex => self.indexes_attached += 1,
-            Action::CreateIndex
+            Action::ColumnarPartition => self.columnar += 1,
+            Action::ColumnarPrepare
+            | Action::CreateIndex
             | Action::DropInvalidIndex
             | Action::KeepDetached
             | Action::ConvertCreateTable
@@ -123,7 +127,7 @@ impl Executor<'_> {
             if let (Action::DetachPartition, Some(waiting)) = (step.action, &blocked.pending_detach)
             {
                 report.deferred.push(format!(
-                    "the detach of {} waits until the detach of {waiting} is finished",
+                    "the detach of {} is left for the next run, after that of {waiting}, which did not finish",
                     step.target()
                 ));
                 blocked.add(step);
@@ -239,6 +243,23 @@ impl Executor<'_> {
                 error: TransactionError::Guard(rows),
                 ..
             }) => Err(StepError::Refused(guard_refusal(step, rows))),
+            // Retention can wait: a plain detach that never got its lock
+            // (a long report holds the table) is left for the next run, as a
+            // concurrent detach waiting for old snapshots is.
+            Err(GaveUp {
+                error: TransactionError::Sql(error),
+                attempts,
+                blocker,
+            }) if step.action == Action::DetachPartition && retry::is_lock_timeout(&error) => {
+                Err(StepError::Deferred(format!(
+                    "the detach of {} did not get its lock within lock_timeout {} in {attempts} attempt(s){}{}; \
+                     the partition stays attached and the next run detaches it",
+                    step.target(),
+                    step.lock_timeout,
+                    on_node(&error),
+                    blocker.map(|b| format!(" ({b})")).unwrap_or_default()
+                )))
+            }
             Err(GaveUp {
                 error: TransactionError::Sql(error),
                 attempts,
@@ -304,7 +325,9 @@ fn transaction_attempt(
     watch: Watch<'_>,
 ) -> Result<u64, TransactionError> {
     let mut transaction = client.transaction()?;
-    transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout))?;
+    for setting in transaction_settings(step) {
+        transaction.batch_execute(&setting)?;
+    }
     if let Some(guard) = &step.guard {
         let rows: i64 = transaction.query_one(guard.as_str(), &[])?.get(0);
         if rows > 0 {
@@ -321,6 +344,21 @@ fn transaction_attempt(
     }
     transaction.commit()?;
     Ok(moved_rows)
+}
+
+/// The settings a step's transaction starts with, as the plan shows them.
+/// Sent one by one: Citus passes on the text of the statement it is given,
+/// and a worker must get one SET, not a batch.
+pub(crate) fn transaction_settings(step: &Step) -> Vec<String> {
+    let lock_timeout = format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout);
+    if step.lock_timeout_on_workers {
+        vec![
+            "SET LOCAL citus.propagate_set_commands = 'local'".to_owned(),
+            lock_timeout,
+        ]
+    } else {
+        vec![lock_timeout]
+    }
 }
 
 fn watch_build(
@@ -423,6 +461,8 @@ fn action_words(step: &Step) -> &'static str {
         Action::MoveDefaultRows => "moving default rows into and attaching",
         Action::DropInvalidIndex => "dropping invalid index",
         Action::AttachIndex => "attaching index",
+        Action::ColumnarPrepare => "adding the bounds CHECK (NOT VALID) to",
+        Action::ColumnarPartition => "converting to columnar",
         Action::ConvertCreateTable => "creating the partitioned table for",
         Action::ConvertStartCapture => "starting the change capture on",
         Action::ConvertBackfill => "copying a batch of",
@@ -433,6 +473,17 @@ fn action_words(step: &Step) -> &'static str {
         Action::ConvertDropOld => "dropping",
         Action::ConvertAbort => "aborting the conversion of",
     }
+}
+
+/// Where Citus says a statement it sent failed (" on a worker, while
+/// executing command on host:port"), or nothing for a local failure.
+fn on_node(error: &postgres::Error) -> String {
+    error
+        .as_db_error()
+        .and_then(|db| db.where_())
+        .filter(|context| context.starts_with("while executing command on"))
+        .map(|context| format!(" on a worker, {context}"))
+        .unwrap_or_default()
 }
 
 fn describe(error: &postgres::Error) -> String {

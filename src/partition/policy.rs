@@ -196,9 +196,39 @@ pub struct TablePolicy {
     pub snapshot_wait: Timeout,
     pub lock_retries: u32,
     pub max_drops_per_run: u32,
+    /// On Citus: partitions whose whole range is older than this become
+    /// columnar, one per transaction, before the retention drops them.
+    pub columnar_after: Option<ColumnarAfter>,
     pub indexes: Vec<IndexPolicy>,
     /// Where the entry starts in the file.
     pub location: Location,
+}
+
+/// `columnar_after`: an age, like a time retention, past which partitions
+/// are converted to Citus's columnar access method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnarAfter {
+    pub amount: u32,
+    pub unit: RetentionUnit,
+    /// As written, for plans ("3 months").
+    pub text: String,
+}
+
+impl ColumnarAfter {
+    /// The first day that stays row-based: `today` minus the age.
+    pub fn cutoff(&self, today: NaiveDate) -> NaiveDate {
+        Retention {
+            amount: u64::from(self.amount),
+            unit: self.unit,
+            action: RetentionAction::Detach,
+            text: self.text.clone(),
+        }
+        .cutoff(today)
+    }
+
+    fn approximate_days(&self) -> i64 {
+        i64::from(self.amount).saturating_mul(self.unit.approximate_days())
+    }
 }
 
 impl TablePolicy {
@@ -329,6 +359,7 @@ struct RawTable {
     snapshot_wait: Option<Spanned<String>>,
     lock_retries: Option<Spanned<u32>>,
     max_drops_per_run: Option<Spanned<u32>>,
+    columnar_after: Option<Spanned<String>>,
     #[serde(default, rename = "index")]
     indexes: Vec<Spanned<RawIndex>>,
 }
@@ -542,6 +573,7 @@ fn check_table(
     );
     let counts = check_counts(checker, defaults, entry);
     let retention = check_retention(checker, defaults, raw, spacing);
+    let columnar_after = check_columnar_after(checker, raw, spacing, retention.as_ref());
     let naming = raw.naming.as_ref().map_or_else(
         || {
             spacing
@@ -590,9 +622,59 @@ fn check_table(
         snapshot_wait,
         lock_retries: counts.lock_retries,
         max_drops_per_run: counts.max_drops_per_run,
+        columnar_after,
         indexes,
         location,
     })
+}
+
+/// `columnar_after = "3 months"`: a time age, shorter than the retention
+/// (a partition becomes columnar before it expires, not instead).
+fn check_columnar_after(
+    checker: &mut Checker<'_>,
+    raw: &RawTable,
+    spacing: Option<Spacing>,
+    retention: Option<&Retention>,
+) -> Option<ColumnarAfter> {
+    let raw_after = raw.columnar_after.as_ref()?;
+    let text = raw_after.get_ref();
+    if matches!(spacing, Some(Spacing::Ids(_))) {
+        checker.problem(
+            raw_after.span(),
+            "columnar_after is an age, for tables partitioned by time: ID ranges have none",
+        );
+        return None;
+    }
+    let (amount, unit) = match parse_retention(text) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            checker.problem(
+                raw_after.span(),
+                message.replacen("retention", "columnar_after", 1),
+            );
+            return None;
+        }
+    };
+    let after = ColumnarAfter {
+        amount,
+        unit,
+        text: text.clone(),
+    };
+    if let Some(retention) = retention
+        && retention.unit != RetentionUnit::Ids
+        && after.approximate_days() >= retention.approximate_days()
+    {
+        checker.problem(
+            raw_after.span(),
+            format!(
+                "columnar_after = \"{text}\" is not shorter than retention = \"{}\": partitions would expire \
+                 before they become columnar; write a shorter age, like columnar_after = \"3 months\"",
+                retention.text
+            ),
+        );
+        return None;
+    }
+    Some(after)
 }
 
 /// (schema, table) of a schema-qualified name.
@@ -921,7 +1003,15 @@ fn check_retention(
                 .unwrap_or_default();
             checker.problem(
                 action_raw.map_or(retention_raw.span(), Spanned::span),
-                format!("unknown retention_action \"{other}\"{near}: use detach, drop or archive"),
+                format!(
+                    "unknown retention_action \"{other}\"{near}: use detach, drop or archive{}",
+                    if other == "columnar" {
+                        "; to turn partitions columnar on Citus before they expire, write \
+                         columnar_after = \"3 months\" (an age shorter than the retention)"
+                    } else {
+                        ""
+                    }
+                ),
             );
             return None;
         }
@@ -1196,8 +1286,11 @@ fn check_name_length(sample: &str) -> Result<(), String> {
     if sample.len() > MAX_IDENTIFIER_BYTES {
         return Err(format!(
             "partition names like \"{sample}\" are {} bytes, over PostgreSQL's {MAX_IDENTIFIER_BYTES}: set a shorter \
-             naming template (e.g. without {{parent}}: \"ev_p{{YYYY}}_{{MM}}\")",
-            sample.len()
+             naming template (e.g. without {{parent}}: \"ev_p{{YYYY}}_{{MM}}\"); a table Citus distributes needs \
+             {} bytes more for its shards' suffix (_NNNNNN), so at most {} there",
+            sample.len(),
+            crate::db::ident::CITUS_SHARD_SUFFIX_BYTES,
+            MAX_IDENTIFIER_BYTES - crate::db::ident::CITUS_SHARD_SUFFIX_BYTES
         ));
     }
     Ok(())
@@ -1468,6 +1561,57 @@ mod tests {
             text.contains(&format!(
                 "partition names like \"{long}_p2026_12\" are 64 bytes, over PostgreSQL's 63"
             )),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn names_over_63_bytes_say_what_a_distributed_table_needs() {
+        let long = "a".repeat(55);
+        let text = problems(&format!(
+            "[[table]]\nname = \"public.{long}\"\ninterval = \"monthly\"\n"
+        ));
+        assert!(
+            text.contains("a table Citus distributes needs 7 bytes more for its shards' suffix (_NNNNNN), so at most 56 there"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn columnar_after_is_an_age_shorter_than_the_retention() {
+        let table =
+            "[[table]]\nname = \"public.e\"\ninterval = \"monthly\"\nretention = \"12 months\"\n";
+        let parsed = parse(
+            Path::new("partman.toml"),
+            &format!("{table}columnar_after = \"3 months\"\n"),
+        )
+        .unwrap();
+        let after = parsed.tables[0].columnar_after.as_ref().unwrap();
+        assert_eq!((after.amount, after.unit), (3, RetentionUnit::Months));
+        assert_eq!(
+            after.cutoff(NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()),
+            NaiveDate::from_ymd_opt(2026, 8, 22).unwrap()
+        );
+        let text = problems(&format!("{table}columnar_after = \"1 year\"\n"));
+        assert!(
+            text.contains("partman.toml:5:18: columnar_after = \"1 year\" is not shorter than retention = \"12 months\""),
+            "{text}"
+        );
+        let text = problems(&format!("{table}columnar_after = \"3 moons\"\n"));
+        assert!(
+            text.contains("unknown unit \"moon\" in columnar_after"),
+            "{text}"
+        );
+        let text = problems(
+            "[[table]]\nname = \"public.o\"\ninterval = 1000\ncolumnar_after = \"3 months\"\n",
+        );
+        assert!(
+            text.contains("columnar_after is an age, for tables partitioned by time"),
+            "{text}"
+        );
+        let text = problems(&format!("{table}retention_action = \"columnar\"\n"));
+        assert!(
+            text.contains("write columnar_after = \"3 months\""),
             "{text}"
         );
     }

@@ -22,6 +22,8 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::CreateIndex => ("i", "build index"),
         Action::AttachIndex => ("i", "attach index"),
         Action::DropInvalidIndex => ("i", "drop invalid index"),
+        Action::ColumnarPrepare => ("~", "add bounds check"),
+        Action::ColumnarPartition => ("~", "convert to columnar"),
         Action::ConvertCreateTable => ("+", "create partitioned table"),
         Action::ConvertStartCapture => ("+", "start change capture"),
         Action::ConvertBackfill => ("~", "backfill batch"),
@@ -53,6 +55,9 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n{name} ({})", describe(table))?;
+        if let Some(distributed) = plan.distributed(&name) {
+            writeln!(out, "  {}", distributed.note)?;
+        }
         if let Some(counted) = plan.counted_from(&name) {
             writeln!(
                 out,
@@ -116,6 +121,9 @@ pub fn write_sql(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resul
         let name = table.parent();
         let entries: Vec<&Entry> = plan.for_table(&name).collect();
         writeln!(out, "\n-- ===== {name} ({})", describe(table))?;
+        if let Some(distributed) = plan.distributed(&name) {
+            writeln!(out, "-- {}", distributed.note)?;
+        }
         if let Some(counted) = plan.counted_from(&name) {
             writeln!(
                 out,
@@ -154,11 +162,10 @@ pub(crate) fn write_sql_step(out: &mut dyn Write, step: &Step) -> io::Result<()>
         )?;
     }
     if step.transactional {
-        writeln!(
-            out,
-            "BEGIN;\nSET LOCAL lock_timeout = '{}';",
-            step.lock_timeout
-        )?;
+        writeln!(out, "BEGIN;")?;
+        for setting in super::executor::transaction_settings(step) {
+            writeln!(out, "{setting};")?;
+        }
         for sql in &step.sql {
             writeln!(out, "{sql};")?;
         }
@@ -348,6 +355,7 @@ fn summary_line(report: &TableReport) -> String {
         (report.archived, "archived"),
         (report.indexes_built, "indexes built"),
         (report.indexes_attached, "indexes attached"),
+        (report.columnar, "converted to columnar"),
     ] {
         if count > 0 {
             parts.push(format!("{count} {word}"));
@@ -372,7 +380,7 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::partition::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+    use crate::partition::catalog::{Bound, CitusTable, Parent, Partition, PartitionKey, Snapshot};
     use crate::partition::planner;
     use crate::partition::policy;
 
@@ -406,12 +414,19 @@ interval = "daily"
             estimated_rows: 1200,
             estimated_bytes: 1800,
             indexes: Vec::new(),
+            access_method: None,
+            checks: Vec::new(),
         }
     }
 
     /// A month long expired, one misaligned, none for now: every kind of
     /// entry, a problem, and a cleanup declared for retries.
     fn plan() -> (policy::Policy, Plan) {
+        plan_on(None)
+    }
+
+    /// The same, with `events` held by Citus as `citus` says.
+    fn plan_on(citus: Option<CitusTable>) -> (policy::Policy, Plan) {
         let policy = policy::parse(Path::new("partman.toml"), POLICY).unwrap();
         let events = Parent {
             oid: 1,
@@ -444,9 +459,11 @@ interval = "daily"
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            citus,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
+            citus_version: None,
             parents: vec![Some(events), None],
             ..Snapshot::default()
         };
@@ -471,6 +488,59 @@ interval = "daily"
     fn sql_is_the_script_that_runs() {
         let (policy, plan) = plan();
         insta::assert_snapshot!(rendered(|out| write_sql(out, &policy, &plan)));
+    }
+
+    #[test]
+    fn a_distributed_table_is_retired_by_a_plain_detach_whose_lock_timeout_reaches_the_workers() {
+        let (policy, plan) = plan_on(Some(CitusTable::Distributed));
+        let sql = rendered(|out| write_sql(out, &policy, &plan));
+        assert!(
+            sql.contains("-- distributed by Citus: new partitions are created like the parent")
+        );
+        assert!(
+            sql.contains(
+                "BEGIN;\nSET LOCAL citus.propagate_set_commands = 'local';\nSET LOCAL lock_timeout = '1s';\n\
+                 COMMENT ON TABLE \"public\".\"events_old\" IS 'pgm: retiring partition of \"public\".\"events\"';\n\
+                 ALTER TABLE \"public\".\"events\" DETACH PARTITION \"public\".\"events_old\";\nCOMMIT;"
+            ),
+            "{sql}"
+        );
+        assert!(!sql.contains("CONCURRENTLY;\n-- "), "{sql}");
+        let detach = plan
+            .steps()
+            .find(|s| s.action == Action::DetachPartition)
+            .unwrap();
+        assert_eq!(
+            (detach.lock, detach.transactional),
+            (planner::Lock::AccessExclusive, true)
+        );
+        assert!(
+            plan.steps()
+                .filter(|s| s.transactional)
+                .all(|s| s.lock_timeout_on_workers)
+        );
+    }
+
+    #[test]
+    fn citus_tables_pgm_does_not_manage_are_error_entries() {
+        for (kind, words) in [
+            (CitusTable::Reference, "Citus reference table"),
+            (CitusTable::Local, "Citus local table"),
+            (
+                CitusTable::SingleShard {
+                    in_distributed_schema: true,
+                },
+                "distributed schema",
+            ),
+        ] {
+            let (_, plan) = plan_on(Some(kind));
+            let problem = plan
+                .problems()
+                .find(|p| p.kind == planner::ProblemKind::CitusUnsupported)
+                .unwrap_or_else(|| panic!("{kind:?}: {:?}", plan.entries));
+            assert!(problem.message.contains(words), "{}", problem.message);
+            assert!(plan.steps().all(|s| s.table.to_string() != "public.events"));
+        }
     }
 
     #[test]

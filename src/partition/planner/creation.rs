@@ -3,7 +3,9 @@
 //! attached (moving default-partition rows first when asked).
 
 use super::{Action, Context, Entry, Existing, Lock, Problem, ProblemKind, Step, bounds_text};
-use crate::db::ident::{QualifiedName, shorten_identifier};
+use crate::db::ident::{
+    CITUS_SHARD_SUFFIX_BYTES, MAX_IDENTIFIER_BYTES, QualifiedName, shorten_identifier,
+};
 use crate::db::{quote_ident, quote_literal};
 use crate::partition::calendar::{KeyType, KeyValue};
 use crate::partition::catalog::{self, Snapshot};
@@ -124,17 +126,27 @@ impl NewPartition {
     /// The key in this period's range, as SQL; an end at MINVALUE or
     /// MAXVALUE (the ends of an integer type) bounds nothing.
     fn in_range(&self) -> String {
-        let column = &self.column;
-        let lower =
-            (self.from_literal != "MINVALUE").then(|| format!("{column} >= {}", self.from_literal));
-        let upper =
-            (self.to_literal != "MAXVALUE").then(|| format!("{column} < {}", self.to_literal));
-        let terms: Vec<String> = lower.into_iter().chain(upper).collect();
-        match terms.is_empty() {
-            true => "true".to_owned(),
-            false => terms.join(" AND "),
-        }
+        in_range_sql(&self.column, &self.from_literal, &self.to_literal)
     }
+}
+
+/// The key (quoted) in [from, to), as SQL.
+fn in_range_sql(column: &str, from_literal: &str, to_literal: &str) -> String {
+    let lower = (from_literal != "MINVALUE").then(|| format!("{column} >= {from_literal}"));
+    let upper = (to_literal != "MAXVALUE").then(|| format!("{column} < {to_literal}"));
+    let terms: Vec<String> = lower.into_iter().chain(upper).collect();
+    match terms.is_empty() {
+        true => "true".to_owned(),
+        false => terms.join(" AND "),
+    }
+}
+
+/// The CHECK that proves a partition's bounds, as creation writes it.
+pub(super) fn bounds_check_sql(column: &str, from_literal: &str, to_literal: &str) -> String {
+    format!(
+        "{column} IS NOT NULL AND {}",
+        in_range_sql(column, from_literal, to_literal)
+    )
 }
 
 fn plan_new_partition(
@@ -158,6 +170,17 @@ fn plan_new_partition(
         )));
         return;
     };
+    if let Some(problem) = citus_name_problem(context, &name) {
+        // One entry says it for every name of the template.
+        let said = entries
+            .iter()
+            .filter_map(Entry::problem)
+            .any(|p| p.kind == ProblemKind::NameTooLong);
+        if !said {
+            entries.push(Entry::Problem(problem));
+        }
+        return;
+    }
     let (from, to) = bounds_text(context, start);
     let end = periods.next(start).unwrap_or(KeyValue::MAX);
     let new = NewPartition {
@@ -180,6 +203,30 @@ fn plan_new_partition(
         entries.push(Entry::Step(create_step(context, &new, why)));
     }
     entries.push(Entry::Step(attach_step(context, new, pending)));
+}
+
+/// On a table Citus distributes, each partition's shards are named after it
+/// with `_` and the shard id appended: a name that leaves no room for that
+/// would be cut and hashed by Citus on every worker.
+fn citus_name_problem(context: &Context<'_>, name: &str) -> Option<Problem> {
+    let room = MAX_IDENTIFIER_BYTES - CITUS_SHARD_SUFFIX_BYTES;
+    (context.distributed() && name.len() > room).then(|| {
+        let mut problem = Problem::new(
+            context.table,
+            ProblemKind::NameTooLong,
+            format!(
+                "{}: partition names like \"{name}\" are {} bytes; {} is distributed by Citus, whose shards \
+                 add _ and the shard id (_NNNNNN, {CITUS_SHARD_SUFFIX_BYTES} bytes) within PostgreSQL's \
+                 {MAX_IDENTIFIER_BYTES}, so they must be at most {room}: set a shorter naming template \
+                 (naming = \"ev_p{{YYYY}}_{{MM}}\", say)",
+                context.table.location,
+                name.len(),
+                context.table.qualified_name()
+            ),
+        );
+        problem.partition = Some(QualifiedName::new(context.parent.schema.clone(), name.to_owned()));
+        problem
+    })
 }
 
 /// The table, like the parent, with a CHECK proving its bounds and a
@@ -219,10 +266,9 @@ fn create_step(context: &Context<'_>, new: &NewPartition, why: &str) -> Step {
             quote_ident(&context.parent.owner)
         ),
         format!(
-            "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({} IS NOT NULL AND {})",
+            "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({})",
             quote_ident(&new.constraint),
-            new.column,
-            new.in_range()
+            bounds_check_sql(&new.column, &new.from_literal, &new.to_literal)
         ),
         format!(
             "COMMENT ON TABLE {qualified} IS {}",
@@ -313,6 +359,6 @@ fn attach_step(context: &Context<'_>, new: NewPartition, pending: bool) -> Step 
     attach
 }
 
-fn bounds_constraint_name(partition: &str) -> String {
+pub(super) fn bounds_constraint_name(partition: &str) -> String {
     shorten_identifier(&format!("{partition}_pgm_bounds"))
 }

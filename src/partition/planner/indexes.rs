@@ -44,7 +44,6 @@ pub(super) fn plan_parent_indexes(context: &Context<'_>, entries: &mut Vec<Entry
 pub(super) fn plan_partition_indexes(
     context: &Context<'_>,
     existing: &[Existing<'_>],
-    retiring: &[u32],
     retired_now: &[u32],
     entries: &mut Vec<Entry>,
 ) {
@@ -58,7 +57,7 @@ pub(super) fn plan_partition_indexes(
         let first_entry_of_index = entries.len();
         for entry in existing
             .iter()
-            .filter(|e| !e.partition.detach_pending && !retiring.contains(&e.partition.oid))
+            .filter(|e| !e.partition.detach_pending && !retired_now.contains(&e.partition.oid))
         {
             plan_partition_index(
                 context,

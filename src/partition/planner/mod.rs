@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+mod columnar;
 mod creation;
 mod indexes;
 pub use indexes::{child_index_name, on_empty_parent};
@@ -15,7 +16,7 @@ pub use periods::Periods;
 mod retention;
 
 use super::calendar::{self, KeyType, KeyValue, SqlKey};
-use super::catalog::{Bound, Parent, Partition, PartitionKey, Snapshot};
+use super::catalog::{Bound, CitusTable, Parent, Partition, PartitionKey, Snapshot};
 use super::policy::{Policy, RetentionAction, Spacing, TablePolicy};
 use crate::db::ident::QualifiedName;
 use crate::db::retry::OnRetry;
@@ -38,6 +39,11 @@ pub enum Action {
     MoveDefaultRows,
     DropInvalidIndex,
     AttachIndex,
+    /// On Citus: a CHECK proving a partition's bounds, NOT VALID, before
+    /// its conversion to columnar.
+    ColumnarPrepare,
+    /// On Citus: one partition converted to the columnar access method.
+    ColumnarPartition,
     /// `pgm partitions convert`: the partitioned table, its partitions and
     /// the change log, made next to the table being converted.
     ConvertCreateTable,
@@ -109,6 +115,14 @@ pub struct Step {
     pub lock: Lock,
     /// The lock_timeout each statement runs under (the table's policy).
     pub lock_timeout: String,
+    /// On a table Citus distributes, the transaction's lock_timeout also
+    /// holds for the statements Citus sends to the workers: it is set after
+    /// `SET LOCAL citus.propagate_set_commands = 'local'`, without which
+    /// Citus keeps it on the coordinator and a lock wait on a worker shard
+    /// would hold the coordinator's lock (and the writers queued behind it)
+    /// for as long as it lasts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lock_timeout_on_workers: bool,
     /// Locks on other relations worth knowing (the default partition, say).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_locks: Option<String>,
@@ -134,6 +148,7 @@ impl Step {
             transactional: true,
             lock: Lock::None,
             lock_timeout: table.lock_timeout.to_string(),
+            lock_timeout_on_workers: false,
             other_locks: None,
             guard: None,
             on_retry: None,
@@ -187,6 +202,12 @@ pub enum ProblemKind {
     /// `pgm partitions convert` has not finished with the table: before
     /// the swap nothing is planned for it; after, retention waits.
     Converting,
+    /// A Citus table of a kind pgm does not manage (reference, local,
+    /// single-shard or in a distributed schema).
+    CitusUnsupported,
+    /// A partition name leaves no room for the suffix Citus adds to the
+    /// names of its shards.
+    NameTooLong,
 }
 
 impl ProblemKind {
@@ -375,7 +396,25 @@ pub struct Plan {
     /// from and where that number came from.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub counted_from: Vec<CountedFrom>,
+    /// The tables Citus distributes, with what that changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub distributed: Vec<DistributedTable>,
 }
+
+/// A table Citus distributes, as the plan tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DistributedTable {
+    pub table: QualifiedName,
+    /// What pgm does differently for it, in words.
+    pub note: String,
+}
+
+/// What changes for a table Citus distributes.
+pub const DISTRIBUTED_NOTE: &str = "distributed by Citus: new partitions are created like the parent and \
+distributed by Citus on ATTACH; retired with a plain DETACH (Citus refuses CONCURRENTLY) under lock_timeout, \
+retried and left for the next run when it cannot get its lock; every transaction sets \
+citus.propagate_set_commands = 'local' before lock_timeout so the workers' shards are locked under it too; \
+sizes and rows are the shards'";
 
 /// The largest key of an ID-ranged table as the plan used it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -409,6 +448,11 @@ impl Plan {
         self.entries.iter().filter(move |e| e.table() == table)
     }
 
+    /// What the plan says of a table Citus distributes.
+    pub fn distributed(&self, table: &QualifiedName) -> Option<&DistributedTable> {
+        self.distributed.iter().find(|d| &d.table == table)
+    }
+
     /// Where the partitions of an ID-ranged table are counted from.
     pub fn counted_from(&self, table: &QualifiedName) -> Option<&CountedFrom> {
         self.counted_from.iter().find(|c| &c.table == table)
@@ -430,10 +474,23 @@ pub fn plan(policy: &Policy, snapshot: &Snapshot, now: DateTime<Utc>) -> Plan {
         .enumerate()
         .filter_map(|(position, table)| counted_from(table, parent_of(position)?, now))
         .collect();
+    let distributed = policy
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(position, _)| {
+            parent_of(*position).is_some_and(|p| p.citus == Some(CitusTable::Distributed))
+        })
+        .map(|(_, table)| DistributedTable {
+            table: table.parent(),
+            note: DISTRIBUTED_NOTE.to_owned(),
+        })
+        .collect();
     Plan {
         now,
         entries,
         counted_from,
+        distributed,
     }
 }
 
@@ -472,6 +529,12 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// A table Citus distributes: its partitions' rows live in shards on
+    /// the workers, and Citus refuses DETACH … CONCURRENTLY.
+    fn distributed(&self) -> bool {
+        self.parent.citus == Some(CitusTable::Distributed)
+    }
+
     fn name_of(partition: &Partition) -> QualifiedName {
         QualifiedName::new(partition.schema.clone(), partition.name.clone())
     }
@@ -491,6 +554,9 @@ fn manageable<'a>(
             ),
         ));
     };
+    if let Some(problem) = parent.citus.and_then(|kind| citus_unsupported(&name, kind)) {
+        return Err((ProblemKind::CitusUnsupported, problem));
+    }
     if parent.relkind != 'p' {
         let convert = if table.key.is_some() {
             format!("; `pgm partitions convert {name}` makes it one online")
@@ -550,6 +616,40 @@ fn manageable<'a>(
             ),
         )),
     }
+}
+
+/// Why pgm does not manage a Citus table of this kind, and what to do;
+/// `None` for a distributed table, which it manages.
+fn citus_unsupported(name: &str, kind: CitusTable) -> Option<String> {
+    let distribute = format!(
+        "distribute it by a column instead (SELECT create_distributed_table('{name}', 'tenant_id')), \
+         or remove its entry"
+    );
+    Some(match kind {
+        CitusTable::Distributed => return None,
+        CitusTable::Reference => format!(
+            "{name} is a Citus reference table (a copy on every node): Citus cannot partition a reference \
+             table, so pgm has nothing to manage; {distribute}"
+        ),
+        CitusTable::Local => format!(
+            "{name} is a Citus local table (added with citus_add_local_table_to_metadata): pgm manages \
+             partitioned tables distributed by a column, or not known to Citus at all; \
+             SELECT undistribute_table('{name}') makes it a plain table again, or {distribute}"
+        ),
+        CitusTable::SingleShard {
+            in_distributed_schema: true,
+        } => format!(
+            "{name} is in a distributed schema (Citus schema-based sharding), where every table is one \
+             shard and a table created there is distributed as it is created: pgm does not manage \
+             partitions there; keep the table in a regular schema and {distribute}"
+        ),
+        CitusTable::SingleShard {
+            in_distributed_schema: false,
+        } => format!(
+            "{name} is a single-shard Citus table (distributed without a column): pgm manages partitioned \
+             tables distributed by a column; {distribute}"
+        ),
+    })
 }
 
 /// The key as the policy reads it. An integer key is never taken for time
@@ -733,7 +833,7 @@ pub fn plan_table(
 
     // 2. Retention, unless a conversion keeps the old table: `--unswap`
     //    would give back rows retired from the new one.
-    let (retiring, retired_now) = match conversion {
+    let retired_now = match conversion {
         Some(swapped) => {
             entries.push(Entry::Problem(converting(table, swapped)));
             Default::default()
@@ -750,8 +850,20 @@ pub fn plan_table(
     creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
 
     // 5. Indexes of the partitions that stay.
-    indexes::plan_partition_indexes(&context, &existing, &retiring, &retired_now, &mut entries);
+    indexes::plan_partition_indexes(&context, &existing, &retired_now, &mut entries);
+
+    // 6. On Citus, partitions past columnar_after become columnar, with
+    //    the indexes just built.
+    columnar::plan_columnar(&context, &existing, snapshot, cutoff, now, &mut entries);
     entries.extend(many_partitions(table).map(Entry::Problem));
+    if context.distributed() {
+        for step in entries.iter_mut().filter_map(|entry| match entry {
+            Entry::Step(step) if step.transactional => Some(step),
+            _ => None,
+        }) {
+            step.lock_timeout_on_workers = true;
+        }
+    }
     entries
 }
 

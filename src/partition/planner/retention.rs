@@ -31,16 +31,19 @@ pub(super) fn cutoff(context: &Context<'_>, now: DateTime<Utc>) -> Option<KeyVal
 }
 
 /// Plans detaching (and dropping or archiving) expired partitions; returns
-/// the oids of every expired partition, retired now or in a later run.
+/// the oids of those retired now. Those the cap leaves for later runs are
+/// not among them: they stay attached after this run, so they get the
+/// declared indexes like any other partition, or the parent index would stay
+/// INVALID until their turn comes.
 pub(super) fn plan_retention(
     context: &Context<'_>,
     existing: &[Existing<'_>],
     cutoff: Option<KeyValue>,
     entries: &mut Vec<Entry>,
-) -> (Vec<u32>, Vec<u32>) {
+) -> Vec<u32> {
     let table = context.table;
     let (Some(retention), Some(cutoff)) = (&table.retention, cutoff) else {
-        return (Vec::new(), Vec::new());
+        return Vec::new();
     };
     let mut expired: Vec<(&Existing<'_>, KeyValue)> = existing
         .iter()
@@ -57,12 +60,6 @@ pub(super) fn plan_retention(
     let waiting = expired
         .len()
         .saturating_sub(table.max_drops_per_run as usize);
-    // Every expired partition is spared index work, also those the cap
-    // leaves for later runs.
-    let retired = expired
-        .iter()
-        .map(|(entry, _)| entry.partition.oid)
-        .collect();
     expired.truncate(table.max_drops_per_run as usize);
     let retired_now = expired
         .iter()
@@ -95,11 +92,11 @@ pub(super) fn plan_retention(
             entries.push(Entry::Step(step));
         }
     }
-    (retired, retired_now)
+    retired_now
 }
 
 /// Rows and bytes, for the reasons of steps that remove a partition.
-fn size_words(partition: &Partition) -> String {
+pub(super) fn size_words(partition: &Partition) -> String {
     let rows = match partition.estimated_rows {
         ..0 => "row count unknown (never analyzed)".to_owned(),
         n => format!("about {n} rows"),
@@ -107,7 +104,7 @@ fn size_words(partition: &Partition) -> String {
     format!("{rows}, {}", human_bytes(partition.estimated_bytes))
 }
 
-/// The detach: CONCURRENTLY unless a default partition forbids it, with
+/// The detach: CONCURRENTLY unless a default partition or Citus forbids it, with
 /// the partition marked first, so that a run killed after the detach still
 /// drops (or archives) it next time instead of forgetting it.
 fn detach_step(context: &Context<'_>, name: &QualifiedName, reason: String) -> Step {
@@ -126,7 +123,15 @@ fn detach_step(context: &Context<'_>, name: &QualifiedName, reason: String) -> S
         context.qualified_parent,
         name.quoted()
     );
-    if context.default_partition.is_none() {
+    if context.distributed() {
+        detach.sql.push(statement);
+        detach.lock = Lock::AccessExclusive;
+        detach.reason.push_str(
+            "; distributed by Citus, which refuses DETACH … CONCURRENTLY: a plain DETACH under lock_timeout, \
+             on the coordinator and on the workers' shards, retried, and left for the next run when it \
+             cannot get its lock",
+        );
+    } else if context.default_partition.is_none() {
         detach.on_retry = Some(finish_cancelled_detach(&statement, name, detach.sql.len()));
         detach.sql.push(format!("{statement} CONCURRENTLY"));
         detach.transactional = false;
