@@ -147,9 +147,9 @@ fn assess(
     let now = now_or(at);
     let policy = load_policy(config)?;
     let mut client = db::connect(settings)?;
-    let snapshot =
+    let mut snapshot =
         catalog::take_tables(&mut client, &policy.tables).context("reading the catalog")?;
-    let default_rows = catalog::default_partitions_with_rows(&mut client, &snapshot)
+    let default_rows = catalog::default_partitions_with_rows(&mut client, &mut snapshot)
         .context("probing the default partitions")?;
     Ok(health::assess(&policy, &snapshot, now, &default_rows))
 }

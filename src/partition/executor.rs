@@ -50,7 +50,7 @@ impl TableReport {
     fn count(&mut self, step: &Step, moved_rows: u64) {
         self.moved_rows += moved_rows;
         match step.action {
-            Action::CreatePartition => self.created += 1,
+            Action::CreatePartition | Action::CreateDefaultPartition => self.created += 1,
             Action::AttachPartition | Action::MoveDefaultRows => self.attached += 1,
             Action::DetachPartition | Action::FinalizeDetach => self.detached += 1,
             Action::DropPartition => self.dropped += 1,
@@ -423,6 +423,7 @@ fn action_words(step: &Step) -> &'static str {
         Action::MoveDefaultRows => "moving default rows into and attaching",
         Action::DropInvalidIndex => "dropping invalid index",
         Action::AttachIndex => "attaching index",
+        Action::CreateDefaultPartition => "creating the default partition",
         Action::ConvertCreateTable => "creating the partitioned table for",
         Action::ConvertStartCapture => "starting the change capture on",
         Action::ConvertBackfill => "copying a batch of",

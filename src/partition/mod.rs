@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod catalog;
 pub mod convert;
+pub mod drain;
 pub(crate) mod executor;
 pub mod health;
 pub(crate) mod maintain;

@@ -22,6 +22,7 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::CreateIndex => ("i", "build index"),
         Action::AttachIndex => ("i", "attach index"),
         Action::DropInvalidIndex => ("i", "drop invalid index"),
+        Action::CreateDefaultPartition => ("+", "create default"),
         Action::ConvertCreateTable => ("+", "create partitioned table"),
         Action::ConvertStartCapture => ("+", "start change capture"),
         Action::ConvertBackfill => ("~", "backfill batch"),
@@ -93,8 +94,12 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         }
     }
     let count = plan.steps().count();
-    let errors = plan.problems().count();
-    writeln!(out, "\n{count} step(s), {errors} error(s)")
+    let errors = plan.failures().count();
+    let warnings = plan.problems().count() - errors;
+    writeln!(
+        out,
+        "\n{count} step(s), {errors} error(s), {warnings} warning(s)"
+    )
 }
 
 fn retry_words(retry: &crate::db::retry::OnRetry) -> String {
