@@ -101,7 +101,7 @@ fn drain_moves_every_period_within_retention_and_reports_older_rows() {
 
     let (code, stdout, stderr) = maintain(&project, &db);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("rows moved"), "{stdout}");
+    assert!(stdout.contains("rows moved from default partitions"), "{stdout}");
     assert_eq!(totals(&db), before, "no row lost or doubled");
     assert_eq!(kept_in_default(&db), "0");
     let older: i64 = column(&mut db.connect(), "SELECT count(*) FROM events_default")[0]

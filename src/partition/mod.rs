@@ -7,6 +7,7 @@ pub mod convert;
 pub mod drain;
 pub(crate) mod executor;
 pub mod health;
+pub mod import;
 pub(crate) mod maintain;
 pub mod planner;
 pub mod policy;

@@ -321,13 +321,18 @@ pub fn write_summary(out: &mut dyn Write, reports: &[TableReport]) -> io::Result
         totals.dropped += report.dropped;
         totals.archived += report.archived;
         totals.indexes_built += report.indexes_built;
+        totals.moved_rows += report.moved_rows;
     }
     let failed = reports.iter().filter(|r| !r.failures.is_empty()).count();
     let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
     let deferred: usize = reports.iter().map(|r| r.deferred.len()).sum();
+    let moved = match totals.moved_rows {
+        0 => String::new(),
+        rows => format!(", {rows} rows moved from default partitions"),
+    };
     writeln!(
         out,
-        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred",
+        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred{moved}",
         totals.created,
         totals.detached,
         totals.dropped,
