@@ -283,6 +283,7 @@ fn parent(
                 estimated_rows: -1,
                 estimated_bytes: i64::MAX,
                 indexes: Vec::new(),
+                subpartitioned: false,
             })
             .collect(),
         indexes: Vec::new(),
@@ -292,6 +293,8 @@ fn parent(
             indexed: true,
         }),
         max_key_failure: None,
+        grants: Vec::new(),
+        default_rows: None,
     }
 }
 

@@ -101,7 +101,10 @@ fn drain_moves_every_period_within_retention_and_reports_older_rows() {
 
     let (code, stdout, stderr) = maintain(&project, &db);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("rows moved from default partitions"), "{stdout}");
+    assert!(
+        stdout.contains("rows moved from default partitions"),
+        "{stdout}"
+    );
     assert_eq!(totals(&db), before, "no row lost or doubled");
     assert_eq!(kept_in_default(&db), "0");
     let older: i64 = column(&mut db.connect(), "SELECT count(*) FROM events_default")[0]
@@ -131,10 +134,7 @@ fn killed_during_a_drain_while_a_writer_inserts_no_row_is_lost_or_doubled() {
     let mut kills = 0;
     for round in 0..rounds {
         let db = TestDb::from_template(&template);
-        let before: Vec<i64> = totals(&db)
-            .split(' ')
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let before: Vec<i64> = totals(&db).split(' ').map(|n| n.parse().unwrap()).collect();
         // A writer inserting into drained periods, the current one and the
         // future, counting what it committed.
         let stop = Arc::new(AtomicBool::new(false));
@@ -223,8 +223,9 @@ fn a_missing_default_partition_is_created_and_new_partitions_carry_the_partition
         "{plan}"
     );
     assert!(
-        plan.contains("GRANT SELECT ON TABLE \"public\".\"metrics_p2026_11\" TO \"pgm_test_reader\"")
-            || plan.contains("GRANT SELECT ON TABLE public.metrics_p2026_11 TO pgm_test_reader"),
+        plan.contains(
+            "GRANT SELECT ON TABLE \"public\".\"metrics_p2026_11\" TO \"pgm_test_reader\""
+        ) || plan.contains("GRANT SELECT ON TABLE public.metrics_p2026_11 TO pgm_test_reader"),
         "{plan}"
     );
     assert!(plan.contains("ATTACH PARTITION"), "{plan}");
@@ -250,7 +251,10 @@ fn a_missing_default_partition_is_created_and_new_partitions_carry_the_partition
     assert!(rows[0].starts_with("metrics_default ") && rows[0].ends_with("DEFAULT"));
     let (code, stdout, stderr) = maintain(&project, &db);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with("public.metrics: nothing to do"), "{stdout}");
+    assert!(
+        stdout.starts_with("public.metrics: nothing to do"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -277,6 +281,9 @@ fn a_sub_partitioned_parent_is_an_error_entry_and_nothing_is_planned_for_it() {
             .unwrap(),
     );
     assert!(plan.contains("! subpartitioned: public.logs: its partition public.logs_p2026_11 is itself partitioned"), "{plan}\n{stderr}");
-    assert!(plan.contains("0 step(s), 1 error(s), 0 warning(s)"), "{plan}");
+    assert!(
+        plan.contains("0 step(s), 1 error(s), 0 warning(s)"),
+        "{plan}"
+    );
     let _ = code;
 }

@@ -169,7 +169,11 @@ fn logs_totals(client: &mut postgres::Client) -> String {
          WHERE n.nspname = 'archive' AND c.relkind = 'r'",
     );
     let union: String = std::iter::once("SELECT id, amount FROM public.logs".to_owned())
-        .chain(archived.iter().map(|t| format!("SELECT id, amount FROM {t}")))
+        .chain(
+            archived
+                .iter()
+                .map(|t| format!("SELECT id, amount FROM {t}")),
+        )
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     column(
@@ -198,7 +202,12 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
     let (code, report, stderr) = database.pgm(
         &project,
         "pgm_importer",
-        &["partitions", "import-pg-partman", "--output", "partman.toml"],
+        &[
+            "partitions",
+            "import-pg-partman",
+            "--output",
+            "partman.toml",
+        ],
     );
     assert_eq!(code, Some(0), "{report}\n{stderr}");
     let policy = std::fs::read_to_string(project.path().join("partman.toml")).unwrap();
@@ -213,7 +222,10 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
     assert!(policy.contains("interval = \"daily\""), "{policy}");
     assert!(policy.contains("retention = \"10 days\""), "{policy}");
     assert!(policy.contains("retention_action = \"archive\"\nretention_schema = \"archive\""));
-    assert!(policy.contains("naming = \"{parent}_p{YYYY}_{MM}\""), "{policy}");
+    assert!(
+        policy.contains("naming = \"{parent}_p{YYYY}_{MM}\""),
+        "{policy}"
+    );
     assert!(policy.contains("drain_default = true"), "{policy}");
     assert!(
         policy.contains("with = { autovacuum_vacuum_scale_factor = 0.01, fillfactor = 90 }"),
@@ -222,7 +234,8 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
     assert!(policy.contains("inherit_privileges = true"), "{policy}");
     assert!(
         report.contains("template_events_id")
-            && report.contains("a unique index without the partition key cannot be made on the parent"),
+            && report
+                .contains("a unique index without the partition key cannot be made on the parent"),
         "the unique index on id alone is said to be lost: {report}"
     );
     assert!(report.contains("UPDATE \"partman\".part_config SET automatic_maintenance = 'off'"));
@@ -234,7 +247,10 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
         &["partitions", "plan", "--at", CLOCK, "--detailed-exitcode"],
     );
     assert_eq!(code, Some(0), "nothing to do:\n{plan}\n{stderr}");
-    assert!(plan.contains("0 step(s), 0 error(s), 0 warning(s)"), "{plan}");
+    assert!(
+        plan.contains("0 step(s), 0 error(s), 0 warning(s)"),
+        "{plan}"
+    );
 
     // pg_partman turned off with the statement the import printed.
     let (code, stdout, stderr) = database.pgm(
@@ -277,7 +293,10 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or(0);
     }
-    eprintln!("{} runs, {moved} rows moved from the default partitions", days.len());
+    eprintln!(
+        "{} runs, {moved} rows moved from the default partitions",
+        days.len()
+    );
     assert_eq!(moved, 8000, "every default row moved once");
     assert_eq!(events_totals(&mut client), events_before);
     assert_eq!(logs_totals(&mut client), logs_before);
@@ -300,7 +319,8 @@ fn a_policy_imported_from_pg_partman_takes_over_drains_the_defaults_and_keeps_th
     assert_eq!(made_by_pgm.len(), 4, "{made_by_pgm:?}");
     for partition in &made_by_pgm {
         assert!(
-            partition.contains("fillfactor=90") && partition.contains("autovacuum_vacuum_scale_factor=0.01"),
+            partition.contains("fillfactor=90")
+                && partition.contains("autovacuum_vacuum_scale_factor=0.01"),
             "{partition}"
         );
         assert!(partition.contains("app_reader=r/"), "{partition}");
@@ -385,7 +405,10 @@ fn the_5x_layout_is_read_and_what_cannot_be_carried_is_listed() {
         policy.contains("name = \"public.orders\"\ninterval = 100000\npremake = 2\nretention = 1000000\nretention_action = \"detach\"\n"),
         "{policy}"
     );
-    assert!(policy.contains("# public.nested is not imported: it is sub-partitioned"), "{policy}");
+    assert!(
+        policy.contains("# public.nested is not imported: it is sub-partitioned"),
+        "{policy}"
+    );
     assert!(
         policy.contains("WHERE parent_table IN ('public.metrics', 'public.orders')"),
         "{policy}"
@@ -400,7 +423,9 @@ fn the_5x_layout_is_read_and_what_cannot_be_carried_is_listed() {
     );
     assert_eq!(code, Some(0), "{plan}\n{stderr}");
     assert!(
-        plan.contains("public.metrics (daily, premake 1, retention 30 days → drop, UTC)\n  nothing to do"),
+        plan.contains(
+            "public.metrics (daily, premake 1, retention 30 days → drop, UTC)\n  nothing to do"
+        ),
         "{plan}"
     );
 }

@@ -215,6 +215,7 @@ fn partition(case: &Case, oid: u32, start: NaiveDate) -> Partition {
         estimated_rows: 10,
         estimated_bytes: 8192,
         indexes: Vec::new(),
+        subpartitioned: false,
     }
 }
 
@@ -252,6 +253,8 @@ fn snapshot(case: &Case) -> Snapshot {
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            grants: Vec::new(),
+            default_rows: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -553,6 +556,7 @@ fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
         estimated_rows: 10,
         estimated_bytes: 8192,
         indexes: Vec::new(),
+        subpartitioned: false,
     }
 }
 

@@ -285,7 +285,10 @@ pub fn convert(
 /// `pgm partitions import-pg-partman`: the policy to the file or standard
 /// output; with a file, a report of what was not carried over and the
 /// statement that turns pg_partman off on standard output.
-pub fn import_pg_partman(settings: &ConnectionSettings, import: &config::Import) -> Result<Outcome> {
+pub fn import_pg_partman(
+    settings: &ConnectionSettings,
+    import: &config::Import,
+) -> Result<Outcome> {
     use crate::partition::import::{self, ImportOptions};
     if let Some(path) = &import.output
         && path.exists()

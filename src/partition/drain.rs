@@ -67,12 +67,22 @@ pub fn read_default_rows(
 
 /// The default partition (quoted), the key column (quoted) and the
 /// periods of a table pgm can plan.
-fn drain_target(table: &TablePolicy, parent: &Parent) -> Option<(String, String, Periods, KeyType)> {
-    let default = parent.partitions.iter().find(|p| p.bound == Bound::Default)?;
+fn drain_target(
+    table: &TablePolicy,
+    parent: &Parent,
+) -> Option<(String, String, Periods, KeyType)> {
+    let default = parent
+        .partitions
+        .iter()
+        .find(|p| p.bound == Bound::Default)?;
     let key = parent.key.as_ref()?;
     let key_type = planner::key_type(table, key, SqlKey::from_sql_type(&key.sql_type)?).ok()?;
     Some((
-        format!("{}.{}", quote_ident(&default.schema), quote_ident(&default.name)),
+        format!(
+            "{}.{}",
+            quote_ident(&default.schema),
+            quote_ident(&default.name)
+        ),
         quote_ident(&key.column),
         planner::periods_of(table, key_type),
         key_type,
@@ -94,10 +104,7 @@ fn read_periods(
             .unwrap_or(u64::MAX)
             .saturating_add(READ_BUDGET_MS),
     );
-    let mut transaction = client
-        .build_transaction()
-        .read_only(true)
-        .start()?;
+    let mut transaction = client.build_transaction().read_only(true).start()?;
     transaction.batch_execute(&format!(
         "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL lock_timeout = '{}'; \
          SET LOCAL statement_timeout = '{}'",

@@ -128,7 +128,9 @@ pub fn read(client: &mut Client, options: &ImportOptions) -> Result<Imported, Im
         .iter()
         .filter_map(|row| serde_json::from_str(&row.get::<_, String>(0)).ok())
         .collect();
-    let layout = if rows.first().is_some_and(|r| r.get("default_table").is_some())
+    let layout = if rows
+        .first()
+        .is_some_and(|r| r.get("default_table").is_some())
         || rows.is_empty() && has_column(client, &config, "default_table")?
     {
         "5.x"
@@ -160,13 +162,19 @@ pub fn disable(
     let mut retry = LockRetry::new(settings, crate::partition::policy::DEFAULT_LOCK_RETRIES);
     let timeout = crate::partition::policy::DEFAULT_LOCK_TIMEOUT;
     retry
-        .run(client, "turning pg_partman's maintenance off", None, |client, watch, _| {
-            let mut transaction = client.transaction()?;
-            transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", timeout.setting()))?;
-            let changed = watch.around(|| transaction.execute(sql, &[]))?;
-            transaction.commit()?;
-            Ok::<u64, postgres::Error>(changed)
-        })
+        .run(
+            client,
+            "turning pg_partman's maintenance off",
+            None,
+            |client, watch, _| {
+                let mut transaction = client.transaction()?;
+                transaction
+                    .batch_execute(&format!("SET LOCAL lock_timeout = '{}'", timeout.setting()))?;
+                let changed = watch.around(|| transaction.execute(sql, &[]))?;
+                transaction.commit()?;
+                Ok::<u64, postgres::Error>(changed)
+            },
+        )
         .map(|(changed, _)| changed)
         .map_err(ImportError::Disable)
 }
@@ -217,7 +225,10 @@ fn has_column(client: &mut Client, table: &str, column: &str) -> Result<bool, po
 }
 
 /// The parents pg_partman sub-partitions (`part_config_sub.sub_parent`).
-fn sub_partitioned_parents(client: &mut Client, schema: &str) -> Result<Vec<String>, postgres::Error> {
+fn sub_partitioned_parents(
+    client: &mut Client,
+    schema: &str,
+) -> Result<Vec<String>, postgres::Error> {
     let table = format!("{}.part_config_sub", quote_ident(schema));
     let exists: bool = client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])?
@@ -372,11 +383,20 @@ fn naming_template(datetime_string: &str) -> Option<String> {
     Some(template)
 }
 
-/// The template table's storage parameters, as `with = { … }` writes them.
+/// What pg_partman's template table gives new partitions.
+struct Template {
+    /// Storage parameters, each value as TOML writes it.
+    parameters: Vec<(String, String)>,
+    /// Index definitions, and whether each is unique.
+    indexes: Vec<(String, bool)>,
+    unlogged: bool,
+}
+
+/// The template table's storage parameters, indexes and persistence.
 fn template_storage(
     client: &mut Client,
     template: &str,
-) -> Result<Option<(Vec<(String, String)>, Vec<(String, bool)>, bool)>, postgres::Error> {
+) -> Result<Option<Template>, postgres::Error> {
     let Some(row) = client.query_opt(
         "SELECT coalesce(c.reloptions, '{}'), \
                 ARRAY(SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x WHERE x.indrelid = c.oid ORDER BY 1), \
@@ -399,11 +419,11 @@ fn template_storage(
         .collect();
     let definitions: Vec<String> = row.get(1);
     let unique: Vec<bool> = row.get(2);
-    Ok(Some((
+    Ok(Some(Template {
         parameters,
-        definitions.into_iter().zip(unique).collect(),
-        row.get(3),
-    )))
+        indexes: definitions.into_iter().zip(unique).collect(),
+        unlogged: row.get(3),
+    }))
 }
 
 /// A storage parameter's value as TOML: a number or a boolean as such,
@@ -506,7 +526,13 @@ fn import_table(
         lines.push(format!("premake = {premake}"));
     }
     retention_lines(client, config, is_ids, &mut lines, &mut notes)?;
-    naming_line(config, is_ids, interval_name_used.as_deref(), &mut lines, &mut notes);
+    naming_line(
+        config,
+        is_ids,
+        interval_name_used.as_deref(),
+        &mut lines,
+        &mut notes,
+    );
     if facts.has_default {
         lines.push("default_partition = true".to_owned());
         lines.push("drain_default = true".to_owned());
@@ -683,7 +709,10 @@ fn other_settings(config: &Row<'_>, notes: &mut Vec<String>) {
         ));
     }
     if config.text("subscription_refresh").is_some() {
-        notes.push("subscription_refresh: pgm refreshes no subscription after creating partitions".to_owned());
+        notes.push(
+            "subscription_refresh: pgm refreshes no subscription after creating partitions"
+                .to_owned(),
+        );
     }
     if let Some(interval) = config.text("date_trunc_interval") {
         notes.push(format!(
@@ -692,7 +721,9 @@ fn other_settings(config: &Row<'_>, notes: &mut Vec<String>) {
         ));
     }
     if config.text("automatic_maintenance") == Some("off") {
-        notes.push("automatic_maintenance is already 'off': pg_partman no longer maintains it".to_owned());
+        notes.push(
+            "automatic_maintenance is already 'off': pg_partman no longer maintains it".to_owned(),
+        );
     }
 }
 
@@ -705,7 +736,11 @@ fn partition_section(
 ) -> Result<Vec<String>, postgres::Error> {
     let mut section = Vec::new();
     if let Some(template) = config.text("template_table")
-        && let Some((parameters, indexes, unlogged)) = template_storage(client, template)?
+        && let Some(Template {
+            parameters,
+            indexes,
+            unlogged,
+        }) = template_storage(client, template)?
     {
         if !parameters.is_empty() {
             let with: Vec<String> = parameters
@@ -749,9 +784,18 @@ mod tests {
     #[test]
     fn datetime_strings_of_both_layouts_become_naming_templates() {
         assert_eq!(naming_template("YYYY_MM").unwrap(), "{parent}_p{YYYY}_{MM}");
-        assert_eq!(naming_template("YYYYMMDD").unwrap(), "{parent}_p{YYYY}{MM}{DD}");
-        assert_eq!(naming_template("IYYY\"w\"IW").unwrap(), "{parent}_p{IYYY}w{WW}");
-        assert_eq!(naming_template("YYYY\"q\"Q").unwrap(), "{parent}_p{YYYY}q{Q}");
+        assert_eq!(
+            naming_template("YYYYMMDD").unwrap(),
+            "{parent}_p{YYYY}{MM}{DD}"
+        );
+        assert_eq!(
+            naming_template("IYYY\"w\"IW").unwrap(),
+            "{parent}_p{IYYY}w{WW}"
+        );
+        assert_eq!(
+            naming_template("YYYY\"q\"Q").unwrap(),
+            "{parent}_p{YYYY}q{Q}"
+        );
         assert_eq!(
             naming_template("YYYY_MM_DD_HH24MI").unwrap(),
             "{parent}_p{YYYY}_{MM}_{DD}_{HH}{MI}"

@@ -659,7 +659,8 @@ fn check_partition_properties(
                 toml::Value::Float(f) if f.is_finite() => Some(f.to_string()),
                 toml::Value::Boolean(b) => Some(b.to_string()),
                 toml::Value::String(word)
-                    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    if !word.is_empty()
+                        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
                 {
                     Some(word.clone())
                 }

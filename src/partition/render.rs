@@ -416,6 +416,7 @@ interval = "daily"
             estimated_rows: 1200,
             estimated_bytes: 1800,
             indexes: Vec::new(),
+            subpartitioned: false,
         }
     }
 
@@ -454,6 +455,8 @@ interval = "daily"
             indexes: Vec::new(),
             max_key: None,
             max_key_failure: None,
+            grants: Vec::new(),
+            default_rows: None,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
@@ -516,7 +519,8 @@ interval = "daily"
              public.c: \n\
              \x20 FAILED: public.c does not exist\n\
              public.d: nothing to do\n\
-             summary: 2 created, 1 detached, 1 dropped, 0 archived, 2 indexes built, 1 failed, 1 skipped, 1 deferred\n"
+             summary: 2 created, 1 detached, 1 dropped, 0 archived, 2 indexes built, 1 failed, 1 skipped, 1 deferred, \
+             7 rows moved from default partitions\n"
         );
     }
 }

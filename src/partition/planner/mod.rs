@@ -794,7 +794,11 @@ fn creation_window(context: &Context<'_>, point: KeyValue) -> Option<(KeyValue, 
 /// partitioned. A new partition made like the parent would be a plain
 /// table, so the table is refused until pgm supports them.
 fn subpartitioned(context: &Context<'_>) -> Option<Problem> {
-    let sub = context.parent.partitions.iter().find(|p| p.subpartitioned)?;
+    let sub = context
+        .parent
+        .partitions
+        .iter()
+        .find(|p| p.subpartitioned)?;
     let mut problem = Problem::new(
         context.table,
         ProblemKind::Subpartitioned,
