@@ -195,6 +195,40 @@ fn killed_during_a_drain_while_a_writer_inserts_no_row_is_lost_or_doubled() {
 }
 
 #[test]
+fn a_writer_inserting_into_the_periods_being_drained_does_not_stop_the_drain() {
+    let db = TestDb::new();
+    let project = setup(&db);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut client = db.connect();
+        std::thread::spawn(move || {
+            let mut written = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let day = written % 300;
+                if client
+                    .execute(
+                        "INSERT INTO events (created_at, amount) \
+                         VALUES (timestamptz '2025-12-01 00:00:00+00' + $1::int8 * interval '1 day', 1)",
+                        &[&day],
+                    )
+                    .is_ok()
+                {
+                    written += 1;
+                }
+            }
+            written
+        })
+    };
+    let (code, stdout, stderr) = maintain(&project, &db);
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(written > 100, "the writer kept writing: {written}");
+    assert_eq!(kept_in_default(&db), "0", "{stdout}\n{stderr}");
+}
+
+#[test]
 fn a_missing_default_partition_is_created_and_new_partitions_carry_the_partition_properties() {
     let db = TestDb::new();
     let project = Project::new();

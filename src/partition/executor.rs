@@ -349,8 +349,16 @@ impl AttemptError for TransactionError {
         matches!(self, TransactionError::Sql(error) if retry::is_lock_timeout(error))
     }
 
+    /// An attach whose scan of the default partition met a row a writer
+    /// committed there after the move's snapshot (23514) lost a race, as a
+    /// serialization failure does: the whole transaction rolled back, and
+    /// a retry moves that row too. Waiting for writers this way, rather
+    /// than locking the default partition first, keeps pgm the side that
+    /// yields: a lock taken up front could deadlock with an application
+    /// transaction that read the parent and then inserts.
     fn is_conflict(&self) -> bool {
-        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error))
+        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error)
+            || error.code() == Some(&postgres::error::SqlState::CHECK_VIOLATION))
     }
 }
 
