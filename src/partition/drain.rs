@@ -20,8 +20,11 @@
 //! default); the partition created unattached before it is recognised by
 //! its marker and attached, with the move, by the next run. Rows a writer
 //! adds to the default for that period while the move runs make the
-//! attach's scan fail and roll the whole transaction back; the next run
-//! moves them too.
+//! attach's scan fail and roll the whole transaction back; the executor
+//! retries it like a serialization failure, and the retry moves them too.
+//! The default partition is not locked before the move: an application
+//! transaction that read the parent and then inserts would deadlock with
+//! that lock, whereas this way pgm is always the side that waits.
 
 use postgres::Client;
 
