@@ -43,7 +43,6 @@ INSERT INTO events (created_at, amount)
   FROM generate_series(1, 60000) g;
 INSERT INTO events (created_at, amount)
   SELECT timestamptz '2027-06-10 00:00:00+00' + g * interval '1 hour', 7 FROM generate_series(1, 30) g;
-ANALYZE events;
 ";
 
 fn setup(db: &TestDb) -> Project {
@@ -87,6 +86,27 @@ fn drain_moves_every_period_within_retention_and_reports_older_rows() {
     let db = TestDb::new();
     let project = setup(&db);
     let before = totals(&db);
+    // Never analyzed: status counts the default partition's rows exactly
+    // and reads its size on disk.
+    db.connect()
+        .batch_execute(
+            "SELECT pg_stat_reset(); ALTER TABLE events_default SET (autovacuum_enabled = false)",
+        )
+        .unwrap();
+    let (code, status, stderr) = outcome(
+        &project
+            .pgm(&db)
+            .args(["partitions", "status", "--at", AT])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, Some(0), "{status}\n{stderr}");
+    let default_line = status
+        .lines()
+        .find(|line| line.trim_start().starts_with("events_default"))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(default_line.contains(" 60030 "), "{default_line}");
+    assert!(!default_line.contains(" 0 B "), "{default_line}");
     let (_, plan, _) = outcome(
         &project
             .pgm(&db)
@@ -320,4 +340,34 @@ fn a_sub_partitioned_parent_is_an_error_entry_and_nothing_is_planned_for_it() {
         "{plan}"
     );
     let _ = code;
+}
+
+#[test]
+fn a_default_partition_against_default_partition_false_is_a_warning_and_is_kept() {
+    let db = TestDb::new();
+    let project = Project::new();
+    std::fs::write(
+        project.path().join("partman.toml"),
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\npremake = 1\ndefault_partition = false\n",
+    )
+    .unwrap();
+    db.connect()
+        .batch_execute(
+            "CREATE TABLE events (created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at); \
+             CREATE TABLE events_default PARTITION OF events DEFAULT;",
+        )
+        .unwrap();
+    let (code, stdout, stderr) = maintain(&project, &db);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("warning: public.events: default_partition = false, but public.events_default is its default partition: pgm never drops it"),
+        "{stdout}"
+    );
+    assert_eq!(
+        column(
+            &mut db.connect(),
+            "SELECT count(*) FROM pg_class WHERE relname = 'events_default'"
+        ),
+        ["1"]
+    );
 }
