@@ -167,6 +167,8 @@ fn planner_problems(
         .map(|problem| Problem {
             kind: match problem.kind {
                 planner::ProblemKind::Converting => ProblemKind::Conversion,
+                planner::ProblemKind::DefaultRowsPastRetention
+                | planner::ProblemKind::DefaultRowsUnread => ProblemKind::DefaultRows,
                 kind if kind.is_warning() => ProblemKind::Drift,
                 _ => ProblemKind::Table,
             },

@@ -803,7 +803,9 @@ fn subpartitioned(context: &Context<'_>) -> Option<Problem> {
         context.table,
         ProblemKind::Subpartitioned,
         format!(
-            "{}: its partition {}.{} is itself partitioned (sub-partitioning): pgm does not manage              sub-partitioned tables yet and would create new partitions as plain tables; nothing is planned              for it: remove its entry and keep it under pg_partman",
+            "{}: its partition {}.{} is itself partitioned (sub-partitioning): pgm does not manage \
+             sub-partitioned tables yet and would create new partitions as plain tables; nothing is planned \
+             for it: remove its entry and keep it under pg_partman",
             context.table.qualified_name(),
             sub.schema,
             sub.name
