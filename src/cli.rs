@@ -414,6 +414,31 @@ pub enum PartitionsCommand {
         #[arg(long, conflicts_with_all = ["until", "unswap", "drop_old", "keep_as"])]
         abort: bool,
     },
+    /// Write the policy for the tables pg_partman manages, from its part_config.
+    #[command(
+        name = "import-pg-partman",
+        long_about = "Read pg_partman's part_config (4.x or 5.x) and write a [[table]] entry for each table \
+                      it manages: interval, premake, retention and its action, naming, the time zone, the \
+                      default partition (drained), and the template table's storage parameters and \
+                      inherit_privileges as [table.partition]. Every setting pgm cannot carry over is listed \
+                      with what to do. Prints the statement that turns pg_partman's maintenance off for those \
+                      tables, to run once `pgm partitions plan` shows nothing to do for them; \
+                      --disable-pg-partman runs it. Reads only, otherwise; needs no superuser."
+    )]
+    ImportPgPartman {
+        /// pg_partman's schema (default: the schema the extension is installed in, else partman).
+        #[arg(long, value_name = "SCHEMA")]
+        schema: Option<String>,
+        /// The time zone pg_partman's maintenance ran in (default: the database's TimeZone setting).
+        #[arg(long, value_name = "ZONE", value_parser = parse_time_zone)]
+        time_zone: Option<chrono_tz::Tz>,
+        /// Write the policy to this file (it must not exist) and a report to standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Also turn pg_partman's maintenance off for the imported tables (automatic_maintenance = 'off').
+        #[arg(long)]
+        disable_pg_partman: bool,
+    },
     /// For monitoring: exit 1 with one line per problem (coverage below premake, rows in a
     /// default partition, an INVALID index, a pending detach, drift).
     Check {
@@ -423,6 +448,11 @@ pub enum PartitionsCommand {
         #[arg(long, value_name = "RFC3339", value_parser = config::parse_instant)]
         at: Option<DateTime<Utc>>,
     },
+}
+
+fn parse_time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.parse::<chrono_tz::Tz>()
+        .map_err(|_| format!("{text} is not an IANA time zone, such as Europe/Berlin or UTC"))
 }
 
 /// Gives a core enum its command-line spelling, so the core stays free of
@@ -587,6 +617,17 @@ impl PartitionsCommand {
             },
             PartitionsCommand::Status { format, at } => C::PartitionsStatus { format, at },
             PartitionsCommand::Check { format, at } => C::PartitionsCheck { format, at },
+            PartitionsCommand::ImportPgPartman {
+                schema,
+                time_zone,
+                output,
+                disable_pg_partman,
+            } => C::PartitionsImport(config::Import {
+                schema,
+                time_zone,
+                output,
+                disable_pg_partman,
+            }),
             PartitionsCommand::Convert {
                 table,
                 until,

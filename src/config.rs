@@ -76,6 +76,7 @@ pub enum Command {
         at: Option<DateTime<Utc>>,
     },
     PartitionsConvert(Convert),
+    PartitionsImport(Import),
     Demo {
         keep: bool,
         at: Option<DateTime<Utc>>,
@@ -94,6 +95,19 @@ pub struct Migrate {
     pub allow_out_of_order: bool,
     pub maintain: bool,
     pub locks: MigrateLocks,
+}
+
+/// `pgm partitions import-pg-partman`.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// pg_partman's schema; the extension's when unset.
+    pub schema: Option<String>,
+    /// The zone pg_partman's maintenance ran in; the database's when unset.
+    pub time_zone: Option<chrono_tz::Tz>,
+    /// Where the policy is written; standard output when unset.
+    pub output: Option<std::path::PathBuf>,
+    /// Run the statement that turns pg_partman's maintenance off.
+    pub disable_pg_partman: bool,
 }
 
 /// `pgm partitions convert`.

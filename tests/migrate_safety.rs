@@ -70,7 +70,7 @@ fn a_lock_held_by_traffic_makes_the_migration_retry_then_fail_cleanly_then_succe
         .unwrap();
     let output = project
         .pgm(&db)
-        .args(["migrate", "--lock-timeout", "200ms", "--lock-retries", "2"])
+        .args(["migrate", "--lock-timeout", "600ms", "--lock-retries", "2"])
         .output()
         .unwrap();
     let (_, stderr) = output_text(&output);

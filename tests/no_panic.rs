@@ -285,6 +285,7 @@ fn parent(
                 indexes: Vec::new(),
                 access_method: None,
                 checks: Vec::new(),
+                subpartitioned: false,
             })
             .collect(),
         indexes: Vec::new(),
@@ -295,6 +296,8 @@ fn parent(
         }),
         max_key_failure: None,
         citus: None,
+        grants: Vec::new(),
+        default_rows: None,
     }
 }
 

@@ -102,7 +102,7 @@ fn each_problem_kind_is_one_line_and_exit_1() {
     let expected = [
         "public.events: public.events is covered until 2027-03-01 00:00:00+00 (3 partition(s) after now, premake wants 5): run pgm partitions maintain",
         "public.nope: public.nope does not exist: create it (PARTITION BY RANGE on its time column) in a migration, or remove its entry",
-        "public.events: the default partition public.events_default holds rows: they belong to a period with no partition; with move_default_rows = true maintain moves them when it creates that partition",
+        "public.events: the default partition public.events_default holds 1 row(s): they belong to periods with no partition; with drain_default = true maintain gives each period its partition and moves them there (rows older than the retention are only reported)",
         "public.events: index public.events_202611_dup_idx on events_202611 is INVALID (an interrupted build): maintain drops and rebuilds it",
         "public.events: the detach of public.events_202609 is pending (interrupted, or waiting for old transactions): maintain finishes it",
         "public.events: partition public.events_odd covers ['2027-03-01 00:00:00+00', '2027-03-10 00:00:00+00'), which is not one monthly period in UTC: pgm leaves it as it is",

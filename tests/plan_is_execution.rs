@@ -50,11 +50,13 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
     let sandbox = support::statement_logging_sandbox("%a|");
     let url = sandbox.url("app");
     let project = Project::bundled();
-    // Rows in products' default partition are moved, not refused.
+    // Rows in products' default partition are moved, not refused; those of
+    // other quarters are drained; new partitions get storage parameters and
+    // the parent's grants (products is the policy's last table).
     let policy = MAINTAIN_POLICY.replace(
         "interval = \"quarterly\"",
         "interval = \"quarterly\"\nmove_default_rows = true",
-    );
+    ) + "drain_default = true\n\n[table.partition]\nwith = { fillfactor = 80 }\ninherit_privileges = true\n";
     std::fs::write(project.path().join("partman.toml"), policy).unwrap();
     let output = pgm()
         .current_dir(project.path())
@@ -66,7 +68,9 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
     let mut app = pgm::db::connect(&sandbox.settings("app")).unwrap();
     app.batch_execute(&format!(
         "{HAND_MADE_PARTITIONS} CREATE TABLE products_default PARTITION OF products DEFAULT; \
-         INSERT INTO products (sku, name, price_cents, listed_on) VALUES ('a-1', 'a', 100, '2026-11-02');"
+         INSERT INTO products (sku, name, price_cents, listed_on) VALUES ('a-1', 'a', 100, '2026-11-02'), \
+           ('a-2', 'b', 100, '2025-05-10'), ('a-3', 'c', 100, '2028-02-01'); \
+         GRANT SELECT ON products TO PUBLIC;"
     ))
     .unwrap();
     let (plan, _) = run(project.path(), &url, &["plan", "--format", "sql"]);
@@ -100,6 +104,28 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
         "every planned change runs once: sent {changes:#?}"
     );
     assert!(changes.len() > 40, "a plan with real work: {changes:#?}");
+    for drained in ["products_p2025q2", "products_p2028q1"] {
+        assert!(
+            changes
+                .iter()
+                .any(|c| c.starts_with("WITH moved AS (DELETE FROM") && c.contains(drained))
+                || planned.iter().any(|p| p.contains(drained)),
+            "{drained} drained: {plan}"
+        );
+    }
+    assert_eq!(
+        column(&mut app, "SELECT count(*) FROM products_default"),
+        ["0"]
+    );
+    assert_eq!(
+        column(
+            &mut app,
+            "SELECT count(*) FROM pg_class WHERE relname LIKE 'products_p%' \
+             AND 'fillfactor=80' = ANY(reloptions) AND relacl::text LIKE '%=r/%'"
+        ),
+        ["4"],
+        "the quarter of now, premake 1, and the two drained quarters"
+    );
     assert_eq!(
         column(
             &mut app,

@@ -156,7 +156,10 @@ fn table_policy(case: &Case) -> TablePolicy {
             text: format!("{amount} {unit:?}"),
         }),
         default_partition: case.default_partition,
+        default_partition_written: false,
         move_default_rows: true,
+        drain_default: false,
+        partition: Default::default(),
         naming: "{parent}_p{YYYY}_{MM}_{DD}".into(),
         time_zone: case.zone,
         lock_timeout: Timeout::from_millis(2000),
@@ -215,6 +218,7 @@ fn partition(case: &Case, oid: u32, start: NaiveDate) -> Partition {
         indexes: Vec::new(),
         access_method: None,
         checks: Vec::new(),
+        subpartitioned: false,
     }
 }
 
@@ -255,6 +259,8 @@ fn snapshot(case: &Case) -> Snapshot {
             max_key: None,
             max_key_failure: None,
             citus: None,
+            grants: Vec::new(),
+            default_rows: None,
         })],
         pending: Vec::new(),
         retiring: Vec::new(),
@@ -558,6 +564,7 @@ fn id_partition(oid: u32, lo: i64, hi: i64) -> Partition {
         indexes: Vec::new(),
         access_method: None,
         checks: Vec::new(),
+        subpartitioned: false,
     }
 }
 

@@ -11,8 +11,8 @@ use pgm::lint::config::LintConfig;
 use pgm::location::Location;
 use pgm::partition::calendar::Interval;
 use pgm::partition::policy::{
-    self, ColumnarAfter, IndexPolicy, Retention, RetentionAction, RetentionUnit, Spacing,
-    TablePolicy,
+    self, ColumnarAfter, IndexPolicy, PartitionProperties, Retention, RetentionAction,
+    RetentionUnit, Spacing, TablePolicy,
 };
 
 fn reference_path() -> PathBuf {
@@ -71,6 +71,7 @@ fn accepted_keys(section: &str) -> BTreeSet<String> {
         "" => String::new(),
         "table" => table.to_owned(),
         "table.index" => format!("{table}[[table.index]]\nname = \"i\"\ncolumns = [\"a\"]\n"),
+        "table.partition" => format!("{table}[table.partition]\n"),
         other => format!("[{other}]\n"),
     } + "xyzzy_plugh = 0\n";
     let path = Path::new("partman.toml");
@@ -91,7 +92,14 @@ fn the_reference_policy_documents_every_key_the_parser_accepts() {
     let documented = documented_keys();
     assert_eq!(
         documented.keys().collect::<Vec<_>>(),
-        ["", "defaults", "lint", "table", "table.index"]
+        [
+            "",
+            "defaults",
+            "lint",
+            "table",
+            "table.index",
+            "table.partition"
+        ]
     );
     for (section, keys) in &documented {
         assert_eq!(*keys, accepted_keys(section), "[{section}]");
@@ -140,7 +148,14 @@ fn every_key_of_the_reference_policy_parses_to_the_value_written_there() {
                 text: "12 months".to_owned(),
             }),
             default_partition: false,
+            default_partition_written: true,
             move_default_rows: false,
+            drain_default: false,
+            partition: PartitionProperties {
+                with: vec![("fillfactor".to_owned(), "90".to_owned())],
+                inherit_privileges: false,
+                tablespace: None,
+            },
             naming: "{parent}_p{YYYY}_{MM}".to_owned(),
             time_zone: Tz::UTC,
             lock_timeout: Timeout::from_millis(2_000),
@@ -231,6 +246,7 @@ fn the_reference_defaults_parse_to_the_values_written_there() {
     );
     assert!(!table.default_partition);
     assert!(!table.move_default_rows);
+    assert!(!table.drain_default);
     let archiving = text.replace(
         "retention_action = \"drop\"",
         "retention_action = \"archive\"",

@@ -70,6 +70,7 @@ pub fn run(config: Config) -> Result<Outcome> {
             partitions::check(&config, &settings()?, *format, *at)
         }
         Command::PartitionsConvert(convert) => partitions::convert(&config, &settings()?, convert),
+        Command::PartitionsImport(import) => partitions::import_pg_partman(&settings()?, import),
         Command::Demo { keep, at } => demo::run(*keep, *at),
         Command::Init => init::run(&config),
         Command::Lint(lint) => lint::run(&config, lint, database_configured(&config), settings),

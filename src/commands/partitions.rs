@@ -147,9 +147,9 @@ fn assess(
     let now = now_or(at);
     let policy = load_policy(config)?;
     let mut client = db::connect(settings)?;
-    let snapshot =
+    let mut snapshot =
         catalog::take_tables(&mut client, &policy.tables).context("reading the catalog")?;
-    let default_rows = catalog::default_partitions_with_rows(&mut client, &snapshot)
+    let default_rows = catalog::default_partitions_with_rows(&mut client, &mut snapshot)
         .context("probing the default partitions")?;
     Ok(health::assess(&policy, &snapshot, now, &default_rows))
 }
@@ -280,4 +280,89 @@ pub fn convert(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// `pgm partitions import-pg-partman`: the policy to the file or standard
+/// output; with a file, a report of what was not carried over and the
+/// statement that turns pg_partman off on standard output.
+pub fn import_pg_partman(
+    settings: &ConnectionSettings,
+    import: &config::Import,
+) -> Result<Outcome> {
+    use crate::partition::import::{self, ImportOptions};
+    if let Some(path) = &import.output
+        && path.exists()
+    {
+        bail!(UsageError(format!(
+            "{} exists: pgm does not overwrite a policy; choose another --output or remove it",
+            path.display()
+        )));
+    }
+    let mut client = db::connect(settings)?;
+    let options = ImportOptions {
+        schema: import.schema.clone(),
+        time_zone: import.time_zone,
+    };
+    let imported = import::read(&mut client, &options)?;
+    let turn_off = imported.turn_off_sql();
+    let mut policy = imported.policy_text();
+    let advice = match &turn_off {
+        Some(sql) => format!(
+            "\n# Once `pgm partitions plan` shows nothing to do for these tables, turn pg_partman's maintenance off\n\
+             # for them (or rerun with --disable-pg-partman):\n# {sql};\n"
+        ),
+        None => "\n# No table can be taken over from pg_partman.\n".to_owned(),
+    };
+    policy.push_str(&advice);
+    let mut out = std::io::stdout().lock();
+    match &import.output {
+        Some(path) => {
+            std::fs::write(path, &policy)
+                .with_context(|| format!("writing the policy to {}", path.display()))?;
+            write_import_report(&mut out, &imported, path)?;
+            if let Some(sql) = turn_off.as_ref().filter(|_| !import.disable_pg_partman) {
+                writeln!(
+                    out,
+                    "\nonce `pgm partitions plan` shows nothing to do for these tables, turn pg_partman's \
+                     maintenance off for them:\n  {sql};"
+                )?;
+            }
+        }
+        None => out.write_all(policy.as_bytes())?,
+    }
+    if let Some(sql) = turn_off.filter(|_| import.disable_pg_partman) {
+        let changed = import::disable(&mut client, settings, &sql)?;
+        writeln!(
+            out,
+            "pg_partman's maintenance is off for {changed} table(s): {sql}"
+        )?;
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+fn write_import_report(
+    out: &mut impl Write,
+    imported: &crate::partition::import::Imported,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let taken = imported.taken_over().count();
+    writeln!(
+        out,
+        "wrote {taken} table(s) from {}.part_config ({} layout) to {}; time_zone: {}",
+        imported.schema,
+        imported.layout,
+        path.display(),
+        imported.time_zone_source
+    )?;
+    for table in &imported.tables {
+        match &table.refused {
+            Some(why) => writeln!(out, "{}: not imported: {why}", table.parent_table)?,
+            None => writeln!(out, "{}: imported", table.parent_table)?,
+        }
+        for note in &table.not_carried {
+            writeln!(out, "  not carried over: {note}")?;
+        }
+    }
+    Ok(())
 }

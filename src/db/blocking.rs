@@ -10,7 +10,10 @@ use postgres::Client;
 
 use super::ConnectionSettings;
 
-const POLL: Duration = Duration::from_millis(100);
+/// How often the watcher looks, and how long a statement must have run
+/// before it does: often enough to see the blocker of a wait as short as
+/// a lock_timeout of 200 ms more than once on a busy machine.
+const POLL: Duration = Duration::from_millis(40);
 /// A statement blocked this long is reported, and again as often while it
 /// stays blocked.
 pub const REPORT_EVERY: Duration = Duration::from_secs(5);

@@ -83,6 +83,8 @@ pub struct Partition {
     pub access_method: Option<String>,
     /// The names of its CHECK constraints.
     pub checks: Vec<String>,
+    /// Partitioned itself (pg_partman's sub-partitioning).
+    pub subpartitioned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,6 +121,12 @@ pub struct Parent {
     /// What Citus makes of the table, when the extension is installed and
     /// the table is in its metadata.
     pub citus: Option<CitusTable>,
+    /// The parent's grants to roles other than its owner, for
+    /// `[table.partition] inherit_privileges`.
+    pub grants: Vec<Grant>,
+    /// With `drain_default`: where the rows of the default partition are,
+    /// read by `drain::read_default_rows`.
+    pub default_rows: Option<DefaultRows>,
 }
 
 /// How Citus holds a table (its `pg_dist_partition` row).
@@ -142,6 +150,27 @@ pub enum CitusTable {
 struct ShardTotals {
     rows: i64,
     bytes: i64,
+}
+
+/// One privilege the parent grants, as `aclexplode` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    /// A role name, or `PUBLIC`.
+    pub grantee: String,
+    pub privilege: String,
+    pub grantable: bool,
+}
+
+/// The periods the default partition holds rows of, each read as the
+/// smallest key at or after the end of the previous one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DefaultRows {
+    /// Period starts (key space), in order.
+    pub periods: Vec<crate::partition::calendar::KeyValue>,
+    /// More periods hold rows than were read: the next run reads on.
+    pub truncated: bool,
+    /// Why the read failed (a lock held, a timeout): the drain waits.
+    pub failure: Option<String>,
 }
 
 /// The largest key value of an integer-keyed table and where it was read.
@@ -248,34 +277,96 @@ pub fn retiring_comment(parent: &str) -> String {
     format!("{RETIRING_COMMENT_PREFIX}{parent}")
 }
 
-/// Whether each default partition holds any row, by parent oid: one exact
-/// `EXISTS` per default partition (the row estimate can be stale).
+/// Whether each default partition holds any row, by parent oid, for
+/// `status` and `check`: each default partition's rows counted exactly
+/// (written into its `estimated_rows`: the estimate is -1 until analyzed),
+/// and every partition's size read as `pg_total_relation_size` (the
+/// estimate is 0 until vacuumed). The sizes take ACCESS SHARE on each
+/// partition, under a short lock_timeout: when one is locked by pending
+/// DDL, the estimates stay.
 pub fn default_partitions_with_rows(
     client: &mut Client,
-    snapshot: &Snapshot,
+    snapshot: &mut Snapshot,
 ) -> Result<Vec<(u32, bool)>, postgres::Error> {
     let mut found = Vec::new();
-    for parent in snapshot.parents.iter().flatten() {
-        if let Some(default) = parent.partitions.iter().find(|p| p.bound == Bound::Default) {
+    for parent in snapshot.parents.iter_mut().flatten() {
+        if let Some(default) = parent
+            .partitions
+            .iter_mut()
+            .find(|p| p.bound == Bound::Default)
+        {
             let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM {}.{})",
+                "SELECT count(*) FROM {}.{}",
                 quote_ident(&default.schema),
                 quote_ident(&default.name)
             );
-            found.push((parent.oid, client.query_one(&sql, &[])?.get(0)));
+            let rows: i64 = client.query_one(&sql, &[])?.get(0);
+            default.estimated_rows = rows;
+            found.push((parent.oid, rows > 0));
         }
     }
+    read_sizes(client, snapshot)?;
     Ok(found)
 }
 
+/// Every partition's size on disk, indexes and TOAST included.
+fn read_sizes(client: &mut Client, snapshot: &mut Snapshot) -> Result<(), postgres::Error> {
+    let oids: Vec<u32> = snapshot
+        .parents
+        .iter()
+        .flatten()
+        .flat_map(|p| p.partitions.iter().map(|partition| partition.oid))
+        .collect();
+    let mut transaction = client.transaction()?;
+    transaction.batch_execute("SET LOCAL lock_timeout = '2s'")?;
+    let sizes: HashMap<u32, i64> = match transaction.query(
+        "SELECT c.oid, pg_total_relation_size(c.oid) FROM pg_class c WHERE c.oid = ANY($1::oid[])",
+        &[&oids],
+    ) {
+        Ok(rows) => rows.iter().map(|row| (row.get(0), row.get(1))).collect(),
+        Err(error) if error.as_db_error().is_some() => HashMap::new(),
+        Err(error) => return Err(error),
+    };
+    transaction.rollback()?;
+    for partition in snapshot
+        .parents
+        .iter_mut()
+        .flatten()
+        .flat_map(|p| p.partitions.iter_mut())
+    {
+        if let Some(bytes) = sizes.get(&partition.oid) {
+            partition.estimated_bytes = *bytes;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the tables of these policy entries, in their order; the largest
-/// key only of those cut into ID ranges (an epoch key counts from the clock).
+/// key only of those cut into ID ranges (an epoch key counts from the clock),
+/// and where the default partition's rows are only of those that drain it.
 pub fn take_tables<'a>(
     client: &mut Client,
     tables: impl IntoIterator<Item = &'a TablePolicy>,
 ) -> Result<Snapshot, postgres::Error> {
-    let reads: Vec<TableRead> = tables.into_iter().map(TableRead::of).collect();
-    take_reads(client, &reads)
+    let tables: Vec<&TablePolicy> = tables.into_iter().collect();
+    let reads: Vec<TableRead> = tables.iter().map(|t| TableRead::of(t)).collect();
+    let mut snapshot = take_reads(client, &reads)?;
+    crate::partition::drain::read_default_rows(client, &tables, &mut snapshot)?;
+    Ok(snapshot)
+}
+
+/// The parent's grants as the parent query lists them: a JSON array of
+/// `[grantee, privilege, grantable]`.
+fn parse_grants(json: &str) -> Vec<Grant> {
+    let triples: Vec<(String, String, bool)> = serde_json::from_str(json).unwrap_or_default();
+    triples
+        .into_iter()
+        .map(|(grantee, privilege, grantable)| Grant {
+            grantee,
+            privilege,
+            grantable,
+        })
+        .collect()
 }
 
 /// Reads the parents named (schema, table) with their partitions and
@@ -402,7 +493,11 @@ impl Reader<'_> {
                     coalesce(pt.partnatts, 0)::int2, \
                     CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN a.attname::text END, \
                     CASE WHEN pt.partnatts = 1 AND pt.partattrs[0] <> 0 THEN format_type(a.atttypid, a.atttypmod) END, \
-                    pg_get_userbyid(c.relowner)::text, ts.spcname::text, c.relpersistence = 'u' \
+                    pg_get_userbyid(c.relowner)::text, ts.spcname::text, c.relpersistence = 'u', \
+                    (SELECT coalesce(json_agg(json_build_array( \
+                         CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(g.grantee)::text END, \
+                         g.privilege_type, g.is_grantable) ORDER BY g.grantee, g.privilege_type), '[]')::text \
+                     FROM aclexplode(c.relacl) g WHERE g.grantee <> c.relowner) \
              FROM unnest($1::text[]) WITH ORDINALITY AS wanted(name, ord) \
              LEFT JOIN pg_class c ON c.oid = to_regclass(wanted.name) \
              LEFT JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -438,6 +533,8 @@ impl Reader<'_> {
                     max_key: None,
                     max_key_failure: None,
                     citus: None,
+                    grants: parse_grants(&row.get::<_, String>(11)),
+                    default_rows: None,
                 })
             })
             .collect();
@@ -452,7 +549,8 @@ impl Reader<'_> {
                     i.inhdetachpending, c.reltuples::int8, \
                     c.relpages::int8 * current_setting('block_size')::int8, \
                     (SELECT amname::text FROM pg_am WHERE oid = c.relam), \
-                    ARRAY(SELECT conname::text FROM pg_constraint WHERE conrelid = c.oid AND contype = 'c') \
+                    ARRAY(SELECT conname::text FROM pg_constraint WHERE conrelid = c.oid AND contype = 'c'), \
+                    c.relkind = 'p' \
              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE i.inhparent = ANY($1::oid[]) AND c.relkind IN ('r', 'p', 'f')",
             &[&parent_oids],
@@ -479,6 +577,7 @@ impl Reader<'_> {
                 indexes: Vec::new(),
                 access_method: row.get(8),
                 checks: row.get(9),
+                subpartitioned: row.get(10),
             };
             if let Some(parent) = parent_position
                 .get(&parent_oid)

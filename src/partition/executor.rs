@@ -52,7 +52,7 @@ impl TableReport {
     fn count(&mut self, step: &Step, moved_rows: u64) {
         self.moved_rows += moved_rows;
         match step.action {
-            Action::CreatePartition => self.created += 1,
+            Action::CreatePartition | Action::CreateDefaultPartition => self.created += 1,
             Action::AttachPartition | Action::MoveDefaultRows => self.attached += 1,
             Action::DetachPartition | Action::FinalizeDetach => self.detached += 1,
             Action::DropPartition => self.dropped += 1,
@@ -387,8 +387,16 @@ impl AttemptError for TransactionError {
         matches!(self, TransactionError::Sql(error) if retry::is_lock_timeout(error))
     }
 
+    /// An attach whose scan of the default partition met a row a writer
+    /// committed there after the move's snapshot (23514) lost a race, as a
+    /// serialization failure does: the whole transaction rolled back, and
+    /// a retry moves that row too. Waiting for writers this way, rather
+    /// than locking the default partition first, keeps pgm the side that
+    /// yields: a lock taken up front could deadlock with an application
+    /// transaction that read the parent and then inserts.
     fn is_conflict(&self) -> bool {
-        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error))
+        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error)
+            || error.code() == Some(&postgres::error::SqlState::CHECK_VIOLATION))
     }
 }
 
@@ -463,6 +471,7 @@ fn action_words(step: &Step) -> &'static str {
         Action::AttachIndex => "attaching index",
         Action::ColumnarPrepare => "adding the bounds CHECK (NOT VALID) to",
         Action::ColumnarPartition => "converting to columnar",
+        Action::CreateDefaultPartition => "creating the default partition",
         Action::ConvertCreateTable => "creating the partitioned table for",
         Action::ConvertStartCapture => "starting the change capture on",
         Action::ConvertBackfill => "copying a batch of",

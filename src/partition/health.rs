@@ -133,9 +133,10 @@ fn assess_table(
             health.problems.push(Problem {
                 kind: ProblemKind::DefaultRows,
                 message: format!(
-                    "the default partition {}.{} holds rows: they belong to a period with no partition; \
-                     with move_default_rows = true maintain moves them when it creates that partition",
-                    default.schema, default.name
+                    "the default partition {}.{} holds {} row(s): they belong to periods with no partition; \
+                     with drain_default = true maintain gives each period its partition and moves them there \
+                     (rows older than the retention are only reported)",
+                    default.schema, default.name, default.estimated_rows
                 ),
             });
         }
@@ -166,6 +167,8 @@ fn planner_problems(
         .map(|problem| Problem {
             kind: match problem.kind {
                 planner::ProblemKind::Converting => ProblemKind::Conversion,
+                planner::ProblemKind::DefaultRowsPastRetention
+                | planner::ProblemKind::DefaultRowsUnread => ProblemKind::DefaultRows,
                 kind if kind.is_warning() => ProblemKind::Drift,
                 _ => ProblemKind::Table,
             },

@@ -4,8 +4,10 @@
 pub mod calendar;
 pub mod catalog;
 pub mod convert;
+pub mod drain;
 pub(crate) mod executor;
 pub mod health;
+pub mod import;
 pub(crate) mod maintain;
 pub mod planner;
 pub mod policy;

@@ -188,7 +188,15 @@ pub struct TablePolicy {
     pub premake: u32,
     pub retention: Option<Retention>,
     pub default_partition: bool,
+    /// `default_partition` is written (in the entry or the defaults), so a
+    /// default partition against `false` is worth reporting.
+    pub default_partition_written: bool,
     pub move_default_rows: bool,
+    /// Rows of the default partition in periods with no partition get
+    /// their partition and are moved there, one period per transaction.
+    pub drain_default: bool,
+    /// What every new partition gets that `LIKE` cannot copy.
+    pub partition: PartitionProperties,
     pub naming: String,
     pub time_zone: Tz,
     pub lock_timeout: Timeout,
@@ -307,6 +315,17 @@ impl TablePolicy {
     }
 }
 
+/// `[table.partition]`: storage parameters, grants and a tablespace for
+/// every partition pgm creates (pg_partman's template table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionProperties {
+    /// Storage parameters, as `WITH (name = value)` writes them, in order.
+    pub with: Vec<(String, String)>,
+    /// The parent's grants are given to each new partition.
+    pub inherit_privileges: bool,
+    pub tablespace: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub path: PathBuf,
@@ -333,6 +352,7 @@ struct RawDefaults {
     retention_schema: Option<Spanned<String>>,
     default_partition: Option<bool>,
     move_default_rows: Option<bool>,
+    drain_default: Option<bool>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
     snapshot_wait: Option<Spanned<String>>,
@@ -353,6 +373,8 @@ struct RawTable {
     retention_schema: Option<Spanned<String>>,
     default_partition: Option<bool>,
     move_default_rows: Option<bool>,
+    drain_default: Option<bool>,
+    partition: Option<Spanned<RawPartition>>,
     naming: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     lock_timeout: Option<Spanned<String>>,
@@ -384,6 +406,16 @@ impl RawNumberOrText {
             value.type_str()
         )
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartition {
+    #[serde(default)]
+    with: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    inherit_privileges: bool,
+    tablespace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -592,6 +624,7 @@ fn check_table(
         );
     }
     let indexes = check_indexes(checker, &raw.indexes);
+    let partition = check_partition_properties(checker, raw.partition.as_ref());
     if checker.problems.len() > errors_before {
         return None;
     }
@@ -612,10 +645,19 @@ fn check_table(
         premake: counts.premake,
         retention,
         default_partition: counts.default_partition,
+        default_partition_written: raw
+            .default_partition
+            .or(defaults.default_partition)
+            .is_some(),
         move_default_rows: raw
             .move_default_rows
             .or(defaults.move_default_rows)
             .unwrap_or(false),
+        drain_default: raw
+            .drain_default
+            .or(defaults.drain_default)
+            .unwrap_or(false),
+        partition,
         naming,
         time_zone,
         lock_timeout,
@@ -675,6 +717,54 @@ fn check_columnar_after(
         return None;
     }
     Some(after)
+}
+
+/// `[table.partition]`: each storage parameter a plain name with a number,
+/// a boolean or a word, so it can be written into `WITH (…)` as it is.
+fn check_partition_properties(
+    checker: &mut Checker<'_>,
+    raw: Option<&Spanned<RawPartition>>,
+) -> PartitionProperties {
+    let Some(raw) = raw else {
+        return PartitionProperties::default();
+    };
+    let section = raw.get_ref();
+    let mut with = Vec::new();
+    if let Some(table) = &section.with {
+        for (name, value) in table.get_ref() {
+            let plain_name = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
+            let text = match value {
+                toml::Value::Integer(n) => Some(n.to_string()),
+                toml::Value::Float(f) if f.is_finite() => Some(f.to_string()),
+                toml::Value::Boolean(b) => Some(b.to_string()),
+                toml::Value::String(word)
+                    if !word.is_empty()
+                        && word.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    Some(word.clone())
+                }
+                _ => None,
+            };
+            match (plain_name, text) {
+                (true, Some(text)) => with.push((name.clone(), text)),
+                _ => checker.problem(
+                    table.span(),
+                    format!(
+                        "storage parameter {name} = {value}: write a parameter name and a number, a boolean or a \
+                         word, like with = {{ fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01 }}"
+                    ),
+                ),
+            }
+        }
+    }
+    PartitionProperties {
+        with,
+        inherit_privileges: section.inherit_privileges,
+        tablespace: section.tablespace.clone(),
+    }
 }
 
 /// (schema, table) of a schema-qualified name.

@@ -24,6 +24,7 @@ fn symbol(action: Action) -> (&'static str, &'static str) {
         Action::DropInvalidIndex => ("i", "drop invalid index"),
         Action::ColumnarPrepare => ("~", "add bounds check"),
         Action::ColumnarPartition => ("~", "convert to columnar"),
+        Action::CreateDefaultPartition => ("+", "create default"),
         Action::ConvertCreateTable => ("+", "create partitioned table"),
         Action::ConvertStartCapture => ("+", "start change capture"),
         Action::ConvertBackfill => ("~", "backfill batch"),
@@ -98,8 +99,12 @@ pub fn write_text(out: &mut dyn Write, policy: &Policy, plan: &Plan) -> io::Resu
         }
     }
     let count = plan.steps().count();
-    let errors = plan.problems().count();
-    writeln!(out, "\n{count} step(s), {errors} error(s)")
+    let errors = plan.failures().count();
+    let warnings = plan.problems().count() - errors;
+    writeln!(
+        out,
+        "\n{count} step(s), {errors} error(s), {warnings} warning(s)"
+    )
 }
 
 fn retry_words(retry: &crate::db::retry::OnRetry) -> String {
@@ -323,13 +328,18 @@ pub fn write_summary(out: &mut dyn Write, reports: &[TableReport]) -> io::Result
         totals.dropped += report.dropped;
         totals.archived += report.archived;
         totals.indexes_built += report.indexes_built;
+        totals.moved_rows += report.moved_rows;
     }
     let failed = reports.iter().filter(|r| !r.failures.is_empty()).count();
     let skipped = reports.iter().filter(|r| r.skipped.is_some()).count();
     let deferred: usize = reports.iter().map(|r| r.deferred.len()).sum();
+    let moved = match totals.moved_rows {
+        0 => String::new(),
+        rows => format!(", {rows} rows moved from default partitions"),
+    };
     writeln!(
         out,
-        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred",
+        "summary: {} created, {} detached, {} dropped, {} archived, {} indexes built, {} failed, {} skipped, {} deferred{moved}",
         totals.created,
         totals.detached,
         totals.dropped,
@@ -416,6 +426,7 @@ interval = "daily"
             indexes: Vec::new(),
             access_method: None,
             checks: Vec::new(),
+            subpartitioned: false,
         }
     }
 
@@ -460,6 +471,8 @@ interval = "daily"
             max_key: None,
             max_key_failure: None,
             citus,
+            grants: Vec::new(),
+            default_rows: None,
         };
         let snapshot = Snapshot {
             server_version_num: 170000,
@@ -576,7 +589,8 @@ interval = "daily"
              public.c: \n\
              \x20 FAILED: public.c does not exist\n\
              public.d: nothing to do\n\
-             summary: 2 created, 1 detached, 1 dropped, 0 archived, 2 indexes built, 1 failed, 1 skipped, 1 deferred\n"
+             summary: 2 created, 1 detached, 1 dropped, 0 archived, 2 indexes built, 1 failed, 1 skipped, 1 deferred, \
+             7 rows moved from default partitions\n"
         );
     }
 }

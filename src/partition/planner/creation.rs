@@ -149,7 +149,7 @@ pub(super) fn bounds_check_sql(column: &str, from_literal: &str, to_literal: &st
     )
 }
 
-fn plan_new_partition(
+pub(super) fn plan_new_partition(
     context: &Context<'_>,
     snapshot: &Snapshot,
     start: KeyValue,
@@ -244,27 +244,8 @@ fn create_step(context: &Context<'_>, new: &NewPartition, why: &str) -> Step {
     create.partition = Some(new.name.clone());
     create.from = Some(new.from.clone());
     create.to = Some(new.to.clone());
-    let tablespace = context
-        .parent
-        .tablespace
-        .as_ref()
-        .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
-        .unwrap_or_default();
-    let unlogged = if context.parent.unlogged {
-        "UNLOGGED "
-    } else {
-        ""
-    };
-    create.sql = vec![
-        format!(
-            "CREATE {unlogged}TABLE {qualified} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
-             INCLUDING COMMENTS INCLUDING GENERATED INCLUDING STATISTICS INCLUDING COMPRESSION){tablespace}",
-            context.qualified_parent
-        ),
-        format!(
-            "ALTER TABLE {qualified} OWNER TO {}",
-            quote_ident(&context.parent.owner)
-        ),
+    create.sql = like_parent(context, &new.name);
+    create.sql.extend([
         format!(
             "ALTER TABLE {qualified} ADD CONSTRAINT {} CHECK ({})",
             quote_ident(&new.constraint),
@@ -277,9 +258,70 @@ fn create_step(context: &Context<'_>, new: &NewPartition, why: &str) -> Step {
                 &new.period_start
             ))
         ),
-    ];
+    ]);
     create.lock = Lock::AccessShare;
     create
+}
+
+/// A table like the parent, with the parent's owner and persistence, the
+/// policy's storage parameters and tablespace (else the parent's), and the
+/// parent's grants when the policy inherits them: what every partition pgm
+/// creates gets, the default partition included.
+pub(super) fn like_parent(context: &Context<'_>, name: &QualifiedName) -> Vec<String> {
+    let qualified = name.quoted();
+    let properties = &context.table.partition;
+    let tablespace = properties
+        .tablespace
+        .as_ref()
+        .or(context.parent.tablespace.as_ref())
+        .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
+        .unwrap_or_default();
+    let with = match properties.with.is_empty() {
+        true => String::new(),
+        false => format!(
+            " WITH ({})",
+            properties
+                .with
+                .iter()
+                .map(|(parameter, value)| format!("{parameter} = {value}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let unlogged = if context.parent.unlogged {
+        "UNLOGGED "
+    } else {
+        ""
+    };
+    let mut sql = vec![
+        format!(
+            "CREATE {unlogged}TABLE {qualified} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE \
+             INCLUDING COMMENTS INCLUDING GENERATED INCLUDING STATISTICS INCLUDING COMPRESSION){with}{tablespace}",
+            context.qualified_parent
+        ),
+        format!(
+            "ALTER TABLE {qualified} OWNER TO {}",
+            quote_ident(&context.parent.owner)
+        ),
+    ];
+    if properties.inherit_privileges {
+        sql.extend(context.parent.grants.iter().map(|grant| {
+            let grantee = match grant.grantee.as_str() {
+                "PUBLIC" => "PUBLIC".to_owned(),
+                role => quote_ident(role),
+            };
+            let option = if grant.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            format!(
+                "GRANT {} ON TABLE {qualified} TO {grantee}{option}",
+                grant.privilege
+            )
+        }));
+    }
+    sql
 }
 
 /// The attach: without a scan when no default partition exists; else with
@@ -306,7 +348,7 @@ fn attach_step(context: &Context<'_>, new: NewPartition, pending: bool) -> Step 
     let mut attach = match context.default_partition {
         Some(default) => {
             let default_name = Context::name_of(default);
-            let mut step = if table.move_default_rows {
+            let mut step = if table.move_default_rows || table.drain_default {
                 let mut step = Step::new(
                     table,
                     Action::MoveDefaultRows,

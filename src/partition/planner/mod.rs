@@ -9,6 +9,7 @@ use serde::Serialize;
 
 mod columnar;
 mod creation;
+mod default_partition;
 mod indexes;
 pub use indexes::{child_index_name, on_empty_parent};
 mod periods;
@@ -44,6 +45,9 @@ pub enum Action {
     ColumnarPrepare,
     /// On Citus: one partition converted to the columnar access method.
     ColumnarPartition,
+    /// `default_partition = true`: the default partition created like the
+    /// parent and attached, in one transaction.
+    CreateDefaultPartition,
     /// `pgm partitions convert`: the partitioned table, its partitions and
     /// the change log, made next to the table being converted.
     ConvertCreateTable,
@@ -208,13 +212,27 @@ pub enum ProblemKind {
     /// A partition name leaves no room for the suffix Citus adds to the
     /// names of its shards.
     NameTooLong,
+    /// A partition is itself partitioned (pg_partman's sub-partitioning):
+    /// pgm would create new partitions as plain tables, so nothing is planned.
+    Subpartitioned,
+    /// `default_partition = false` is written and the table has one: kept.
+    UnwantedDefaultPartition,
+    /// The default partition holds rows older than the retention: kept.
+    DefaultRowsPastRetention,
+    /// Where the default partition's rows are could not be read: no drain.
+    DefaultRowsUnread,
 }
 
 impl ProblemKind {
     pub fn is_warning(self) -> bool {
         matches!(
             self,
-            ProblemKind::Drift | ProblemKind::ManyPartitions | ProblemKind::Converting
+            ProblemKind::Drift
+                | ProblemKind::ManyPartitions
+                | ProblemKind::Converting
+                | ProblemKind::UnwantedDefaultPartition
+                | ProblemKind::DefaultRowsPastRetention
+                | ProblemKind::DefaultRowsUnread
         )
     }
 }
@@ -824,6 +842,9 @@ pub fn plan_table(
         qualified_parent: QualifiedName::new(parent.schema.clone(), parent.name.clone()).quoted(),
         default_partition: parent.partitions.iter().find(|p| p.bound == Bound::Default),
     };
+    if let Some(problem) = subpartitioned(&context) {
+        return vec![Entry::Problem(problem)];
+    }
     let mut entries = Vec::new();
     let existing = classify(&context, &mut entries);
 
@@ -847,7 +868,11 @@ pub fn plan_table(
 
     // 4. Partitions from the period holding now (or the largest ID)
     //    through premake more.
+    default_partition::plan_default_partition(&context, &mut entries);
     creation::plan_creation(&context, &existing, snapshot, point, &why, &mut entries);
+    if let Some(window) = creation_window(&context, point) {
+        default_partition::plan_drain(&context, &existing, snapshot, window, cutoff, &mut entries);
+    }
 
     // 5. Indexes of the partitions that stay.
     indexes::plan_partition_indexes(&context, &existing, &retired_now, &mut entries);
@@ -865,6 +890,41 @@ pub fn plan_table(
         }
     }
     entries
+}
+
+/// The key range creation covers: the period holding `point` and premake more.
+fn creation_window(context: &Context<'_>, point: KeyValue) -> Option<(KeyValue, KeyValue)> {
+    let first = context.periods.holding(point)?;
+    let mut end = first;
+    for _ in 0..=context.table.premake {
+        end = context.periods.next(end).unwrap_or(KeyValue::MAX);
+    }
+    Some((first, end))
+}
+
+/// pg_partman's sub-partitioned sets: a partition that is itself
+/// partitioned. A new partition made like the parent would be a plain
+/// table, so the table is refused until pgm supports them.
+fn subpartitioned(context: &Context<'_>) -> Option<Problem> {
+    let sub = context
+        .parent
+        .partitions
+        .iter()
+        .find(|p| p.subpartitioned)?;
+    let mut problem = Problem::new(
+        context.table,
+        ProblemKind::Subpartitioned,
+        format!(
+            "{}: its partition {}.{} is itself partitioned (sub-partitioning): pgm does not manage \
+             sub-partitioned tables yet and would create new partitions as plain tables; nothing is planned \
+             for it: remove its entry and keep it under pg_partman",
+            context.table.qualified_name(),
+            sub.schema,
+            sub.name
+        ),
+    );
+    problem.partition = Some(Context::name_of(sub));
+    Some(problem)
 }
 
 /// A detach left pending, or a detached partition not yet dropped or archived.
