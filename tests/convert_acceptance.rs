@@ -604,7 +604,9 @@ fn kills_in(spec: &PhaseKills) {
         window.as_millis()
     );
     let (mut kills, mut rounds, mut missed, mut attempts, mut busy) = (0, 0, 0, 0, 0);
+    // Each kill's instant and the journal's phase it left, and a tally.
     let mut landed: Vec<String> = Vec::new();
+    let mut left_at = std::collections::BTreeMap::<String, usize>::new();
     while kills < KILLS {
         rounds += 1;
         let context = format!(
@@ -649,12 +651,9 @@ fn kills_in(spec: &PhaseKills) {
                 run.child.kill().unwrap(); // SIGKILL
                 run.child.wait().unwrap();
                 kills += 1;
-                let last = run.seen.last().map_or("", |(_, l)| l.as_str());
-                landed.push(format!(
-                    "{} ms after {:?}",
-                    delay.as_millis(),
-                    last.split(' ').take(2).collect::<Vec<_>>().join(" ")
-                ));
+                let journal = journal_phase(&db);
+                landed.push(format!("{} ms: {journal}", delay.as_millis()));
+                *left_at.entry(journal).or_insert(0) += 1;
             }
             if kills >= KILLS || (!spec.again && past(spec.phase, &journal_phase(&db))) {
                 break;
@@ -684,9 +683,10 @@ fn kills_in(spec: &PhaseKills) {
     println!(
         "{}: {kills} kills in {rounds} round(s), {attempts} runs ({busy} found the table's lock still held by \
          a killed run's session, {missed} ended before their kill); each round converged with its twin and \
-         left nothing; the kills: {}",
+         left nothing; the journal after the kills: {left_at:?}; each kill's instant in the phase and the \
+         journal it left: {}",
         spec.phase,
-        landed.join("; ")
+        landed.join(", ")
     );
 }
 
