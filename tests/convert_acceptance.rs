@@ -551,6 +551,44 @@ struct PhaseKills {
     again: bool,
     /// A pause before each run, for the writer to fill the log (replay).
     refill: Option<(u64, u64)>,
+    /// A journal phase to kill at as soon as it shows (every other run):
+    /// the prepare's two transactions leave only an instant between them,
+    /// which random instants seldom hit.
+    watch: Option<&'static str>,
+}
+
+/// Polls the journal until it shows `phase`: false if the run ended or
+/// `timeout` passed first.
+fn watch_journal(
+    watcher: &mut postgres::Client,
+    run: &mut Run,
+    phase: &str,
+    timeout: Duration,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    let sql = "SELECT phase FROM pgm_convert WHERE source = '\"public\".\"orders\"'";
+    while Instant::now() < deadline {
+        if run.child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        // The journal table does not exist before the first prepare.
+        let now = column_or_none(watcher, sql);
+        if now.as_deref() == Some(phase) {
+            return true;
+        }
+    }
+    false
+}
+
+fn column_or_none(client: &mut postgres::Client, sql: &str) -> Option<String> {
+    client
+        .simple_query(sql)
+        .ok()?
+        .into_iter()
+        .find_map(|message| match message {
+            postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        })
 }
 
 fn past(phase: &str, journal: &str) -> bool {
@@ -626,6 +664,12 @@ fn kills_in(spec: &PhaseKills) {
                 std::thread::sleep(Duration::from_millis(rng.u64(least..=most)));
             }
             let delay = Duration::from_micros(rng.u64(0..=window.as_micros() as u64));
+            // Every other run of a phase with a watched journal phase is
+            // killed as soon as the journal shows it, not at a random instant.
+            let mut watching = spec
+                .watch
+                .filter(|_| attempts % 2 == 0)
+                .map(|_| db.connect());
             let mut run = Run::spawn(&project, &db, spec.args);
             if !run.wait_for(spec.starts, Duration::from_secs(120)) {
                 // Ended before the phase: a killed run's session still held
@@ -640,9 +684,18 @@ fn kills_in(spec: &PhaseKills) {
                 continue;
             }
             let since = Instant::now();
-            std::thread::sleep(delay.saturating_sub(since.elapsed()));
+            let (delay, watched) = match (watching.as_mut(), spec.watch) {
+                (Some(watcher), Some(phase)) => {
+                    let seen = watch_journal(watcher, &mut run, phase, window * 3);
+                    (since.elapsed(), seen)
+                }
+                _ => {
+                    std::thread::sleep(delay.saturating_sub(since.elapsed()));
+                    (delay, true)
+                }
+            };
             run.drain();
-            let over = run.seen.iter().any(|(_, l)| (spec.ends)(l));
+            let over = !watched || run.seen.iter().any(|(_, l)| (spec.ends)(l));
             if over || run.child.try_wait().unwrap().is_some() {
                 missed += 1;
                 let (code, stdout, stderr) = run.finish();
@@ -701,6 +754,7 @@ fn thirty_kills_in_the_prepare() {
         share: 1,
         again: false,
         refill: None,
+        watch: Some("prepared"),
     });
 }
 
@@ -715,6 +769,7 @@ fn thirty_kills_in_the_backfill() {
         share: 40,
         again: false,
         refill: None,
+        watch: None,
     });
 }
 
@@ -729,6 +784,7 @@ fn thirty_kills_in_the_replay() {
         share: 1,
         again: true,
         refill: Some((300, 1500)),
+        watch: None,
     });
 }
 
@@ -743,6 +799,7 @@ fn thirty_kills_in_the_verify() {
         share: 1,
         again: true,
         refill: None,
+        watch: None,
     });
 }
 
@@ -757,6 +814,7 @@ fn thirty_kills_in_the_swap() {
         share: 1,
         again: false,
         refill: None,
+        watch: None,
     });
 }
 
