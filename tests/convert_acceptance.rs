@@ -859,3 +859,35 @@ fn two_million_rows_with_a_foreign_key_a_view_and_a_sequence_under_writes() {
     run_to_end(&project, &db, &["--drop-old"]);
     assert_no_leftovers(&db, &context);
 }
+
+/// `--unswap` under writes gives the table back as it was before the
+/// swap, foreign keys to it validated as they were; converting again and
+/// `--drop-old` then leave nothing.
+#[test]
+fn unswap_under_writes_gives_the_table_back_with_its_foreign_keys_valid() {
+    let seed = seed("unswap");
+    let (db, project) = setup(20_000);
+    let writer = Writer::start(&db, seed, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    run_to_end(&project, &db, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    run_to_end(&project, &db, &["--unswap"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let context = format!("unswap: seed {seed}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT relkind::text || ' ' || (SELECT confrelid::regclass::text || ' ' || convalidated \
+             FROM pg_constraint WHERE conname = 'refunds_order_fkey') FROM pg_class WHERE oid = 'orders'::regclass"
+        ),
+        "r orders true",
+        "{context}: the foreign key to the table given back"
+    );
+    assert_equals_twin(&db, &context);
+    run_to_end(&project, &db, &[]);
+    run_to_end(&project, &db, &["--drop-old"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_writes_ok(&writer.finish(), &context);
+    assert_equals_twin(&db, &context);
+    assert_no_leftovers(&db, &context);
+}
