@@ -891,3 +891,53 @@ fn unswap_under_writes_gives_the_table_back_with_its_foreign_keys_valid() {
     assert_equals_twin(&db, &context);
     assert_no_leftovers(&db, &context);
 }
+
+/// Kills at random instants in `--unswap` and in `--drop-old` under the
+/// writer: each is run again until it is done, then the table equals its
+/// twin and nothing is left.
+#[test]
+fn kills_in_unswap_and_drop_old_under_writes() {
+    let seed = seed("unswap and drop-old");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (db, project) = setup(20_000);
+    let writer = Writer::start(&db, rng.u64(..), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    run_to_end(&project, &db, &[]);
+    let mut kills = Vec::new();
+    for (args, done) in [
+        (&["--unswap"][..], "backfilled"),
+        (&[][..], "swapped"),
+        (&["--drop-old"][..], "none"),
+    ] {
+        for _ in 0..10 {
+            if journal_phase(&db) == done {
+                break;
+            }
+            let mut run = Run::spawn(&project, &db, args);
+            std::thread::sleep(Duration::from_millis(rng.u64(0..60)));
+            if run.child.try_wait().unwrap().is_none() {
+                run.child.kill().unwrap(); // SIGKILL
+                run.child.wait().unwrap();
+                kills.push(format!("{args:?} → {}", journal_phase(&db)));
+            } else {
+                run.finish();
+            }
+            std::thread::sleep(Duration::from_millis(rng.u64(0..300)));
+        }
+        // Finished: the unswap and the drop-old say so when run again
+        // after they are done, the swap has nothing left to do.
+        if journal_phase(&db) != done {
+            run_to_end(&project, &db, args);
+        }
+        if done == "backfilled" {
+            let context = format!("unswap and drop-old: seed {seed}, after the unswap");
+            assert_equals_twin(&db, &context);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let context = format!("unswap and drop-old: seed {seed}, kills {kills:?}");
+    println!("{context}");
+    assert_writes_ok(&writer.finish(), &context);
+    assert_equals_twin(&db, &context);
+    assert_no_leftovers(&db, &context);
+}
