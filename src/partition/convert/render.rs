@@ -129,7 +129,11 @@ pub fn write_after_swap(
             &names.target.name,
             Direction::Unswap,
         );
-        return write_sql_step(out, &step);
+        write_sql_step(out, &step)?;
+        for step in swap::foreign_key_validations(table, live, true) {
+            write_sql_step(out, &step)?;
+        }
+        return Ok(());
     }
     for step in swap::validate_steps(table, live) {
         write_sql_step(out, &step)?;

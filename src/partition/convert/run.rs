@@ -310,6 +310,11 @@ impl<'a> Runner<'a> {
                 "unswap: {} is the old table again; {}",
                 names.source, step.reason
             )?;
+            // The unswap re-points the foreign keys NOT VALID, as the swap does.
+            for step in swap::foreign_key_validations(self.table, &live, true) {
+                self.run_step(&step)?;
+                writeln!(out, "validate: {}", step.reason)?;
+            }
             return Ok(());
         }
         for step in swap::validate_steps(self.table, &live) {
