@@ -109,13 +109,16 @@
 //! names the table, and any other dependency it does not know.
 //!
 //! Carried over: columns, defaults, identity, NOT NULL and CHECK
-//! constraints, comments, grants and owner (prepare); views (recreated from
-//! their definition at the swap), foreign keys from other tables (added
-//! `NOT VALID` at the swap, validated after it: the referenced unique
-//! constraint includes the key, as the check demands), user triggers and
-//! row-level security policies (recreated at the swap, so they do not fire
-//! on the backfill), sequences owned by the table's columns (ownership
-//! moved at the swap), identity sequences (set past the old ones).
+//! constraints, comments, grants (also on columns), statistics targets,
+//! storage parameters (on each partition) and owner (prepare); views
+//! (recreated from their definition and options at the swap), foreign
+//! keys from other tables (added `NOT VALID` at the swap, validated after
+//! it: the referenced unique constraint includes the key, as the check
+//! demands), user triggers (in their enabled state) and row-level security
+//! policies (recreated at the swap, so they do not fire on the backfill),
+//! sequences owned by the table's columns (ownership moved at the swap),
+//! identity sequences (set past the old ones). The swap checks under its
+//! lock that all of this is as it was when the run read it.
 //!
 //! Rows written after the prepare with keys outside its partitions (a
 //! backdated insert, an update moving a key far) get their partitions from
@@ -127,8 +130,7 @@
 //!
 //! Exclusion constraints, extended statistics and self-referencing foreign
 //! keys (refused by the check); carrying a publication over; a statement-
-//! level capture for bulk writes; the benchmark against pg_partman's
-//! `partition_data_proc` the issue asks for.
+//! level capture for bulk writes; replica identity.
 
 pub mod check;
 pub mod journal;
