@@ -388,6 +388,9 @@ pub enum PartitionsCommand {
         /// Only these tables (schema-qualified).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
+        /// text for people; json: per table what was created, detached, dropped, archived.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Partitions per managed table, with bounds, sizes, index validity and coverage.
     Status {
@@ -617,10 +620,12 @@ impl PartitionsCommand {
                 dry_run,
                 at,
                 tables,
+                format,
             } => C::PartitionsMaintain {
                 dry_run,
                 at,
                 tables,
+                format,
             },
             PartitionsCommand::Status { format, at } => C::PartitionsStatus { format, at },
             PartitionsCommand::Check { format, at } => C::PartitionsCheck { format, at },

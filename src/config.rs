@@ -87,6 +87,7 @@ pub enum Command {
         dry_run: bool,
         at: Option<DateTime<Utc>>,
         tables: Vec<String>,
+        format: StatusFormat,
     },
     PartitionsStatus {
         format: StatusFormat,

@@ -191,11 +191,25 @@ fn fifty_databases_one_broken_tenant_fails_alone_and_a_canary_stops_the_rest() {
         49,
         "{report}"
     );
-    let (code, report, _) = run(
+    let (code, json, _) = run(
         &mut pgm_on(&project, "postgres"),
-        &["partitions", "maintain", "--fleet", "--at", AT],
+        &[
+            "partitions",
+            "maintain",
+            "--fleet",
+            "--at",
+            AT,
+            "--format",
+            "json",
+        ],
     );
-    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(code, Some(0), "{json}");
+    let document: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let fixed = &document["targets"][1];
+    assert_eq!(fixed["name"], broken.as_str());
+    assert!(fixed["detail"]["created"].as_u64().unwrap() > 0, "{fixed}");
+    assert_eq!(document["targets"][2]["detail"]["created"], 0);
+    assert_eq!(fixed["result"]["tables"][0]["table"], "public.events");
 
     // One report across the fleet: JSON per target, metrics with a target label.
     let (code, json, _) = run(
@@ -417,4 +431,117 @@ fn discovery_can_return_connection_strings() {
         &["migrate", "status", "--fleet", "--exit-code"],
     );
     assert_eq!(code, Some(0), "{report}");
+}
+
+/// What a converged database holds: its relations, each index's validity
+/// and the history, in a stable order.
+fn converged_state(client: &mut postgres::Client) -> Vec<String> {
+    let mut state = column(
+        client,
+        "SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text \
+           || coalesce(':' || i.indisvalid::text, '') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_index i ON i.indexrelid = c.oid \
+         WHERE n.nspname IN ('public', 'archive') AND c.relkind IN ('r', 'p', 'i', 'I') \
+         ORDER BY 1",
+    );
+    state.extend(column(
+        client,
+        "SELECT version || ' ' || name || ' ' || checksum FROM refinery_schema_history ORDER BY version",
+    ));
+    state
+}
+
+/// Every file under `dir`, for checking that a run leaves none behind.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|entry| {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_fleet_killed_at_random_instants_converges_like_its_uninterrupted_twin() {
+    let pid = std::process::id();
+    let (killed_prefix, twin_prefix) = (format!("fk{pid}_"), format!("ft{pid}_"));
+    let killed = Databases::create(&killed_prefix, 6);
+    let twin = Databases::create(&twin_prefix, 6);
+    let project = Project::bundled();
+    for (file, prefix) in [("killed.toml", &killed_prefix), ("twin.toml", &twin_prefix)] {
+        let discover = format!(
+            "discover = \"SELECT datname FROM pg_database WHERE datname LIKE '{prefix}%' ORDER BY datname\""
+        );
+        std::fs::write(project.path().join(file), bundled_policy_with(&discover)).unwrap();
+    }
+    let files_before = files_under(project.path());
+    let commands: [&[&str]; 2] = [
+        &["migrate", "--fleet", "--jobs", "3"],
+        &[
+            "partitions",
+            "maintain",
+            "--fleet",
+            "--jobs",
+            "3",
+            "--at",
+            AT,
+        ],
+    ];
+    let mut kills = 0;
+    for round in 0..8 {
+        let args = commands[usize::from(round >= 4)];
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pgm"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", project.path())
+            .env("DATABASE_URL", server().url("postgres"))
+            .current_dir(project.path())
+            .args(["--config", "killed.toml"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(20..700)));
+        if child.try_wait().unwrap().is_none() {
+            // SIGKILL: no handler runs, nothing is cleaned up.
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills > 0,
+        "no run was killed: the instants were all too late"
+    );
+    assert_eq!(
+        files_under(project.path()),
+        files_before,
+        "the fleet left a file behind"
+    );
+    for config in ["killed.toml", "twin.toml"] {
+        for args in commands {
+            let (code, report, stderr) = run(
+                &mut pgm_on(&project, "postgres"),
+                &[&["--config", config][..], args].concat(),
+            );
+            assert_eq!(code, Some(0), "{config} {args:?}\n{report}\n{stderr}");
+        }
+    }
+    for index in 0..6 {
+        assert_eq!(
+            converged_state(&mut killed.connect(index)),
+            converged_state(&mut twin.connect(index)),
+            "{} and its twin differ",
+            killed.names[index]
+        );
+    }
 }

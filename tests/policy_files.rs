@@ -90,7 +90,7 @@ fn the_reference_policy_documents_every_key_the_parser_accepts() {
     let documented = documented_keys();
     assert_eq!(
         documented.keys().collect::<Vec<_>>(),
-        ["", "defaults", "lint", "table", "table.index"]
+        ["", "defaults", "fleet", "lint", "table", "table.index"]
     );
     for (section, keys) in &documented {
         assert_eq!(*keys, accepted_keys(section), "[{section}]");

@@ -101,7 +101,7 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
         },
     };
     super::migrate::apply(&config, &migrate, &settings, out)?;
-    super::partitions::maintain(&config, &settings, false, Some(now), &[], out)?;
+    super::partitions::maintain(&config, &settings, &maintain_at(Some(now)), out)?;
 
     section("Some traffic: 20,000 events over the covered months")?;
     demo::insert_events(&mut demo_db, now, 20_000)?;
@@ -126,7 +126,7 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
     section(&format!(
         "pgm partitions maintain --at {at}: retention at work"
     ))?;
-    super::partitions::maintain(&config, &settings, false, Some(later), &[], out)?;
+    super::partitions::maintain(&config, &settings, &maintain_at(Some(later)), out)?;
     section(&format!("pgm partitions status --at {at}"))?;
     super::partitions::status(&config, &settings, StatusFormat::Text, Some(later), out)?;
 
@@ -163,6 +163,16 @@ fn write_bundle(dir: &Path) -> Result<()> {
     }
     std::fs::write(dir.join("partman.toml"), BUNDLED_POLICY)?;
     Ok(())
+}
+
+/// Maintenance of every table at `at`, reported as text.
+fn maintain_at(at: Option<DateTime<Utc>>) -> super::partitions::MaintainRequest<'static> {
+    super::partitions::MaintainRequest {
+        dry_run: false,
+        at,
+        only: &[],
+        format: StatusFormat::Text,
+    }
 }
 
 #[cfg(test)]

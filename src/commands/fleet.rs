@@ -72,6 +72,10 @@ fn report_format(command: &Command) -> Result<ReportFormat> {
             PlanFormat::Json => Ok(ReportFormat::Json),
             _ => text(true),
         },
+        Command::PartitionsMaintain {
+            format: StatusFormat::Json,
+            ..
+        } => Ok(ReportFormat::Json),
         Command::PartitionsMaintain { dry_run, .. } => text(*dry_run),
         Command::PartitionsCheck { format, .. } => match format {
             CheckFormat::Json => Ok(ReportFormat::Json),
@@ -163,7 +167,16 @@ fn run_command(config: &Config, target: &Target, output: &mut Output<'_>) -> Res
             dry_run,
             at,
             tables,
-        } => partitions::maintain(config, settings, *dry_run, *at, tables, output),
+            format,
+        } => {
+            let request = partitions::MaintainRequest {
+                dry_run: *dry_run,
+                at: *at,
+                only: tables,
+                format: *format,
+            };
+            partitions::maintain(config, settings, &request, output)
+        }
         Command::PartitionsStatus { format, at } => {
             partitions::status(config, settings, *format, *at, output)
         }

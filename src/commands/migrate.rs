@@ -106,7 +106,13 @@ pub(crate) fn apply(
     output.done = applied_done(&reports, already);
     if args.maintain {
         let migrated = std::mem::take(&mut output.done);
-        let outcome = super::partitions::maintain(config, settings, false, None, &[], output);
+        let request = super::partitions::MaintainRequest {
+            dry_run: false,
+            at: None,
+            only: &[],
+            format: StatusFormat::Text,
+        };
+        let outcome = super::partitions::maintain(config, settings, &request, output);
         output.done.summary = format!("{}; {}", migrated.summary, output.done.summary);
         output.done.detail.extend(migrated.detail);
         return outcome;

@@ -104,9 +104,16 @@ pub fn run(config: Config) -> Result<Outcome> {
             dry_run,
             at,
             tables,
-        } => {
-            to_stdout(|out| partitions::maintain(&config, &settings()?, *dry_run, *at, tables, out))
-        }
+            format,
+        } => to_stdout(|out| {
+            let request = partitions::MaintainRequest {
+                dry_run: *dry_run,
+                at: *at,
+                only: tables,
+                format: *format,
+            };
+            partitions::maintain(&config, &settings()?, &request, out)
+        }),
         Command::PartitionsStatus { format, at } => {
             to_stdout(|out| partitions::status(&config, &settings()?, *format, *at, out))
         }

@@ -82,15 +82,23 @@ pub(crate) fn plan(
     })
 }
 
+/// `pgm partitions maintain`, as asked.
+pub(crate) struct MaintainRequest<'a> {
+    pub dry_run: bool,
+    pub at: Option<DateTime<Utc>>,
+    /// Only these tables (all when empty).
+    pub only: &'a [String],
+    pub format: StatusFormat,
+}
+
 pub(crate) fn maintain(
     config: &Config,
     settings: &ConnectionSettings,
-    dry_run: bool,
-    at: Option<DateTime<Utc>>,
-    only: &[String],
+    request: &MaintainRequest<'_>,
     output: &mut Output<'_>,
 ) -> Result<Outcome> {
-    let now = now_or(at);
+    let (dry_run, only) = (request.dry_run, request.only);
+    let now = now_or(request.at);
     let mut policy = load_policy(config)?;
     if !only.is_empty() {
         let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
@@ -139,8 +147,11 @@ pub(crate) fn maintain(
     match &maintenance {
         Maintenance::Replica => return report_replica(output),
         Maintenance::Tables(reports) => {
-            render::write_summary(output.out, reports)?;
             output.done = maintained_done(reports);
+            match request.format {
+                StatusFormat::Text => render::write_summary(output.out, reports)?,
+                StatusFormat::Json => write_maintained_json(output.out, reports)?,
+            }
         }
     }
     output.out.flush()?;
@@ -149,6 +160,33 @@ pub(crate) fn maintain(
         bail!("{failed} table(s) failed (see above); the others were maintained");
     }
     Ok(Outcome::Success)
+}
+
+/// Per table what maintenance did, for scripts.
+fn write_maintained_json(out: &mut dyn Write, reports: &[TableReport]) -> Result<()> {
+    let tables: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "table": r.table,
+                "created": r.created,
+                "attached": r.attached,
+                "moved_rows": r.moved_rows,
+                "detached": r.detached,
+                "dropped": r.dropped,
+                "archived": r.archived,
+                "indexes_built": r.indexes_built,
+                "indexes_attached": r.indexes_attached,
+                "deferred": r.deferred,
+                "warnings": r.warnings,
+                "failures": r.failures,
+                "skipped": r.skipped,
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "tables": tables }))?;
+    writeln!(out)?;
+    Ok(())
 }
 
 /// What maintenance did, for a fleet's report.
