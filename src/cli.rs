@@ -94,13 +94,19 @@ pub struct FleetArgs {
     pub fleet: bool,
     /// Targets at once with --fleet.
     #[arg(long, global = true, value_name = "N", default_value_t = config::DEFAULT_FLEET_JOBS,
-          value_parser = parse_jobs)]
+          value_parser = parse_jobs, requires = "fleet")]
     pub jobs: usize,
     /// With --fleet: start no further target after the first failure.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, requires = "fleet")]
     pub fail_fast: bool,
     /// With --fleet: run the first K targets, and stop there if any fails.
-    #[arg(long, global = true, value_name = "K", default_value_t = 0)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "K",
+        default_value_t = 0,
+        requires = "fleet"
+    )]
     pub canary: usize,
 }
 

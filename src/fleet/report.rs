@@ -254,3 +254,48 @@ fn label_value(text: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checked(name: &str, outcome: Outcome, output: &str) -> TargetReport {
+        TargetReport {
+            name: name.to_owned(),
+            outcome,
+            summary: String::new(),
+            detail: Map::new(),
+            output: output.as_bytes().to_vec(),
+            error: None,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn metrics_of_every_target_come_once_per_family_with_a_target_label() {
+        let metrics = "# HELP a A.\n# TYPE a gauge\na{table=\"public.t\"} 3\n# HELP b B.\n# TYPE b gauge\nb{table=\"public.t\"} 0\n";
+        let reports = [
+            checked("one", Outcome::Ok, metrics),
+            checked("two", Outcome::Ok, metrics),
+            checked("three", Outcome::Failed, ""),
+        ];
+        let mut out = Vec::new();
+        write_prometheus(&mut out, &reports).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.lines().take(8).collect::<Vec<_>>(),
+            [
+                "# HELP a A.",
+                "# TYPE a gauge",
+                "a{target=\"one\",table=\"public.t\"} 3",
+                "a{target=\"two\",table=\"public.t\"} 3",
+                "# HELP b B.",
+                "# TYPE b gauge",
+                "b{target=\"one\",table=\"public.t\"} 0",
+                "b{target=\"two\",table=\"public.t\"} 0",
+            ]
+        );
+        assert!(text.contains("pgm_fleet_target_up{target=\"three\"} 0"));
+        assert!(text.contains("pgm_fleet_target_up{target=\"one\"} 1"));
+    }
+}
