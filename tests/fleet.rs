@@ -374,6 +374,22 @@ fn targets_take_variables_from_the_environment_and_never_a_written_password() {
         "{stderr}"
     );
 
+    // --fleet asks for a command a fleet runs, and a [fleet] section.
+    let (code, _, stderr) = run(&mut pgm_on(&project, "postgres"), &["ping", "--fleet"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("run this command on one database at a time"),
+        "{stderr}"
+    );
+    std::fs::write(
+        project.path().join("partman.toml"),
+        bundled_policy_with("").replace("[fleet]\n", ""),
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&mut pgm_on(&project, "postgres"), &["migrate", "--fleet"]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("has none: add one"), "{stderr}");
+
     // A password written in the file is refused before anything connects,
     // with its place and without the password.
     let written = "targets = [\"postgresql://app:hunter2@db.internal/tenant\"]";

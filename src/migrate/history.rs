@@ -501,3 +501,18 @@ pub fn upsert_text(tables: &Tables) -> String {
         tables.texts()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::run_lock_key;
+
+    #[test]
+    fn a_tenant_schema_has_a_run_lock_of_its_own() {
+        assert_eq!(
+            run_lock_key("public"),
+            crate::migrate::apply::MIGRATE_LOCK_KEY
+        );
+        assert_ne!(run_lock_key("tenant_01"), run_lock_key("public"));
+        assert_ne!(run_lock_key("tenant_01"), run_lock_key("tenant_02"));
+    }
+}
