@@ -323,6 +323,23 @@ fn fifty_tenant_schemas_migrate_side_by_side_with_their_own_history() {
         ),
         ["3"]
     );
+    // A new tenant, and a history in public (on every tenant's search path):
+    // the new tenant waits for its own history, never public's.
+    client
+        .batch_execute(
+            "CREATE SCHEMA tenant_50; \
+             CREATE TABLE public.refinery_schema_history AS TABLE tenant_00.refinery_schema_history",
+        )
+        .unwrap();
+    let (code, report, stderr) = run(
+        &mut pgm_on(&project, &fleet.names[0]),
+        &["migrate", "wait", "--fleet", "--timeout", "0"],
+    );
+    assert_eq!(code, Some(1), "{report}\n{stderr}");
+    assert!(line_of(&report, "tenant_50").contains("FAILED"), "{report}");
+    assert!(line_of(&report, "tenant_00").contains("ready"), "{report}");
+    assert!(report.contains("50 ok"), "{report}");
+
     // A policy with {schema} means nothing without the fleet's schemas.
     let (code, _, stderr) = run(
         &mut pgm_on(&project, &fleet.names[0]),
