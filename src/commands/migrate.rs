@@ -126,9 +126,13 @@ fn applied_done(reports: &[runner::AppliedReport], already: usize) -> Done {
         .iter()
         .map(|r| format!("V{}__{}", r.version, r.name))
         .collect();
-    let summary = match names.len() {
-        0 => format!("up to date ({already} applied)"),
-        n => format!("applied {n} migration(s): {}", names.join(", ")),
+    // The first and the last name: a report line stays a line.
+    let summary = match names.as_slice() {
+        [] => format!("up to date ({already} applied)"),
+        [first, .., last] if names.len() > 3 => {
+            format!("applied {} migration(s): {first} … {last}", names.len())
+        }
+        all => format!("applied {} migration(s): {}", all.len(), all.join(", ")),
     };
     let mut detail = serde_json::Map::new();
     detail.insert("applied".into(), names.into());

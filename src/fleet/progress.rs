@@ -35,7 +35,7 @@ impl Progress {
         }
     }
 
-    pub fn started(&self, _name: &str) {
+    pub fn started(&self) {
         let mut counts = self.lock();
         counts.running += 1;
         self.show(&counts);

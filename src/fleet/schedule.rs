@@ -106,7 +106,7 @@ impl<T: Send> Batch<'_, T> {
 
     fn run_one(&self, index: usize) {
         let name = &self.names[index];
-        self.progress.started(name);
+        self.progress.started();
         let result = (self.work)(index);
         let failed = (self.failed)(&result);
         if failed && self.stop_on_failure {
