@@ -451,6 +451,17 @@ fn discovery_can_return_connection_strings() {
         bundled_policy_with(&discover),
     )
     .unwrap();
+    // Pending everywhere: exit 2, each target's status under its name.
+    let (code, report, _) = run(
+        &mut pgm_on(&project, "postgres"),
+        &["migrate", "status", "--fleet", "--exit-code"],
+    );
+    assert_eq!(code, Some(2), "{report}");
+    assert!(
+        report.contains(&format!("== {} ==", fleet.names[2])),
+        "{report}"
+    );
+    assert!(report.contains("3 target(s): 0 ok, 3 pending"), "{report}");
     let (code, report, stderr) = run(
         &mut pgm_on(&project, "postgres"),
         &["migrate", "--fleet", "--fail-fast"],
