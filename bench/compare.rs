@@ -192,12 +192,13 @@ fn main() {
         .batch_execute("ALTER ROLE postgres PASSWORD 'bench'")
         .unwrap();
     header(&mut bench);
-    let scenarios: [(u32, Scenario); 5] = [
+    let scenarios: [(u32, Scenario); 6] = [
         (1, write_stall),
         (2, scale),
         (3, migrations),
         (4, index_rollout),
         (5, convert),
+        (6, fleet),
     ];
     for (number, scenario) in scenarios {
         if wanted(number) {
@@ -1277,4 +1278,183 @@ fn convert(bench: &mut Bench) {
         pgm.differing,
         pgm.probe.0
     );
+}
+
+/// The databases of scenario 6, recreated empty from `template`.
+fn recreate_fleet(bench: &Bench, names: &[String], template: &str) {
+    std::thread::scope(|scope| {
+        for chunk in names.chunks(names.len().div_ceil(4).max(1)) {
+            scope.spawn(move || {
+                for name in chunk {
+                    bench.recreate(name, Some(template));
+                }
+            });
+        }
+    });
+}
+
+/// Whole-process wall time of a command run from the work directory; None
+/// when it failed.
+fn timed(
+    bench: &Bench,
+    program: &str,
+    args: &[String],
+    env: &[(&str, String)],
+) -> Option<Duration> {
+    let started = Instant::now();
+    let output = Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(bench.work.path())
+        .output()
+        .expect("starting a command");
+    if output.status.success() {
+        Some(started.elapsed())
+    } else {
+        eprintln!(
+            "{program} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        None
+    }
+}
+
+/// A shell loop running `command` once per database, DATABASE_URL set to
+/// each in turn (`$url_prefix$db$url_suffix`), stopping at the first failure:
+/// what teams run before a fleet runner.
+fn shell_loop(command: &str, names: &[String], url: &str) -> Vec<String> {
+    let (prefix, suffix) = url.split_once("{db}").unwrap();
+    let script = format!(
+        "for db in \"$@\"; do DATABASE_URL=\"{prefix}$db{suffix}\" {command} || exit 1; done"
+    );
+    let mut args = vec!["-c".to_owned(), script, "loop".to_owned()];
+    args.extend(names.iter().cloned());
+    args
+}
+
+/// A labelled command of scenario 6: program, arguments, environment.
+type FleetRun<'a> = (&'a str, String, Vec<String>, &'a [(&'a str, String)]);
+
+/// Scenario 6: one deploy over a fleet of databases, `pgm migrate --fleet
+/// --jobs 8` against a sequential shell loop of pgm and of refinery doing
+/// the same work, then no-op maintenance over the fleet.
+fn fleet(bench: &mut Bench) {
+    let (count, migrations) = if bench.smoke { (6, 5) } else { (200, 30) };
+    let dir = bench.work.path().join("fleet_migrations");
+    write_migrations(&dir, migrations - 1, false);
+    std::fs::write(
+        dir.join(format!("V{migrations}__events.sql")),
+        "CREATE TABLE events (id bigint, created_at timestamptz NOT NULL) PARTITION BY RANGE (created_at);\n",
+    )
+    .unwrap();
+    let names: Vec<String> = (0..count).map(|i| format!("fleet_{i:03}")).collect();
+    bench.recreate("fleet_template", None);
+    let policy = bench.work.path().join("fleet.toml");
+    std::fs::write(
+        &policy,
+        "[[table]]\nname = \"public.events\"\ninterval = \"monthly\"\npremake = 3\n\n[fleet]\n\
+         discover = \"SELECT datname FROM pg_database WHERE datname ~ '^fleet_[0-9]+$' ORDER BY 1\"\n",
+    )
+    .unwrap();
+    let pgm = bench.pgm.display().to_string();
+    let (dir_arg, policy_arg) = (dir.display().to_string(), policy.display().to_string());
+    let url = bench.tcp_url("{db}");
+    let ordinary = [("DATABASE_URL", bench.tcp_url("postgres"))];
+    let fleet_args = |command: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = ["-q", "--config", &policy_arg, "--migrations", &dir_arg]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.extend(command.iter().map(|a| (*a).to_owned()));
+        args.extend(["--fleet", "--jobs", "8"].map(str::to_owned));
+        args
+    };
+    let runs: Vec<FleetRun<'_>> = vec![
+        (
+            "pgm migrate --fleet --jobs 8",
+            pgm.clone(),
+            fleet_args(&["migrate"]),
+            &ordinary,
+        ),
+        (
+            "shell loop of pgm migrate",
+            "bash".into(),
+            shell_loop(
+                &format!("{pgm} -q migrate --migrations {dir_arg}"),
+                &names,
+                &url,
+            ),
+            &[],
+        ),
+        (
+            "shell loop of refinery migrate",
+            "bash".into(),
+            shell_loop(
+                &format!("refinery migrate -e DATABASE_URL -p {dir_arg}"),
+                &names,
+                &url,
+            ),
+            &[],
+        ),
+    ];
+    let mut walls = Vec::new();
+    for (label, program, args, env) in &runs {
+        recreate_fleet(bench, &names, "fleet_template");
+        walls.push((*label, timed(bench, program, args, env)));
+    }
+    let at = ["partitions", "maintain", "--at", "2026-11-15T00:00:00Z"];
+    let first = timed(bench, &pgm, &fleet_args(&at), &ordinary);
+    let noop = timed(bench, &pgm, &fleet_args(&at), &ordinary);
+    let noop_loop = timed(
+        bench,
+        "bash",
+        &shell_loop(
+            &format!("{pgm} -q --config {policy_arg} {}", at.join(" ")),
+            &names,
+            &url,
+        ),
+        &[],
+    );
+    let show = |d: Option<Duration>| d.map_or("failed".to_owned(), ms);
+    bench.line(format!(
+        "## 6. A fleet: {count} databases × {migrations} migrations"
+    ));
+    bench.line("");
+    bench.line(format!(
+        "One deploy over {count} databases on one server, each migrated from empty ({} small \
+         migrations and a partitioned table), over TCP with a password; whole-process wall time, \
+         one run each, every database recreated between runs. The loops stop at the first failure, \
+         as a deploy script would.",
+        migrations - 1
+    ));
+    bench.line("");
+    bench.line("| run | wall time |");
+    bench.line("|---|---|");
+    for (label, wall) in &walls {
+        bench.line(format!("| {label} | {} |", show(*wall)));
+    }
+    bench.line(format!(
+        "| pgm partitions maintain --fleet --jobs 8, creating 4 partitions per database | {} |",
+        show(first)
+    ));
+    bench.line(format!(
+        "| the same again, nothing to do | {} |",
+        show(noop)
+    ));
+    bench.line(format!(
+        "| shell loop of pgm partitions maintain, nothing to do | {} |",
+        show(noop_loop)
+    ));
+    bench.line("");
+    if let Some(fleet) = walls[0].1 {
+        for (label, wall) in &walls[1..] {
+            if let Some(wall) = wall {
+                bench.line(format!(
+                    "{label} / pgm --fleet: **{:.2}×**.",
+                    wall.as_secs_f64() / fleet.as_secs_f64()
+                ));
+            }
+        }
+    }
+    bench.line("");
 }

@@ -79,6 +79,43 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Fleet")]
+pub struct FleetArgs {
+    /// Run the command on every target of the policy file's [fleet] section (databases and
+    /// tenant schemas), with one report: migrate, migrate status, migrate wait and partitions
+    /// plan, maintain, status and check.
+    #[arg(long, global = true)]
+    pub fleet: bool,
+    /// Targets at once with --fleet.
+    #[arg(long, global = true, value_name = "N", default_value_t = config::DEFAULT_FLEET_JOBS,
+          value_parser = parse_jobs, requires = "fleet")]
+    pub jobs: usize,
+    /// With --fleet: start no further target after the first failure.
+    #[arg(long, global = true, requires = "fleet")]
+    pub fail_fast: bool,
+    /// With --fleet: run the first K targets, and stop there if any fails.
+    #[arg(
+        long,
+        global = true,
+        value_name = "K",
+        default_value_t = 0,
+        requires = "fleet"
+    )]
+    pub canary: usize,
+}
+
+/// `--jobs`: from 1 to 256 targets at once.
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(jobs @ 1..=256) => Ok(jobs),
+        _ => Err("give a whole number of targets at once from 1 to 256, such as 4".to_owned()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -357,6 +394,9 @@ pub enum PartitionsCommand {
         /// Only these tables (schema-qualified).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
+        /// text for people; json: per table what was created, detached, dropped, archived.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
     },
     /// Partitions per managed table, with bounds, sizes, index validity and coverage.
     Status {
@@ -504,6 +544,12 @@ impl Cli {
             policy: global.config,
             migrations: global.migrations,
             command: self.command.into_config(),
+            fleet: global.fleet.fleet.then_some(config::FleetRun {
+                jobs: global.fleet.jobs,
+                fail_fast: global.fleet.fail_fast,
+                canary: global.fleet.canary,
+            }),
+            schema: None,
         }
     }
 }
@@ -610,10 +656,12 @@ impl PartitionsCommand {
                 dry_run,
                 at,
                 tables,
+                format,
             } => C::PartitionsMaintain {
                 dry_run,
                 at,
                 tables,
+                format,
             },
             PartitionsCommand::Status { format, at } => C::PartitionsStatus { format, at },
             PartitionsCommand::Check { format, at } => C::PartitionsCheck { format, at },

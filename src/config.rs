@@ -24,7 +24,28 @@ pub struct Config {
     pub policy_is_default: bool,
     pub migrations: PathBuf,
     pub command: Command,
+    /// `--fleet`: run on every target of the policy's `[fleet]` section.
+    pub fleet: Option<FleetRun>,
+    /// The tenant schema this command runs in, for a fleet's schema targets:
+    /// the policy's `{schema}` placeholder becomes it.
+    pub schema: Option<String>,
 }
+
+/// How a fleet run goes through its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetRun {
+    /// Targets at once.
+    pub jobs: usize,
+    /// Stop starting targets after the first failure.
+    pub fail_fast: bool,
+    /// Run this many targets first, and stop if any fails.
+    pub canary: usize,
+}
+
+/// Targets at once by default: what a 2-core runner and a shared database
+/// server take without either being the bottleneck of the other's work
+/// (each target is mostly waiting on its server).
+pub const DEFAULT_FLEET_JOBS: usize = 4;
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -66,6 +87,7 @@ pub enum Command {
         dry_run: bool,
         at: Option<DateTime<Utc>>,
         tables: Vec<String>,
+        format: StatusFormat,
     },
     PartitionsStatus {
         format: StatusFormat,

@@ -8,6 +8,7 @@ pub mod db;
 mod demo;
 pub mod duration;
 pub mod exit;
+pub mod fleet;
 pub mod lint;
 pub mod location;
 pub mod logging;

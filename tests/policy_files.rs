@@ -95,6 +95,7 @@ fn the_reference_policy_documents_every_key_the_parser_accepts() {
         [
             "",
             "defaults",
+            "fleet",
             "lint",
             "table",
             "table.index",

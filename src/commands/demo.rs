@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 
+use super::Output;
 use crate::config::{Command, Config, Migrate, MigrateLocks, PlanFormat, StatusFormat};
 use crate::demo;
 use crate::exit::Outcome;
@@ -81,7 +82,11 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
         policy_is_default: false,
         migrations: work.path().join("migrations"),
         command: Command::Demo { keep, at },
+        fleet: None,
+        schema: None,
     };
+    let mut stdout = std::io::stdout();
+    let out = &mut Output::new(&mut stdout);
 
     section("pgm migrate --maintain: the bundled migrations, then the partitions they need")?;
     let migrate = Migrate {
@@ -95,28 +100,35 @@ pub fn run(keep: bool, at: Option<DateTime<Utc>>) -> Result<Outcome> {
             ..MigrateLocks::default()
         },
     };
-    super::migrate::apply(&config, &migrate, &settings)?;
-    super::partitions::maintain(&config, &settings, false, Some(now), &[])?;
+    super::migrate::apply(&config, &migrate, &settings, out)?;
+    super::partitions::maintain(&config, &settings, &maintain_at(Some(now)), out)?;
 
     section("Some traffic: 20,000 events over the covered months")?;
     demo::insert_events(&mut demo_db, now, 20_000)?;
     println!("inserted 20000 rows into public.events");
 
     section("pgm partitions status")?;
-    super::partitions::status(&config, &settings, StatusFormat::Text, Some(now))?;
+    super::partitions::status(&config, &settings, StatusFormat::Text, Some(now), out)?;
 
     let later = now + Duration::days(425);
     let at = later.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     section(&format!(
         "Fourteen months later (--at {at}): what maintenance would do"
     ))?;
-    super::partitions::plan(&config, &settings, Some(later), PlanFormat::Text, false)?;
+    super::partitions::plan(
+        &config,
+        &settings,
+        Some(later),
+        PlanFormat::Text,
+        false,
+        out,
+    )?;
     section(&format!(
         "pgm partitions maintain --at {at}: retention at work"
     ))?;
-    super::partitions::maintain(&config, &settings, false, Some(later), &[])?;
+    super::partitions::maintain(&config, &settings, &maintain_at(Some(later)), out)?;
     section(&format!("pgm partitions status --at {at}"))?;
-    super::partitions::status(&config, &settings, StatusFormat::Text, Some(later))?;
+    super::partitions::status(&config, &settings, StatusFormat::Text, Some(later), out)?;
 
     if keep {
         keep_running(&sandbox)?;
@@ -151,6 +163,16 @@ fn write_bundle(dir: &Path) -> Result<()> {
     }
     std::fs::write(dir.join("partman.toml"), BUNDLED_POLICY)?;
     Ok(())
+}
+
+/// Maintenance of every table at `at`, reported as text.
+fn maintain_at(at: Option<DateTime<Utc>>) -> super::partitions::MaintainRequest<'static> {
+    super::partitions::MaintainRequest {
+        dry_run: false,
+        at,
+        only: &[],
+        format: StatusFormat::Text,
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 
+use super::{Done, Output};
 use crate::config::{Config, Migrate, MigrateNew, PlanFormat, StatusFormat};
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::duration::Timeout;
@@ -39,7 +40,12 @@ fn load_while_connecting<T: Send + 'static>(
     Ok((sources, connected))
 }
 
-pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> Result<Outcome> {
+pub(crate) fn apply(
+    config: &Config,
+    args: &Migrate,
+    settings: &ConnectionSettings,
+    output: &mut Output<'_>,
+) -> Result<Outcome> {
     if args.format == PlanFormat::Sql && !args.dry_run {
         bail!(UsageError(
             "--format sql prints a plan: use it with --dry-run".into()
@@ -65,17 +71,18 @@ pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> 
     if args.dry_run {
         let state = read_state(&mut client, sources)?;
         let plan = plan::plan(sources, &state, &options)?;
-        let mut out = std::io::stdout().lock();
+        let out = &mut *output.out;
         let settings_line = format!(
             "lock_timeout {}, {} retries, statement_timeout {}",
             options.lock_timeout, args.locks.lock_retries, options.statement_timeout
         );
         match args.format {
-            PlanFormat::Text => render::write_text(&mut out, &plan, &settings_line)?,
-            PlanFormat::Sql => render::write_sql(&mut out, &plan)?,
-            PlanFormat::Json => render::write_json(&mut out, &plan)?,
+            PlanFormat::Text => render::write_text(out, &plan, &settings_line)?,
+            PlanFormat::Sql => render::write_sql(out, &plan)?,
+            PlanFormat::Json => render::write_json(out, &plan)?,
         }
         out.flush()?;
+        output.done.summary = format!("{} migration(s) to apply", plan.migrations.len());
         return Ok(Outcome::Success);
     }
     let applied = apply::apply(
@@ -90,17 +97,46 @@ pub fn apply(config: &Config, args: &Migrate, settings: &ConnectionSettings) -> 
     )
     .map_err(glue_error)?;
     let (reports, already) = (applied.reports, applied.already);
-    let mut out = std::io::stdout().lock();
+    let out = &mut *output.out;
     match args.format {
-        PlanFormat::Json => render::write_report_json(&mut out, &reports)?,
-        _ => render::write_report_text(&mut out, &reports, already)?,
+        PlanFormat::Json => render::write_report_json(out, &reports)?,
+        _ => render::write_report_text(out, &reports, already)?,
     }
     out.flush()?;
-    drop(out);
+    output.done = applied_done(&reports, already);
     if args.maintain {
-        return super::partitions::maintain(config, settings, false, None, &[]);
+        let migrated = std::mem::take(&mut output.done);
+        let request = super::partitions::MaintainRequest {
+            dry_run: false,
+            at: None,
+            only: &[],
+            format: StatusFormat::Text,
+        };
+        let outcome = super::partitions::maintain(config, settings, &request, output);
+        output.done.summary = format!("{}; {}", migrated.summary, output.done.summary);
+        output.done.detail.extend(migrated.detail);
+        return outcome;
     }
     Ok(Outcome::Success)
+}
+
+/// What a run applied, for a fleet's report.
+fn applied_done(reports: &[runner::AppliedReport], already: usize) -> Done {
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| format!("V{}__{}", r.version, r.name))
+        .collect();
+    // The first and the last name: a report line stays a line.
+    let summary = match names.as_slice() {
+        [] => format!("up to date ({already} applied)"),
+        [first, .., last] if names.len() > 3 => {
+            format!("applied {} migration(s): {first} … {last}", names.len())
+        }
+        all => format!("applied {} migration(s): {}", all.len(), all.join(", ")),
+    };
+    let mut detail = serde_json::Map::new();
+    detail.insert("applied".into(), names.into());
+    Done { summary, detail }
 }
 
 /// The database state, with a pending file that does not parse reported as
@@ -137,23 +173,37 @@ fn glue_error(error: ApplyError) -> anyhow::Error {
     }
 }
 
-pub fn status(
+pub(crate) fn status(
     config: &Config,
     settings: &ConnectionSettings,
     exit_code: bool,
     format: StatusFormat,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
     let connection = settings.clone();
     let (mut sources, mut client) =
         load_while_connecting(config, move || Ok(db::connect(&connection)?))?;
     let state = read_state(&mut client, &mut sources)?;
     let entries = plan::reconcile(&sources, &state);
-    let mut out = std::io::stdout().lock();
+    let out = &mut *output.out;
     match format {
-        StatusFormat::Text => render::write_status_text(&mut out, &entries)?,
-        StatusFormat::Json => render::write_status_json(&mut out, &entries)?,
+        StatusFormat::Text => render::write_status_text(out, &entries)?,
+        StatusFormat::Json => render::write_status_json(out, &entries)?,
     }
     out.flush()?;
+    let pending: Vec<String> = entries
+        .iter()
+        .filter(|e| e.state != State::Applied)
+        .map(|e| format!("V{}__{}", e.version, e.name))
+        .collect();
+    output.done.summary = match pending.len() {
+        0 => format!("{} applied, none pending", entries.len()),
+        n => format!("{n} not applied: {}", pending.join(", ")),
+    };
+    output
+        .done
+        .detail
+        .insert("not_applied".into(), pending.into());
     let broken: Vec<String> = entries
         .iter()
         .filter(|e| matches!(e.state, State::Divergent | State::Missing))
@@ -328,12 +378,13 @@ pub fn new(config: &Config, args: &MigrateNew) -> Result<Outcome> {
 
 /// `pgm migrate wait`: success once every migration (up to `target`) is
 /// applied; progress goes to the log, the result to stdout.
-pub fn wait(
+pub(crate) fn wait(
     config: &Config,
     settings: &ConnectionSettings,
     target: Option<source::Version>,
     timeout: std::time::Duration,
     interval: std::time::Duration,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
     let sources = load_sources(config)?;
     // A gate that opens on an empty directory (a missing mount, a wrong
@@ -364,6 +415,7 @@ pub fn wait(
         (1, Some(target)) => format!("the migration up to version {target} is applied"),
         (n, Some(target)) => format!("all {n} migrations up to version {target} are applied"),
     };
-    writeln!(std::io::stdout().lock(), "ready: {what}")?;
+    writeln!(output.out, "ready: {what}")?;
+    output.done.summary = format!("ready: {what}");
     Ok(Outcome::Success)
 }

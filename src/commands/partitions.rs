@@ -5,11 +5,13 @@ use std::io::Write;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 
+use super::{Done, Output};
 use crate::config::{self, CheckFormat, Config, PlanFormat, StatusFormat};
 use crate::db::pooler::PoolerError;
 use crate::db::{self, ConnectionSettings, TargetSessionAttrs};
 use crate::exit::{Outcome, UsageError};
 use crate::partition::convert::{self, ConvertError};
+use crate::partition::executor::TableReport;
 use crate::partition::maintain::{self, MaintainError, Maintenance};
 use crate::partition::{catalog, health, planner, policy, render};
 
@@ -17,8 +19,20 @@ fn now_or(at: Option<DateTime<Utc>>) -> DateTime<Utc> {
     at.unwrap_or_else(Utc::now)
 }
 
+/// The policy, for the tenant schema of a fleet's schema target when the
+/// command runs in one.
 fn load_policy(config: &Config) -> Result<policy::Policy> {
-    policy::load(&config.policy).context(UsageError("invalid partition policy".into()))
+    let policy =
+        policy::load(&config.policy).context(UsageError("invalid partition policy".into()))?;
+    match &config.schema {
+        Some(schema) => Ok(policy.for_schema(schema)),
+        None if policy.uses_schema_placeholder() => bail!(UsageError(format!(
+            "{} names tables in {}, which only a fleet run over tenant schemas fills in:              run with --fleet and [fleet] schemas = \"SELECT …\", or write the schema",
+            config.policy.display(),
+            policy::SCHEMA_PLACEHOLDER
+        ))),
+        None => Ok(policy),
+    }
 }
 
 fn plan_now(
@@ -29,24 +43,31 @@ fn plan_now(
     maintain::plan_now(client, policy, now).context("reading the catalog")
 }
 
-pub fn plan(
+pub(crate) fn plan(
     config: &Config,
     settings: &ConnectionSettings,
     at: Option<DateTime<Utc>>,
     format: PlanFormat,
     detailed_exitcode: bool,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
     let now = now_or(at);
     let policy = load_policy(config)?;
     let mut client = db::connect(settings)?;
     let plan = plan_now(&mut client, &policy, now)?;
-    let mut out = std::io::stdout().lock();
+    let out = &mut *output.out;
     match format {
-        PlanFormat::Text => render::write_text(&mut out, &policy, &plan)?,
-        PlanFormat::Sql => render::write_sql(&mut out, &policy, &plan)?,
-        PlanFormat::Json => render::write_json(&mut out, &plan)?,
+        PlanFormat::Text => render::write_text(out, &policy, &plan)?,
+        PlanFormat::Sql => render::write_sql(out, &policy, &plan)?,
+        PlanFormat::Json => render::write_json(out, &plan)?,
     }
     out.flush()?;
+    let steps = plan.steps().count();
+    output.done.summary = match steps {
+        0 => "nothing to do".to_owned(),
+        n => format!("{n} step(s) planned"),
+    };
+    output.done.detail.insert("steps".into(), steps.into());
     let errors = plan.failures().count();
     if errors > 0 {
         bail!(
@@ -61,14 +82,23 @@ pub fn plan(
     })
 }
 
-pub fn maintain(
+/// `pgm partitions maintain`, as asked.
+pub(crate) struct MaintainRequest<'a> {
+    pub dry_run: bool,
+    pub at: Option<DateTime<Utc>>,
+    /// Only these tables (all when empty).
+    pub only: &'a [String],
+    pub format: StatusFormat,
+}
+
+pub(crate) fn maintain(
     config: &Config,
     settings: &ConnectionSettings,
-    dry_run: bool,
-    at: Option<DateTime<Utc>>,
-    only: &[String],
+    request: &MaintainRequest<'_>,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
-    let now = now_or(at);
+    let (dry_run, only) = (request.dry_run, request.only);
+    let now = now_or(request.at);
     let mut policy = load_policy(config)?;
     if !only.is_empty() {
         let known: Vec<String> = policy.tables.iter().map(|t| t.qualified_name()).collect();
@@ -94,17 +124,15 @@ pub fn maintain(
     let (mut client, settings) = match db::open_for(settings, target) {
         Ok(session) => session,
         // Cron runs maintain on every node; the replicas have nothing to do.
-        Err(error) if error.only_standbys() => {
-            return report_replica(&mut std::io::stdout().lock());
-        }
+        Err(error) if error.only_standbys() => return report_replica(output),
         Err(error) => return Err(error.into()),
     };
     let settings = &settings;
     let plan = plan_now(&mut client, &policy, now)?;
-    let mut out = std::io::stdout().lock();
     if dry_run {
-        render::write_text(&mut out, &policy, &plan)?;
-        out.flush()?;
+        render::write_text(output.out, &policy, &plan)?;
+        output.out.flush()?;
+        output.done.summary = format!("{} step(s) planned", plan.steps().count());
         return Ok(Outcome::Success);
     }
     let maintenance = maintain::run(&mut client, settings, &policy, &plan).map_err(|error| {
@@ -117,10 +145,16 @@ pub fn maintain(
         }
     })?;
     match &maintenance {
-        Maintenance::Replica => return report_replica(&mut out),
-        Maintenance::Tables(reports) => render::write_summary(&mut out, reports)?,
+        Maintenance::Replica => return report_replica(output),
+        Maintenance::Tables(reports) => {
+            output.done = maintained_done(reports);
+            match request.format {
+                StatusFormat::Text => render::write_summary(output.out, reports)?,
+                StatusFormat::Json => write_maintained_json(output.out, reports)?,
+            }
+        }
     }
-    out.flush()?;
+    output.out.flush()?;
     let failed = maintenance.failed_tables();
     if failed > 0 {
         bail!("{failed} table(s) failed (see above); the others were maintained");
@@ -128,12 +162,69 @@ pub fn maintain(
     Ok(Outcome::Success)
 }
 
-fn report_replica(out: &mut impl Write) -> Result<Outcome> {
+/// Per table what maintenance did, for scripts.
+fn write_maintained_json(out: &mut dyn Write, reports: &[TableReport]) -> Result<()> {
+    let tables: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "table": r.table,
+                "created": r.created,
+                "attached": r.attached,
+                "moved_rows": r.moved_rows,
+                "detached": r.detached,
+                "dropped": r.dropped,
+                "archived": r.archived,
+                "indexes_built": r.indexes_built,
+                "indexes_attached": r.indexes_attached,
+                "deferred": r.deferred,
+                "warnings": r.warnings,
+                "failures": r.failures,
+                "skipped": r.skipped,
+            })
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "tables": tables }))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// What maintenance did, for a fleet's report.
+fn maintained_done(reports: &[TableReport]) -> Done {
+    let total = |count: fn(&TableReport) -> usize| reports.iter().map(count).sum::<usize>();
+    let (created, detached, dropped) = (
+        total(|r| r.created),
+        total(|r| r.detached),
+        total(|r| r.dropped),
+    );
+    let (archived, indexes) = (total(|r| r.archived), total(|r| r.indexes_built));
+    let mut detail = serde_json::Map::new();
+    for (key, count) in [
+        ("created", created),
+        ("detached", detached),
+        ("dropped", dropped),
+        ("archived", archived),
+        ("indexes_built", indexes),
+    ] {
+        detail.insert(key.into(), count.into());
+    }
+    Done {
+        summary: format!(
+            "{} table(s): {created} created, {detached} detached, {dropped} dropped, \
+             {archived} archived, {indexes} indexes built",
+            reports.len()
+        ),
+        detail,
+    }
+}
+
+fn report_replica(output: &mut Output<'_>) -> Result<Outcome> {
     writeln!(
-        out,
+        output.out,
         "this server is a read-only replica (in recovery): nothing to maintain here; run maintenance against the primary"
     )?;
-    out.flush()?;
+    output.out.flush()?;
+    output.done.summary = "a read-only replica: nothing to maintain".to_owned();
     Ok(Outcome::Success)
 }
 
@@ -154,33 +245,40 @@ fn assess(
     Ok(health::assess(&policy, &snapshot, now, &default_rows))
 }
 
-pub fn status(
+pub(crate) fn status(
     config: &Config,
     settings: &ConnectionSettings,
     format: StatusFormat,
     at: Option<DateTime<Utc>>,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
     let tables = assess(config, settings, at)?;
-    let mut out = std::io::stdout().lock();
+    let out = &mut *output.out;
     match format {
         StatusFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &tables)?;
+            serde_json::to_writer_pretty(&mut *out, &tables)?;
             writeln!(out)?;
         }
-        StatusFormat::Text => render::write_status(&mut out, &tables)?,
+        StatusFormat::Text => render::write_status(out, &tables)?,
     }
     out.flush()?;
+    output.done.summary = format!("{} table(s)", tables.len());
+    output
+        .done
+        .detail
+        .insert("tables".into(), serde_json::to_value(&tables)?);
     Ok(Outcome::Success)
 }
 
-pub fn check(
+pub(crate) fn check(
     config: &Config,
     settings: &ConnectionSettings,
     format: CheckFormat,
     at: Option<DateTime<Utc>>,
+    output: &mut Output<'_>,
 ) -> Result<Outcome> {
     let tables = assess(config, settings, at)?;
-    let mut out = std::io::stdout().lock();
+    let out = &mut *output.out;
     match format {
         CheckFormat::Text => {
             for table in &tables {
@@ -190,13 +288,18 @@ pub fn check(
             }
         }
         CheckFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &tables)?;
+            serde_json::to_writer_pretty(&mut *out, &tables)?;
             writeln!(out)?;
         }
-        CheckFormat::Prometheus => render::write_prometheus(&mut out, &tables)?,
+        CheckFormat::Prometheus => render::write_prometheus(out, &tables)?,
     }
     out.flush()?;
     let problems: usize = tables.iter().map(|t| t.problems.len()).sum();
+    output.done.summary = format!("{} table(s), {problems} problem(s)", tables.len());
+    output
+        .done
+        .detail
+        .insert("problems".into(), problems.into());
     if problems > 0 {
         bail!("{problems} problem(s) found");
     }

@@ -11,9 +11,12 @@ pub(crate) mod retry;
 pub mod server;
 pub(crate) mod service;
 pub mod settings;
+pub mod template;
 mod tls;
 
 pub use connect::{ConnectError, Connected, connect, open, open_for};
+pub use conninfo::redact;
 pub use ident::{quote_ident, quote_literal};
 pub use settings::TargetSessionAttrs;
 pub use settings::{ConnectionSettings, Environment, resolve};
+pub use template::ConnectionTemplate;

@@ -434,10 +434,18 @@ pub fn resolve(
     connection_string: Option<&str>,
     env: &Environment,
 ) -> Result<ConnectionSettings, SettingsError> {
-    let mut params = match connection_string.filter(|text| !text.trim().is_empty()) {
+    let params = match connection_string.filter(|text| !text.trim().is_empty()) {
         Some(text) => conninfo::parse(text)?,
         None => Parameters::new(),
     };
+    resolve_parameters(params, env)
+}
+
+/// Resolves the settings from the parameters of a parsed connection string.
+pub(super) fn resolve_parameters(
+    mut params: Parameters,
+    env: &Environment,
+) -> Result<ConnectionSettings, SettingsError> {
     let service_name = params
         .get("service")
         .cloned()

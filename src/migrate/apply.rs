@@ -126,7 +126,7 @@ pub fn apply(
             reports: Vec::new(),
         });
     }
-    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let (mut lock, key) = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     // Check the history against the files before creating anything.
@@ -136,7 +136,7 @@ pub fn apply(
         settings,
         lock_retries,
     };
-    let mut tripwire = Tripwire::default();
+    let mut tripwire = Tripwire::new(key);
     if !planned.setup.is_empty() {
         tripwire.check(runner.client, false)?;
     }
@@ -161,13 +161,20 @@ pub fn apply(
 /// passed it, which is what a pooler moving the session would change. A
 /// migration that confirms the lock inside its own transaction (its guard
 /// step) needs nothing in between.
-#[derive(Default)]
 struct Tripwire {
+    key: i64,
     confirmed: Option<(i32, Instant)>,
 }
 
 impl Tripwire {
     const FULL_EVERY: Duration = Duration::from_secs(1);
+
+    fn new(key: i64) -> Tripwire {
+        Tripwire {
+            key,
+            confirmed: None,
+        }
+    }
 
     fn check(&mut self, client: &mut Client, guarded: bool) -> Result<(), ApplyError> {
         if let Some((pid, at)) = self.confirmed
@@ -176,7 +183,7 @@ impl Tripwire {
         {
             return Ok(());
         }
-        lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+        lock::confirm(client, self.key, MIGRATE_LOCK)?;
         self.confirmed = backend_pid(client).map(|pid| (pid, Instant::now()));
         Ok(())
     }
@@ -214,7 +221,7 @@ pub fn baseline(
     version: Version,
     run_lock: &RunLock,
 ) -> Result<(usize, Version), ApplyError> {
-    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let (mut lock, key) = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let state = runner::read_state(client, sources)?;
     if !state.applied.is_empty() {
@@ -232,7 +239,7 @@ pub fn baseline(
     let Some(highest) = covered.last().map(|s| s.version) else {
         return Err(ApplyError::NothingToBaseline(version));
     };
-    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    lock::confirm(client, key, MIGRATE_LOCK)?;
     history::record_without_running(client, &state.tables, &state.setup, &covered).map_err(
         |source| ApplyError::Query {
             what: "recording the baseline",
@@ -253,10 +260,10 @@ pub fn repair(
     actor: &Actor<'_>,
     run_lock: &RunLock,
 ) -> Result<Vec<Repaired>, ApplyError> {
-    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let (mut lock, key) = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let read = read_history(client, sources)?;
-    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    lock::confirm(client, key, MIGRATE_LOCK)?;
     Ok(repair::repair(
         client,
         &read.borrowed(),
@@ -288,7 +295,7 @@ pub fn widen_history(
     lock_retries: u32,
     run_lock: &RunLock,
 ) -> Result<Widening, ApplyError> {
-    let mut lock = lock_runs(&mut client, settings, run_lock)?;
+    let (mut lock, key) = lock_runs(&mut client, settings, run_lock)?;
     let client = lock.client();
     let read = read_history(client, sources)?;
     let widening = widen::plan(&read.borrowed(), sources, lock_timeout)?;
@@ -296,7 +303,7 @@ pub fn widen_history(
     if steps.is_empty() {
         return Ok(widening);
     }
-    lock::confirm(client, MIGRATE_LOCK_KEY, MIGRATE_LOCK)?;
+    lock::confirm(client, key, MIGRATE_LOCK)?;
     let mut retry = LockRetry::new(settings, lock_retries);
     retry
         .run(
@@ -360,20 +367,22 @@ fn read_history(
 
 /// Refuses a replica and a session a pooler shares with other clients,
 /// then waits for the run lock on this session.
+/// The lock is the one of the schema the history is kept in (see
+/// [`history::run_lock_key`]), which the session's search path decides.
 fn lock_runs<'c>(
     client: &'c mut Client,
     settings: &ConnectionSettings,
     run_lock: &RunLock,
-) -> Result<SessionLock<&'c mut Client>, ApplyError> {
+) -> Result<(SessionLock<&'c mut Client>, i64), ApplyError> {
     refuse_replica(client)?;
     pooler::require_own_session(client, settings)?;
-    Ok(SessionLock::acquire(
-        client,
-        MIGRATE_LOCK_KEY,
-        MIGRATE_LOCK,
-        run_lock.wait,
-        log_wait,
-    )?)
+    let (tables, _) = history::Tables::locate(client, &[]).map_err(|source| ApplyError::Query {
+        what: "locating the history table",
+        source,
+    })?;
+    let key = tables.run_lock_key();
+    let lock = SessionLock::acquire(client, key, MIGRATE_LOCK, run_lock.wait, log_wait)?;
+    Ok((lock, key))
 }
 
 fn log_wait(holder: Option<&Holder>, waited: Duration) {

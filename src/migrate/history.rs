@@ -45,6 +45,19 @@ pub enum HistoryError {
     },
 }
 
+/// The advisory lock key of the runs that write the history kept in
+/// `schema`: pgm's one key for a history in `public` (as every release
+/// takes), and a key of the schema's own otherwise, so that the tenants of
+/// a schema-per-tenant database migrate side by side while two runs on one
+/// tenant still exclude each other.
+pub fn run_lock_key(schema: &str) -> i64 {
+    if schema == "public" {
+        super::apply::MIGRATE_LOCK_KEY
+    } else {
+        crate::db::lock::key_for(&format!("pgm migrate {schema}"))
+    }
+}
+
 /// A row of the history table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -56,9 +69,16 @@ pub struct Applied {
     pub duration_ms: Option<i64>,
 }
 
-/// Where the tables live: the schema holding the history table when it
-/// exists (as refinery finds it through the search path), else the current
-/// schema. Resolved once per run and written schema-qualified, so that a
+/// The session setting that pins the history to one schema, whatever the
+/// search path holds: a fleet's tenant schema, whose search path can go on
+/// to a schema of shared extensions (that may hold a history of its own).
+pub const HISTORY_SCHEMA_SETTING: &str = "pgm.history_schema";
+
+/// Where the tables live: the schema `pgm.history_schema` names when set
+/// (even one that does not exist: creating the tables then fails, rather
+/// than landing elsewhere); else the schema holding the history table when
+/// it exists (as refinery finds it through the search path), else the
+/// current schema. Resolved once per run and written schema-qualified, so that a
 /// migration changing search_path cannot move them. With it, the width of
 /// the versions, which decides the checksums.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,15 +117,19 @@ impl Tables {
     ) -> Result<(Tables, TablesPresent), postgres::Error> {
         // Typed, without a prepare: one round trip (as the reads below).
         let rows = client.query_typed(
-            "WITH home AS (SELECT coalesce((SELECT c.relnamespace FROM pg_class c WHERE c.oid = to_regclass($1)), \
-                                           to_regnamespace(current_schema()), to_regnamespace('public')) AS nsp) \
-             SELECT n.nspname::text, c.relname::text, a.atttypid = 'int8'::regtype \
-             FROM home LEFT JOIN pg_namespace n ON n.oid = home.nsp \
+            "WITH pinned AS (SELECT nullif(current_setting($3, true), '') AS name), \
+             home AS (SELECT coalesce((SELECT oid FROM pg_namespace, pinned WHERE nspname = pinned.name), \
+                                      (SELECT c.relnamespace FROM pg_class c, pinned WHERE c.oid = to_regclass($1) AND pinned.name IS NULL), \
+                                      (SELECT to_regnamespace(current_schema()) FROM pinned WHERE pinned.name IS NULL), \
+                                      (SELECT to_regnamespace('public') FROM pinned WHERE pinned.name IS NULL)) AS nsp) \
+             SELECT coalesce(pinned.name, n.nspname::text), c.relname::text, a.atttypid = 'int8'::regtype \
+             FROM pinned, home LEFT JOIN pg_namespace n ON n.oid = home.nsp \
              LEFT JOIN pg_class c ON c.relnamespace = home.nsp AND c.relname = ANY($2) AND c.relkind IN ('r', 'p') \
              LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'version' AND NOT a.attisdropped",
             &[
                 (&quote_ident(HISTORY_TABLE), Type::TEXT),
                 (&ALL_TABLES.as_slice(), Type::TEXT_ARRAY),
+                (&HISTORY_SCHEMA_SETTING, Type::TEXT),
             ],
         )?;
         let schema = rows
@@ -167,6 +191,11 @@ impl Tables {
 
     pub fn history(&self) -> String {
         self.qualified(HISTORY_TABLE)
+    }
+
+    /// The run lock of the history kept in this schema.
+    pub fn run_lock_key(&self) -> i64 {
+        run_lock_key(&self.schema)
     }
 
     pub fn runs(&self) -> String {
@@ -471,4 +500,19 @@ pub fn upsert_text(tables: &Tables) -> String {
          ON CONFLICT (version) DO UPDATE SET checksum = excluded.checksum, text = excluded.text",
         tables.texts()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::run_lock_key;
+
+    #[test]
+    fn a_tenant_schema_has_a_run_lock_of_its_own() {
+        assert_eq!(
+            run_lock_key("public"),
+            crate::migrate::apply::MIGRATE_LOCK_KEY
+        );
+        assert_ne!(run_lock_key("tenant_01"), run_lock_key("public"));
+        assert_ne!(run_lock_key("tenant_01"), run_lock_key("tenant_02"));
+    }
 }

@@ -13,7 +13,6 @@ use crate::duration::Timeout;
 // Named as `pgm partitions maintain` names the indexes it rolls out.
 use crate::partition::planner::child_index_name;
 
-use super::apply::MIGRATE_LOCK_KEY;
 use super::history::{Applied, Progress, Tables};
 use super::source::{Kind, SourceMigration, Version};
 use super::sql::{IndexParts, Mode};
@@ -506,7 +505,10 @@ fn plan_migration<'a>(
                     options.statement_timeout.setting()
                 ),
             ));
-            steps.push(Step::new(Role::Guard, run_lock_guard()));
+            steps.push(Step::new(
+                Role::Guard,
+                run_lock_guard(tables.run_lock_key()),
+            ));
             for (index, statement) in file.statements.iter().enumerate() {
                 steps.push(Step::new(
                     Role::Statement(index),
@@ -873,9 +875,9 @@ impl Rollout<'_> {
 /// moved this session to a server connection without it. Once taken, no
 /// other run can take the lock before COMMIT: the migration and its history
 /// row never run unprotected, and the check costs no round trip of its own.
-pub fn run_lock_guard() -> String {
+pub fn run_lock_guard(key: i64) -> String {
     format!(
-        "DO $$BEGIN IF NOT pg_try_advisory_xact_lock({MIGRATE_LOCK_KEY}) THEN RAISE EXCEPTION \
+        "DO $$BEGIN IF NOT pg_try_advisory_xact_lock({key}) THEN RAISE EXCEPTION \
          'another session holds the migration lock' USING HINT = 'this session is no longer the one \
          that took it: a pooler moved it to another server connection; connect directly or through \
          a session pooler'; END IF; END$$"
@@ -979,7 +981,10 @@ mod tests {
                 "Begin: BEGIN".to_owned(),
                 "Setting: SET LOCAL lock_timeout = '2s'".to_owned(),
                 "Setting: SET LOCAL statement_timeout = '5min'".to_owned(),
-                format!("Guard: {}", run_lock_guard()),
+                format!(
+                    "Guard: {}",
+                    run_lock_guard(crate::migrate::apply::MIGRATE_LOCK_KEY)
+                ),
                 "Statement(0): CREATE TABLE a (id int);".to_owned(),
                 "Statement(1): INSERT INTO a VALUES (1);".to_owned(),
                 format!(

@@ -422,7 +422,7 @@ mod tests {
             crate::db::quote_literal(sources[0].text()),
             crate::db::quote_literal(sources[1].text()),
         );
-        let guard = crate::migrate::plan::run_lock_guard();
+        let guard = crate::migrate::plan::run_lock_guard(crate::migrate::apply::MIGRATE_LOCK_KEY);
         assert_eq!(
             sql,
             format!(

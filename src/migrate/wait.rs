@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::db::{self, ConnectError, ConnectionSettings, quote_ident, quote_literal};
 use crate::duration::Timeout;
 
-use super::history::HISTORY_TABLE;
+use super::history::{HISTORY_SCHEMA_SETTING, HISTORY_TABLE};
 use super::source::{SourceMigration, Version, VersionWidth};
 
 /// How many migrations a progress line or an error names before "and N more".
@@ -183,11 +183,12 @@ enum PollError {
     Query(postgres::Error),
 }
 
-/// The session, kept between polls, and whether the history table was seen.
+/// The session, kept between polls, and the history table once seen (as
+/// SQL text).
 #[derive(Default)]
 struct Poller {
     client: Option<Client>,
-    history_exists: bool,
+    history: Option<String>,
 }
 
 impl Poller {
@@ -206,10 +207,10 @@ impl Poller {
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_secs(1));
             self.client = Some(db::connect(&settings).map_err(PollError::Unreachable)?);
-            self.history_exists = false;
+            self.history = None;
         }
         let client = self.client.as_mut().expect("connected above");
-        let result = read(client, &mut self.history_exists);
+        let result = read(client, &mut self.history);
         if let Err(PollError::Lost(_)) = &result {
             self.client = None;
         }
@@ -227,16 +228,21 @@ struct Applied {
 
 /// One query in the steady state: the history table's versions (until the
 /// table exists, whether it does).
-fn read(client: &mut Client, history_exists: &mut bool) -> Result<Applied, PollError> {
-    let table = quote_ident(HISTORY_TABLE);
-    if !*history_exists {
-        let exists = format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&table));
+fn read(client: &mut Client, history: &mut Option<String>) -> Result<Applied, PollError> {
+    if history.is_none() {
+        // In the schema the session pins the history to (a fleet's tenant),
+        // else where the search path finds it, as `pgm migrate` does.
+        let table = quote_literal(&quote_ident(HISTORY_TABLE));
+        let exists = format!(
+            "SELECT to_regclass(coalesce(quote_ident(nullif(current_setting({}, true), '')) || '.', '') || {table})::text",
+            quote_literal(HISTORY_SCHEMA_SETTING)
+        );
         let rows = client.simple_query(&exists).map_err(classify)?;
-        *history_exists = first_values(&rows).next().flatten() == Some("t");
-        if !*history_exists {
-            return Ok(Applied::default());
-        }
+        *history = first_values(&rows).next().flatten().map(str::to_owned);
     }
+    let Some(table) = history.as_deref() else {
+        return Ok(Applied::default());
+    };
     let sql = format!(
         "SELECT version, coalesce(checksum, ''), pg_typeof(version) = 'bigint'::regtype FROM {table}"
     );
@@ -259,7 +265,7 @@ fn read(client: &mut Client, history_exists: &mut bool) -> Result<Applied, PollE
         }
         // Dropped since (or the search path changed): nothing applied.
         Err(error) if error.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {
-            *history_exists = false;
+            *history = None;
             Ok(Applied::default())
         }
         Err(error) => Err(classify(error)),

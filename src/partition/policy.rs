@@ -16,6 +16,7 @@ use toml::Spanned;
 use super::calendar::{self, EpochUnit, FixedInterval, Interval};
 use crate::db::ident::QualifiedName;
 use crate::duration::Timeout;
+use crate::fleet::section::{self as fleet_section, FleetSection, RawFleet};
 use crate::location::{LineIndex, Location};
 
 pub use crate::db::ident::MAX_IDENTIFIER_BYTES;
@@ -332,6 +333,36 @@ pub struct Policy {
     pub tables: Vec<TablePolicy>,
 }
 
+/// A table's schema written as this is each tenant schema of a fleet run
+/// (`[fleet] schemas`): `name = "{schema}.events"`.
+pub const SCHEMA_PLACEHOLDER: &str = "{schema}";
+
+impl Policy {
+    /// Whether a table's schema is the `{schema}` placeholder.
+    pub fn uses_schema_placeholder(&self) -> bool {
+        self.tables.iter().any(|t| t.schema == SCHEMA_PLACEHOLDER)
+    }
+
+    /// The policy for one tenant schema: the placeholder, as a table's
+    /// schema or an archive schema, becomes it.
+    pub fn for_schema(mut self, schema: &str) -> Policy {
+        for table in &mut self.tables {
+            if table.schema == SCHEMA_PLACEHOLDER {
+                schema.clone_into(&mut table.schema);
+            }
+            if let Some(Retention {
+                action: RetentionAction::Archive { schema: archive },
+                ..
+            }) = &mut table.retention
+                && archive == SCHEMA_PLACEHOLDER
+            {
+                schema.clone_into(archive);
+            }
+        }
+        self
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -342,6 +373,8 @@ struct RawFile {
     /// `pgm lint`'s settings, checked by the lint configuration.
     #[serde(default, rename = "lint")]
     _lint: Option<serde::de::IgnoredAny>,
+    /// Where `--fleet` runs.
+    fleet: Option<Spanned<RawFleet>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -471,6 +504,24 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
     parse(path, &text)
 }
 
+/// The policy and its `[fleet]` section, read from the file.
+pub fn load_with_fleet(path: &Path) -> Result<(Policy, Option<FleetSection>), PolicyError> {
+    let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
+        problems: vec![Problem {
+            location: Location {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+            },
+            message: format!(
+                "cannot read the policy file: {error} (give another with --config PATH)"
+            ),
+            snippet: String::new(),
+        }],
+    })?;
+    parse_with_fleet(path, &text)
+}
+
 struct Checker<'a> {
     path: &'a Path,
     text: &'a str,
@@ -491,7 +542,13 @@ impl Checker<'_> {
         {
             return;
         }
-        let snippet = location.snippet(self.text);
+        // The line can hold a connection string of [fleet]: never its password.
+        let snippet = location
+            .snippet(self.text)
+            .lines()
+            .map(crate::db::redact)
+            .collect::<Vec<_>>()
+            .join("\n");
         self.problems.push(Problem {
             location,
             message,
@@ -516,6 +573,13 @@ impl Checker<'_> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+    parse_with_fleet(path, text).map(|(policy, _)| policy)
+}
+
+pub fn parse_with_fleet(
+    path: &Path,
+    text: &str,
+) -> Result<(Policy, Option<FleetSection>), PolicyError> {
     let mut checker = Checker {
         path,
         text,
@@ -548,11 +612,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, PolicyError> {
             tables.push(table);
         }
     }
+    let fleet = raw.fleet.as_ref().and_then(|raw| {
+        let locate = |offset| checker.lines.location(path, offset);
+        match fleet_section::check(raw, &locate) {
+            Ok(section) => Some(section),
+            Err(problems) => {
+                for (span, message) in problems {
+                    checker.problem(span, message);
+                }
+                None
+            }
+        }
+    });
     if checker.problems.is_empty() {
-        Ok(Policy {
+        let policy = Policy {
             path: path.to_path_buf(),
             tables,
-        })
+        };
+        Ok((policy, fleet))
     } else {
         Err(PolicyError {
             problems: checker.problems,
