@@ -924,8 +924,8 @@ fn a_migration_chosen_as_a_deadlock_victim_is_run_again() {
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stderr.contains(
-            "V2__both.sql (rolled back): rolled back by the server after a deadlock or serialization failure \
-             (attempt 1 of 3); retrying in"
+            "V2__both.sql (rolled back): rolled back after a conflict with another transaction (a deadlock, a \
+             serialization failure, a race lost) (attempt 1 of 3); retrying in"
         ),
         "{stderr}"
     );

@@ -214,7 +214,7 @@ impl<'s> LockRetry<'s> {
             let reason = if error.is_lock_timeout() {
                 "lock timeout"
             } else if error.is_conflict() {
-                "rolled back by the server after a deadlock or serialization failure"
+                "rolled back after a conflict with another transaction (a deadlock, a serialization failure, a race lost)"
             } else {
                 return Err(self.gave_up(error, number));
             };

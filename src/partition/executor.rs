@@ -202,7 +202,7 @@ impl Executor<'_> {
                 ..
             } => guard_refusal(step, rows),
             GaveUp {
-                error: TransactionError::Sql(error),
+                error: TransactionError::Sql(error) | TransactionError::Raced(error),
                 attempts,
                 blocker,
             } => failure_message(
@@ -247,7 +247,7 @@ impl Executor<'_> {
             // (a long report holds the table) is left for the next run, as a
             // concurrent detach waiting for old snapshots is.
             Err(GaveUp {
-                error: TransactionError::Sql(error),
+                error: TransactionError::Sql(error) | TransactionError::Raced(error),
                 attempts,
                 blocker,
             }) if step.action == Action::DetachPartition && retry::is_lock_timeout(&error) => {
@@ -261,7 +261,7 @@ impl Executor<'_> {
                 )))
             }
             Err(GaveUp {
-                error: TransactionError::Sql(error),
+                error: TransactionError::Sql(error) | TransactionError::Raced(error),
                 attempts,
                 blocker,
             }) => Err(StepError::Failed(GaveUp {
@@ -324,6 +324,30 @@ fn transaction_attempt(
     step: &Step,
     watch: Watch<'_>,
 ) -> Result<u64, TransactionError> {
+    attempt_transaction(client, step, watch).map_err(|error| match error {
+        TransactionError::Sql(error)
+            if attaches(step)
+                && error.code() == Some(&postgres::error::SqlState::CHECK_VIOLATION) =>
+        {
+            TransactionError::Raced(error)
+        }
+        other => other,
+    })
+}
+
+/// Steps whose ATTACH scans the default partition for rows of the range.
+fn attaches(step: &Step) -> bool {
+    matches!(
+        step.action,
+        Action::AttachPartition | Action::MoveDefaultRows | Action::CreateDefaultPartition
+    )
+}
+
+fn attempt_transaction(
+    client: &mut Client,
+    step: &Step,
+    watch: Watch<'_>,
+) -> Result<u64, TransactionError> {
     let mut transaction = client.transaction()?;
     for setting in transaction_settings(step) {
         transaction.batch_execute(&setting)?;
@@ -374,6 +398,8 @@ enum TransactionError {
     Sql(postgres::Error),
     /// Rows of the new range sit in the default partition.
     Guard(i64),
+    /// An attach lost a race with a writer (see `is_conflict`).
+    Raced(postgres::Error),
 }
 
 impl From<postgres::Error> for TransactionError {
@@ -395,8 +421,11 @@ impl AttemptError for TransactionError {
     /// yields: a lock taken up front could deadlock with an application
     /// transaction that read the parent and then inserts.
     fn is_conflict(&self) -> bool {
-        matches!(self, TransactionError::Sql(error) if retry::is_conflict(error)
-            || error.code() == Some(&postgres::error::SqlState::CHECK_VIOLATION))
+        match self {
+            TransactionError::Sql(error) => retry::is_conflict(error),
+            TransactionError::Raced(_) => true,
+            TransactionError::Guard(_) => false,
+        }
     }
 }
 
