@@ -80,6 +80,21 @@ fn io_error(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Sandbox
     move |source| SandboxError::Io { action, source }
 }
 
+/// Debian's `/usr/lib/postgresql/<major>/bin` directories, newest first.
+pub(crate) fn debian_bindirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse().ok()?;
+            Some((major, entry.path().join("bin")))
+        })
+        .collect();
+    dirs.sort();
+    dirs.into_iter().rev().map(|(_, dir)| dir).collect()
+}
+
 /// Where initdb and postgres live, and which version they are.
 #[derive(Debug, Clone)]
 pub struct ServerBinaries {
@@ -107,17 +122,7 @@ impl ServerBinaries {
         if let Some(found) = from_pg_config.as_deref().and_then(Self::at) {
             return Ok(found);
         }
-        let mut debian_dirs: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let major = entry.file_name().to_str()?.parse().ok()?;
-                Some((major, entry.path().join("bin")))
-            })
-            .collect();
-        debian_dirs.sort();
-        if let Some(found) = debian_dirs.iter().rev().find_map(|(_, dir)| Self::at(dir)) {
+        if let Some(found) = debian_bindirs().iter().find_map(|dir| Self::at(dir)) {
             return Ok(found);
         }
         let mut searched = vec!["PGM_PG_BINDIR (unset)".to_owned()];

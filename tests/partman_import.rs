@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use pgm::db::{self, quote_ident};
@@ -25,31 +25,13 @@ const MISSING: &str = "pg_partman 4.7 for PostgreSQL 15 is missing: install it w
                        `apt-get install postgresql-15-partman`";
 const CLOCK: &str = "2026-11-23T12:00:00Z";
 
-fn libfaketime() -> PathBuf {
-    std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
-        .find(|path| path.is_file())
-        .expect("libfaketime is missing: install it with `apt-get install libfaketime`")
-}
-
 fn server() -> &'static Sandbox {
     assert!(Path::new(BINDIR).join("postgres").is_file(), "{MISSING}");
     assert!(Path::new(CONTROL).is_file(), "{MISSING}");
     let start: DateTime<Utc> = CLOCK.parse().unwrap();
     Sandbox::start_for_process(&SandboxOptions {
         bindir: Some(BINDIR.into()),
-        server_env: vec![
-            ("LD_PRELOAD".into(), libfaketime().into()),
-            (
-                "FAKETIME".into(),
-                start.format("@%Y-%m-%d %H:%M:%S").to_string().into(),
-            ),
-            ("TZ".into(), "UTC".into()),
-            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        ],
+        server_env: support::pinned_clock(start),
         ..SandboxOptions::default()
     })
     .unwrap_or_else(|e| panic!("starting PostgreSQL 15: {e}"))

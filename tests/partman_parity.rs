@@ -14,7 +14,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -26,8 +26,6 @@ const BINDIR: &str = "/usr/lib/postgresql/15/bin";
 const CONTROL: &str = "/usr/share/postgresql/15/extension/pg_partman.control";
 const MISSING: &str = "pg_partman 4.7 for PostgreSQL 15 is missing: the parity tests need it; \
                        install it with `apt-get install postgresql-15-partman`";
-const NO_FAKETIME: &str = "libfaketime is missing: the parity tests pin the clock of pg_partman's \
-                           server with it; install it with `apt-get install libfaketime`";
 
 /// The clock of the ID cases, which pg_partman counts from the largest id,
 /// not the clock: pinned all the same, so that none can come to depend on
@@ -41,17 +39,6 @@ const SPRING: &str = "2026-03-28T21:30:00Z";
 /// clocks go back (01:00 UTC on the 25th): hourly partitions premade from
 /// then end before the repeated hour, which only maintenance reaches.
 const AUTUMN: &str = "2026-10-24T19:30:00Z";
-
-/// Debian's path on every architecture (`/usr/lib/<triplet>/faketime`).
-fn libfaketime() -> PathBuf {
-    std::fs::read_dir("/usr/lib")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
-        .find(|path| path.is_file())
-        .unwrap_or_else(|| panic!("{NO_FAKETIME}"))
-}
 
 fn instant(clock: &str) -> DateTime<Utc> {
     clock.parse().unwrap()
@@ -79,19 +66,7 @@ fn server(clock: &'static str) -> &'static Sandbox {
     let start = instant(clock);
     let server = Sandbox::start_for_process(&SandboxOptions {
         bindir: Some(BINDIR.into()),
-        server_env: vec![
-            ("LD_PRELOAD".into(), libfaketime().into()),
-            // '@': start at this instant and tick on from it. Postgres forks
-            // its backends without exec, so they share the postmaster's clock.
-            (
-                "FAKETIME".into(),
-                start.format("@%Y-%m-%d %H:%M:%S").to_string().into(),
-            ),
-            // libfaketime reads that instant in the process's local zone.
-            ("TZ".into(), "UTC".into()),
-            // Timeouts and waits run on the monotonic clock: left real.
-            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
-        ],
+        server_env: support::pinned_clock(start),
         ..SandboxOptions::default()
     })
     .unwrap_or_else(|e| panic!("starting PostgreSQL 15 for the parity tests: {e}"));
@@ -99,9 +74,8 @@ fn server(clock: &'static str) -> &'static Sandbox {
     let now = server_now(&mut client);
     assert!(
         now >= start && now - start < chrono::Duration::minutes(10),
-        "the server's clock reads {now}, not {start}: libfaketime did not take \
-         (LD_PRELOAD of {})",
-        libfaketime().display()
+        "the server's clock reads {now}, not {start}: libfaketime did not take (LD_PRELOAD of {:?})",
+        support::pinned_clock(start)[0].1
     );
     servers.insert(clock, server);
     server

@@ -488,25 +488,16 @@ pub use crate::db::retry::MAX_LOCK_RETRIES;
 pub const MAX_LOCK_TIMEOUT: Timeout = Timeout(std::time::Duration::from_secs(3600));
 
 pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
-        problems: vec![Problem {
-            location: Location {
-                path: path.to_path_buf(),
-                line: 0,
-                column: 0,
-            },
-            message: format!(
-                "cannot read the policy file: {error} (give another with --config PATH)"
-            ),
-            snippet: String::new(),
-        }],
-    })?;
-    parse(path, &text)
+    parse(path, &read_policy_file(path)?)
 }
 
 /// The policy and its `[fleet]` section, read from the file.
 pub fn load_with_fleet(path: &Path) -> Result<(Policy, Option<FleetSection>), PolicyError> {
-    let text = std::fs::read_to_string(path).map_err(|error| PolicyError {
+    parse_with_fleet(path, &read_policy_file(path)?)
+}
+
+fn read_policy_file(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|error| PolicyError {
         problems: vec![Problem {
             location: Location {
                 path: path.to_path_buf(),
@@ -518,8 +509,7 @@ pub fn load_with_fleet(path: &Path) -> Result<(Policy, Option<FleetSection>), Po
             ),
             snippet: String::new(),
         }],
-    })?;
-    parse_with_fleet(path, &text)
+    })
 }
 
 struct Checker<'a> {

@@ -140,17 +140,7 @@ pub fn citus_binaries() -> Result<ServerBinaries, CitusError> {
             if let Ok(found) = ServerBinaries::find() {
                 candidates.push(found.bindir);
             }
-            let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|entry| {
-                    let major = entry.file_name().to_str()?.parse().ok()?;
-                    Some((major, entry.path().join("bin")))
-                })
-                .collect();
-            debian.sort();
-            candidates.extend(debian.into_iter().rev().map(|(_, dir)| dir));
+            candidates.extend(super::debian_bindirs());
         }
     }
     for bindir in candidates {

@@ -430,3 +430,34 @@ pub fn logged_statements(log: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// The environment of a throwaway server whose clock starts at `start` and
+/// ticks on from it (libfaketime, Debian's path on every architecture).
+/// Postgres forks its backends without exec, so they share the
+/// postmaster's clock.
+pub fn pinned_clock(
+    start: chrono::DateTime<chrono::Utc>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let libfaketime = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.is_file())
+        .expect(
+            "libfaketime is missing: these tests pin the clock of a server with it; install it with \
+             `apt-get install libfaketime`",
+        );
+    vec![
+        ("LD_PRELOAD".into(), libfaketime.into()),
+        // '@': start at this instant and tick on from it.
+        (
+            "FAKETIME".into(),
+            start.format("@%Y-%m-%d %H:%M:%S").to_string().into(),
+        ),
+        // libfaketime reads that instant in the process's local zone.
+        ("TZ".into(), "UTC".into()),
+        // Timeouts and waits run on the monotonic clock: left real.
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ]
+}
