@@ -1391,3 +1391,26 @@ fn writes_made_while_the_swap_retries_are_replayed_before_its_next_attempt() {
     );
     assert_eq!(content(&db, "orders"), content(&db, "orders_unpartitioned"));
 }
+
+/// The prepared partitions take the table's storage parameters, and the
+/// policy's `[table.partition]` ones over them: the same as the partitions
+/// `maintain` creates later.
+#[test]
+fn prepared_partitions_take_the_policys_partition_storage_parameters_first() {
+    let db = TestDb::new();
+    let policy = format!("{POLICY}\n[table.partition]\nwith = {{ fillfactor = 70 }}\n");
+    let schema = format!(
+        "{ORDERS} ALTER TABLE orders SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01);"
+    );
+    let project = setup(&db, &policy, &schema);
+    let (code, stdout, stderr) = convert(&project, &db, &["--until", "prepare"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        one(
+            &db,
+            "SELECT DISTINCT array_to_string(c.reloptions, ',') FROM pg_inherits i \
+             JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'orders_partitioned'::regclass"
+        ),
+        "autovacuum_vacuum_scale_factor=0.01,fillfactor=70"
+    );
+}

@@ -337,7 +337,8 @@ fn own_parts(source: &SourceTable) -> Vec<Dependent> {
                 source.storage_parameters.join(", ")
             ),
             "set on each partition the prepare creates (a partitioned table holds none); partitions \
-             `maintain` creates later do not get them",
+             `maintain` creates later get those the policy's [table.partition] `with` names, which take \
+             precedence at the prepare too",
         );
     }
     let statistics: Vec<String> = source

@@ -343,7 +343,7 @@ fn extend_step(
         );
         extend
             .sql
-            .extend(partition_sql(source, names, &name, &bounds));
+            .extend(partition_sql(table, source, names, &name, &bounds));
     }
     extend
 }
@@ -512,10 +512,11 @@ fn create_target(
             "FOR VALUES FROM ({}) TO ({})",
             partition.from_literal, partition.to_literal
         );
-        sql.extend(partition_sql(source, names, &name, &bounds));
+        sql.extend(partition_sql(table, source, names, &name, &bounds));
     }
     if table.default_partition {
         sql.extend(partition_sql(
+            table,
             source,
             names,
             &default_partition(names),
@@ -543,22 +544,38 @@ fn statistics_targets(source: &SourceTable, table: &str) -> Vec<String> {
 
 /// One partition of the partitioned table, in the source's tablespace,
 /// with its storage parameters and statistics targets (a partitioned table
-/// holds none itself), owned by its owner.
+/// holds none itself), owned by its owner. The policy's `[table.partition]`
+/// storage parameters and tablespace, which the partitions `maintain`
+/// creates later get, take precedence, so that all partitions agree.
 fn partition_sql(
+    table: &TablePolicy,
     source: &SourceTable,
     names: &Names,
     name: &QualifiedName,
     bounds: &str,
 ) -> Vec<String> {
-    let tablespace = source
+    let tablespace = table
+        .partition
         .tablespace
         .as_ref()
+        .or(source.tablespace.as_ref())
         .map(|t| format!(" TABLESPACE {}", quote_ident(t)))
         .unwrap_or_default();
-    let with = if source.storage_parameters.is_empty() {
+    let policy = &table.partition.with;
+    let mut parameters: Vec<String> = source
+        .storage_parameters
+        .iter()
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or_default();
+            !policy.iter().any(|(n, _)| n == name)
+        })
+        .cloned()
+        .collect();
+    parameters.extend(policy.iter().map(|(n, v)| format!("{n}={v}")));
+    let with = if parameters.is_empty() {
         String::new()
     } else {
-        format!(" WITH ({})", source.storage_parameters.join(", "))
+        format!(" WITH ({})", parameters.join(", "))
     };
     let mut sql = vec![
         format!(
