@@ -160,16 +160,7 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept the database {} of the failed test", self.name);
-            return;
-        }
-        if let Ok(mut admin) = db::connect(&self.server.settings("postgres")) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                quote_ident(&self.name)
-            ));
-        }
+        support::drop_test_database(self.server, &self.name);
     }
 }
 

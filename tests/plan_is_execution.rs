@@ -11,22 +11,6 @@ use support::{HAND_MADE_PARTITIONS, MAINTAIN_POLICY, Project, column, output_tex
 
 const AT: &str = "2026-11-22T10:00:00Z";
 
-/// Statements that only read, or open and close transactions and settings:
-/// the catalog snapshot, guards, advisory locks, SET LOCAL lock_timeout.
-fn frames_or_reads(statement: &str) -> bool {
-    [
-        "SELECT",
-        "BEGIN",
-        "COMMIT",
-        "ROLLBACK",
-        "START TRANSACTION",
-        "SET ",
-        "RESET ",
-    ]
-    .iter()
-    .any(|prefix| statement.starts_with(prefix))
-}
-
 fn run(project: &Path, url: &str, args: &[&str]) -> (String, String) {
     let mut command = pgm();
     command
@@ -86,7 +70,10 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
         .filter_map(|line| line.strip_suffix(';'))
         .filter(|line| !line.starts_with("--"))
         .collect();
-    let changes: Vec<&String> = sent.iter().filter(|s| !frames_or_reads(s)).collect();
+    let changes: Vec<&String> = sent
+        .iter()
+        .filter(|s| !support::changes_nothing(s))
+        .collect();
     for statement in &changes {
         assert!(
             planned.contains(&statement.as_str()),
@@ -95,12 +82,15 @@ fn maintain_sends_nothing_that_changes_the_database_beyond_the_plan() {
     }
     let not_sent: Vec<&&str> = planned
         .iter()
-        .filter(|s| !frames_or_reads(s) && !changes.iter().any(|c| c == *s))
+        .filter(|s| !support::changes_nothing(s) && !changes.iter().any(|c| c == *s))
         .collect();
     assert!(not_sent.is_empty(), "planned but not sent: {not_sent:#?}");
     assert_eq!(
         changes.len(),
-        planned.iter().filter(|s| !frames_or_reads(s)).count(),
+        planned
+            .iter()
+            .filter(|s| !support::changes_nothing(s))
+            .count(),
         "every planned change runs once: sent {changes:#?}"
     );
     assert!(changes.len() > 40, "a plan with real work: {changes:#?}");

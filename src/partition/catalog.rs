@@ -313,12 +313,11 @@ pub fn default_partitions_with_rows(
 /// table Citus holds, whose partitions on the coordinator are empty shells:
 /// the snapshot read its shards' sizes.
 fn read_sizes(client: &mut Client, snapshot: &mut Snapshot) -> Result<(), postgres::Error> {
-    let local = |parent: &&mut Parent| parent.citus.is_none();
     let oids: Vec<u32> = snapshot
         .parents
-        .iter_mut()
+        .iter()
         .flatten()
-        .filter(local)
+        .filter(|parent| parent.citus.is_none())
         .flat_map(|p| p.partitions.iter().map(|partition| partition.oid))
         .collect();
     let mut transaction = client.transaction()?;
@@ -336,7 +335,7 @@ fn read_sizes(client: &mut Client, snapshot: &mut Snapshot) -> Result<(), postgr
         .parents
         .iter_mut()
         .flatten()
-        .filter(local)
+        .filter(|parent| parent.citus.is_none())
         .flat_map(|p| p.partitions.iter_mut())
     {
         if let Some(bytes) = sizes.get(&partition.oid) {

@@ -461,3 +461,37 @@ pub fn pinned_clock(
         ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
     ]
 }
+
+/// Drops a test's database on `server`, unless the test failed: then it is
+/// kept, and said so, for a look at what the test left.
+pub fn drop_test_database(server: &Sandbox, name: &str) {
+    if std::thread::panicking() {
+        eprintln!("kept the database {name} of the failed test");
+        return;
+    }
+    if let Ok(mut admin) = db::connect(&server.settings("postgres")) {
+        let _ = admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ));
+    }
+}
+
+/// A statement that changes nothing: a read (the catalog read of a
+/// conversion's dependents starts with its CTE; `setval` is a SELECT that
+/// changes a sequence), a transaction frame or a session setting.
+pub fn changes_nothing(statement: &str) -> bool {
+    [
+        "SELECT",
+        "WITH d AS (",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "START TRANSACTION",
+        "SET ",
+        "RESET ",
+    ]
+    .iter()
+    .any(|prefix| statement.starts_with(prefix))
+        && !statement.contains("setval(")
+}

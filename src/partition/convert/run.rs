@@ -690,11 +690,15 @@ pub(super) fn run_settings<'s>(
     Ok(&step.sql[settings..])
 }
 
+/// The settings every step's transaction starts with, as the executor
+/// sends them (the step's lock_timeout).
 fn set_lock_timeout(
     transaction: &mut postgres::Transaction<'_>,
     step: &Step,
 ) -> Result<(), postgres::Error> {
-    transaction.batch_execute(&format!("SET LOCAL lock_timeout = '{}'", step.lock_timeout))
+    crate::partition::executor::transaction_settings(step)
+        .iter()
+        .try_for_each(|setting| transaction.batch_execute(setting))
 }
 
 fn describe(error: &postgres::Error) -> String {
