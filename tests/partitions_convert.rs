@@ -374,6 +374,18 @@ fn writes_during_the_whole_run_all_reach_the_partitioned_table() {
     assert_eq!(content(&db, "orders"), content(&db, "orders_twin"));
 }
 
+/// A killed run's server session, which holds the table's advisory lock,
+/// ends when the server notices its client is gone (within a second): the
+/// next run would otherwise find the lock held and do nothing.
+fn wait_until_killed_runs_are_gone(db: &TestDb) {
+    assert!(support::wait_for(
+        &mut db.connect(),
+        "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'pgm')",
+        30
+    ));
+}
+
 #[test]
 fn killed_anywhere_with_writers_the_next_runs_converge() {
     let db = TestDb::new();
@@ -406,6 +418,7 @@ fn killed_anywhere_with_writers_the_next_runs_converge() {
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    wait_until_killed_runs_are_gone(&db);
     let (code, stdout, stderr) = convert(&project, &db, &[]);
     assert_eq!(code, Some(0), "after {kills} kills: {stdout}\n{stderr}");
     assert_eq!(
@@ -984,6 +997,7 @@ fn killed_during_replay_verify_and_swap_with_writers_the_next_run_converges() {
     }
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
+    wait_until_killed_runs_are_gone(&db);
     let (code, stdout, stderr) = convert(&project, &db, &[]);
     assert_eq!(code, Some(0), "after {kills} kills: {stdout}\n{stderr}");
     assert!(kills >= 2, "killed only {kills} times");
